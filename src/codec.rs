@@ -1,0 +1,348 @@
+//! The binary encoding of [`ControlPlaneEntry`]: versioned, little-endian and
+//! bounded. See [`crate::format`] for the byte layout.
+//!
+//! Decoding re-validates everything it reads and never trusts a length beyond
+//! the bytes in hand, so no input can make it panic or allocate more than the
+//! input's own size.
+//!
+//! The encoding also keeps a property the record framing relies on: an encoded
+//! entry never holds more than [`MAX_ZERO_RUN_BYTES`] zero bytes in a row (its
+//! strings hold no NUL and every length is non-zero). A torn write leaves
+//! whole sectors at their old content, zero in a fresh segment; because no
+//! written record can contain a zero sector, a zero sector inside a failed
+//! record proves the write was torn rather than the data rotted.
+
+use std::fmt;
+
+use crate::consensus::{
+    ControlPlaneEntry, ControlPlaneTerm, MembershipChange, OwnershipTransition,
+};
+use crate::error::InvalidInput;
+use crate::identity::{self, ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
+
+/// The entry encoding this build writes and reads.
+pub const ENTRY_FORMAT_VERSION: u8 = 1;
+
+/// The longest range name accepted in an [`OwnershipTransition`], in bytes.
+pub const MAX_RANGE_NAME_BYTES: usize = 1024;
+
+/// The largest encoded entry: an ownership transition with a maximal range
+/// name and a maximal identity.
+pub const MAX_ENTRY_BYTES: usize = 2 + (2 + MAX_RANGE_NAME_BYTES) + (1 + MAX_IDENTITY_BYTES) + 8;
+
+/// The longest run of zero bytes an encoded entry can contain: one `u64` that
+/// is zero followed by nothing, or preceded by the high byte of a length.
+pub const MAX_ZERO_RUN_BYTES: usize = 9;
+
+const TAG_ADMIT: u8 = 1;
+const TAG_REMOVE: u8 = 2;
+const TAG_OWNERSHIP_TRANSITION: u8 = 3;
+const TAG_LEADER_CONFIGURATION: u8 = 4;
+
+/// Why bytes do not decode into an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The input ends before the entry does.
+    Truncated,
+    /// The entry was written by an encoding version this build does not know.
+    UnknownVersion(u8),
+    /// The entry kind is not one this version defines.
+    UnknownTag(u8),
+    /// An identity fails validation.
+    Identity(IdentityError),
+    /// A range name is empty, too long or holds control characters.
+    RangeName,
+    /// A string is not UTF-8.
+    NotUtf8,
+    /// Bytes remain after the entry.
+    TrailingBytes(usize),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => write!(f, "entry is truncated"),
+            Self::UnknownVersion(v) => write!(f, "unknown entry encoding version {v}"),
+            Self::UnknownTag(t) => write!(f, "unknown entry kind {t}"),
+            Self::Identity(e) => write!(f, "bad identity: {e}"),
+            Self::RangeName => write!(f, "bad range name"),
+            Self::NotUtf8 => write!(f, "string is not UTF-8"),
+            Self::TrailingBytes(n) => write!(f, "{n} bytes after the entry"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Checks what the codec cannot take: a range name that is empty, longer than
+/// [`MAX_RANGE_NAME_BYTES`] or holding control characters. Identities are
+/// valid by construction.
+pub fn validate_entry(entry: &ControlPlaneEntry) -> Result<(), InvalidInput> {
+    if let ControlPlaneEntry::OwnershipTransition(t) = entry {
+        if !is_valid_range_name(&t.range) {
+            return Err(InvalidInput::RangeName {
+                length_bytes: t.range.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn is_valid_range_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_RANGE_NAME_BYTES && !name.chars().any(char::is_control)
+}
+
+/// Appends the encoding of `entry` to `out`. The entry must have passed
+/// [`validate_entry`].
+pub fn encode_entry(entry: &ControlPlaneEntry, out: &mut Vec<u8>) {
+    debug_assert!(validate_entry(entry).is_ok());
+    out.push(ENTRY_FORMAT_VERSION);
+    match entry {
+        ControlPlaneEntry::MembershipChange(MembershipChange::Admit(id)) => {
+            out.push(TAG_ADMIT);
+            put_identity(out, id);
+        }
+        ControlPlaneEntry::MembershipChange(MembershipChange::Remove(id)) => {
+            out.push(TAG_REMOVE);
+            put_identity(out, id);
+        }
+        ControlPlaneEntry::OwnershipTransition(t) => {
+            out.push(TAG_OWNERSHIP_TRANSITION);
+            out.extend_from_slice(&(t.range.len() as u16).to_le_bytes());
+            out.extend_from_slice(t.range.as_bytes());
+            put_identity(out, &t.new_owner);
+            out.extend_from_slice(&t.ownership_epoch.to_le_bytes());
+        }
+        ControlPlaneEntry::LeaderConfiguration { term, leader } => {
+            out.push(TAG_LEADER_CONFIGURATION);
+            out.extend_from_slice(&term.0.to_le_bytes());
+            put_identity(out, leader);
+        }
+    }
+}
+
+/// The encoding of `entry` in a fresh buffer.
+pub fn encoded_entry(entry: &ControlPlaneEntry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    encode_entry(entry, &mut out);
+    out
+}
+
+fn put_identity(out: &mut Vec<u8>, id: &ClusterVoterIdentity) {
+    out.push(id.as_str().len() as u8);
+    out.extend_from_slice(id.as_str().as_bytes());
+}
+
+/// Decodes one entry that must fill `bytes` exactly.
+pub fn decode_entry(bytes: &[u8]) -> Result<ControlPlaneEntry, DecodeError> {
+    let mut reader = Reader { bytes };
+    let version = reader.u8()?;
+    if version != ENTRY_FORMAT_VERSION {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let entry = match reader.u8()? {
+        TAG_ADMIT => {
+            ControlPlaneEntry::MembershipChange(MembershipChange::Admit(reader.identity()?))
+        }
+        TAG_REMOVE => {
+            ControlPlaneEntry::MembershipChange(MembershipChange::Remove(reader.identity()?))
+        }
+        TAG_OWNERSHIP_TRANSITION => {
+            let range = reader.range_name()?;
+            let new_owner = reader.identity()?;
+            let ownership_epoch = reader.u64()?;
+            ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+                range,
+                new_owner,
+                ownership_epoch,
+            })
+        }
+        TAG_LEADER_CONFIGURATION => {
+            let term = ControlPlaneTerm(reader.u64()?);
+            let leader = reader.identity()?;
+            ControlPlaneEntry::LeaderConfiguration { term, leader }
+        }
+        tag => return Err(DecodeError::UnknownTag(tag)),
+    };
+    if !reader.bytes.is_empty() {
+        return Err(DecodeError::TrailingBytes(reader.bytes.len()));
+    }
+    Ok(entry)
+}
+
+/// Decodes identity text read from disk, re-checking every invariant.
+pub fn decode_identity(bytes: &[u8]) -> Result<ClusterVoterIdentity, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?;
+    identity::validate(text).map_err(DecodeError::Identity)?;
+    ClusterVoterIdentity::from_certificate_subject(text).map_err(DecodeError::Identity)
+}
+
+/// A cursor that refuses to read past its input.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], DecodeError> {
+        if self.bytes.len() < count {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, rest) = self.bytes.split_at(count);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let bytes = self.take(8)?;
+        Ok(u64::from_le_bytes(bytes.try_into().expect("took 8 bytes")))
+    }
+
+    fn identity(&mut self) -> Result<ClusterVoterIdentity, DecodeError> {
+        let length = self.u8()? as usize;
+        decode_identity(self.take(length)?)
+    }
+
+    fn range_name(&mut self) -> Result<String, DecodeError> {
+        let length = u16::from_le_bytes(self.take(2)?.try_into().expect("took 2 bytes")) as usize;
+        if length > MAX_RANGE_NAME_BYTES {
+            return Err(DecodeError::RangeName);
+        }
+        let text = std::str::from_utf8(self.take(length)?).map_err(|_| DecodeError::NotUtf8)?;
+        if !is_valid_range_name(text) {
+            return Err(DecodeError::RangeName);
+        }
+        Ok(text.to_owned())
+    }
+}
+
+/// The longest run of zero bytes in `bytes`.
+pub fn longest_zero_run(bytes: &[u8]) -> usize {
+    bytes.split(|&b| b != 0).map(<[u8]>::len).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub fn identity_strategy() -> impl Strategy<Value = ClusterVoterIdentity> {
+        "[!-~]{1,40}( [!-~é]{1,20})?"
+            .prop_map(|s| ClusterVoterIdentity::from_certificate_subject(&s).unwrap())
+    }
+
+    pub fn entry_strategy() -> impl Strategy<Value = ControlPlaneEntry> {
+        prop_oneof![
+            identity_strategy()
+                .prop_map(|id| ControlPlaneEntry::MembershipChange(MembershipChange::Admit(id))),
+            identity_strategy()
+                .prop_map(|id| ControlPlaneEntry::MembershipChange(MembershipChange::Remove(id))),
+            (
+                "[a-z:\\[\\],0-9() ]{1,64}",
+                identity_strategy(),
+                any::<u64>()
+            )
+                .prop_map(|(range, new_owner, ownership_epoch)| {
+                    ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+                        range,
+                        new_owner,
+                        ownership_epoch,
+                    })
+                }),
+            (any::<u64>(), identity_strategy()).prop_map(|(term, leader)| {
+                ControlPlaneEntry::LeaderConfiguration {
+                    term: ControlPlaneTerm(term),
+                    leader,
+                }
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn decode_entry_round_trips_every_variant(entry in entry_strategy()) {
+            let bytes = encoded_entry(&entry);
+            prop_assert!(bytes.len() <= MAX_ENTRY_BYTES);
+            prop_assert!(longest_zero_run(&bytes) <= MAX_ZERO_RUN_BYTES);
+            prop_assert_eq!(decode_entry(&bytes), Ok(entry));
+        }
+
+        #[test]
+        fn decode_entry_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = decode_entry(&bytes);
+        }
+
+        #[test]
+        fn decode_entry_rejects_every_truncation(entry in entry_strategy()) {
+            let bytes = encoded_entry(&entry);
+            for cut in 0..bytes.len() {
+                prop_assert!(decode_entry(&bytes[..cut]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn encode_entry_of_maximal_entry_fits_the_bound() {
+        let entry = ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+            range: "r".repeat(MAX_RANGE_NAME_BYTES),
+            new_owner: ClusterVoterIdentity::from_certificate_subject(
+                &"i".repeat(MAX_IDENTITY_BYTES),
+            )
+            .unwrap(),
+            ownership_epoch: 0,
+        });
+        assert!(validate_entry(&entry).is_ok());
+        assert_eq!(encoded_entry(&entry).len(), MAX_ENTRY_BYTES);
+    }
+
+    #[test]
+    fn validate_entry_refuses_bad_range_names() {
+        let owner = ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
+        for range in [
+            "".to_string(),
+            "r".repeat(MAX_RANGE_NAME_BYTES + 1),
+            "a\0b".into(),
+        ] {
+            let entry = ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+                range: range.clone(),
+                new_owner: owner.clone(),
+                ownership_epoch: 1,
+            });
+            assert_eq!(
+                validate_entry(&entry),
+                Err(InvalidInput::RangeName {
+                    length_bytes: range.len()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn decode_entry_rejects_unknown_version_and_tag() {
+        assert_eq!(decode_entry(&[9, 1]), Err(DecodeError::UnknownVersion(9)));
+        assert_eq!(decode_entry(&[1, 77]), Err(DecodeError::UnknownTag(77)));
+        assert_eq!(decode_entry(&[]), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn decode_entry_revalidates_identities_from_disk() {
+        // Admit of an identity with a NUL byte, and of a blank one.
+        assert!(matches!(
+            decode_entry(&[1, TAG_ADMIT, 3, b'a', 0, b'b']),
+            Err(DecodeError::Identity(
+                IdentityError::ControlCharacter { .. }
+            ))
+        ));
+        assert!(matches!(
+            decode_entry(&[1, TAG_ADMIT, 1, b' ']),
+            Err(DecodeError::Identity(IdentityError::Blank))
+        ));
+        assert_eq!(
+            decode_entry(&[1, TAG_ADMIT, 1, b'a', 0]),
+            Err(DecodeError::TrailingBytes(1))
+        );
+    }
+}

@@ -1,0 +1,428 @@
+//! [`DurableControlPlane`]: the consensus rules — terms, votes, leadership,
+//! commit — on top of the hard state and the segmented log.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::codec::{decode_entry, encode_entry, validate_entry};
+use crate::consensus::{
+    ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
+    ControlPlaneTerm, DurableVoteState,
+};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::hard_state::{HardState, HardStateStore};
+use crate::identity::ClusterVoterIdentity;
+use crate::io::{LockMode, OsStorage, Storage};
+use crate::log::{CommitStamp, RecoveryReport, SegmentedLog};
+use crate::options::Options;
+
+/// One entry read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Where it is.
+    pub index: ControlPlaneIndex,
+    /// The term of the leader that wrote it.
+    pub term: ControlPlaneTerm,
+    /// The entry.
+    pub entry: ControlPlaneEntry,
+}
+
+/// A candidate's request for this node's vote (Raft's RequestVote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteRequest {
+    /// The term the candidate stands in.
+    pub term: ControlPlaneTerm,
+    /// Who asks.
+    pub candidate: ClusterVoterIdentity,
+    /// The index of the candidate's last entry; `None` for an empty log.
+    pub last_log_index: Option<ControlPlaneIndex>,
+    /// The term of the candidate's last entry (`GENESIS` for an empty log).
+    pub last_log_term: ControlPlaneTerm,
+}
+
+/// This node's answer to a [`VoteRequest`], durable before it is returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteResponse {
+    /// This node's term after handling the request.
+    pub term: ControlPlaneTerm,
+    /// Whether the vote was granted.
+    pub vote_granted: bool,
+}
+
+/// A durable control-plane node, opened on a data directory.
+///
+/// In this form the node is its own only voter: a new directory starts as
+/// leader of term 1 with its own vote (like
+/// [`SingleNodeControlPlane::bootstrap_leader`](crate::SingleNodeControlPlane::bootstrap_leader)),
+/// and every durable entry is committed. After a restart it is leader again
+/// in the same term if it holds its own vote for that term.
+///
+/// Every call that changes state returns only once the change is durable.
+/// A storage failure is fail-stop: the error is latched (see
+/// [`DurableControlPlane::failure`]), the node steps down, and every later
+/// change fails until the directory is reopened.
+#[derive(Debug)]
+pub struct DurableControlPlane<S: Storage = OsStorage> {
+    identity: ClusterVoterIdentity,
+    hard_state_store: HardStateStore<S::File>,
+    hard_state: HardState,
+    log: SegmentedLog<S>,
+    leader: Option<ClusterVoterIdentity>,
+    commit_end: u64,
+    failure: Option<Arc<Error>>,
+    last_error: Option<Error>,
+    recovery: RecoveryReport,
+    encode_buffer: Vec<u8>,
+}
+
+impl DurableControlPlane<OsStorage> {
+    /// Opens (creating if needed) the data directory `directory` as node
+    /// `identity`, locking it exclusively and recovering from any crash.
+    pub fn open(
+        directory: impl AsRef<Path>,
+        identity: ClusterVoterIdentity,
+        options: Options,
+    ) -> Result<Self> {
+        options.validate()?;
+        let storage = OsStorage::open(directory, LockMode::Exclusive)?;
+        Self::open_with_storage(storage, identity, options)
+    }
+}
+
+impl<S: Storage> DurableControlPlane<S> {
+    /// Opens a node over any [`Storage`] (a simulated disk in tests).
+    pub fn open_with_storage(
+        storage: S,
+        identity: ClusterVoterIdentity,
+        options: Options,
+    ) -> Result<Self> {
+        options.validate()?;
+        let storage = Arc::new(storage);
+        let (hard_state_store, hard_state) = open_or_create_hard_state(&*storage, &identity)?;
+        let (log, recovery) = SegmentedLog::open(
+            Arc::clone(&storage),
+            &hard_state,
+            options.segment_size_bytes,
+            true,
+            |payload| decode_entry(payload).map(drop),
+        )?;
+        let commit_end = log.recovered_commit_end();
+        let mut node = Self {
+            leader: None,
+            identity,
+            hard_state_store,
+            hard_state,
+            log,
+            commit_end,
+            failure: None,
+            last_error: None,
+            recovery,
+            encode_buffer: Vec::new(),
+        };
+        if node.holds_own_vote() {
+            node.leader = Some(node.identity.clone());
+        }
+        Ok(node)
+    }
+
+    /// Whether this node voted for itself in the current term, which makes a
+    /// sole voter the leader.
+    fn holds_own_vote(&self) -> bool {
+        self.hard_state.vote.as_ref() == Some(&self.identity)
+    }
+
+    /// This node's identity.
+    pub fn identity(&self) -> &ClusterVoterIdentity {
+        &self.identity
+    }
+
+    /// The storage failure that stopped this handle, if any. Once set, every
+    /// state change fails with [`Error::Failed`]; reopen to recover.
+    pub fn failure(&self) -> Option<&Error> {
+        self.failure.as_deref()
+    }
+
+    /// The typed error behind the most recent refusal of a trait method whose
+    /// error type cannot carry it (storage failure or invalid entry).
+    pub fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    /// What recovery found and repaired when this handle was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The first index still in the log (entries below were compacted).
+    pub fn first_index(&self) -> ControlPlaneIndex {
+        ControlPlaneIndex(self.log.start_index())
+    }
+
+    /// The index of the last entry, or `None` if the log holds none.
+    pub fn last_index(&self) -> Option<ControlPlaneIndex> {
+        let end = self.log.end_index();
+        (end > self.log.start_index()).then(|| ControlPlaneIndex(end - 1))
+    }
+
+    /// The term of the entry at `index`.
+    pub fn term_at(&self, index: ControlPlaneIndex) -> Result<ControlPlaneTerm> {
+        self.log.term_at(index.0).map(ControlPlaneTerm)
+    }
+
+    /// Reads the entry at `index`, re-verifying its checksum.
+    pub fn read(&self, index: ControlPlaneIndex) -> Result<LogEntry> {
+        let (term, payload) = self.log.read(index.0)?;
+        let entry = decode_entry(&payload).map_err(|e| {
+            let (path, offset) = self.log.location_of(index.0);
+            Error::corruption(
+                path,
+                offset,
+                Some(index.0),
+                CorruptionKind::UndecodableEntry(e),
+            )
+        })?;
+        Ok(LogEntry {
+            index,
+            term: ControlPlaneTerm(term),
+            entry,
+        })
+    }
+
+    /// Reads the entries in `[from, to)`.
+    pub fn read_range(
+        &self,
+        from: ControlPlaneIndex,
+        to: ControlPlaneIndex,
+    ) -> Result<Vec<LogEntry>> {
+        (from.0..to.0)
+            .map(|i| self.read(ControlPlaneIndex(i)))
+            .collect()
+    }
+
+    /// Appends `entry` as the leader and returns its index once it is durable
+    /// and (this node being the sole voter) committed. Unlike the trait's
+    /// `append`, every refusal comes back typed: [`Error::NotLeader`] on a
+    /// follower, [`Error::InvalidInput`] for an entry cpwal cannot store, a
+    /// storage error otherwise.
+    pub fn try_append(&mut self, entry: &ControlPlaneEntry) -> Result<ControlPlaneIndex> {
+        let range = self.try_append_batch(std::slice::from_ref(entry))?;
+        Ok(ControlPlaneIndex(range.start))
+    }
+
+    /// Appends several entries with a single sync and returns the range of
+    /// indexes they received. Either every entry is validated and written or,
+    /// on a refusal, none is.
+    pub fn try_append_batch(
+        &mut self,
+        entries: &[ControlPlaneEntry],
+    ) -> Result<std::ops::Range<u64>> {
+        self.check_not_failed()?;
+        if !self.is_leader() {
+            return Err(Error::NotLeader {
+                leader: self.leader.clone(),
+            });
+        }
+        for entry in entries {
+            validate_entry(entry)?;
+        }
+        let start = self.log.end_index();
+        let term = self.hard_state.term;
+        self.encode_buffer.clear();
+        let mut ends = Vec::with_capacity(entries.len());
+        for entry in entries {
+            encode_entry(entry, &mut self.encode_buffer);
+            ends.push(self.encode_buffer.len());
+        }
+        let starts = std::iter::once(0).chain(ends.iter().copied());
+        let buffer = std::mem::take(&mut self.encode_buffer);
+        let payloads = starts
+            .zip(ends.iter())
+            .map(|(begin, &end)| (term, &buffer[begin..end]));
+        let written = self
+            .log
+            .write(payloads, CommitStamp::SelfCommitting)
+            .and_then(|()| self.log.sync());
+        self.encode_buffer = buffer;
+        self.latch(written)?;
+        self.commit_end = self.log.end_index();
+        Ok(start..self.log.end_index())
+    }
+
+    /// Starts an election: moves to the next term and votes for itself,
+    /// durably. As the sole voter it wins at once and leads the new term.
+    pub fn start_election(&mut self) -> Result<ControlPlaneTerm> {
+        let next = HardState {
+            term: self.hard_state.term + 1,
+            vote: Some(self.identity.clone()),
+            ..self.hard_state.clone()
+        };
+        self.save_hard_state(next)?;
+        self.leader = Some(self.identity.clone());
+        Ok(self.current_term())
+    }
+
+    /// Handles a vote request with Raft's rules, durably before returning:
+    /// a stale term is refused; a higher term is adopted (stepping down);
+    /// at most one candidate gets the vote in a term (asking again is
+    /// idempotent); and only a candidate whose log is at least as up to date
+    /// as this node's gets it.
+    pub fn grant_vote(&mut self, request: &VoteRequest) -> Result<VoteResponse> {
+        self.check_not_failed()?;
+        let current = self.hard_state.term;
+        if request.term.0 < current {
+            return Ok(VoteResponse {
+                term: ControlPlaneTerm(current),
+                vote_granted: false,
+            });
+        }
+        let mut next = self.hard_state.clone();
+        if request.term.0 > current {
+            next.term = request.term.0;
+            next.vote = None;
+        }
+        let free_to_vote = next.vote.as_ref().is_none_or(|v| *v == request.candidate);
+        let vote_granted = free_to_vote && self.is_up_to_date(request);
+        if vote_granted {
+            next.vote = Some(request.candidate.clone());
+        }
+        if next != self.hard_state {
+            self.save_hard_state(next)?;
+            if self.hard_state.term != current {
+                self.leader = None;
+            }
+            if self.holds_own_vote() {
+                // The sole voter's own vote is a majority: it leads this term.
+                self.leader = Some(self.identity.clone());
+            }
+        }
+        Ok(VoteResponse {
+            term: self.current_term(),
+            vote_granted,
+        })
+    }
+
+    /// Whether a candidate's log is at least as up to date as this node's:
+    /// a later last term wins; with equal last terms, the longer log wins.
+    fn is_up_to_date(&self, request: &VoteRequest) -> bool {
+        let candidate_end = request.last_log_index.map_or(0, |i| i.0 + 1);
+        (request.last_log_term.0, candidate_end) >= (self.log.last_term(), self.log.end_index())
+    }
+
+    /// Adopts `term` if it is higher than the current one: the vote is
+    /// cleared and the node steps down, durably. Returns whether it changed.
+    pub fn observe_term(&mut self, term: ControlPlaneTerm) -> Result<bool> {
+        self.check_not_failed()?;
+        if term.0 <= self.hard_state.term {
+            return Ok(false);
+        }
+        let next = HardState {
+            term: term.0,
+            vote: None,
+            ..self.hard_state.clone()
+        };
+        self.save_hard_state(next)?;
+        self.leader = None;
+        Ok(true)
+    }
+
+    fn save_hard_state(&mut self, next: HardState) -> Result<()> {
+        self.check_not_failed()?;
+        let saved = self.hard_state_store.save(&next);
+        self.latch(saved)?;
+        self.hard_state = next;
+        Ok(())
+    }
+
+    fn check_not_failed(&self) -> Result<()> {
+        match &self.failure {
+            Some(cause) => Err(Error::Failed {
+                cause: Arc::clone(cause),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Latches a storage failure: the node steps down and refuses every later
+    /// change. Invalid input is not a failure of the node and is not latched.
+    fn latch<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result {
+            if !matches!(error, Error::InvalidInput(_)) {
+                self.failure = Some(Arc::new(error.clone()));
+                self.leader = None;
+            }
+        }
+        result
+    }
+}
+
+fn open_or_create_hard_state<S: Storage>(
+    storage: &S,
+    identity: &ClusterVoterIdentity,
+) -> Result<(HardStateStore<S::File>, HardState)> {
+    let names = storage
+        .list()
+        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
+    if !names
+        .iter()
+        .any(|n| n == crate::format::HARD_STATE_FILE_NAME)
+    {
+        let state = HardState {
+            term: ControlPlaneTerm::GENESIS.next().0,
+            vote: Some(identity.clone()),
+            ..HardState::new(identity.clone())
+        };
+        let store = HardStateStore::create(storage, &state)?;
+        return Ok((store, state));
+    }
+    let (store, state) = HardStateStore::open(storage, true)?;
+    if state.node != *identity {
+        return Err(Error::IdentityMismatch {
+            stored: state.node,
+            requested: identity.clone(),
+        });
+    }
+    Ok((store, state))
+}
+
+impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
+    fn current_term(&self) -> ControlPlaneTerm {
+        ControlPlaneTerm(self.hard_state.term)
+    }
+
+    fn leader(&self) -> Option<ClusterVoterIdentity> {
+        self.leader.clone()
+    }
+
+    fn is_leader(&self) -> bool {
+        self.leader.as_ref() == Some(&self.identity)
+    }
+
+    fn durable_vote(&self) -> DurableVoteState {
+        DurableVoteState {
+            term: self.current_term(),
+            voted_for: self.hard_state.vote.clone(),
+        }
+    }
+
+    fn commit_index(&self) -> Option<ControlPlaneIndex> {
+        self.commit_end.checked_sub(1).map(ControlPlaneIndex)
+    }
+
+    /// Appends as [`DurableControlPlane::try_append`] does. The trait's error
+    /// type has room only for `NotLeader`, so a storage failure (which also
+    /// makes the node step down) or a refused entry is reported as
+    /// `NotLeader` with the leader this node now knows, and the typed error
+    /// is kept in [`DurableControlPlane::last_error`].
+    fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
+        match self.try_append(&entry) {
+            Ok(index) => Ok(index),
+            Err(Error::NotLeader { leader }) => Err(ControlPlaneError::NotLeader { leader }),
+            Err(error) => {
+                self.last_error = Some(error);
+                Err(ControlPlaneError::NotLeader {
+                    leader: self.leader.clone(),
+                })
+            }
+        }
+    }
+}

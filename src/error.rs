@@ -1,0 +1,355 @@
+//! cpwal's typed errors. Every variant says what went wrong and where; none is
+//! a free-form string that callers would have to parse.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::codec::DecodeError;
+use crate::identity::{ClusterVoterIdentity, IdentityError};
+
+/// Everything that can go wrong in cpwal.
+#[derive(Debug, Clone)]
+pub enum Error {
+    /// An operating-system call failed.
+    Io {
+        /// What cpwal was doing, e.g. `"fdatasync"`.
+        operation: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The OS error (shared so the error can be latched and cloned).
+        source: Arc<io::Error>,
+    },
+    /// The disk is full. Nothing acknowledged was lost; free space and retry
+    /// after reopening.
+    NoSpace {
+        /// The file cpwal was writing.
+        path: PathBuf,
+    },
+    /// Data that was once durable no longer reads back as written.
+    Corruption(Corruption),
+    /// Another process (or another handle in this one) holds the directory.
+    DirectoryLocked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// A file was written by a format version this build does not read.
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found in the file.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// The directory belongs to another node.
+    IdentityMismatch {
+        /// The identity recorded in the directory.
+        stored: ClusterVoterIdentity,
+        /// The identity the caller opened it as.
+        requested: ClusterVoterIdentity,
+    },
+    /// The caller passed something cpwal refuses to store or obey.
+    InvalidInput(InvalidInput),
+    /// A previous storage failure made this handle unusable: its page cache
+    /// can no longer be trusted (a failed fsync may have dropped dirty pages).
+    /// Reopen the directory to recover from what is durable.
+    Failed {
+        /// The failure that stopped the handle.
+        cause: Arc<Error>,
+    },
+    /// This node is not the leader; `leader` names the leader when known.
+    NotLeader {
+        /// The current leader, if this node knows one.
+        leader: Option<ClusterVoterIdentity>,
+    },
+    /// The requested entry was compacted away behind a snapshot.
+    Compacted {
+        /// The index asked for.
+        index: u64,
+        /// The first index still in the log.
+        first_index: u64,
+    },
+    /// The requested entry is beyond the end of the log.
+    NotFound {
+        /// The index asked for.
+        index: u64,
+        /// One past the last index in the log.
+        end_index: u64,
+    },
+}
+
+/// A description of damage found in a durable file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    /// The damaged file.
+    pub path: PathBuf,
+    /// Byte offset of the damage within the file.
+    pub offset: u64,
+    /// The log index the damaged bytes held, when known.
+    pub index: Option<u64>,
+    /// What kind of damage.
+    pub kind: CorruptionKind,
+}
+
+/// The kinds of damage cpwal recognises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorruptionKind {
+    /// A record's checksum does not match and the damage cannot be a torn
+    /// write: either later durable records vouch for it, or every sector of it
+    /// was written.
+    ChecksumMismatch,
+    /// A file does not start with the magic bytes of its kind.
+    BadMagic,
+    /// A length field is impossible (larger than the limit or than the file).
+    ImpossibleLength {
+        /// The length found.
+        length: u64,
+    },
+    /// A record holds a different index than its position requires.
+    IndexOutOfSequence {
+        /// The index the position requires.
+        expected: u64,
+        /// The index stored.
+        found: u64,
+    },
+    /// Segments do not follow each other: a segment is missing, stale or
+    /// duplicated.
+    SegmentChainBroken {
+        /// What was expected at this point of the chain.
+        detail: SegmentChainDetail,
+    },
+    /// A file is shorter than its header says.
+    TruncatedFile {
+        /// The length the header declares.
+        expected_bytes: u64,
+        /// The length found.
+        actual_bytes: u64,
+    },
+    /// Neither copy of the hard state is valid.
+    HardStateUnreadable,
+    /// An entry's payload passed its checksum but does not decode.
+    UndecodableEntry(DecodeError),
+    /// An entry that the hard state records as committed is missing.
+    CommittedEntryMissing {
+        /// One past the highest committed index on record.
+        commit_end: u64,
+        /// One past the last index found in the log.
+        log_end: u64,
+    },
+    /// A file in the data directory that cpwal did not create.
+    UnexpectedFile,
+}
+
+/// How the chain of segments is broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentChainDetail {
+    /// The segment should start at `expected` but starts at `found`.
+    IndexGap {
+        /// The first index the chain requires.
+        expected: u64,
+        /// The first index the segment declares.
+        found: u64,
+    },
+    /// The segment names a predecessor generation other than the one before it.
+    GenerationMismatch {
+        /// The generation of the segment before it.
+        expected: u64,
+        /// The predecessor generation it declares.
+        found: u64,
+    },
+    /// The segment's name disagrees with its header.
+    NameMismatch,
+    /// The log starts after the hard state's recorded log start.
+    MissingHead {
+        /// The first index the hard state requires.
+        expected: u64,
+        /// The first index available.
+        found: u64,
+    },
+}
+
+/// Input cpwal refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidInput {
+    /// An identity failed validation.
+    Identity(IdentityError),
+    /// A range name is empty, too long, or holds control characters.
+    RangeName {
+        /// Length of the name in bytes.
+        length_bytes: usize,
+    },
+    /// A batch is larger than one segment can hold.
+    BatchTooLarge {
+        /// Bytes the batch needs.
+        bytes: u64,
+        /// Bytes a segment can hold.
+        limit: u64,
+    },
+    /// An option is out of its documented range.
+    Option {
+        /// The option's name.
+        name: &'static str,
+        /// Why its value is refused.
+        reason: &'static str,
+    },
+    /// An index argument is out of range for the operation.
+    Index {
+        /// The index given.
+        index: u64,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+}
+
+/// Shorthand for results in cpwal.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error, classifying a full disk as [`Error::NoSpace`].
+    pub(crate) fn io(operation: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let path = path.into();
+        if is_no_space(&source) {
+            return Error::NoSpace { path };
+        }
+        Error::Io {
+            operation,
+            path,
+            source: Arc::new(source),
+        }
+    }
+
+    pub(crate) fn corruption(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        index: Option<u64>,
+        kind: CorruptionKind,
+    ) -> Self {
+        Error::Corruption(Corruption {
+            path: path.into(),
+            offset,
+            index,
+            kind,
+        })
+    }
+
+    /// The corruption report, if this error is one (directly or as the cause
+    /// of a latched failure).
+    pub fn as_corruption(&self) -> Option<&Corruption> {
+        match self {
+            Error::Corruption(c) => Some(c),
+            Error::Failed { cause } => cause.as_corruption(),
+            _ => None,
+        }
+    }
+}
+
+fn is_no_space(error: &io::Error) -> bool {
+    // ENOSPC and EDQUOT both mean "no room to store this".
+    matches!(error.raw_os_error(), Some(28) | Some(122))
+        || error.kind() == io::ErrorKind::StorageFull
+}
+
+impl From<InvalidInput> for Error {
+    fn from(input: InvalidInput) -> Self {
+        Error::InvalidInput(input)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io {
+                operation,
+                path,
+                source,
+            } => write!(f, "{operation} failed on {}: {source}", path.display()),
+            Error::NoSpace { path } => write!(
+                f,
+                "no space left while writing {}; acknowledged data is intact",
+                path.display()
+            ),
+            Error::Corruption(c) => c.fmt(f),
+            Error::DirectoryLocked { path } => write!(
+                f,
+                "{} is locked by another cpwal handle or process",
+                path.display()
+            ),
+            Error::UnsupportedVersion {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "{} has format version {found}; this build reads version {supported}",
+                path.display()
+            ),
+            Error::IdentityMismatch { stored, requested } => {
+                write!(f, "directory belongs to node {stored}, not to {requested}")
+            }
+            Error::InvalidInput(input) => write!(f, "invalid input: {input}"),
+            Error::Failed { cause } => write!(
+                f,
+                "handle stopped after an earlier storage failure ({cause}); reopen to recover"
+            ),
+            Error::NotLeader {
+                leader: Some(leader),
+            } => {
+                write!(f, "not the leader; the leader is {leader}")
+            }
+            Error::NotLeader { leader: None } => write!(f, "not the leader; no leader is known"),
+            Error::Compacted { index, first_index } => write!(
+                f,
+                "index {index} was compacted; the log starts at {first_index}"
+            ),
+            Error::NotFound { index, end_index } => {
+                write!(f, "index {index} is past the end of the log ({end_index})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source.as_ref()),
+            Error::Failed { cause } => Some(cause.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "corruption in {} at offset {}",
+            self.path.display(),
+            self.offset
+        )?;
+        if let Some(index) = self.index {
+            write!(f, " (index {index})")?;
+        }
+        write!(f, ": {:?}", self.kind)
+    }
+}
+
+impl fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidInput::Identity(e) => e.fmt(f),
+            InvalidInput::RangeName { length_bytes } => write!(
+                f,
+                "range name of {length_bytes} bytes is empty, longer than {} bytes, or holds control characters",
+                crate::codec::MAX_RANGE_NAME_BYTES
+            ),
+            InvalidInput::BatchTooLarge { bytes, limit } => write!(
+                f,
+                "batch needs {bytes} bytes but a segment holds {limit}"
+            ),
+            InvalidInput::Option { name, reason } => write!(f, "option {name}: {reason}"),
+            InvalidInput::Index { index, reason } => write!(f, "index {index}: {reason}"),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! # The on-disk format, version 1
+//!
+//! This is the one description of cpwal's files; every size and offset below
+//! is defined once, here, as a constant or a `#[repr(C)]` struct, and the
+//! fixtures under `fixtures/v1/` pin it.
+//!
+//! All integers are little-endian. (cpwal refuses to build on big-endian
+//! targets rather than write a second byte order.)
+//!
+//! ## Media assumptions
+//!
+//! 1. A write that was not followed by a successful `fdatasync` may be lost
+//!    entirely, kept entirely, or kept in part: each 512-byte sector is either
+//!    all new or all old, in any combination. Sectors are the unit of tearing.
+//! 2. A create, rename or remove is only durable after the directory is
+//!    synced.
+//! 3. Synced data may later rot or be misplaced; checksums detect it.
+//! 4. A disk that acknowledges a flush it did not perform is out of scope.
+//!
+//! ## Directory
+//!
+//! ```text
+//! LOCK                     empty; flock'ed by the one writer (shared by readers)
+//! hardstate                two copies of the hard state (term, vote, log bounds)
+//! segment-<generation>     log segments, <generation> 20 decimal digits
+//! *.tmp                    a file being created; removed by recovery
+//! ```
+//!
+//! Any other name is refused as
+//! [`CorruptionKind::UnexpectedFile`](crate::CorruptionKind::UnexpectedFile): a foreign
+//! file usually means the wrong directory.
+//!
+//! ## `hardstate` (2048 bytes)
+//!
+//! Two copies of one [`HardStateSlot`], at offsets 0 and 1024; each copy
+//! spans two whole sectors of its own. An update writes copy A, syncs, writes
+//! copy B, syncs, both with the same new `sequence`. Recovery takes the valid
+//! copy with the highest `sequence`:
+//!
+//! * a crash while A is written leaves B (the previous state, never
+//!   acknowledged as replaced) — correct;
+//! * a crash while B is written leaves A (the new state) — correct;
+//! * once an update returned, both copies hold it, so damage to either copy
+//!   still leaves the acknowledged state: the engine never falls back to an
+//!   older vote, which would be a double vote;
+//! * both copies invalid is
+//!   [`CorruptionKind::HardStateUnreadable`](crate::CorruptionKind::HardStateUnreadable).
+//!
+//! ```text
+//! offset size field
+//!      0    8 magic                     "CPWALHST"
+//!      8    4 format_version            1
+//!     12    4 node_identity_bytes       1..=255
+//!     16    8 sequence                  bumped by every update
+//!     24    8 term                      current term
+//!     32    8 commit_end                indexes below it are committed
+//!     40    8 log_start                 first index kept (below: compacted)
+//!     48    8 log_start_previous_term   term of log_start - 1 (0 if none)
+//!     56    8 log_epoch                 bumped by every suffix truncation
+//!     64    8 truncated_from            first index removed by the last truncation
+//!     72    4 vote_bytes                0 = no vote in `term`
+//!     76    4 reserved                  zero
+//!     80  255 node_identity             this node; padded with zeros
+//!    335  255 vote                      voted-for identity; padded with zeros
+//!    590  430 reserved                  zero
+//!   1020    4 crc32                     of bytes 0..1020
+//! ```
+//!
+//! ## `segment-<generation>` (`segment_size_bytes`, allocated in full)
+//!
+//! A [`SegmentHeader`] at offset 0, then records from offset 64, each at an
+//! 8-byte aligned offset, then zeros up to the end of the file. Segments are
+//! created as `segment-<generation>.tmp`, allocated, given their header,
+//! synced, renamed and the directory synced; so every segment under its final
+//! name has a valid header. Generations increase by one per segment created;
+//! each header names its predecessor, so a missing, stale or duplicated
+//! segment breaks the chain and is reported.
+//!
+//! ```text
+//! segment header (64 bytes)
+//! offset size field
+//!      0    8 magic                 "CPWALSEG"
+//!      8    4 format_version        1
+//!     12    4 header_bytes          64
+//!     16    8 generation            also in the file name
+//!     24    8 previous_generation   generation of the segment before (0: none)
+//!     32    8 first_index           index of the first record
+//!     40    8 size_bytes            the file's allocated length
+//!     48   12 reserved              zero
+//!     60    4 crc32                 of bytes 0..60
+//!
+//! record (8-byte aligned; 48-byte header, payload, zero padding, 8-byte trailer)
+//! offset size field
+//!      0    4 magic                 0x4C415743 ("CWAL")
+//!      4    4 payload_bytes         1..=MAX_ENTRY_BYTES
+//!      8    8 log_epoch             hard state's log_epoch when written
+//!     16    8 index                 the entry's log index
+//!     24    8 term                  the entry's term
+//!     32    8 durable_end           every index below it was durable before
+//!                                   this record was written
+//!     40    8 commit_end            every index below it was committed
+//!     48    n payload               the encoded entry (see codec)
+//!   48+n    p padding               zeros to an 8-byte boundary
+//!      …    4 crc32                 of salt ‖ header ‖ payload ‖ padding
+//!      …    4 end_magic             0x444E4557 ("WEND")
+//! salt = generation (8 bytes) ‖ record offset in the file (8 bytes)
+//! ```
+//!
+//! The salt makes a record valid only in the file and at the offset it was
+//! written to: a stale or misdirected copy fails its checksum.
+//!
+//! ## Torn tail or corruption
+//!
+//! A record that fails its check at recovery is a *torn tail* (never
+//! acknowledged; dropped) only if all of these hold, and *corruption* (a
+//! typed error naming file, offset and index) otherwise:
+//!
+//! 1. it is in the last segment (a segment is synced before the next one is
+//!    created);
+//! 2. no later record in the file vouches for it: every live record carries
+//!    `durable_end`, and one with `durable_end` above the failed index proves
+//!    the failed record had been synced;
+//! 3. its index is not below the hard state's `commit_end`;
+//! 4. the failure has the shape of a tear: some sector of the record is still
+//!    at its pre-write content, zero. A written record never holds a zero
+//!    sector — its header starts with a non-zero magic, its trailer ends with
+//!    one, and an encoded entry never holds more than
+//!    [`MAX_ZERO_RUN_BYTES`](crate::codec::MAX_ZERO_RUN_BYTES) zeros in a
+//!    row — so a failed record whose sectors all hold data was written whole
+//!    and then damaged.
+//!
+//! The bytes of a dropped tail are zeroed and synced before the log accepts
+//! a new write, so the next tear is again measured against zeros.
+//!
+//! ## Truncation and compaction
+//!
+//! A suffix truncation at index `t` first makes the hard state durable with
+//! `log_epoch + 1` and `truncated_from = t`, then removes later segments
+//! (newest first, syncing the directory after each), then zeroes and syncs
+//! the removed records. A record is *live* if its `log_epoch` is the hard
+//! state's or its index is below `truncated_from`; recovery treats any other
+//! record as removed and finishes the zeroing, so a crash at any step leaves
+//! either the old log or the truncated one.
+//!
+//! Compaction makes `log_start` durable in the hard state first, then removes
+//! whole segments below it, oldest first. A crash leaves extra head segments,
+//! which recovery removes; never a hole.
+//!
+//! ## Version changes
+//!
+//! * 1 — the first format.
+//!
+//! A file with another `format_version` is refused with
+//! [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion); cpwal never
+//! guesses at a format it does not know.
+
+use bytemuck::{Pod, Zeroable};
+
+#[cfg(target_endian = "big")]
+compile_error!("cpwal's on-disk structs are little-endian; big-endian targets are not supported");
+
+/// The format version of every file this build writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The unit a torn write preserves or loses whole.
+pub const SECTOR_BYTES: u64 = 512;
+
+/// Every record starts at a multiple of this.
+pub const RECORD_ALIGNMENT_BYTES: u64 = 8;
+
+/// Name of the hard-state file.
+pub const HARD_STATE_FILE_NAME: &str = "hardstate";
+/// Prefix of segment file names; the generation follows as 20 digits.
+pub const SEGMENT_FILE_PREFIX: &str = "segment-";
+/// Suffix of a file that is still being created.
+pub const TEMPORARY_FILE_SUFFIX: &str = ".tmp";
+
+/// Magic of the hard-state slot.
+pub const HARD_STATE_MAGIC: [u8; 8] = *b"CPWALHST";
+/// Bytes of one hard-state copy; two sectors, so copies never share a sector.
+pub const HARD_STATE_SLOT_BYTES: u64 = 1024;
+/// Bytes of the hard-state file: two copies.
+pub const HARD_STATE_FILE_BYTES: u64 = 2 * HARD_STATE_SLOT_BYTES;
+/// Room for an identity in the hard state.
+pub const IDENTITY_FIELD_BYTES: usize = crate::identity::MAX_IDENTITY_BYTES;
+
+/// One copy of the hard state. Fields are described in the byte diagram above.
+#[allow(missing_docs)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct HardStateSlot {
+    pub magic: [u8; 8],
+    pub format_version: u32,
+    pub node_identity_bytes: u32,
+    pub sequence: u64,
+    pub term: u64,
+    pub commit_end: u64,
+    pub log_start: u64,
+    pub log_start_previous_term: u64,
+    pub log_epoch: u64,
+    pub truncated_from: u64,
+    pub vote_bytes: u32,
+    pub reserved0: u32,
+    pub node_identity: [u8; IDENTITY_FIELD_BYTES],
+    pub vote: [u8; IDENTITY_FIELD_BYTES],
+    pub reserved1: [u8; 430],
+    pub crc: u32,
+}
+
+/// Offset of the checksum within a hard-state slot; it covers every byte
+/// before it.
+pub const HARD_STATE_CRC_OFFSET: usize = HARD_STATE_SLOT_BYTES as usize - 4;
+
+/// Magic of a segment header.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"CPWALSEG";
+/// Bytes of the segment header; records start here.
+pub const SEGMENT_HEADER_BYTES: u64 = 64;
+/// Offset of the segment header's checksum; it covers every byte before it.
+pub const SEGMENT_HEADER_CRC_OFFSET: usize = SEGMENT_HEADER_BYTES as usize - 4;
+
+/// The header at the start of every segment file (see the byte diagram).
+#[allow(missing_docs)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct SegmentHeader {
+    pub magic: [u8; 8],
+    pub format_version: u32,
+    pub header_bytes: u32,
+    pub generation: u64,
+    pub previous_generation: u64,
+    pub first_index: u64,
+    pub size_bytes: u64,
+    pub reserved: [u8; 12],
+    pub crc: u32,
+}
+
+/// First bytes of every record.
+pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"CWAL");
+/// Last bytes of every record.
+pub const RECORD_END_MAGIC: u32 = u32::from_le_bytes(*b"WEND");
+/// Bytes of a record header.
+pub const RECORD_HEADER_BYTES: u64 = 48;
+/// Bytes of a record trailer.
+pub const RECORD_TRAILER_BYTES: u64 = 8;
+
+/// The fixed header in front of every record's payload (see the byte diagram).
+#[allow(missing_docs)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct RecordHeader {
+    pub magic: u32,
+    pub payload_bytes: u32,
+    pub log_epoch: u64,
+    pub index: u64,
+    pub term: u64,
+    pub durable_end: u64,
+    pub commit_end: u64,
+}
+
+/// The trailer after every record's padding (see the byte diagram).
+#[allow(missing_docs)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct RecordTrailer {
+    pub crc: u32,
+    pub end_magic: u32,
+}
+
+/// Bytes a record with `payload_bytes` of payload occupies on disk.
+pub const fn record_bytes(payload_bytes: u64) -> u64 {
+    align_up(RECORD_HEADER_BYTES + payload_bytes) + RECORD_TRAILER_BYTES
+}
+
+/// `offset` rounded up to [`RECORD_ALIGNMENT_BYTES`].
+pub const fn align_up(offset: u64) -> u64 {
+    offset.div_ceil(RECORD_ALIGNMENT_BYTES) * RECORD_ALIGNMENT_BYTES
+}
+
+/// The file name of the segment of `generation`.
+pub fn segment_file_name(generation: u64) -> String {
+    format!("{SEGMENT_FILE_PREFIX}{generation:020}")
+}
+
+/// The generation a segment file name carries, if it is one.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(SEGMENT_FILE_PREFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn struct_sizes_match_the_documented_layout() {
+        assert_eq!(
+            std::mem::size_of::<HardStateSlot>() as u64,
+            HARD_STATE_SLOT_BYTES
+        );
+        assert_eq!(
+            std::mem::offset_of!(HardStateSlot, crc),
+            HARD_STATE_CRC_OFFSET
+        );
+        assert_eq!(std::mem::offset_of!(HardStateSlot, node_identity), 80);
+        assert_eq!(std::mem::offset_of!(HardStateSlot, vote), 335);
+        assert_eq!(
+            std::mem::size_of::<SegmentHeader>() as u64,
+            SEGMENT_HEADER_BYTES
+        );
+        assert_eq!(
+            std::mem::offset_of!(SegmentHeader, crc),
+            SEGMENT_HEADER_CRC_OFFSET
+        );
+        assert_eq!(
+            std::mem::size_of::<RecordHeader>() as u64,
+            RECORD_HEADER_BYTES
+        );
+        assert_eq!(
+            std::mem::size_of::<RecordTrailer>() as u64,
+            RECORD_TRAILER_BYTES
+        );
+    }
+
+    #[test]
+    fn record_bytes_are_aligned() {
+        assert_eq!(record_bytes(1), 48 + 8 + 8);
+        assert_eq!(record_bytes(8), 48 + 8 + 8);
+        assert_eq!(record_bytes(9), 48 + 16 + 8);
+        for n in 0..100 {
+            assert_eq!(record_bytes(n) % RECORD_ALIGNMENT_BYTES, 0);
+        }
+    }
+
+    #[test]
+    fn segment_file_names_round_trip() {
+        assert_eq!(segment_file_name(7), "segment-00000000000000000007");
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
+        assert_eq!(parse_segment_file_name("segment-7"), None);
+        assert_eq!(
+            parse_segment_file_name("segment-00000000000000000007.tmp"),
+            None
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! The hard state: term, vote and the log's durable bounds, kept as two
+//! checksummed copies so that neither a torn write nor one damaged copy can
+//! roll it back. The layout and the crash argument are in [`crate::format`].
+
+use std::path::PathBuf;
+
+use crate::codec::decode_identity;
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{
+    HardStateSlot, FORMAT_VERSION, HARD_STATE_CRC_OFFSET, HARD_STATE_FILE_BYTES,
+    HARD_STATE_FILE_NAME, HARD_STATE_MAGIC, HARD_STATE_SLOT_BYTES, IDENTITY_FIELD_BYTES,
+    TEMPORARY_FILE_SUFFIX,
+};
+use crate::identity::ClusterVoterIdentity;
+use crate::io::{Storage, StorageFile};
+
+/// Everything the node must never forget, in one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HardState {
+    /// The node this directory belongs to.
+    pub node: ClusterVoterIdentity,
+    /// The current term.
+    pub term: u64,
+    /// Whom this node voted for in `term`.
+    pub vote: Option<ClusterVoterIdentity>,
+    /// Every index below this is committed.
+    pub commit_end: u64,
+    /// The first index still in the log; everything below was compacted.
+    pub log_start: u64,
+    /// The term of `log_start - 1` (0 when `log_start` is 0).
+    pub log_start_previous_term: u64,
+    /// Bumped by each suffix truncation; stamped on every record.
+    pub log_epoch: u64,
+    /// The first index the latest suffix truncation removed.
+    pub truncated_from: u64,
+}
+
+impl HardState {
+    /// The state of a brand-new node: term 0, no vote, empty log.
+    pub fn new(node: ClusterVoterIdentity) -> Self {
+        Self {
+            node,
+            term: 0,
+            vote: None,
+            commit_end: 0,
+            log_start: 0,
+            log_start_previous_term: 0,
+            log_epoch: 0,
+            truncated_from: u64::MAX,
+        }
+    }
+}
+
+/// The hard-state file and the sequence number of its latest copy.
+///
+/// Invariant: after [`HardStateStore::save`] returns `Ok`, both copies on
+/// disk hold the saved state with sequence `self.sequence`.
+#[derive(Debug)]
+pub struct HardStateStore<F> {
+    file: F,
+    path: PathBuf,
+    sequence: u64,
+}
+
+impl<F: StorageFile> HardStateStore<F> {
+    /// Creates the hard-state file for a new directory with `state` in both
+    /// copies: written and synced under a temporary name, then renamed into
+    /// place and the directory synced, so `hardstate` is never seen half made.
+    pub fn create<S: Storage<File = F>>(storage: &S, state: &HardState) -> Result<Self> {
+        let temporary = format!("{HARD_STATE_FILE_NAME}{TEMPORARY_FILE_SUFFIX}");
+        let temporary_path = storage.path_of(&temporary);
+        let file = storage
+            .create(&temporary)
+            .map_err(|e| Error::io("create hard state", &temporary_path, e))?;
+        file.allocate(HARD_STATE_FILE_BYTES)
+            .map_err(|e| Error::io("allocate hard state", &temporary_path, e))?;
+        let mut store = Self {
+            file,
+            path: temporary_path,
+            sequence: 0,
+        };
+        store.save(state)?;
+        storage
+            .rename(&temporary, HARD_STATE_FILE_NAME)
+            .map_err(|e| Error::io("rename hard state", &store.path, e))?;
+        storage
+            .sync_directory()
+            .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
+        store.path = storage.path_of(HARD_STATE_FILE_NAME);
+        Ok(store)
+    }
+
+    /// Opens the hard-state file and returns the newest valid copy.
+    pub fn open<S: Storage<File = F>>(storage: &S, writable: bool) -> Result<(Self, HardState)> {
+        let path = storage.path_of(HARD_STATE_FILE_NAME);
+        let file = storage
+            .open(HARD_STATE_FILE_NAME, writable)
+            .map_err(|e| Error::io("open hard state", &path, e))?;
+        let length = file
+            .len()
+            .map_err(|e| Error::io("stat hard state", &path, e))?;
+        let readable = length.min(HARD_STATE_FILE_BYTES) as usize;
+        let bytes = file
+            .read_at(0, readable)
+            .map_err(|e| Error::io("read hard state", &path, e))?;
+        let copies = [0, 1].map(|slot| {
+            let start = slot * HARD_STATE_SLOT_BYTES as usize;
+            bytes
+                .get(start..start + HARD_STATE_SLOT_BYTES as usize)
+                .map_or(Err(SlotFault::Missing), decode_slot)
+        });
+        let newest = match copies {
+            [Ok(a), Ok(b)] => Ok(if b.0 > a.0 { b } else { a }),
+            [Ok(a), Err(_)] => Ok(a),
+            [Err(_), Ok(b)] => Ok(b),
+            [Err(a), Err(b)] => Err(worse_fault(a, b)),
+        };
+        let (sequence, state) = match newest {
+            Ok(found) => found,
+            Err(SlotFault::Version(found)) => {
+                return Err(Error::UnsupportedVersion {
+                    path,
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Err(_) => {
+                return Err(Error::corruption(
+                    &path,
+                    0,
+                    None,
+                    CorruptionKind::HardStateUnreadable,
+                ))
+            }
+        };
+        Ok((
+            Self {
+                file,
+                path,
+                sequence,
+            },
+            state,
+        ))
+    }
+
+    /// Makes `state` durable: copy A, sync, copy B, sync. Returns only when
+    /// both copies hold it.
+    pub fn save(&mut self, state: &HardState) -> Result<()> {
+        let sequence = self.sequence + 1;
+        let slot = encode_slot(sequence, state);
+        for copy in 0..2 {
+            self.file
+                .write_at(copy * HARD_STATE_SLOT_BYTES, bytemuck::bytes_of(&slot))
+                .map_err(|e| Error::io("write hard state", &self.path, e))?;
+            self.file
+                .sync_data()
+                .map_err(|e| Error::io("fdatasync hard state", &self.path, e))?;
+        }
+        self.sequence = sequence;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotFault {
+    Missing,
+    Damaged,
+    Version(u32),
+}
+
+/// Of two faulty copies, the one worth reporting: an unknown version wins
+/// only when both copies agree that the file is from another version.
+fn worse_fault(a: SlotFault, b: SlotFault) -> SlotFault {
+    match (a, b) {
+        (SlotFault::Version(x), SlotFault::Version(_)) => SlotFault::Version(x),
+        (SlotFault::Version(x), SlotFault::Missing)
+        | (SlotFault::Missing, SlotFault::Version(x)) => SlotFault::Version(x),
+        _ => SlotFault::Damaged,
+    }
+}
+
+fn encode_slot(sequence: u64, state: &HardState) -> HardStateSlot {
+    let mut slot: HardStateSlot = bytemuck::Zeroable::zeroed();
+    slot.magic = HARD_STATE_MAGIC;
+    slot.format_version = FORMAT_VERSION;
+    slot.sequence = sequence;
+    slot.term = state.term;
+    slot.commit_end = state.commit_end;
+    slot.log_start = state.log_start;
+    slot.log_start_previous_term = state.log_start_previous_term;
+    slot.log_epoch = state.log_epoch;
+    slot.truncated_from = state.truncated_from;
+    slot.node_identity_bytes = put_identity(&mut slot.node_identity, &state.node);
+    if let Some(vote) = &state.vote {
+        slot.vote_bytes = put_identity(&mut slot.vote, vote);
+    }
+    let bytes = bytemuck::bytes_of(&slot);
+    slot.crc = crc32fast::hash(&bytes[..HARD_STATE_CRC_OFFSET]);
+    slot
+}
+
+fn put_identity(field: &mut [u8; IDENTITY_FIELD_BYTES], identity: &ClusterVoterIdentity) -> u32 {
+    let text = identity.as_str().as_bytes();
+    field[..text.len()].copy_from_slice(text);
+    text.len() as u32
+}
+
+/// Decodes one copy, re-validating every field; returns its sequence.
+fn decode_slot(bytes: &[u8]) -> Result<(u64, HardState), SlotFault> {
+    let slot: HardStateSlot = bytemuck::pod_read_unaligned(bytes);
+    if slot.magic != HARD_STATE_MAGIC {
+        return Err(SlotFault::Damaged);
+    }
+    if slot.format_version != FORMAT_VERSION {
+        return Err(SlotFault::Version(slot.format_version));
+    }
+    if slot.crc != crc32fast::hash(&bytes[..HARD_STATE_CRC_OFFSET]) {
+        return Err(SlotFault::Damaged);
+    }
+    let node = get_identity(&slot.node_identity, slot.node_identity_bytes)?;
+    let vote = match slot.vote_bytes {
+        0 => None,
+        length => Some(get_identity(&slot.vote, length)?),
+    };
+    let state = HardState {
+        node,
+        term: slot.term,
+        vote,
+        commit_end: slot.commit_end,
+        log_start: slot.log_start,
+        log_start_previous_term: slot.log_start_previous_term,
+        log_epoch: slot.log_epoch,
+        truncated_from: slot.truncated_from,
+    };
+    Ok((slot.sequence, state))
+}
+
+fn get_identity(
+    field: &[u8; IDENTITY_FIELD_BYTES],
+    length: u32,
+) -> Result<ClusterVoterIdentity, SlotFault> {
+    let text = field.get(..length as usize).ok_or(SlotFault::Damaged)?;
+    decode_identity(text).map_err(|_| SlotFault::Damaged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn state() -> HardState {
+        let node = ClusterVoterIdentity::from_certificate_subject("CN=node-a").unwrap();
+        HardState {
+            term: 7,
+            vote: Some(ClusterVoterIdentity::from_certificate_subject("CN=node-b").unwrap()),
+            commit_end: 12,
+            log_start: 3,
+            log_start_previous_term: 2,
+            log_epoch: 1,
+            truncated_from: 20,
+            ..HardState::new(node)
+        }
+    }
+
+    #[test]
+    fn decode_slot_round_trips() {
+        let slot = encode_slot(9, &state());
+        assert_eq!(decode_slot(bytemuck::bytes_of(&slot)), Ok((9, state())));
+    }
+
+    #[test]
+    fn decode_slot_refuses_any_single_bit_flip() {
+        let slot = encode_slot(9, &state());
+        let bytes = bytemuck::bytes_of(&slot).to_vec();
+        for bit in (0..bytes.len() * 8).step_by(7) {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode_slot(&damaged).is_err(), "bit {bit} flip accepted");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decode_slot_never_panics(bytes in proptest::collection::vec(any::<u8>(), 1024)) {
+            let _ = decode_slot(&bytes);
+        }
+
+        #[test]
+        fn decode_slot_never_panics_on_valid_crc_over_garbage(mut bytes in proptest::collection::vec(any::<u8>(), 1024)) {
+            bytes[..8].copy_from_slice(&HARD_STATE_MAGIC);
+            bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+            let crc = crc32fast::hash(&bytes[..HARD_STATE_CRC_OFFSET]);
+            bytes[HARD_STATE_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
+            let _ = decode_slot(&bytes);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! [`ClusterVoterIdentity`]: who a member is, taken from its certificate.
+
+use std::fmt;
+
+/// The longest identity cpwal accepts, in bytes of UTF-8. Identities go to disk
+/// (votes, log entries), so they are bounded; 255 leaves room for any
+/// realistic certificate subject and fits a one-byte length.
+pub const MAX_IDENTITY_BYTES: usize = 255;
+
+/// A validated node identity, taken from a certificate subject.
+///
+/// Invariants, checked on construction and again when decoded from disk: the
+/// text is trimmed, not empty, at most [`MAX_IDENTITY_BYTES`] bytes, and holds
+/// no control characters (a NUL or newline in a subject is an attack, not a
+/// name).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterVoterIdentity(String);
+
+/// Why a certificate subject is not a valid identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityError {
+    /// The subject is empty or only whitespace.
+    Blank,
+    /// The trimmed subject is longer than [`MAX_IDENTITY_BYTES`].
+    TooLong {
+        /// Length of the trimmed subject in bytes.
+        length_bytes: usize,
+    },
+    /// The subject holds a control character at this byte offset.
+    ControlCharacter {
+        /// Byte offset of the character in the trimmed subject.
+        offset: usize,
+    },
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Blank => write!(f, "identity is blank"),
+            Self::TooLong { length_bytes } => write!(
+                f,
+                "identity is {length_bytes} bytes long; the limit is {MAX_IDENTITY_BYTES}"
+            ),
+            Self::ControlCharacter { offset } => {
+                write!(f, "identity holds a control character at byte {offset}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+impl ClusterVoterIdentity {
+    /// Builds an identity from a certificate subject such as `"CN=node-a"`.
+    /// Surrounding whitespace is trimmed; a blank, over-long or
+    /// control-character-bearing subject is refused.
+    pub fn from_certificate_subject(subject: &str) -> Result<Self, IdentityError> {
+        let trimmed = subject.trim();
+        validate(trimmed)?;
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The identity's text, exactly as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks every invariant of an identity's text (see [`ClusterVoterIdentity`]).
+/// A string that passes is already trimmed.
+pub(crate) fn validate(text: &str) -> Result<(), IdentityError> {
+    if text.is_empty() {
+        return Err(IdentityError::Blank);
+    }
+    if text.len() > MAX_IDENTITY_BYTES {
+        return Err(IdentityError::TooLong {
+            length_bytes: text.len(),
+        });
+    }
+    if let Some((offset, _)) = text.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(IdentityError::ControlCharacter { offset });
+    }
+    if text.trim().len() != text.len() {
+        // Only reachable from disk: constructors trim first.
+        return Err(IdentityError::Blank);
+    }
+    Ok(())
+}
+
+impl fmt::Display for ClusterVoterIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_certificate_subject_trims_whitespace() {
+        let id = ClusterVoterIdentity::from_certificate_subject("  CN=node-a\t").unwrap();
+        assert_eq!(id.as_str(), "CN=node-a");
+        assert_eq!(id.to_string(), "CN=node-a");
+    }
+
+    #[test]
+    fn from_certificate_subject_rejects_blank() {
+        assert_eq!(
+            ClusterVoterIdentity::from_certificate_subject(""),
+            Err(IdentityError::Blank)
+        );
+        assert_eq!(
+            ClusterVoterIdentity::from_certificate_subject(" \n\t "),
+            Err(IdentityError::Blank)
+        );
+    }
+
+    #[test]
+    fn from_certificate_subject_bounds_length() {
+        let longest = "x".repeat(MAX_IDENTITY_BYTES);
+        assert!(ClusterVoterIdentity::from_certificate_subject(&longest).is_ok());
+        let too_long = "x".repeat(MAX_IDENTITY_BYTES + 1);
+        assert_eq!(
+            ClusterVoterIdentity::from_certificate_subject(&too_long),
+            Err(IdentityError::TooLong {
+                length_bytes: MAX_IDENTITY_BYTES + 1
+            })
+        );
+    }
+
+    #[test]
+    fn from_certificate_subject_rejects_control_characters() {
+        assert_eq!(
+            ClusterVoterIdentity::from_certificate_subject("CN=a\0b"),
+            Err(IdentityError::ControlCharacter { offset: 4 })
+        );
+        assert!(ClusterVoterIdentity::from_certificate_subject("CN=a\nb").is_err());
+    }
+
+    #[test]
+    fn identities_order_and_hash_by_text() {
+        use std::collections::HashSet;
+        let a = ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
+        let b = ClusterVoterIdentity::from_certificate_subject(" CN=b").unwrap();
+        assert!(a < b);
+        let set: HashSet<_> = [a.clone(), a.clone(), b].into_iter().collect();
+        assert_eq!(set.len(), 2);
+    }
+}

@@ -1,0 +1,77 @@
+//! The io seam: the only place cpwal touches the operating system.
+//!
+//! The engine sees a data directory as a [`Storage`] holding flat files, each a
+//! [`StorageFile`]. [`OsStorage`] is the real thing (files, `fdatasync`,
+//! read-only memory maps, an `fs2` lock); tests substitute a simulated disk
+//! that can lose power, fail a sync or fill up, and the engine cannot tell the
+//! difference. Faults are injected per instance, never through globals.
+//!
+//! Durability contract every implementation honours, and the engine relies on:
+//! * bytes passed to [`StorageFile::write_at`] are durable once a later
+//!   [`StorageFile::sync_data`] on the same file returns `Ok`;
+//! * a create, rename or remove is durable once a later
+//!   [`Storage::sync_directory`] returns `Ok`;
+//! * before that, a crash may keep any subset of the unsynced 512-byte sectors
+//!   and of the unsynced directory changes.
+
+mod os;
+
+use std::borrow::Cow;
+use std::io;
+use std::path::PathBuf;
+
+pub use os::{LockMode, OsFile, OsStorage};
+
+/// A directory of files, as the engine sees it.
+pub trait Storage: Send + Sync + 'static {
+    /// The file handle type.
+    type File: StorageFile;
+
+    /// Names of every file in the directory, in no particular order.
+    fn list(&self) -> io::Result<Vec<String>>;
+
+    /// Creates a new, empty file opened for reading and writing. Fails if the
+    /// name exists.
+    fn create(&self, name: &str) -> io::Result<Self::File>;
+
+    /// Opens an existing file, for writing too when `writable`.
+    fn open(&self, name: &str, writable: bool) -> io::Result<Self::File>;
+
+    /// Renames `from` to `to`, replacing `to` if it exists.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+
+    /// Removes a file.
+    fn remove(&self, name: &str) -> io::Result<()>;
+
+    /// Makes every create, rename and remove so far durable.
+    fn sync_directory(&self) -> io::Result<()>;
+
+    /// The path to show in errors for `name` (the directory itself for "").
+    fn path_of(&self, name: &str) -> PathBuf;
+}
+
+/// One open file. Every method takes `&self` so a file can be shared between
+/// the writer and a thread that syncs it.
+pub trait StorageFile: Send + Sync + 'static {
+    /// The file's length in bytes.
+    fn len(&self) -> io::Result<u64>;
+
+    /// Whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Reserves disk space so the file is at least `length_bytes` long and
+    /// writes inside it cannot fail for lack of space.
+    fn allocate(&self, length_bytes: u64) -> io::Result<()>;
+
+    /// Writes all of `bytes` at `offset`.
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()>;
+
+    /// Reads `length` bytes at `offset`; a read past the end fails with
+    /// `UnexpectedEof`. Implementations may serve it from a memory map.
+    fn read_at(&self, offset: u64, length: usize) -> io::Result<Cow<'_, [u8]>>;
+
+    /// Makes every write so far durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+}

@@ -1,0 +1,210 @@
+//! [`OsStorage`]: the real file system behind the io seam.
+
+use std::borrow::Cow;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use memmap2::Mmap;
+
+use super::{Storage, StorageFile};
+use crate::error::{Error, Result};
+
+/// The name of the lock file inside a data directory. It holds no data; its
+/// `flock` says who owns the directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+
+/// How a handle holds the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// The one writer. Refused while any other handle holds the directory.
+    Exclusive,
+    /// A reader (inspection tools). Refused while a writer holds it.
+    Shared,
+}
+
+/// A data directory on the real file system, locked for as long as this value
+/// lives (the lock is released when it is dropped or the process dies).
+#[derive(Debug)]
+pub struct OsStorage {
+    root: PathBuf,
+    /// Holds the `flock`; never read, only kept open.
+    _lock: File,
+}
+
+impl OsStorage {
+    /// Opens (creating it durably if missing, in [`LockMode::Exclusive`]) the
+    /// directory `root` and locks it. A second opener gets
+    /// [`Error::DirectoryLocked`] at once; it never waits.
+    pub fn open(root: impl AsRef<Path>, mode: LockMode) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        if mode == LockMode::Exclusive && !root.exists() {
+            create_directory_durably(&root)?;
+        }
+        let lock_path = root.join(LOCK_FILE_NAME);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(mode == LockMode::Exclusive)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open lock file", &lock_path, e))?;
+        let locked = match mode {
+            LockMode::Exclusive => fs2::FileExt::try_lock_exclusive(&lock),
+            LockMode::Shared => fs2::FileExt::try_lock_shared(&lock),
+        };
+        if let Err(e) = locked {
+            if e.kind() == fs2::lock_contended_error().kind()
+                || e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
+            {
+                return Err(Error::DirectoryLocked { path: root });
+            }
+            return Err(Error::io("lock", &lock_path, e));
+        }
+        Ok(Self { root, _lock: lock })
+    }
+
+    /// The directory this storage lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+fn create_directory_durably(root: &Path) -> Result<()> {
+    fs::create_dir_all(root).map_err(|e| Error::io("create directory", root, e))?;
+    let parent = root
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_directory_at(parent).map_err(|e| Error::io("fsync directory", parent, e))
+}
+
+fn sync_directory_at(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+impl Storage for OsStorage {
+    type File = OsFile;
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name != LOCK_FILE_NAME {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn create(&self, name: &str) -> io::Result<OsFile> {
+        let path = self.root.join(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(OsFile::new(file))
+    }
+
+    fn open(&self, name: &str, writable: bool) -> io::Result<OsFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(self.root.join(name))?;
+        Ok(OsFile::new(file))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        fs::rename(self.root.join(from), self.root.join(to))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.root.join(name))
+    }
+
+    fn sync_directory(&self) -> io::Result<()> {
+        sync_directory_at(&self.root)
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}
+
+/// A real file. Reads are served from a read-only shared memory map of the
+/// file, made on first read; writes go through `pwrite`, which the page cache
+/// keeps coherent with the map.
+#[derive(Debug)]
+pub struct OsFile {
+    file: File,
+    map: OnceLock<Option<Mmap>>,
+}
+
+impl OsFile {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            map: OnceLock::new(),
+        }
+    }
+
+    fn mapping(&self) -> Option<&Mmap> {
+        self.map
+            .get_or_init(|| {
+                let length = self.file.metadata().ok()?.len();
+                if length == 0 {
+                    return None;
+                }
+                // SAFETY: the map is read-only and shared, so cpwal never
+                // writes through it. It covers the file's length at this
+                // moment, and cpwal never shrinks a file it has read: segment
+                // files are allocated in full before their first read and are
+                // only ever removed whole (the inode outlives the unlink while
+                // mapped). The directory lock keeps other cpwal processes out;
+                // a foreign process truncating the file is outside the fault
+                // model. Bytes under the map may change through `pwrite`, but
+                // only in regions past the log's end, which no caller reads
+                // while they are being written.
+                unsafe { Mmap::map(&self.file) }.ok()
+            })
+            .as_ref()
+    }
+}
+
+impl StorageFile for OsFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn allocate(&self, length_bytes: u64) -> io::Result<()> {
+        fs2::FileExt::allocate(&self.file, length_bytes)
+    }
+
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(bytes, offset)
+    }
+
+    fn read_at(&self, offset: u64, length: usize) -> io::Result<Cow<'_, [u8]>> {
+        let end = offset
+            .checked_add(length as u64)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        if let Some(map) = self.mapping() {
+            if end <= map.len() as u64 {
+                return Ok(Cow::Borrowed(&map[offset as usize..end as usize]));
+            }
+        }
+        if end > self.len()? {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut buffer = vec![0; length];
+        self.file.read_exact_at(&mut buffer, offset)?;
+        Ok(Cow::Owned(buffer))
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}

@@ -1,0 +1,38 @@
+//! # cpwal
+//!
+//! A crash-safe write-ahead log for a Raft-style control plane: the small,
+//! precious log that carries cluster membership, leader configurations and
+//! fenced shard-ownership transitions, plus the node's term and vote.
+//!
+//! [`DurableControlPlane`] is the engine; it implements the
+//! [`ControlPlaneConsensus`] boundary, as does the in-memory
+//! [`SingleNodeControlPlane`]. The file format and the crash argument are in
+//! [`format`]; the io seam that makes power loss testable is [`io`].
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod codec;
+mod consensus;
+mod engine;
+mod error;
+pub mod format;
+mod hard_state;
+mod identity;
+pub mod io;
+mod log;
+mod options;
+mod record;
+mod segment;
+mod single_node;
+
+pub use consensus::{
+    ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
+    ControlPlaneTerm, DurableVoteState, MembershipChange, OwnershipTransition,
+};
+pub use engine::{DurableControlPlane, LogEntry, VoteRequest, VoteResponse};
+pub use error::{Corruption, CorruptionKind, Error, InvalidInput, Result, SegmentChainDetail};
+pub use identity::{ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
+pub use log::{DroppedTail, RecoveryReport};
+pub use options::{Options, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES};
+pub use single_node::SingleNodeControlPlane;

@@ -1,0 +1,712 @@
+//! [`SegmentedLog`]: the ordered entries of the log, spread over segment
+//! files. Appends, reads, suffix truncation, prefix removal and recovery.
+//!
+//! The log does not decide what is committed or who may write; it keeps the
+//! bytes and their order, and knows what is durable.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::codec::DecodeError;
+use crate::error::{CorruptionKind, Error, InvalidInput, Result, SegmentChainDetail};
+use crate::format::{
+    parse_segment_file_name, record_bytes, RecordHeader, HARD_STATE_FILE_NAME, RECORD_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES, TEMPORARY_FILE_SUFFIX,
+};
+use crate::hard_state::{HardState, HardStateStore};
+use crate::io::{Storage, StorageFile};
+use crate::record::{encode_record, parse_record, RecordFault, RecordPlace, RecordRead};
+use crate::segment::{Liveness, ScanEnd, Segment, TermRun};
+
+/// How a record says which entries are committed.
+#[allow(dead_code)] // `Known` is for follower appends (issue 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitStamp {
+    /// A sole voter: each entry is committed the moment it is durable, so each
+    /// record claims itself (`commit_end = index + 1`).
+    SelfCommitting,
+    /// Every index below this is committed.
+    Known(u64),
+}
+
+/// What recovery found and repaired at open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// A torn tail that was dropped (never acknowledged).
+    pub torn_tail: Option<DroppedTail>,
+    /// Records removed by an interrupted truncation, zeroed at recovery.
+    pub finished_truncation: Option<DroppedTail>,
+    /// Leftover files removed: temporary files and compacted segments.
+    pub removed_files: Vec<String>,
+}
+
+/// Bytes dropped from the end of the log at recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedTail {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Where the dropped bytes start.
+    pub offset: u64,
+    /// The index the first dropped record would have had.
+    pub index: u64,
+    /// How many bytes were dropped.
+    pub bytes: u64,
+}
+
+/// The log's files and in-memory index.
+///
+/// Invariants (checked by [`SegmentedLog::check_invariants`]):
+/// * `segments` is non-empty; each starts where the one before ends and
+///   names its generation as its successor's `previous_generation`;
+/// * every segment but the last has been synced in full;
+/// * `start_index <= durable_end <= end_index`, and `start_index` lies within
+///   the first segment (or at its end);
+/// * `term_runs` covers `[first segment's first_index, end_index)` with
+///   strictly increasing `first_index`.
+#[derive(Debug)]
+pub struct SegmentedLog<S: Storage> {
+    storage: Arc<S>,
+    segment_size_bytes: u64,
+    segments: Vec<Segment<S::File>>,
+    term_runs: Vec<TermRun>,
+    start_index: u64,
+    start_previous_term: u64,
+    end_index: u64,
+    durable_end: u64,
+    liveness: Liveness,
+    recovered_commit_end: u64,
+    write_buffer: Vec<u8>,
+}
+
+#[allow(dead_code)] // Truncation, compaction and group-commit hooks land with issues 4 and 5.
+impl<S: Storage> SegmentedLog<S> {
+    /// Opens the log described by `hard_state`, recovering from any crash:
+    /// leftover files are removed, a torn tail dropped, an interrupted
+    /// truncation finished. Damage that a crash cannot explain is an error.
+    /// With `writable == false` nothing on disk is changed.
+    pub fn open(
+        storage: Arc<S>,
+        hard_state: &HardState,
+        segment_size_bytes: u64,
+        writable: bool,
+        decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy,
+    ) -> Result<(Self, RecoveryReport)> {
+        let mut report = RecoveryReport::default();
+        let generations = list_segments(&*storage, writable, &mut report)?;
+        let mut log = Self {
+            storage,
+            segment_size_bytes,
+            segments: Vec::with_capacity(generations.len()),
+            term_runs: Vec::new(),
+            start_index: hard_state.log_start,
+            start_previous_term: hard_state.log_start_previous_term,
+            end_index: hard_state.log_start,
+            durable_end: hard_state.log_start,
+            liveness: Liveness {
+                log_epoch: hard_state.log_epoch,
+                truncated_from: hard_state.truncated_from,
+            },
+            recovered_commit_end: hard_state.commit_end,
+            write_buffer: Vec::new(),
+        };
+        for generation in generations {
+            let name = crate::format::segment_file_name(generation);
+            log.segments
+                .push(Segment::open(&*log.storage, &name, writable)?);
+        }
+        log.remove_compacted_head(writable, &mut report)?;
+        log.check_chain()?;
+        log.scan_segments(hard_state, writable, &mut report, decode)?;
+        if log.segments.is_empty() {
+            if !writable {
+                return Ok((log, report));
+            }
+            let segment =
+                Segment::create(&*log.storage, 1, 0, log.start_index, segment_size_bytes)?;
+            log.segments.push(segment);
+        }
+        if hard_state.commit_end > log.end_index {
+            return Err(Error::corruption(
+                log.storage.path_of(HARD_STATE_FILE_NAME),
+                0,
+                Some(log.end_index),
+                CorruptionKind::CommittedEntryMissing {
+                    commit_end: hard_state.commit_end,
+                    log_end: log.end_index,
+                },
+            ));
+        }
+        log.recovered_commit_end = log.recovered_commit_end.min(log.end_index);
+        log.check_invariants();
+        Ok((log, report))
+    }
+
+    /// Removes segments wholly below the log start: the leftovers of a
+    /// compaction that crashed after making the new start durable.
+    fn remove_compacted_head(&mut self, writable: bool, report: &mut RecoveryReport) -> Result<()> {
+        while self.segments.len() > 1 && self.segments[1].first_index() <= self.start_index {
+            let segment = self.segments.remove(0);
+            if writable {
+                self.remove_file(&segment.name)?;
+            }
+            report.removed_files.push(segment.name);
+        }
+        if let Some(first) = self.segments.first() {
+            if first.first_index() > self.start_index {
+                return Err(Error::corruption(
+                    &first.path,
+                    0,
+                    Some(self.start_index),
+                    CorruptionKind::SegmentChainBroken {
+                        detail: SegmentChainDetail::MissingHead {
+                            expected: self.start_index,
+                            found: first.first_index(),
+                        },
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that each segment names its predecessor's generation.
+    fn check_chain(&self) -> Result<()> {
+        for pair in self.segments.windows(2) {
+            let (before, after) = (&pair[0], &pair[1]);
+            if after.header.previous_generation != before.generation() {
+                return Err(Error::corruption(
+                    &after.path,
+                    24,
+                    None,
+                    CorruptionKind::SegmentChainBroken {
+                        detail: SegmentChainDetail::GenerationMismatch {
+                            expected: before.generation(),
+                            found: after.header.previous_generation,
+                        },
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_segments(
+        &mut self,
+        hard_state: &HardState,
+        writable: bool,
+        report: &mut RecoveryReport,
+        decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy,
+    ) -> Result<()> {
+        let count = self.segments.len();
+        let mut expected_first = self
+            .segments
+            .first()
+            .map_or(self.start_index, |s| s.first_index());
+        for position in 0..count {
+            let is_last = position + 1 == count;
+            let segment = &mut self.segments[position];
+            if segment.first_index() != expected_first {
+                return Err(Error::corruption(
+                    &segment.path,
+                    32,
+                    Some(expected_first),
+                    CorruptionKind::SegmentChainBroken {
+                        detail: SegmentChainDetail::IndexGap {
+                            expected: expected_first,
+                            found: segment.first_index(),
+                        },
+                    },
+                ));
+            }
+            let scan = segment.scan(self.liveness, decode)?;
+            let end_index = segment.end_index();
+            let dropped = DroppedTail {
+                path: segment.path.clone(),
+                offset: segment.end_offset,
+                index: end_index,
+                bytes: scan.written_end - segment.end_offset,
+            };
+            let corrupt = |kind| {
+                Err(Error::corruption(
+                    &dropped.path,
+                    dropped.offset,
+                    Some(end_index),
+                    kind,
+                ))
+            };
+            match scan.end {
+                ScanEnd::Clean => {}
+                _ if !is_last => return corrupt(damage_kind(scan.end)),
+                ScanEnd::Removed => report.finished_truncation = Some(dropped.clone()),
+                ScanEnd::Damaged {
+                    tear_shaped,
+                    vouched_end,
+                    ..
+                } => {
+                    let vouched = vouched_end > end_index || hard_state.commit_end > end_index;
+                    if vouched || !tear_shaped {
+                        return corrupt(damage_kind(scan.end));
+                    }
+                    report.torn_tail = Some(dropped.clone());
+                }
+            }
+            if writable && dropped.bytes > 0 {
+                segment.zero_range(dropped.offset, dropped.offset + dropped.bytes)?;
+            }
+            self.term_runs.extend(scan.term_runs);
+            self.recovered_commit_end = self.recovered_commit_end.max(scan.commit_end);
+            expected_first = end_index;
+        }
+        self.end_index = expected_first;
+        self.durable_end = expected_first;
+        if self.end_index < self.start_index {
+            let path = self
+                .segments
+                .last()
+                .map_or_else(|| self.storage.path_of(""), |s| s.path.clone());
+            return Err(Error::corruption(
+                path,
+                0,
+                Some(self.start_index),
+                CorruptionKind::CommittedEntryMissing {
+                    commit_end: self.start_index,
+                    log_end: self.end_index,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// The first index still readable.
+    pub fn start_index(&self) -> u64 {
+        self.start_index
+    }
+
+    /// One past the last index.
+    pub fn end_index(&self) -> u64 {
+        self.end_index
+    }
+
+    /// One past the last index known durable.
+    pub fn durable_end(&self) -> u64 {
+        self.durable_end
+    }
+
+    /// The highest commit point recovery found (hard state or records),
+    /// capped at the log's end.
+    pub fn recovered_commit_end(&self) -> u64 {
+        self.recovered_commit_end
+    }
+
+    /// The segments, oldest first.
+    pub fn segments(&self) -> &[Segment<S::File>] {
+        &self.segments
+    }
+
+    /// The term of the entry at `index`, including the entry just before the
+    /// log start (remembered from the compaction).
+    pub fn term_at(&self, index: u64) -> Result<u64> {
+        if index + 1 == self.start_index {
+            return Ok(self.start_previous_term);
+        }
+        self.check_readable(index)?;
+        let run = self.term_runs.partition_point(|r| r.first_index <= index);
+        Ok(self.term_runs[run - 1].term)
+    }
+
+    /// The term of the last entry (or of the entry before the log start when
+    /// the log is empty); 0 for a log that never held anything.
+    pub fn last_term(&self) -> u64 {
+        match self.end_index.checked_sub(1) {
+            Some(last) => self.term_at(last).unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    fn check_readable(&self, index: u64) -> Result<()> {
+        if index < self.start_index {
+            return Err(Error::Compacted {
+                index,
+                first_index: self.start_index,
+            });
+        }
+        if index >= self.end_index {
+            return Err(Error::NotFound {
+                index,
+                end_index: self.end_index,
+            });
+        }
+        Ok(())
+    }
+
+    /// The segment holding `index` (which must be readable) and the record's
+    /// offset in it.
+    fn locate(&self, index: u64) -> (&Segment<S::File>, u64) {
+        let position = self.segments.partition_point(|s| s.first_index() <= index) - 1;
+        let segment = &self.segments[position];
+        let offset = u64::from(segment.offsets[(index - segment.first_index()) as usize]);
+        (segment, offset)
+    }
+
+    /// The file and offset of the record for `index`, for error reports.
+    pub fn location_of(&self, index: u64) -> (PathBuf, u64) {
+        if self.check_readable(index).is_err() {
+            return (self.storage.path_of(""), 0);
+        }
+        let (segment, offset) = self.locate(index);
+        (segment.path.clone(), offset)
+    }
+
+    /// The term and payload of the entry at `index`, checksum re-verified.
+    pub fn read(&self, index: u64) -> Result<(u64, Cow<'_, [u8]>)> {
+        self.check_readable(index)?;
+        let (segment, offset) = self.locate(index);
+        let place = RecordPlace {
+            generation: segment.generation(),
+            offset,
+        };
+        let io = |e| Error::io("read segment", &segment.path, e);
+        let head = segment
+            .file
+            .read_at(offset, RECORD_HEADER_BYTES as usize)
+            .map_err(io)?;
+        let header: RecordHeader = bytemuck::pod_read_unaligned(&head);
+        let length =
+            record_bytes(u64::from(header.payload_bytes)).min(segment.header.size_bytes - offset);
+        let bytes = segment.file.read_at(offset, length as usize).map_err(io)?;
+        let corrupt = || {
+            Error::corruption(
+                &segment.path,
+                offset,
+                Some(index),
+                CorruptionKind::ChecksumMismatch,
+            )
+        };
+        let (term, payload_range) = match parse_record(&bytes, place) {
+            RecordRead::Valid { header, payload } if header.index == index => {
+                let start = RECORD_HEADER_BYTES as usize;
+                (header.term, start..start + payload.len())
+            }
+            _ => return Err(corrupt()),
+        };
+        let payload = match bytes {
+            Cow::Borrowed(b) => Cow::Borrowed(&b[payload_range]),
+            Cow::Owned(mut b) => {
+                b.truncate(payload_range.end);
+                b.drain(..payload_range.start);
+                Cow::Owned(b)
+            }
+        };
+        Ok((term, payload))
+    }
+
+    /// Writes entries after the end of the log, without syncing the last
+    /// segment (see [`SegmentedLog::sync`]). Each element is `(term, payload)`.
+    /// A full segment is synced before the next one is created, so only the
+    /// last segment ever holds unsynced records.
+    ///
+    /// On error the handle must be considered failed: in-memory state may be
+    /// ahead of the disk.
+    pub fn write<'a>(
+        &mut self,
+        entries: impl IntoIterator<Item = (u64, &'a [u8])> + Clone,
+        commit: CommitStamp,
+    ) -> Result<()> {
+        self.check_fits(entries.clone())?;
+        self.write_buffer.clear();
+        for (term, payload) in entries {
+            let size = record_bytes(payload.len() as u64);
+            if size > self.pending_room() {
+                self.flush_buffer()?;
+                self.roll_over()?;
+            }
+            self.encode_into_buffer(term, payload, commit);
+        }
+        self.flush_buffer()
+    }
+
+    /// Refuses, before anything is written, an entry no segment could hold.
+    fn check_fits<'a>(&self, entries: impl IntoIterator<Item = (u64, &'a [u8])>) -> Result<()> {
+        let limit = self.segment_size_bytes - SEGMENT_HEADER_BYTES;
+        for (_, payload) in entries {
+            let bytes = record_bytes(payload.len() as u64);
+            if bytes > limit || payload.is_empty() || payload.len() > crate::codec::MAX_ENTRY_BYTES
+            {
+                return Err(InvalidInput::BatchTooLarge { bytes, limit }.into());
+            }
+        }
+        Ok(())
+    }
+
+    fn tail(&self) -> &Segment<S::File> {
+        self.segments.last().expect("an open log has a segment")
+    }
+
+    /// Bytes left in the tail segment after what is already buffered.
+    fn pending_room(&self) -> u64 {
+        self.tail().free_bytes() - self.write_buffer.len() as u64
+    }
+
+    fn encode_into_buffer(&mut self, term: u64, payload: &[u8], commit: CommitStamp) {
+        let index = self.end_index;
+        let tail = self.segments.last_mut().expect("an open log has a segment");
+        let offset = tail.end_offset + self.write_buffer.len() as u64;
+        let header = RecordHeader {
+            magic: 0,
+            payload_bytes: 0,
+            log_epoch: self.liveness.log_epoch,
+            index,
+            term,
+            durable_end: self.durable_end,
+            commit_end: match commit {
+                CommitStamp::SelfCommitting => index + 1,
+                CommitStamp::Known(end) => end,
+            },
+        };
+        let place = RecordPlace {
+            generation: tail.generation(),
+            offset,
+        };
+        encode_record(&mut self.write_buffer, place, header, payload);
+        tail.offsets.push(offset as u32);
+        if self.term_runs.last().map(|r| r.term) != Some(term) {
+            self.term_runs.push(TermRun {
+                first_index: index,
+                term,
+            });
+        }
+        self.end_index += 1;
+    }
+
+    /// Writes the buffered records at the tail's end in one `pwrite`.
+    fn flush_buffer(&mut self) -> Result<()> {
+        if self.write_buffer.is_empty() {
+            return Ok(());
+        }
+        let tail = self.segments.last_mut().expect("an open log has a segment");
+        tail.file
+            .write_at(tail.end_offset, &self.write_buffer)
+            .map_err(|e| Error::io("write segment", &tail.path, e))?;
+        tail.end_offset += self.write_buffer.len() as u64;
+        self.write_buffer.clear();
+        Ok(())
+    }
+
+    /// Syncs the full tail and starts a new segment after it.
+    fn roll_over(&mut self) -> Result<()> {
+        self.sync()?;
+        let tail = self.tail();
+        let segment = Segment::create(
+            &*self.storage,
+            tail.generation() + 1,
+            tail.generation(),
+            self.end_index,
+            self.segment_size_bytes,
+        )?;
+        self.segments.push(segment);
+        Ok(())
+    }
+
+    /// Makes every written entry durable.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.durable_end == self.end_index {
+            return Ok(());
+        }
+        let tail = self.tail();
+        tail.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync segment", &tail.path, e))?;
+        self.durable_end = self.end_index;
+        Ok(())
+    }
+
+    /// A handle that syncs the tail segment, usable without `&mut self` (for
+    /// group commit), and the index it will make durable.
+    pub fn tail_sync_handle(&self) -> (Arc<S::File>, PathBuf, u64) {
+        let tail = self.tail();
+        (Arc::clone(&tail.file), tail.path.clone(), self.end_index)
+    }
+
+    /// Records that a sync through a [`SegmentedLog::tail_sync_handle`]
+    /// made everything below `durable_end` durable.
+    pub fn mark_durable(&mut self, durable_end: u64) {
+        self.durable_end = self.durable_end.max(durable_end.min(self.end_index));
+    }
+
+    /// Removes every entry at or after `from`, durably (G4): later segments
+    /// are removed newest first, then the hard state records the truncation,
+    /// then the removed records are zeroed and synced. `from` must not be
+    /// below the log start.
+    pub fn truncate_suffix(
+        &mut self,
+        from: u64,
+        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state: &mut HardState,
+    ) -> Result<()> {
+        if from >= self.end_index {
+            return Ok(());
+        }
+        if from < self.start_index {
+            return Err(InvalidInput::Index {
+                index: from,
+                reason: "cannot truncate below the log start",
+            }
+            .into());
+        }
+        while self.segments.len() > 1 && self.tail().first_index() > from {
+            let segment = self.segments.pop().expect("checked non-empty");
+            self.remove_file(&segment.name)?;
+        }
+        let mut next = hard_state.clone();
+        next.log_epoch += 1;
+        next.truncated_from = from;
+        hard_state_store.save(&next)?;
+        *hard_state = next;
+        self.liveness = Liveness {
+            log_epoch: hard_state.log_epoch,
+            truncated_from: from,
+        };
+        let tail = self.segments.last_mut().expect("an open log has a segment");
+        let keep = (from - tail.first_index()) as usize;
+        let cut = tail
+            .offsets
+            .get(keep)
+            .map_or(tail.end_offset, |&o| u64::from(o));
+        tail.zero_range(cut, tail.end_offset)?;
+        tail.offsets.truncate(keep);
+        tail.end_offset = cut;
+        self.end_index = from;
+        self.durable_end = self.durable_end.min(from);
+        let runs = self.term_runs.partition_point(|r| r.first_index < from);
+        self.term_runs.truncate(runs);
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Forgets every entry below `new_start` (whose predecessor has term
+    /// `previous_term`): the hard state records the new start first, then
+    /// segments wholly below it are removed, oldest first.
+    pub fn remove_prefix(
+        &mut self,
+        new_start: u64,
+        previous_term: u64,
+        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state: &mut HardState,
+    ) -> Result<()> {
+        if new_start <= self.start_index {
+            return Ok(());
+        }
+        if new_start > self.end_index {
+            return Err(InvalidInput::Index {
+                index: new_start,
+                reason: "cannot compact past the end of the log",
+            }
+            .into());
+        }
+        let mut next = hard_state.clone();
+        next.log_start = new_start;
+        next.log_start_previous_term = previous_term;
+        hard_state_store.save(&next)?;
+        *hard_state = next;
+        self.start_index = new_start;
+        self.start_previous_term = previous_term;
+        while self.segments.len() > 1 && self.segments[1].first_index() <= new_start {
+            let segment = self.segments.remove(0);
+            self.remove_file(&segment.name)?;
+        }
+        let first_kept = self.segments[0].first_index();
+        let runs = self
+            .term_runs
+            .partition_point(|r| r.first_index <= first_kept);
+        self.term_runs.drain(..runs.saturating_sub(1));
+        self.check_invariants();
+        Ok(())
+    }
+
+    fn remove_file(&self, name: &str) -> Result<()> {
+        self.storage
+            .remove(name)
+            .map_err(|e| Error::io("remove file", self.storage.path_of(name), e))?;
+        self.storage
+            .sync_directory()
+            .map_err(|e| Error::io("fsync directory", self.storage.path_of(""), e))
+    }
+
+    /// Asserts the invariants listed on [`SegmentedLog`] (debug builds only).
+    pub fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        for pair in self.segments.windows(2) {
+            assert_eq!(pair[0].end_index(), pair[1].first_index());
+            assert_eq!(pair[1].header.previous_generation, pair[0].generation());
+        }
+        if let (Some(first), Some(last)) = (self.segments.first(), self.segments.last()) {
+            assert!(first.first_index() <= self.start_index);
+            assert_eq!(last.end_index(), self.end_index);
+        }
+        assert!(self.start_index <= self.durable_end || self.end_index == self.start_index);
+        assert!(self.durable_end <= self.end_index);
+        for pair in self.term_runs.windows(2) {
+            assert!(pair[0].first_index < pair[1].first_index);
+        }
+    }
+}
+
+/// What to report when a segment's records end badly where they must not.
+fn damage_kind(end: ScanEnd) -> CorruptionKind {
+    match end {
+        ScanEnd::Damaged {
+            fault: Some(RecordFault::BadMagic),
+            ..
+        } => CorruptionKind::BadMagic,
+        ScanEnd::Damaged {
+            fault: Some(RecordFault::ImpossibleLength(length)),
+            ..
+        } => CorruptionKind::ImpossibleLength { length },
+        _ => CorruptionKind::ChecksumMismatch,
+    }
+}
+
+/// Lists the directory: segment generations in order; leftover temporary
+/// files are removed (when writable); anything unknown is refused.
+fn list_segments<S: Storage>(
+    storage: &S,
+    writable: bool,
+    report: &mut RecoveryReport,
+) -> Result<Vec<u64>> {
+    let names = storage
+        .list()
+        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
+    let mut generations = Vec::new();
+    for name in names {
+        if name == HARD_STATE_FILE_NAME {
+            continue;
+        }
+        if let Some(generation) = parse_segment_file_name(&name) {
+            generations.push(generation);
+        } else if name.ends_with(TEMPORARY_FILE_SUFFIX) {
+            if writable {
+                storage
+                    .remove(&name)
+                    .map_err(|e| Error::io("remove file", storage.path_of(&name), e))?;
+            }
+            report.removed_files.push(name);
+        } else {
+            return Err(Error::corruption(
+                storage.path_of(&name),
+                0,
+                None,
+                CorruptionKind::UnexpectedFile,
+            ));
+        }
+    }
+    if writable && !report.removed_files.is_empty() {
+        storage
+            .sync_directory()
+            .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
+    }
+    generations.sort_unstable();
+    Ok(generations)
+}

@@ -1,0 +1,54 @@
+//! [`Options`]: how a [`DurableControlPlane`](crate::DurableControlPlane) lays
+//! out its files.
+
+use crate::codec::MAX_ENTRY_BYTES;
+use crate::error::InvalidInput;
+use crate::format::{record_bytes, SEGMENT_HEADER_BYTES};
+
+/// The smallest segment accepted: room for the header and one largest entry.
+pub const MIN_SEGMENT_SIZE_BYTES: u64 = 4096;
+/// The largest segment accepted (record offsets are kept as `u32`).
+pub const MAX_SEGMENT_SIZE_BYTES: u64 = 1 << 31;
+
+/// Tuning for a data directory. `Options::default()` suits a control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Bytes of each segment file, allocated in full when the segment is
+    /// created. Larger segments mean fewer rollovers (each costs a file
+    /// creation and two syncs); smaller ones let compaction free space sooner.
+    /// Between [`MIN_SEGMENT_SIZE_BYTES`] and [`MAX_SEGMENT_SIZE_BYTES`], a
+    /// multiple of 4096. Default: 16 MiB (about 150 000 typical entries).
+    /// Only used for new segments; existing ones keep their size.
+    pub segment_size_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            segment_size_bytes: 16 << 20,
+        }
+    }
+}
+
+impl Options {
+    /// Refuses option values outside their documented ranges.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        let size = self.segment_size_bytes;
+        let reason = if size < MIN_SEGMENT_SIZE_BYTES {
+            "below the minimum of 4096 bytes"
+        } else if size > MAX_SEGMENT_SIZE_BYTES {
+            "above the maximum of 2 GiB"
+        } else if size % 4096 != 0 {
+            "not a multiple of 4096"
+        } else {
+            return Ok(());
+        };
+        Err(InvalidInput::Option {
+            name: "segment_size_bytes",
+            reason,
+        })
+    }
+}
+
+const _: () =
+    assert!(SEGMENT_HEADER_BYTES + record_bytes(MAX_ENTRY_BYTES as u64) <= MIN_SEGMENT_SIZE_BYTES);
