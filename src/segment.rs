@@ -214,19 +214,21 @@ impl<F: StorageFile> Segment<F> {
             let place = RecordPlace { generation, offset };
             match read_record(bytes, place) {
                 RecordRead::Valid { header, payload } => {
+                    let corrupt =
+                        |kind| Err(Error::corruption(&self.path, offset, Some(index), kind));
+                    if header.log_epoch > liveness.log_epoch {
+                        // Written after a truncation the hard state does not
+                        // know of: the hard state is older than the log.
+                        return corrupt(CorruptionKind::ChecksumMismatch);
+                    }
                     if !liveness.is_live(&header) {
                         break ScanEnd::Removed;
                     }
-                    let corrupt =
-                        |kind| Err(Error::corruption(&self.path, offset, Some(index), kind));
                     if header.index != index {
                         return corrupt(CorruptionKind::IndexOutOfSequence {
                             expected: index,
                             found: header.index,
                         });
-                    }
-                    if header.log_epoch > liveness.log_epoch {
-                        return corrupt(CorruptionKind::ChecksumMismatch);
                     }
                     if let Err(e) = decode(payload) {
                         return corrupt(CorruptionKind::UndecodableEntry(e));

@@ -356,3 +356,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn open_directory_with_foreign_file_is_refused_and_left_untouched() {
+    // A foreign file means the wrong directory: refuse before writing.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
+    let result = DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments());
+    let kind = result.unwrap_err().as_corruption().map(|c| c.kind.clone());
+    assert_eq!(kind, Some(CorruptionKind::UnexpectedFile));
+    assert!(!dir.path().join("hardstate").exists());
+}
+
+#[test]
+fn open_segments_without_hard_state_is_corruption() {
+    // Losing the hard state must not silently reset term and vote.
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = open(dir.path());
+    node.append(admit(1)).unwrap();
+    drop(node);
+    std::fs::remove_file(dir.path().join("hardstate")).unwrap();
+    let result = DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments());
+    let kind = result.unwrap_err().as_corruption().map(|c| c.kind.clone());
+    assert_eq!(kind, Some(CorruptionKind::HardStateUnreadable));
+}

@@ -366,6 +366,7 @@ fn open_or_create_hard_state<S: Storage>(
         .iter()
         .any(|n| n == crate::format::HARD_STATE_FILE_NAME)
     {
+        refuse_uninitialized_leftovers(storage, &names)?;
         let state = HardState {
             term: ControlPlaneTerm::GENESIS.next().0,
             vote: Some(identity.clone()),
@@ -382,6 +383,26 @@ fn open_or_create_hard_state<S: Storage>(
         });
     }
     Ok((store, state))
+}
+
+/// A directory without a hard state is new only if it holds nothing but
+/// leftovers of an interrupted creation (temporary files). Segments without a
+/// hard state mean the hard state was lost: starting afresh would forget
+/// votes, so it is corruption. Any other file means the wrong directory.
+fn refuse_uninitialized_leftovers<S: Storage>(storage: &S, names: &[String]) -> Result<()> {
+    use crate::format::{parse_segment_file_name, TEMPORARY_FILE_SUFFIX};
+    for name in names {
+        let kind = if parse_segment_file_name(name).is_some() {
+            CorruptionKind::HardStateUnreadable
+        } else if name.ends_with(TEMPORARY_FILE_SUFFIX) {
+            continue;
+        } else {
+            CorruptionKind::UnexpectedFile
+        };
+        let path = storage.path_of(name);
+        return Err(Error::corruption(path, 0, None, kind));
+    }
+    Ok(())
 }
 
 impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
