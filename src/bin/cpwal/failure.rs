@@ -2,12 +2,16 @@
 //! to do, and maps to a documented exit code.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use cpwal::Error;
 
 /// Exit code: the command could not do its job (bad directory, I/O error,
 /// lock held, ...). Clap uses 2 for usage errors.
 pub const EXIT_FAILED: i32 = 1;
+/// Exit code of `verify`: recovery would drop a torn tail (or finish an
+/// interrupted truncation, or remove leftover files).
+pub const EXIT_TORN_TAIL: i32 = 3;
 /// Exit code of `verify`: durable data is damaged.
 pub const EXIT_CORRUPTION: i32 = 4;
 /// Exit code of `crash-test`: a guarantee was violated.
@@ -22,6 +26,17 @@ pub enum CliError {
         context: &'static str,
         /// The engine's error.
         error: Error,
+    },
+    /// The path is not a cpwal data directory.
+    NotADataDirectory(PathBuf),
+    /// An index outside the log was asked for.
+    IndexOutOfRange {
+        /// The index asked for.
+        index: u64,
+        /// The first index in the log.
+        first: u64,
+        /// One past the last index.
+        end: u64,
     },
     /// A filesystem step of the tool itself failed.
     Io {
@@ -88,6 +103,13 @@ impl fmt::Display for CliError {
             Self::Engine { context, error } => {
                 format!("{context}: {error}; {}", advice(error))
             }
+            Self::NotADataDirectory(path) => format!(
+                "{} is not a cpwal data directory (no hardstate file); point at a directory a cpwal node wrote",
+                path.display()
+            ),
+            Self::IndexOutOfRange { index, first, end } => format!(
+                "index {index} is outside the log, which holds indexes {first}..{end}; pick --from/--to within it"
+            ),
             Self::Io { context, error } => {
                 format!("{context}: {error}; check the path, its permissions and free space")
             }
