@@ -24,6 +24,10 @@ pub struct CrashTestConfig {
     pub seconds: f64,
     /// The seed for the kill moments and the child's operations.
     pub seed: u64,
+    /// Self-test of the checker: after each kill, zero the last written
+    /// sector of the newest segment (synced data lost, as by a lying disk).
+    /// The run must then report violations.
+    pub sabotage_zero_tail: bool,
 }
 
 /// Counters beyond the model's.
@@ -48,7 +52,15 @@ pub fn run(config: &CrashTestConfig) -> Result<(), CliError> {
     let mut rng = Rng::new(config.seed, u64::MAX);
     let started = Instant::now();
     while started.elapsed().as_secs_f64() < config.seconds && model.violations.is_empty() {
-        run_cycle(&data, config.seed, &mut rng, &mut model, &mut totals)?;
+        let sabotage = config.sabotage_zero_tail;
+        run_cycle(
+            &data,
+            config.seed,
+            sabotage,
+            &mut rng,
+            &mut model,
+            &mut totals,
+        )?;
     }
     let probe_directory = data.parent().unwrap_or(Path::new("."));
     let probe_bytes = record_bytes(encoded_entry(&expected_entry(config.seed, 0, 1)).len() as u64);
@@ -107,6 +119,7 @@ fn prepare_directory(given: Option<&Path>) -> Result<(PathBuf, Option<PathBuf>),
 fn run_cycle(
     data: &Path,
     seed: u64,
+    sabotage: bool,
     rng: &mut Rng,
     model: &mut Model,
     totals: &mut Totals,
@@ -137,7 +150,37 @@ fn run_cycle(
     }
     let acks = model.acknowledged_entries + model.acknowledged_states - acks_before;
     totals.cycles += 1;
+    if sabotage {
+        zero_last_written_sector(data)?;
+    }
     check_cycle(data, cycle, acks, model, totals)
+}
+
+/// Zeroes the 512-byte sector holding the last non-zero byte of the newest
+/// segment (never its header sector): the checker's self-test.
+fn zero_last_written_sector(data: &Path) -> Result<(), CliError> {
+    let io = |what: &'static str| move |e| CliError::io(what, e);
+    let newest = std::fs::read_dir(data)
+        .map_err(io("list the data directory"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            name.and_then(|n| cpwal::format::parse_segment_file_name(&n))
+                .is_some()
+        })
+        .max();
+    let Some(segment) = newest else { return Ok(()) };
+    let mut bytes = std::fs::read(&segment).map_err(io("read the newest segment"))?;
+    let Some(last) = bytes.iter().rposition(|&b| b != 0) else {
+        return Ok(());
+    };
+    let sector = last / 512 * 512;
+    if sector == 0 {
+        return Ok(());
+    }
+    let end = (sector + 512).min(bytes.len());
+    bytes[sector..end].fill(0);
+    std::fs::write(&segment, bytes).map_err(io("write the newest segment"))
 }
 
 /// Starts the child and a thread collecting its stdout until it dies.

@@ -53,6 +53,10 @@ enum Command {
         /// so any run can be replayed). Default: from the clock.
         #[arg(long, value_name = "S")]
         seed: Option<u64>,
+        /// Self-test of the checker: destroy synced data after each kill;
+        /// the run must then fail with violations.
+        #[arg(long, hide = true)]
+        sabotage_zero_tail: bool,
     },
     /// Show what a data directory holds: term, vote, commit, first/last
     /// index, leader history, segments, and what recovery would repair.
@@ -121,12 +125,18 @@ fn main() -> ExitCode {
 /// Runs one command; `Ok` carries the exit code of a command that completed.
 fn run(command: Command) -> Result<u8, CliError> {
     match command {
-        Command::CrashTest { dir, seconds, seed } => {
+        Command::CrashTest {
+            dir,
+            seconds,
+            seed,
+            sabotage_zero_tail,
+        } => {
             let seed = seed.unwrap_or_else(clock_seed);
             let config = crash_test::CrashTestConfig {
                 directory: dir,
                 seconds,
                 seed,
+                sabotage_zero_tail,
             };
             crash_test::run(&config).map(|()| 0)
         }
