@@ -369,3 +369,16 @@ fn shared_storage_refuses_every_change() {
     drop(storage);
     assert_eq!(snapshot(&dir), before);
 }
+
+#[test]
+fn crash_test_refuses_a_non_empty_directory() {
+    // Goal: crash-test never runs its model against a directory it did not
+    // start (the checker would blame the engine for foreign entries), and
+    // says so in one line. Method: point it at the fixture copy.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    let before = snapshot(&dir);
+    let output = cpwal(&["crash-test", "--dir", path_arg(&dir), "--seconds", "1"]);
+    assert_one_line_error(&output, 1, "is not empty");
+    assert_eq!(snapshot(&dir), before);
+}

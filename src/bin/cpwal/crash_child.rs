@@ -71,10 +71,10 @@ fn append_batch(
         .map_err(|e| CliError::engine("crash-test child append failed", e))?;
     let latency_ns = began.elapsed().as_nanos() as u64;
     if range.start != start {
-        return Err(CliError::Harness(format!(
-            "the engine placed a batch at index {} instead of {start}",
-            range.start
-        )));
+        return Err(CliError::MisplacedBatch {
+            expected: start,
+            found: range.start,
+        });
     }
     report(
         out,
@@ -136,5 +136,5 @@ fn change_state(
 fn report(out: &mut impl Write, message: &Message) -> Result<(), CliError> {
     writeln!(out, "{message}")
         .and_then(|()| out.flush())
-        .map_err(|e| CliError::Harness(format!("crash-test child lost its pipe: {e}")))
+        .map_err(|e| CliError::io("crash-test child: write to the pipe", e))
 }

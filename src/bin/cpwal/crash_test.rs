@@ -97,10 +97,7 @@ fn prepare_directory(given: Option<&Path>) -> Result<(PathBuf, Option<PathBuf>),
     if let Some(directory) = given {
         let occupied = std::fs::read_dir(directory).is_ok_and(|mut d| d.next().is_some());
         if occupied {
-            return Err(CliError::Harness(format!(
-                "{} is not empty; crash-test needs a fresh or empty directory (omit --dir for a temporary one)",
-                directory.display()
-            )));
+            return Err(CliError::DirectoryNotEmpty(directory.to_path_buf()));
         }
         return Ok((directory.to_path_buf(), None));
     }
@@ -131,9 +128,7 @@ fn run_cycle(
         .try_wait()
         .map_err(|e| CliError::io("wait for crash-test child", e))?
     {
-        return Err(CliError::Harness(format!(
-            "crash-test child exited by itself ({status}) in cycle {cycle}; its message is above"
-        )));
+        return Err(CliError::ChildExited { cycle, status });
     }
     child
         .kill()
@@ -141,9 +136,7 @@ fn run_cycle(
     child
         .wait()
         .map_err(|e| CliError::io("reap crash-test child", e))?;
-    let output = reader
-        .join()
-        .map_err(|_| CliError::Harness("the pipe reader thread panicked".to_owned()))?;
+    let output = reader.join().map_err(|_| CliError::PipeReaderPanicked)?;
     let acks_before = model.acknowledged_entries + model.acknowledged_states;
     for message in complete_lines(&output).filter_map(Message::parse) {
         model.apply(message);

@@ -45,8 +45,24 @@ pub enum CliError {
         /// The OS error.
         error: std::io::Error,
     },
-    /// The crash-test harness itself misbehaved (not a guarantee violation).
-    Harness(String),
+    /// `crash-test --dir` was given a directory that already holds files.
+    DirectoryNotEmpty(PathBuf),
+    /// The crash-test child stopped before it was killed.
+    ChildExited {
+        /// The cycle it was in.
+        cycle: u64,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+    /// The thread reading the child's pipe panicked.
+    PipeReaderPanicked,
+    /// The engine put a batch somewhere other than the end of the log.
+    MisplacedBatch {
+        /// The log's end before the append.
+        expected: u64,
+        /// Where the batch went.
+        found: u64,
+    },
     /// `crash-test` found this many violations (already printed).
     Violations(usize),
 }
@@ -113,7 +129,19 @@ impl fmt::Display for CliError {
             Self::Io { context, error } => {
                 format!("{context}: {error}; check the path, its permissions and free space")
             }
-            Self::Harness(what) => format!("{what}; rerun with the same --seed to reproduce"),
+            Self::DirectoryNotEmpty(path) => format!(
+                "{} is not empty; crash-test needs a fresh or empty directory (omit --dir for a temporary one)",
+                path.display()
+            ),
+            Self::ChildExited { cycle, status } => format!(
+                "the crash-test child exited by itself ({status}) in cycle {cycle}; its message is above; rerun with the same --seed to reproduce"
+            ),
+            Self::PipeReaderPanicked => {
+                "the thread reading the crash-test child's pipe panicked; rerun with the same --seed".to_owned()
+            }
+            Self::MisplacedBatch { expected, found } => format!(
+                "the engine placed a batch at index {found} instead of the log end {expected}; report this as an engine bug"
+            ),
             Self::Violations(count) => format!(
                 "{count} guarantee violation(s) found (listed above); keep the directory for analysis and report the seed"
             ),

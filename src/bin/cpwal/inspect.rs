@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cpwal::inspect::Inspection;
+use cpwal::inspect::{Inspection, SegmentSummary};
 use cpwal::{ControlPlaneEntry, ControlPlaneIndex};
 use serde_json::json;
 
@@ -43,10 +43,23 @@ pub fn run(directory: &Path, as_json: bool) -> Result<(), CliError> {
     let segments = inspection
         .segments()
         .map_err(|e| CliError::engine("cannot read the segments", e))?;
+    if as_json {
+        print_json(directory, &inspection, &history, &segments);
+    } else {
+        print_text(directory, &inspection, &history, &segments);
+    }
+    Ok(())
+}
+
+fn print_json(
+    directory: &Path,
+    inspection: &Inspection,
+    history: &[LeaderRecord],
+    segments: &[SegmentSummary],
+) {
     let vote = inspection.durable_vote();
     let (log_epoch, truncated_from) = inspection.truncation();
-    if as_json {
-        let report = json!({
+    let report = json!({
             "directory": directory.display().to_string(),
             "node": inspection.node().as_str(),
             "term": vote.term.0,
@@ -63,10 +76,18 @@ pub fn run(directory: &Path, as_json: bool) -> Result<(), CliError> {
             "segments": segments.iter().map(segment_json).collect::<Vec<_>>(),
             "recovery_would": recovery_json(inspection.recovery()),
             "snapshot": null,
-        });
-        println!("{report:#}");
-        return Ok(());
-    }
+    });
+    println!("{report:#}");
+}
+
+fn print_text(
+    directory: &Path,
+    inspection: &Inspection,
+    history: &[LeaderRecord],
+    segments: &[SegmentSummary],
+) {
+    let vote = inspection.durable_vote();
+    let (log_epoch, truncated_from) = inspection.truncation();
     let none = || "none".to_owned();
     println!("directory:  {}", directory.display());
     println!("node:       {}", inspection.node());
@@ -100,19 +121,19 @@ pub fn run(directory: &Path, as_json: bool) -> Result<(), CliError> {
     if truncated_from != u64::MAX {
         println!("truncation: epoch {log_epoch}, latest from index {truncated_from}");
     }
-    println!("snapshot:   none");
+    println!("snapshot:   none (this build writes no snapshots)");
     println!(
         "leader history ({} LeaderConfiguration entries):",
         history.len()
     );
-    for record in &history {
+    for record in history {
         println!(
             "  term {:>6}: {} (index {})",
             record.term, record.leader, record.index
         );
     }
     println!("segments ({}):", segments.len());
-    for s in &segments {
+    for s in segments {
         println!(
             "  {}  generation {}  indexes {}..{}  {} of {} bytes used  {}",
             s.name,
@@ -131,5 +152,4 @@ pub fn run(directory: &Path, as_json: bool) -> Result<(), CliError> {
     for line in repairs {
         println!("recovery:   a writer would {line}");
     }
-    Ok(())
 }
