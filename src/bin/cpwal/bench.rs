@@ -110,7 +110,7 @@ fn ratio(samples: &[u64], raw: &[u64]) -> String {
 
 fn report(raw: &[u64], appends: &[u64], batches: &[u64], votes: &[u64], entry_bytes: u64) {
     println!(
-        "raw pwrite+fdatasync ({entry_bytes} B):      {}",
+        "raw pwrite+fdatasync ({entry_bytes:>3} B):       {}",
         describe(raw)
     );
     println!(
@@ -121,7 +121,7 @@ fn report(raw: &[u64], appends: &[u64], batches: &[u64], votes: &[u64], entry_by
         per_second(raw)
     );
     println!(
-        "durable append ({BATCH_ENTRIES} entries/call):    {}  [median {}; {:.0} entries/s]",
+        "durable append ({BATCH_ENTRIES} entries/call):   {}  [median {}; {:.0} entries/s]",
         describe(batches),
         ratio(batches, raw),
         per_second(batches) * BATCH_ENTRIES as f64

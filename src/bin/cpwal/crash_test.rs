@@ -76,9 +76,14 @@ pub fn run(config: &CrashTestConfig) -> Result<(), CliError> {
             eprintln!("VIOLATION: {violation}");
         }
         eprintln!(
-            "replay: cpwal crash-test --seed {} --seconds {}; directory kept at {}",
+            "replay: cpwal crash-test --seed {} --seconds {}{}; directory kept at {}",
             config.seed,
             config.seconds,
+            if config.sabotage_zero_tail {
+                " --sabotage-zero-tail"
+            } else {
+                ""
+            },
             data.display()
         );
         return Err(CliError::Violations(model.violations.len()));

@@ -47,7 +47,7 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         /// About how many seconds to keep killing and checking.
-        #[arg(long, value_name = "N", default_value_t = 10.0)]
+        #[arg(long, value_name = "N", default_value_t = 10.0, value_parser = parse_seconds)]
         seconds: f64,
         /// Seed for the kill moments and the child's operations (printed,
         /// so any run can be replayed). Default: from the clock.
@@ -145,6 +145,16 @@ fn run(command: Command) -> Result<u8, CliError> {
         Command::Dump { dir, from, to } => dump::run(&dir, from, to).map(|()| 0),
         Command::Bench { dir, samples } => bench::run(dir.as_deref(), samples).map(|()| 0),
         Command::CrashChild { dir, seed, cycle } => crash_child::run(&dir, seed, cycle).map(|()| 0),
+    }
+}
+
+/// A duration in seconds: finite and not negative.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!(
+            "`{text}` is not a number of seconds (e.g. 10 or 2.5)"
+        )),
     }
 }
 
