@@ -54,7 +54,7 @@ fn crash_test_sigkill_cycles_find_no_violation() {
 fn crash_test_checker_catches_destroyed_acknowledged_entries() {
     // Goal: the checker is not vacuous: when synced, acknowledged data is
     // destroyed between kill and reopen, the run fails. Method: the hidden
-    // `--sabotage-zero-tail` zeroes the last written sector of the newest
+    // `--sabotage zero-tail` zeroes the last written sector of the newest
     // segment after each kill; require exit 5 and a reported violation.
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("data");
@@ -62,7 +62,7 @@ fn crash_test_checker_catches_destroyed_acknowledged_entries() {
         .args(["crash-test", "--seconds", "4", "--seed", "11"])
         .arg("--dir")
         .arg(&dir)
-        .arg("--sabotage-zero-tail")
+        .args(["--sabotage", "zero-tail"])
         .output()
         .expect("run cpwal crash-test");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -70,4 +70,25 @@ fn crash_test_checker_catches_destroyed_acknowledged_entries() {
     assert!(stderr.contains("VIOLATION: "), "{stderr}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(summary_number(&stdout, "violations:") > 0, "{stdout}");
+}
+
+#[test]
+fn crash_test_checker_catches_rolled_back_votes() {
+    // Goal: the G1 check is not vacuous: when the hard state is rolled back
+    // to its state before the cycle, acknowledged terms and votes are lost
+    // and the run fails. Method: `--sabotage stale-hard-state` restores the
+    // hard-state file saved before each child started; require exit 5 and a
+    // reported term/vote violation.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let output = Command::new(env!("CARGO_BIN_EXE_cpwal"))
+        .args(["crash-test", "--seconds", "4", "--seed", "12"])
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--sabotage", "stale-hard-state"])
+        .output()
+        .expect("run cpwal crash-test");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("VIOLATION: recovered term"), "{stderr}");
 }

@@ -272,3 +272,56 @@ impl Model {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack_state(model: &mut Model, term: u64, vote: &str) {
+        model.apply(Message::AckState {
+            term,
+            vote: Some(vote.to_owned()),
+            latency_ns: 1,
+        });
+    }
+
+    #[test]
+    fn apply_two_candidates_in_one_term_is_a_violation() {
+        // Goal: "never two candidates in one term" is enforced over the whole
+        // run. Method: acknowledge votes for two candidates in term 5, the
+        // second after a recovery left the model in term 6.
+        let mut model = Model::new(1);
+        ack_state(&mut model, 5, "CN=peer-1");
+        ack_state(&mut model, 6, "CN=peer-1");
+        assert!(model.violations.is_empty());
+        model.state = (4, None);
+        ack_state(&mut model, 5, "CN=peer-2");
+        assert_eq!(model.violations.len(), 1, "{:?}", model.violations);
+        assert!(model.violations[0].contains("two candidates in term 5"));
+    }
+
+    #[test]
+    fn apply_term_regression_is_a_violation() {
+        // Goal: a state that goes back in term is reported.
+        let mut model = Model::new(1);
+        ack_state(&mut model, 5, "CN=peer-1");
+        ack_state(&mut model, 4, "CN=peer-2");
+        assert_eq!(model.violations.len(), 1, "{:?}", model.violations);
+    }
+
+    #[test]
+    fn allowed_states_after_an_acked_vote_exclude_a_cleared_vote() {
+        // Goal: a vote request in the current term may not clear an
+        // acknowledged vote. Method: pending vote intent in the same term.
+        let mut model = Model::new(1);
+        ack_state(&mut model, 5, "CN=peer-1");
+        model.apply(Message::IntentState {
+            operation: StateOperation::Vote,
+            term: 5,
+            candidate: Some("CN=peer-2".to_owned()),
+        });
+        let allowed = model.allowed_states();
+        assert!(!allowed.contains(&(5, None)));
+        assert!(allowed.contains(&(5, Some("CN=peer-1".to_owned()))));
+    }
+}

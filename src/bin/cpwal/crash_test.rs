@@ -13,6 +13,7 @@ use cpwal::{codec::encoded_entry, format::record_bytes, DurableControlPlane};
 use crate::checker::Model;
 use crate::failure::CliError;
 use crate::latency::{describe, raw_fdatasync_latencies};
+use crate::sabotage::Sabotage;
 use crate::workload::{crash_test_options, expected_entry, identity, Message, Rng, NODE_SUBJECT};
 
 /// What to run.
@@ -24,10 +25,9 @@ pub struct CrashTestConfig {
     pub seconds: f64,
     /// The seed for the kill moments and the child's operations.
     pub seed: u64,
-    /// Self-test of the checker: after each kill, zero the last written
-    /// sector of the newest segment (synced data lost, as by a lying disk).
-    /// The run must then report violations.
-    pub sabotage_zero_tail: bool,
+    /// Self-test of the checker: damage the directory on purpose after
+    /// each kill; the run must then report violations.
+    pub sabotage: Option<Sabotage>,
 }
 
 /// Counters beyond the model's.
@@ -52,11 +52,10 @@ pub fn run(config: &CrashTestConfig) -> Result<(), CliError> {
     let mut rng = Rng::new(config.seed, u64::MAX);
     let started = Instant::now();
     while started.elapsed().as_secs_f64() < config.seconds && model.violations.is_empty() {
-        let sabotage = config.sabotage_zero_tail;
         run_cycle(
             &data,
             config.seed,
-            sabotage,
+            config.sabotage,
             &mut rng,
             &mut model,
             &mut totals,
@@ -79,11 +78,9 @@ pub fn run(config: &CrashTestConfig) -> Result<(), CliError> {
             "replay: cpwal crash-test --seed {} --seconds {}{}; directory kept at {}",
             config.seed,
             config.seconds,
-            if config.sabotage_zero_tail {
-                " --sabotage-zero-tail"
-            } else {
-                ""
-            },
+            config
+                .sabotage
+                .map_or(String::new(), |s| format!(" --sabotage {}", s.name())),
             data.display()
         );
         return Err(CliError::Violations(model.violations.len()));
@@ -121,12 +118,13 @@ fn prepare_directory(given: Option<&Path>) -> Result<(PathBuf, Option<PathBuf>),
 fn run_cycle(
     data: &Path,
     seed: u64,
-    sabotage: bool,
+    sabotage: Option<Sabotage>,
     rng: &mut Rng,
     model: &mut Model,
     totals: &mut Totals,
 ) -> Result<(), CliError> {
     let cycle = totals.cycles;
+    let saved = sabotage.map(|s| s.before_cycle(data)).transpose()?;
     let (mut child, reader) = spawn_child(data, seed, cycle)?;
     std::thread::sleep(Duration::from_millis(5 + rng.below(250)));
     if let Some(status) = child
@@ -148,37 +146,10 @@ fn run_cycle(
     }
     let acks = model.acknowledged_entries + model.acknowledged_states - acks_before;
     totals.cycles += 1;
-    if sabotage {
-        zero_last_written_sector(data)?;
+    if let (Some(sabotage), Some(saved)) = (sabotage, saved) {
+        sabotage.after_kill(data, saved)?;
     }
     check_cycle(data, cycle, acks, model, totals)
-}
-
-/// Zeroes the 512-byte sector holding the last non-zero byte of the newest
-/// segment (never its header sector): the checker's self-test.
-fn zero_last_written_sector(data: &Path) -> Result<(), CliError> {
-    let io = |what: &'static str| move |e| CliError::io(what, e);
-    let newest = std::fs::read_dir(data)
-        .map_err(io("list the data directory"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            name.and_then(|n| cpwal::format::parse_segment_file_name(&n))
-                .is_some()
-        })
-        .max();
-    let Some(segment) = newest else { return Ok(()) };
-    let mut bytes = std::fs::read(&segment).map_err(io("read the newest segment"))?;
-    let Some(last) = bytes.iter().rposition(|&b| b != 0) else {
-        return Ok(());
-    };
-    let sector = last / 512 * 512;
-    if sector == 0 {
-        return Ok(());
-    }
-    let end = (sector + 512).min(bytes.len());
-    bytes[sector..end].fill(0);
-    std::fs::write(&segment, bytes).map_err(io("write the newest segment"))
 }
 
 /// Starts the child and a thread collecting its stdout until it dies.

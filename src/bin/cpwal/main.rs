@@ -14,6 +14,7 @@ mod failure;
 mod inspect;
 mod latency;
 mod render;
+mod sabotage;
 mod verify;
 mod workload;
 
@@ -53,10 +54,10 @@ enum Command {
         /// so any run can be replayed). Default: from the clock.
         #[arg(long, value_name = "S")]
         seed: Option<u64>,
-        /// Self-test of the checker: destroy synced data after each kill;
-        /// the run must then fail with violations.
-        #[arg(long, hide = true)]
-        sabotage_zero_tail: bool,
+        /// Self-test of the checker: destroy protected data after each
+        /// kill; the run must then fail with violations.
+        #[arg(long, hide = true, value_enum, value_name = "KIND")]
+        sabotage: Option<sabotage::Sabotage>,
     },
     /// Show what a data directory holds: term, vote, commit, first/last
     /// index, leader history, segments, and what recovery would repair.
@@ -129,14 +130,14 @@ fn run(command: Command) -> Result<u8, CliError> {
             dir,
             seconds,
             seed,
-            sabotage_zero_tail,
+            sabotage,
         } => {
             let seed = seed.unwrap_or_else(clock_seed);
             let config = crash_test::CrashTestConfig {
                 directory: dir,
                 seconds,
                 seed,
-                sabotage_zero_tail,
+                sabotage,
             };
             crash_test::run(&config).map(|()| 0)
         }

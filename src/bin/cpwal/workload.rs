@@ -242,3 +242,63 @@ impl Message {
         Some(message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_parse_round_trips_every_kind() {
+        // Goal: the parent reads back exactly what the child wrote.
+        // Method: print and parse one message of each kind.
+        let messages = [
+            Message::Opened {
+                term: 3,
+                vote: Some("CN=peer-1".to_owned()),
+                log_end: 9,
+            },
+            Message::IntentAppend {
+                start: 9,
+                count: 2,
+                term: 3,
+            },
+            Message::AckAppend {
+                start: 9,
+                count: 2,
+                term: 3,
+                latency_ns: 1234,
+            },
+            Message::IntentState {
+                operation: StateOperation::Vote,
+                term: 4,
+                candidate: Some("CN=peer-2".to_owned()),
+            },
+            Message::AckState {
+                term: 4,
+                vote: None,
+                latency_ns: 99,
+            },
+        ];
+        for message in messages {
+            assert_eq!(Message::parse(&message.to_string()), Some(message));
+        }
+    }
+
+    #[test]
+    fn message_parse_refuses_a_line_cut_short() {
+        // Goal: a line the kill cut in half is never taken as an ack.
+        assert_eq!(Message::parse("ack-append 9 2"), None);
+        assert_eq!(Message::parse("ack-state"), None);
+    }
+
+    #[test]
+    fn expected_entry_is_deterministic_and_valid() {
+        // Goal: the parent recomputes the child's entries exactly, and the
+        // engine accepts them. Method: compute twice, validate.
+        for index in 0..200 {
+            let entry = expected_entry(7, index, 3);
+            assert_eq!(entry, expected_entry(7, index, 3));
+            assert!(cpwal::codec::validate_entry(&entry).is_ok());
+        }
+    }
+}
