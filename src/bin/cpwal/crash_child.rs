@@ -35,7 +35,9 @@ pub fn run(directory: &Path, seed: u64, cycle: u64) -> Result<(), CliError> {
     let mut rng = Rng::new(seed, cycle.wrapping_add(1) << 32);
     loop {
         let roll = rng.below(100);
-        if roll < 75 && node.is_leader() {
+        if roll < 8 && node.is_leader() {
+            append_batch(&mut node, &mut out, seed, 16 + rng.below(48))?;
+        } else if roll < 75 && node.is_leader() {
             append_batch(&mut node, &mut out, seed, 1 + rng.below(4))?;
         } else if roll < 88 {
             let target = node.current_term().0 + 1;

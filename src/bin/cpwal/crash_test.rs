@@ -36,6 +36,7 @@ struct Totals {
     cycles: u64,
     torn_tails: u64,
     torn_bytes: u64,
+    leftover_files: u64,
 }
 
 /// Runs the crash test; `Err(Violations)` if any guarantee broke.
@@ -213,6 +214,7 @@ fn check_cycle(
         Err(error) => return Err(CliError::engine("reopen after SIGKILL", error)),
     };
     let torn = node.recovery_report().torn_tail.clone();
+    totals.leftover_files += node.recovery_report().removed_files.len() as u64;
     if let Some(tail) = &torn {
         totals.torn_tails += 1;
         totals.torn_bytes += tail.bytes;
@@ -266,8 +268,8 @@ fn print_summary(
     );
     println!("violations: {}", model.violations.len());
     println!(
-        "torn tails dropped: {} ({} bytes)",
-        totals.torn_tails, totals.torn_bytes
+        "torn tails dropped: {} ({} bytes); leftover files removed: {}",
+        totals.torn_tails, totals.torn_bytes, totals.leftover_files
     );
     println!(
         "durable append latency: {}",

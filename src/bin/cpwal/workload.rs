@@ -68,8 +68,18 @@ pub fn expected_entry(seed: u64, index: u64, term: u64) -> ControlPlaneEntry {
         },
         1 => ControlPlaneEntry::MembershipChange(MembershipChange::Admit(owner)),
         2 => ControlPlaneEntry::MembershipChange(MembershipChange::Remove(owner)),
-        _ => ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
-            range: format!("range-{seed:x}-{index}-{}", rng.below(1 << 20)),
+        // One in four ranges is long, so big batches span several pages
+        // and a kill can land inside their write.
+        kind => ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+            range: format!(
+                "range-{seed:x}-{index}-{}{}",
+                rng.below(1 << 20),
+                if kind == 3 {
+                    "~".repeat(900)
+                } else {
+                    String::new()
+                }
+            ),
             new_owner: owner,
             ownership_epoch: index + 1,
         }),
