@@ -92,7 +92,14 @@ impl Model {
     /// Applies one line from the child.
     pub fn apply(&mut self, message: Message) {
         match message {
-            Message::Opened { .. } => {}
+            Message::Opened { log_end, .. } => {
+                let known = self.log_terms.len() as u64;
+                if log_end != known {
+                    self.violation(format!(
+                        "the child's recovery found log end {log_end}, the parent's found {known}"
+                    ));
+                }
+            }
             Message::IntentAppend { start, count, term } => {
                 self.pending = Some(Pending::Append { start, count, term })
             }
