@@ -19,6 +19,7 @@ mod error;
 pub mod format;
 mod hard_state;
 mod identity;
+pub mod inspect;
 pub mod io;
 mod log;
 mod options;

@@ -30,27 +30,52 @@ pub enum LockMode {
 #[derive(Debug)]
 pub struct OsStorage {
     root: PathBuf,
-    /// Holds the `flock`; never read, only kept open.
-    _lock: File,
+    /// How the directory is held; a [`LockMode::Shared`] handle refuses
+    /// every call that would change the directory.
+    mode: LockMode,
+    /// Holds the `flock`; never read, only kept open. `None` only for a
+    /// shared handle on a directory without a lock file (see
+    /// [`OsStorage::open`]).
+    _lock: Option<File>,
 }
 
 impl OsStorage {
     /// Opens (creating it durably if missing, in [`LockMode::Exclusive`]) the
     /// directory `root` and locks it. A second opener gets
     /// [`Error::DirectoryLocked`] at once; it never waits.
+    ///
+    /// A [`LockMode::Shared`] handle never writes: it opens the lock file
+    /// read-only, and every [`Storage`] call that would change the directory
+    /// fails with `PermissionDenied`. If the directory has no lock file (it
+    /// was copied without one, or written by hand), no cpwal writer holds it,
+    /// so the shared handle proceeds unlocked rather than create one; a
+    /// writer that starts afterwards is then not kept out.
     pub fn open(root: impl AsRef<Path>, mode: LockMode) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
         if mode == LockMode::Exclusive && !root.exists() {
             create_directory_durably(&root)?;
         }
         let lock_path = root.join(LOCK_FILE_NAME);
-        let lock = OpenOptions::new()
+        let opened = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(mode == LockMode::Exclusive)
             .create(mode == LockMode::Exclusive)
             .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| Error::io("open lock file", &lock_path, e))?;
+            .open(&lock_path);
+        let lock = match opened {
+            Ok(lock) => lock,
+            Err(e) if mode == LockMode::Shared && e.kind() == io::ErrorKind::NotFound => {
+                if !root.is_dir() {
+                    return Err(Error::io("open directory", &root, e));
+                }
+                return Ok(Self {
+                    root,
+                    mode,
+                    _lock: None,
+                });
+            }
+            Err(e) => return Err(Error::io("open lock file", &lock_path, e)),
+        };
         let locked = match mode {
             LockMode::Exclusive => fs2::FileExt::try_lock_exclusive(&lock),
             LockMode::Shared => fs2::FileExt::try_lock_shared(&lock),
@@ -63,7 +88,22 @@ impl OsStorage {
             }
             return Err(Error::io("lock", &lock_path, e));
         }
-        Ok(Self { root, _lock: lock })
+        Ok(Self {
+            root,
+            mode,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Refuses a change to the directory through a shared (read-only) handle.
+    fn check_writable(&self) -> io::Result<()> {
+        match self.mode {
+            LockMode::Exclusive => Ok(()),
+            LockMode::Shared => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the directory is open read-only (shared lock)",
+            )),
+        }
     }
 
     /// The directory this storage lives in.
@@ -100,6 +140,7 @@ impl Storage for OsStorage {
     }
 
     fn create(&self, name: &str) -> io::Result<OsFile> {
+        self.check_writable()?;
         let path = self.root.join(name);
         let file = OpenOptions::new()
             .read(true)
@@ -110,6 +151,9 @@ impl Storage for OsStorage {
     }
 
     fn open(&self, name: &str, writable: bool) -> io::Result<OsFile> {
+        if writable {
+            self.check_writable()?;
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(writable)
@@ -118,14 +162,17 @@ impl Storage for OsStorage {
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.check_writable()?;
         fs::rename(self.root.join(from), self.root.join(to))
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
+        self.check_writable()?;
         fs::remove_file(self.root.join(name))
     }
 
     fn sync_directory(&self) -> io::Result<()> {
+        self.check_writable()?;
         sync_directory_at(&self.root)
     }
 

@@ -1,0 +1,148 @@
+//! `cpwal bench [--dir D]`: on the operator's own disk, durable append and
+//! vote latency and append throughput, each beside raw `pwrite` +
+//! `fdatasync` measured in the same run, with a verdict against etcd's
+//! guidance (fdatasync p99 under 10 ms).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cpwal::codec::encoded_entry;
+use cpwal::format::record_bytes;
+use cpwal::{
+    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneTerm,
+    DurableControlPlane, Options, OwnershipTransition,
+};
+
+use crate::failure::CliError;
+use crate::latency::{describe, millis, raw_fdatasync_latencies, Percentiles};
+
+/// etcd's guidance for a disk under a consensus log: fdatasync p99 below this.
+const FDATASYNC_P99_LIMIT_NS: u64 = 10_000_000;
+/// Entries per call in the throughput run.
+const BATCH_ENTRIES: usize = 64;
+
+fn bench_identity() -> ClusterVoterIdentity {
+    ClusterVoterIdentity::from_certificate_subject("CN=cpwal-bench")
+        .expect("a valid constant identity")
+}
+
+/// A typical control-plane entry.
+fn sample_entry(n: u64) -> ControlPlaneEntry {
+    ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+        range: format!("users:[{},{})", n * 1000, (n + 1) * 1000),
+        new_owner: bench_identity(),
+        ownership_epoch: n + 1,
+    })
+}
+
+/// Runs the benchmark in a scratch directory created inside `directory`
+/// (default: the current directory) and removed afterwards.
+pub fn run(directory: Option<&Path>, samples: usize) -> Result<(), CliError> {
+    let parent = directory.unwrap_or(Path::new(".")).to_path_buf();
+    let scratch = parent.join(format!(".cpwal-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| CliError::io(format!("create {}", scratch.display()), e))?;
+    let result = measure(&parent, &scratch, samples.max(10));
+    let removed = std::fs::remove_dir_all(&scratch)
+        .map_err(|e| CliError::io(format!("remove {}", scratch.display()), e));
+    result.and(removed)
+}
+
+fn measure(parent: &Path, scratch: &Path, samples: usize) -> Result<(), CliError> {
+    let entry_bytes = record_bytes(encoded_entry(&sample_entry(0)).len() as u64);
+    let budget = Duration::from_secs(10);
+    eprintln!(
+        "bench: {samples} samples per figure (at most {} s each) in {}",
+        budget.as_secs(),
+        scratch.display()
+    );
+    let raw = raw_fdatasync_latencies(parent, entry_bytes as usize, samples, budget)?;
+    let data: PathBuf = scratch.join("data");
+    let mut node = DurableControlPlane::open(&data, bench_identity(), Options::default())
+        .map_err(|e| CliError::engine("bench could not open its scratch directory", e))?;
+    let appends = timed(samples, budget, |n| {
+        node.try_append(&sample_entry(n)).map(drop)
+    })?;
+    let batch: Vec<_> = (0..BATCH_ENTRIES as u64).map(sample_entry).collect();
+    let batches = timed(samples / 4 + 1, budget, |_| {
+        node.try_append_batch(&batch).map(drop)
+    })?;
+    let votes = timed(samples, budget, |_| {
+        let next = ControlPlaneTerm(node.current_term().0 + 1);
+        node.observe_term(next).map(drop)
+    })?;
+    report(&raw, &appends, &batches, &votes, entry_bytes);
+    Ok(())
+}
+
+/// Runs `operation` up to `samples` times (stopping once `budget` passed)
+/// and returns each call's latency in nanoseconds.
+fn timed(
+    samples: usize,
+    budget: Duration,
+    mut operation: impl FnMut(u64) -> cpwal::Result<()>,
+) -> Result<Vec<u64>, CliError> {
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(samples);
+    for n in 0..samples as u64 {
+        let began = Instant::now();
+        operation(n).map_err(|e| CliError::engine("bench operation failed", e))?;
+        latencies.push(began.elapsed().as_nanos() as u64);
+        if started.elapsed() > budget {
+            break;
+        }
+    }
+    Ok(latencies)
+}
+
+/// Calls per second at the median latency.
+fn per_second(samples: &[u64]) -> f64 {
+    Percentiles::of(samples).map_or(0.0, |p| 1e9 / p.p50.max(1) as f64)
+}
+
+/// Median of `samples` divided by the raw median, as "N.NNx".
+fn ratio(samples: &[u64], raw: &[u64]) -> String {
+    match (Percentiles::of(samples), Percentiles::of(raw)) {
+        (Some(a), Some(b)) => format!("{:.2}x raw", a.p50 as f64 / b.p50.max(1) as f64),
+        _ => "n/a".to_owned(),
+    }
+}
+
+fn report(raw: &[u64], appends: &[u64], batches: &[u64], votes: &[u64], entry_bytes: u64) {
+    println!(
+        "raw pwrite+fdatasync ({entry_bytes:>3} B):       {}",
+        describe(raw)
+    );
+    println!(
+        "durable append (1 entry/call):      {}  [median {}; {:.0} appends/s vs {:.0} raw syncs/s]",
+        describe(appends),
+        ratio(appends, raw),
+        per_second(appends),
+        per_second(raw)
+    );
+    println!(
+        "durable append ({BATCH_ENTRIES} entries/call):   {}  [median {}; {:.0} entries/s]",
+        describe(batches),
+        ratio(batches, raw),
+        per_second(batches) * BATCH_ENTRIES as f64
+    );
+    println!(
+        "vote/term change (2 syncs):         {}  [median {}; the floor is 2x raw]",
+        describe(votes),
+        ratio(votes, raw)
+    );
+    let Some(raw_p99) = Percentiles::of(raw).map(|p| p.p99) else {
+        return;
+    };
+    if raw_p99 < FDATASYNC_P99_LIMIT_NS {
+        println!(
+            "verdict: FIT for a control plane: fdatasync p99 {} is under etcd's 10 ms guidance",
+            millis(raw_p99)
+        );
+    } else {
+        println!(
+            "verdict: TOO SLOW for a control plane: fdatasync p99 {} exceeds etcd's 10 ms guidance; elections will time out under load, use a faster (SSD/NVMe) disk",
+            millis(raw_p99)
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! `cpwal crash-test`: kill a real writer process with SIGKILL at random
+//! moments, reopen its directory, and check G1–G5 against what it
+//! acknowledged, many times over in one directory.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cpwal::{codec::encoded_entry, format::record_bytes, DurableControlPlane};
+
+use crate::checker::Model;
+use crate::failure::CliError;
+use crate::latency::{describe, raw_fdatasync_latencies};
+use crate::sabotage::Sabotage;
+use crate::workload::{crash_test_options, expected_entry, identity, Message, Rng, NODE_SUBJECT};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct CrashTestConfig {
+    /// The data directory; `None` for a fresh temporary one.
+    pub directory: Option<PathBuf>,
+    /// Roughly how long to keep killing.
+    pub seconds: f64,
+    /// The seed for the kill moments and the child's operations.
+    pub seed: u64,
+    /// Self-test of the checker: damage the directory on purpose after
+    /// each kill; the run must then report violations.
+    pub sabotage: Option<Sabotage>,
+}
+
+/// Counters beyond the model's.
+#[derive(Debug, Default)]
+struct Totals {
+    cycles: u64,
+    torn_tails: u64,
+    torn_bytes: u64,
+    leftover_files: u64,
+}
+
+/// Runs the crash test; `Err(Violations)` if any guarantee broke.
+pub fn run(config: &CrashTestConfig) -> Result<(), CliError> {
+    let (data, scratch_root) = prepare_directory(config.directory.as_deref())?;
+    eprintln!(
+        "crash-test: seed {}, directory {}, about {} s; a child writes with real fdatasync, the parent kills it with SIGKILL at random moments and checks G1-G5 after each reopen",
+        config.seed,
+        data.display(),
+        config.seconds
+    );
+    let mut model = Model::new(config.seed);
+    let mut totals = Totals::default();
+    let mut rng = Rng::new(config.seed, u64::MAX);
+    let started = Instant::now();
+    while started.elapsed().as_secs_f64() < config.seconds && model.violations.is_empty() {
+        run_cycle(
+            &data,
+            config.seed,
+            config.sabotage,
+            &mut rng,
+            &mut model,
+            &mut totals,
+        )?;
+    }
+    let probe_directory = data.parent().unwrap_or(Path::new("."));
+    let probe_bytes = record_bytes(encoded_entry(&expected_entry(config.seed, 0, 1)).len() as u64);
+    let raw = raw_fdatasync_latencies(
+        probe_directory,
+        probe_bytes as usize,
+        200,
+        Duration::from_secs(3),
+    )?;
+    print_summary(config, &data, &model, &totals, &raw, probe_bytes);
+    if !model.violations.is_empty() {
+        for violation in &model.violations {
+            eprintln!("VIOLATION: {violation}");
+        }
+        eprintln!(
+            "replay: cpwal crash-test --seed {} --seconds {}{}; directory kept at {}",
+            config.seed,
+            config.seconds,
+            config
+                .sabotage
+                .map_or(String::new(), |s| format!(" --sabotage {}", s.name())),
+            data.display()
+        );
+        return Err(CliError::Violations(model.violations.len()));
+    }
+    if let Some(root) = scratch_root {
+        std::fs::remove_dir_all(&root)
+            .map_err(|e| CliError::io(format!("remove {}", root.display()), e))?;
+    }
+    Ok(())
+}
+
+/// The data directory to use, and the temporary root to delete afterwards
+/// when the tool made one. A given directory must be absent or empty: the
+/// checker's model starts from nothing.
+fn prepare_directory(given: Option<&Path>) -> Result<(PathBuf, Option<PathBuf>), CliError> {
+    if let Some(directory) = given {
+        let occupied = std::fs::read_dir(directory).is_ok_and(|mut d| d.next().is_some());
+        if occupied {
+            return Err(CliError::DirectoryNotEmpty(directory.to_path_buf()));
+        }
+        return Ok((directory.to_path_buf(), None));
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let root =
+        std::env::temp_dir().join(format!("cpwal-crash-test-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&root)
+        .map_err(|e| CliError::io(format!("create {}", root.display()), e))?;
+    Ok((root.join("data"), Some(root)))
+}
+
+/// One cycle: start the child, kill it at a random moment, feed what it
+/// acknowledged to the model, reopen and check.
+fn run_cycle(
+    data: &Path,
+    seed: u64,
+    sabotage: Option<Sabotage>,
+    rng: &mut Rng,
+    model: &mut Model,
+    totals: &mut Totals,
+) -> Result<(), CliError> {
+    let cycle = totals.cycles;
+    let saved = sabotage.map(|s| s.before_cycle(data)).transpose()?;
+    let (mut child, reader) = spawn_child(data, seed, cycle)?;
+    std::thread::sleep(Duration::from_millis(5 + rng.below(250)));
+    if let Some(status) = child
+        .try_wait()
+        .map_err(|e| CliError::io("wait for crash-test child", e))?
+    {
+        return Err(CliError::ChildExited { cycle, status });
+    }
+    child
+        .kill()
+        .map_err(|e| CliError::io("kill crash-test child", e))?;
+    child
+        .wait()
+        .map_err(|e| CliError::io("reap crash-test child", e))?;
+    let output = reader.join().map_err(|_| CliError::PipeReaderPanicked)?;
+    let acks_before = model.acknowledged_entries + model.acknowledged_states;
+    for message in complete_lines(&output).filter_map(Message::parse) {
+        model.apply(message);
+    }
+    let acks = model.acknowledged_entries + model.acknowledged_states - acks_before;
+    totals.cycles += 1;
+    if let (Some(sabotage), Some(saved)) = (sabotage, saved) {
+        sabotage.after_kill(data, saved)?;
+    }
+    check_cycle(data, cycle, acks, model, totals)
+}
+
+/// Starts the child and a thread collecting its stdout until it dies.
+fn spawn_child(
+    data: &Path,
+    seed: u64,
+    cycle: u64,
+) -> Result<(Child, JoinHandle<Vec<u8>>), CliError> {
+    let program =
+        std::env::current_exe().map_err(|e| CliError::io("find the cpwal executable", e))?;
+    let mut child = Command::new(program)
+        .arg("crash-child")
+        .arg("--dir")
+        .arg(data)
+        .args(["--seed", &seed.to_string(), "--cycle", &cycle.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| CliError::io("start crash-test child", e))?;
+    let mut stdout = child.stdout.take().expect("stdout was piped");
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        // A read error can only end the stream early; what arrived counts.
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    Ok((child, reader))
+}
+
+/// The newline-terminated lines of `output`; a last line cut short by the
+/// kill was never fully reported and is ignored.
+fn complete_lines(output: &[u8]) -> impl Iterator<Item = &str> {
+    let complete = output
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(&output[..0], |end| &output[..end]);
+    std::str::from_utf8(complete)
+        .unwrap_or("")
+        .split('\n')
+        .filter(|line| !line.is_empty())
+}
+
+/// Reopens the directory as a restarted node would and checks it.
+fn check_cycle(
+    data: &Path,
+    cycle: u64,
+    acks: u64,
+    model: &mut Model,
+    totals: &mut Totals,
+) -> Result<(), CliError> {
+    let opened = DurableControlPlane::open(data, identity(NODE_SUBJECT), crash_test_options());
+    let node = match opened {
+        Ok(node) => node,
+        Err(error) if error.as_corruption().is_some() => {
+            model.violations.push(format!(
+                "recovery after SIGKILL in cycle {cycle} failed: {error}"
+            ));
+            return Ok(());
+        }
+        Err(error) => return Err(CliError::engine("reopen after SIGKILL", error)),
+    };
+    let torn = node.recovery_report().torn_tail.clone();
+    totals.leftover_files += node.recovery_report().removed_files.len() as u64;
+    if let Some(tail) = &torn {
+        totals.torn_tails += 1;
+        totals.torn_bytes += tail.bytes;
+    }
+    let found = model.check_recovered(&node);
+    let vote = cpwal::ControlPlaneConsensus::durable_vote(&node);
+    eprintln!(
+        "cycle {:>4}: {acks:>4} acks; recovered term {} vote {} log 0..{} ({} acknowledged){}{}",
+        cycle + 1,
+        vote.term.0,
+        vote.voted_for.as_ref().map_or("-", |v| v.as_str()),
+        node.last_index().map_or(0, |i| i.0 + 1),
+        model.acknowledged_end(),
+        torn.map_or(String::new(), |t| format!(
+            "; torn tail of {} bytes dropped",
+            t.bytes
+        )),
+        if found > 0 { "; VIOLATION" } else { "" },
+    );
+    Ok(())
+}
+
+fn print_summary(
+    config: &CrashTestConfig,
+    data: &Path,
+    model: &Model,
+    totals: &Totals,
+    raw: &[u64],
+    probe_bytes: u64,
+) {
+    println!(
+        "crash-test summary (seed {}, directory {})",
+        config.seed,
+        data.display()
+    );
+    println!(
+        "cycles: {} (SIGKILL at a random moment, reopen, full check)",
+        totals.cycles
+    );
+    println!(
+        "acknowledged: {} entries in {} appends, {} votes/term changes",
+        model.acknowledged_entries,
+        model.append_latencies_ns.len(),
+        model.acknowledged_states
+    );
+    println!(
+        "verified: {} entry reads matched, {} recovered votes/terms checked; the last check covered {} acknowledged entries",
+        model.entries_checked,
+        model.states_checked,
+        model.acknowledged_end()
+    );
+    println!("violations: {}", model.violations.len());
+    println!(
+        "torn tails dropped: {} ({} bytes); leftover files removed: {}",
+        totals.torn_tails, totals.torn_bytes, totals.leftover_files
+    );
+    println!(
+        "durable append latency: {}",
+        describe(&model.append_latencies_ns)
+    );
+    println!(
+        "raw pwrite+fdatasync ({probe_bytes} B, same disk): {}",
+        describe(raw)
+    );
+    println!(
+        "vote/term latency (two hard-state syncs): {}",
+        describe(&model.state_latencies_ns)
+    );
+}

@@ -1,0 +1,152 @@
+//! The tool's errors: each prints as ONE line saying what is wrong and what
+//! to do, and maps to a documented exit code.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use cpwal::Error;
+
+/// Exit code: the command could not do its job (bad directory, I/O error,
+/// lock held, ...). Clap uses 2 for usage errors.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code of `verify`: recovery would drop a torn tail (or finish an
+/// interrupted truncation, or remove leftover files).
+pub const EXIT_TORN_TAIL: i32 = 3;
+/// Exit code of `verify`: durable data is damaged.
+pub const EXIT_CORRUPTION: i32 = 4;
+/// Exit code of `crash-test`: a guarantee was violated.
+pub const EXIT_VIOLATION: i32 = 5;
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// The engine refused; `context` says what the tool was doing.
+    Engine {
+        /// What the tool was doing.
+        context: &'static str,
+        /// The engine's error.
+        error: Error,
+    },
+    /// The path is not a cpwal data directory.
+    NotADataDirectory(PathBuf),
+    /// An index outside the log was asked for.
+    IndexOutOfRange {
+        /// The index asked for.
+        index: u64,
+        /// The first index in the log.
+        first: u64,
+        /// One past the last index.
+        end: u64,
+    },
+    /// A filesystem step of the tool itself failed.
+    Io {
+        /// What the tool was doing, with the path.
+        context: String,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// `crash-test --dir` was given a directory that already holds files.
+    DirectoryNotEmpty(PathBuf),
+    /// The crash-test child stopped before it was killed.
+    ChildExited {
+        /// The cycle it was in.
+        cycle: u64,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+    /// The thread reading the child's pipe panicked.
+    PipeReaderPanicked,
+    /// The engine put a batch somewhere other than the end of the log.
+    MisplacedBatch {
+        /// The log's end before the append.
+        expected: u64,
+        /// Where the batch went.
+        found: u64,
+    },
+    /// `crash-test` found this many violations (already printed).
+    Violations(usize),
+}
+
+impl CliError {
+    /// An engine error while doing `context`.
+    pub fn engine(context: &'static str, error: Error) -> Self {
+        Self::Engine { context, error }
+    }
+
+    /// An I/O error of the tool while doing `context`.
+    pub fn io(context: impl Into<String>, error: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            error,
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Violations(_) => EXIT_VIOLATION,
+            Self::Engine { error, .. } if error.as_corruption().is_some() => EXIT_CORRUPTION,
+            _ => EXIT_FAILED,
+        }
+    }
+}
+
+/// What an operator should do about an engine error.
+fn advice(error: &Error) -> &'static str {
+    match error {
+        Error::DirectoryLocked { .. } => {
+            "stop the process that holds it, or run on a copy (cp -r DIR COPY)"
+        }
+        Error::Corruption(_) => {
+            "run `cpwal verify DIR` for details; restore this node from a peer or a backup"
+        }
+        Error::UnsupportedVersion { .. } => "use a cpwal build that reads this format version",
+        Error::NoSpace { .. } => "free disk space and retry",
+        Error::IdentityMismatch { .. } => "open the directory with the node identity it belongs to",
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "check the path"
+        }
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            "check the permissions of the directory and its files"
+        }
+        _ => "check the directory and the disk, then retry",
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line = match self {
+            Self::Engine { context, error } => {
+                format!("{context}: {error}; {}", advice(error))
+            }
+            Self::NotADataDirectory(path) => format!(
+                "{} is not a cpwal data directory (no hardstate file); point at a directory a cpwal node wrote",
+                path.display()
+            ),
+            Self::IndexOutOfRange { index, first, end } => format!(
+                "index {index} is outside the log, which holds indexes {first}..{end}; pick --from/--to within it"
+            ),
+            Self::Io { context, error } => {
+                format!("{context}: {error}; check the path, its permissions and free space")
+            }
+            Self::DirectoryNotEmpty(path) => format!(
+                "{} is not empty; crash-test needs a fresh or empty directory (omit --dir for a temporary one)",
+                path.display()
+            ),
+            Self::ChildExited { cycle, status } => format!(
+                "the crash-test child exited by itself ({status}) in cycle {cycle}; its message is above; rerun with the same --seed to reproduce"
+            ),
+            Self::PipeReaderPanicked => {
+                "the thread reading the crash-test child's pipe panicked; rerun with the same --seed".to_owned()
+            }
+            Self::MisplacedBatch { expected, found } => format!(
+                "the engine placed a batch at index {found} instead of the log end {expected}; report this as an engine bug"
+            ),
+            Self::Violations(count) => format!(
+                "{count} guarantee violation(s) found (listed above); keep the directory for analysis and report the seed"
+            ),
+        };
+        // One line, whatever the parts contained.
+        f.write_str(&line.replace('\n', " "))
+    }
+}

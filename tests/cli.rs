@@ -1,0 +1,384 @@
+//! The `cpwal` binary on real directories: a fresh one, a copy of
+//! `fixtures/v1/basic`, damaged copies, and one held by another process.
+//! Each test runs the binary with `std::process` and checks its output, its
+//! exit code, and that read-only commands left every byte as it was.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use cpwal::{
+    ClusterVoterIdentity, ControlPlaneEntry, DurableControlPlane, Error, MembershipChange, Options,
+};
+
+fn cpwal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cpwal"))
+        .args(args)
+        .output()
+        .expect("run cpwal")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn path_arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// A copy of `fixtures/v1/basic` (term 3, vote CN=node-c, indexes 0..=62).
+fn fixture_copy(root: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1/basic");
+    let target = root.join("basic");
+    std::fs::create_dir(&target).unwrap();
+    for entry in std::fs::read_dir(source).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+    }
+    target
+}
+
+/// Every file's name and bytes, to prove a command changed nothing.
+fn snapshot(directory: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(directory)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// Flips one bit (`xor`) or overwrites with zeros at `offset` of `file`.
+fn damage(file: &Path, offset: usize, replace: impl FnOnce(&mut [u8])) {
+    let mut bytes = std::fs::read(file).unwrap();
+    replace(&mut bytes[offset..]);
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// The offset just past the last non-zero byte of `file`.
+fn written_end(file: &Path) -> usize {
+    let bytes = std::fs::read(file).unwrap();
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1)
+}
+
+fn assert_one_line_error(output: &Output, code: i32, needle: &str) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn help_lists_every_command() {
+    // Goal: --help is complete and hides the internal child. Method: read it.
+    let help = text(&cpwal(&["--help"]).stdout);
+    for command in [
+        "crash-test",
+        "inspect",
+        "verify",
+        "dump",
+        "bench",
+        "Exit codes",
+    ] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+    assert!(!help.contains("crash-child"), "{help}");
+}
+
+#[test]
+fn inspect_fixture_reports_state_and_changes_nothing() {
+    // Goal: inspect shows term, vote, commit, range, leader history and
+    // segments, and writes nothing (not even a LOCK file in a directory that
+    // has none). Method: compare output with the fixture's known contents and
+    // the directory's bytes before and after.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    let before = snapshot(&dir);
+    let output = cpwal(&["inspect", path_arg(&dir)]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for line in [
+        "node:       CN=node-a",
+        "term:       3",
+        "vote:       CN=node-c",
+        "commit:     index 62",
+        "log:        indexes 0..=62 (63 entries)",
+        "term      1: CN=node-a (index 0)",
+        "segments (2):",
+        "indexes 40..63",
+        "recovery:   clean",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    assert_eq!(snapshot(&dir), before, "inspect changed the directory");
+}
+
+#[test]
+fn inspect_json_parses_with_the_same_facts() {
+    // Goal: --json is machine-readable. Method: parse it and check fields.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    let output = cpwal(&["inspect", path_arg(&dir), "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["term"], 3);
+    assert_eq!(report["vote"], "CN=node-c");
+    assert_eq!(report["commit_index"], 62);
+    assert_eq!(report["last_index"], 62);
+    assert_eq!(report["segments"].as_array().unwrap().len(), 2);
+    assert_eq!(report["segments"][1]["state"], "active");
+    assert_eq!(report["leader_history"][0]["leader"], "CN=node-a");
+    assert!(report["recovery_would"]["torn_tail"].is_null());
+}
+
+#[test]
+fn verify_fixture_copy_is_clean() {
+    // Goal: an intact directory verifies with exit 0 and stays untouched.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    let before = snapshot(&dir);
+    let output = cpwal(&["verify", path_arg(&dir)]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("clean: 63 entries verified"));
+    assert_eq!(snapshot(&dir), before);
+}
+
+#[test]
+fn verify_bit_flip_in_last_record_reports_corruption() {
+    // Goal: a flipped bit in the last (acknowledged) record is corruption
+    // (exit 4) naming file, offset and index, never a torn tail, and verify
+    // does not repair it. Method: flip a bit 20 bytes before the end of the
+    // last segment's records.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    let segment = dir.join("segment-00000000000000000002");
+    let end = written_end(&segment);
+    damage(&segment, end - 20, |b| b[0] ^= 0x10);
+    let before = snapshot(&dir);
+    let output = cpwal(&["verify", path_arg(&dir)]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("segment-00000000000000000002"), "{stdout}");
+    assert!(stdout.contains("index 62"), "{stdout}");
+    assert!(stdout.contains("offset"), "{stdout}");
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "verify modified a damaged directory"
+    );
+    assert_one_line_error(&cpwal(&["inspect", path_arg(&dir)]), 4, "corruption");
+}
+
+#[test]
+fn verify_zeroed_tail_sector_reports_torn_tail() {
+    // Goal: a zeroed last sector (the shape of a torn write) is reported as a
+    // torn tail that the next open would drop (exit 3), without dropping it.
+    // Method: zero the 512-byte sector holding the end of the records.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    let segment = dir.join("segment-00000000000000000002");
+    let sector = (written_end(&segment) - 1) / 512 * 512;
+    damage(&segment, sector, |b| b[..512].fill(0));
+    let before = snapshot(&dir);
+    let output = cpwal(&["verify", path_arg(&dir)]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("torn tail"), "{stdout}");
+    assert_eq!(snapshot(&dir), before, "verify dropped the tail itself");
+}
+
+#[test]
+fn dump_range_prints_json_lines() {
+    // Goal: dump prints the asked range, one JSON object per line.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    let output = cpwal(&["dump", path_arg(&dir), "--from", "60", "--to", "62"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let lines: Vec<serde_json::Value> = text(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let indexes: Vec<_> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, [60, 61, 62]);
+    assert_eq!(lines[2]["term"], 2);
+    assert_eq!(lines[2]["entry"]["type"], "membership_change");
+    assert_eq!(lines[2]["entry"]["member"], "CN=node-b");
+    let whole = cpwal(&["dump", path_arg(&dir)]);
+    assert_eq!(text(&whole.stdout).lines().count(), 63);
+}
+
+#[test]
+fn dump_index_outside_the_log_is_a_one_line_error() {
+    // Goal: a bad range is refused with one actionable line, exit 1.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    let output = cpwal(&["dump", path_arg(&dir), "--from", "70"]);
+    assert_one_line_error(&output, 1, "outside the log");
+}
+
+#[test]
+fn reading_commands_refuse_a_non_data_directory() {
+    // Goal: a wrong path gives one line saying so, exit 1, for each reader.
+    let root = tempfile::tempdir().unwrap();
+    for command in ["inspect", "verify", "dump"] {
+        let output = cpwal(&[command, path_arg(root.path())]);
+        assert_one_line_error(&output, 1, "not a cpwal data directory");
+    }
+    assert!(std::fs::read_dir(root.path()).unwrap().next().is_none());
+}
+
+fn voter(subject: &str) -> ClusterVoterIdentity {
+    ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
+}
+
+#[test]
+fn commands_on_a_fresh_directory() {
+    // Goal: every reading command works on a directory a node just wrote.
+    // Method: append three entries with the library, then run them all.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("fresh");
+    let mut node = DurableControlPlane::open(&dir, voter("CN=fresh"), Options::default()).unwrap();
+    for subject in ["CN=a", "CN=b", "CN=c"] {
+        let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(subject)));
+        node.try_append(&entry).unwrap();
+    }
+    drop(node);
+    let inspect = text(&cpwal(&["inspect", path_arg(&dir)]).stdout);
+    assert!(
+        inspect.contains("log:        indexes 0..=2 (3 entries)"),
+        "{inspect}"
+    );
+    assert!(inspect.contains("vote:       CN=fresh"), "{inspect}");
+    assert_eq!(cpwal(&["verify", path_arg(&dir)]).status.code(), Some(0));
+    let dump = text(&cpwal(&["dump", path_arg(&dir), "--from", "2"]).stdout);
+    assert!(dump.contains(r#""member":"CN=c""#), "{dump}");
+}
+
+/// A writer process holding `dir`: the crash-test child, once it has opened.
+fn writer_process(dir: &Path) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cpwal"))
+        .args([
+            "crash-child",
+            "--dir",
+            path_arg(dir),
+            "--seed",
+            "3",
+            "--cycle",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("opened"), "writer did not open: {first}");
+    child
+}
+
+#[test]
+fn directory_held_by_another_process() {
+    // Goal: while another process writes, readers are refused with one line
+    // and a second writer gets DirectoryLocked (G6). Method: run the
+    // crash-test writer child on a directory and try each.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("held");
+    let mut writer = writer_process(&dir);
+    let inspect = cpwal(&["inspect", path_arg(&dir)]);
+    let verify = cpwal(&["verify", path_arg(&dir)]);
+    let second = DurableControlPlane::open(&dir, voter("CN=crash-test-node"), Options::default());
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    assert_one_line_error(&inspect, 1, "locked");
+    assert_one_line_error(&verify, 1, "locked");
+    assert!(
+        matches!(second, Err(Error::DirectoryLocked { .. })),
+        "{second:?}"
+    );
+    assert_eq!(cpwal(&["verify", path_arg(&dir)]).status.code(), Some(0));
+}
+
+#[test]
+fn readers_share_the_directory_and_keep_writers_out() {
+    // Goal: readers take a shared lock: two may read at once, a writer is
+    // refused meanwhile. Method: hold an Inspection in this process, run
+    // `cpwal inspect`, and try to open a writer.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    std::fs::write(dir.join("LOCK"), b"").unwrap();
+    let reader = cpwal::inspect::Inspection::open(&dir).unwrap();
+    let output = cpwal(&["inspect", path_arg(&dir)]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let writer = DurableControlPlane::open(&dir, voter("CN=node-a"), Options::default());
+    assert!(
+        matches!(writer, Err(Error::DirectoryLocked { .. })),
+        "{writer:?}"
+    );
+    drop(reader);
+}
+
+#[test]
+fn bench_prints_figures_beside_raw_fdatasync_and_cleans_up() {
+    // Goal: bench measures on the given disk, prints each figure beside the
+    // raw baseline and a verdict, and leaves nothing behind. Method: a tiny
+    // sample count in a temporary directory.
+    let root = tempfile::tempdir().unwrap();
+    let output = cpwal(&["bench", "--dir", path_arg(root.path()), "--samples", "10"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for needle in [
+        "raw pwrite+fdatasync",
+        "durable append",
+        "vote/term change",
+        "verdict:",
+    ] {
+        assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
+    }
+    assert!(std::fs::read_dir(root.path()).unwrap().next().is_none());
+}
+
+#[test]
+fn shared_storage_refuses_every_change() {
+    // Goal: a read-only (shared) handle cannot write, whatever the caller
+    // does: the guarantee behind "reading commands never change a byte".
+    // Method: try each changing call of the io seam on a shared handle.
+    use cpwal::io::{LockMode, OsStorage, Storage};
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    let before = snapshot(&dir);
+    let storage = OsStorage::open(&dir, LockMode::Shared).unwrap();
+    let denied = std::io::ErrorKind::PermissionDenied;
+    assert_eq!(storage.create("new").err().map(|e| e.kind()), Some(denied));
+    assert_eq!(
+        storage.open("hardstate", true).err().map(|e| e.kind()),
+        Some(denied)
+    );
+    assert_eq!(storage.rename("hardstate", "x").unwrap_err().kind(), denied);
+    assert_eq!(storage.remove("hardstate").unwrap_err().kind(), denied);
+    assert_eq!(storage.sync_directory().unwrap_err().kind(), denied);
+    assert!(storage.open("hardstate", false).is_ok());
+    drop(storage);
+    assert_eq!(snapshot(&dir), before);
+}
+
+#[test]
+fn crash_test_refuses_a_non_empty_directory() {
+    // Goal: crash-test never runs its model against a directory it did not
+    // start (the checker would blame the engine for foreign entries), and
+    // says so in one line. Method: point it at the fixture copy.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture_copy(root.path());
+    let before = snapshot(&dir);
+    let output = cpwal(&["crash-test", "--dir", path_arg(&dir), "--seconds", "1"]);
+    assert_one_line_error(&output, 1, "is not empty");
+    assert_eq!(snapshot(&dir), before);
+}
