@@ -197,7 +197,6 @@ impl ControlPlaneCatalog {
 
     /// Rebuilds a catalog from its parts (used when reading a snapshot, which
     /// has validated them). Leader terms must be strictly increasing.
-    #[allow(dead_code)] // Used by snapshots (next commit).
     pub(crate) fn from_parts(
         members: BTreeSet<ClusterVoterIdentity>,
         ranges: BTreeMap<String, RangeOwnership>,

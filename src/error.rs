@@ -143,6 +143,10 @@ pub enum CorruptionKind {
     },
     /// A file in the data directory that cpwal did not create.
     UnexpectedFile,
+    /// A snapshot whose checksums hold but whose catalog breaks an invariant
+    /// (a duplicate member or range, leader terms not increasing, items out
+    /// of order).
+    SnapshotInvalid,
 }
 
 /// How the chain of segments is broken.

@@ -26,6 +26,7 @@ mod options;
 mod record;
 mod segment;
 mod single_node;
+mod snapshot;
 
 pub use catalog::{ApplyOutcome, ControlPlaneCatalog, RangeOwnership};
 pub use consensus::{
@@ -33,8 +34,8 @@ pub use consensus::{
     ControlPlaneTerm, DurableVoteState, MembershipChange, OwnershipTransition,
 };
 pub use engine::{
-    AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint, DurableControlPlane,
-    LogEntry, PeerBatch, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, CompactionReport, ConflictHint,
+    DurableControlPlane, LogEntry, PeerBatch, VoteRequest, VoteResponse,
 };
 pub use error::{
     Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result, SegmentChainDetail,

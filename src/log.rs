@@ -11,8 +11,8 @@ use std::sync::Arc;
 use crate::codec::DecodeError;
 use crate::error::{CorruptionKind, Error, InvalidInput, Result, SegmentChainDetail};
 use crate::format::{
-    parse_segment_file_name, record_bytes, RecordHeader, HARD_STATE_FILE_NAME, RECORD_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES, TEMPORARY_FILE_SUFFIX,
+    parse_segment_file_name, parse_snapshot_file_name, record_bytes, RecordHeader,
+    HARD_STATE_FILE_NAME, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TEMPORARY_FILE_SUFFIX,
 };
 use crate::hard_state::{HardState, HardStateStore};
 use crate::io::{Storage, StorageFile};
@@ -276,6 +276,11 @@ impl<S: Storage> SegmentedLog<S> {
             ));
         }
         Ok(())
+    }
+
+    /// The storage the log's files live in.
+    pub fn storage(&self) -> &Arc<S> {
+        &self.storage
     }
 
     /// The first index still readable.
@@ -681,8 +686,8 @@ fn list_segments<S: Storage>(
         .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
     let mut generations = Vec::new();
     for name in names {
-        if name == HARD_STATE_FILE_NAME {
-            continue;
+        if name == HARD_STATE_FILE_NAME || parse_snapshot_file_name(&name).is_some() {
+            continue; // Snapshots are the engine's (see crate::snapshot).
         }
         if let Some(generation) = parse_segment_file_name(&name) {
             generations.push(generation);

@@ -4,10 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+mod compaction;
 mod follower;
 mod leader;
 mod reads;
 
+pub use compaction::CompactionReport;
 pub use follower::{AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint};
 pub use reads::PeerBatch;
 
@@ -158,14 +160,16 @@ impl<S: Storage> DurableControlPlane<S> {
         let storage = Arc::new(storage);
         let (hard_state_store, hard_state) =
             open_or_create_hard_state(&*storage, &identity, sole_voter)?;
-        let (log, recovery) = SegmentedLog::open(
+        let (log, mut recovery) = SegmentedLog::open(
             Arc::clone(&storage),
             &hard_state,
             options.segment_size_bytes,
             true,
             |payload| decode_entry(payload).map(drop),
         )?;
-        let commit_end = log.recovered_commit_end();
+        let (catalog, snapshot_end) =
+            compaction::load_snapshot(&log, &hard_state, &mut recovery.removed_files)?;
+        let commit_end = log.recovered_commit_end().max(snapshot_end);
         let mut node = Self {
             leader: None,
             identity,
@@ -178,7 +182,7 @@ impl<S: Storage> DurableControlPlane<S> {
             recovery,
             encode_buffer: Vec::new(),
             sole_voter,
-            catalog: ControlPlaneCatalog::new(),
+            catalog,
         };
         if node.sole_voter && node.holds_own_vote() {
             node.leader = Some(node.identity.clone());
