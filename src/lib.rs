@@ -35,7 +35,7 @@ pub use consensus::{
 };
 pub use engine::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, CompactionReport, ConflictHint,
-    DurableControlPlane, LogEntry, PeerBatch, VoteRequest, VoteResponse,
+    DurableControlPlane, InstallSnapshotRequest, LogEntry, PeerBatch, VoteRequest, VoteResponse,
 };
 pub use error::{
     Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result, SegmentChainDetail,

@@ -260,6 +260,12 @@ impl<S: Storage> SegmentedLog<S> {
         }
         self.end_index = expected_first;
         self.durable_end = expected_first;
+        if self.end_index < self.start_index && writable && !self.segments.is_empty() {
+            // Every segment lies below the recorded start: a restart after an
+            // installed snapshot (`restart_at`) was interrupted; finish it.
+            let last = self.tail().generation();
+            return self.replace_segments(last, report);
+        }
         if self.end_index < self.start_index {
             let path = self
                 .segments
@@ -626,6 +632,61 @@ impl<S: Storage> SegmentedLog<S> {
             .partition_point(|r| r.first_index <= first_kept);
         self.term_runs.drain(..runs.saturating_sub(1));
         self.check_invariants();
+        Ok(())
+    }
+
+    /// Discards the whole log and restarts it, empty, at `new_start` (whose
+    /// predecessor has term `previous_term`): used when a snapshot installed
+    /// from a leader covers everything this log holds. `new_start` must not
+    /// be below the end of the log (truncate first). Steps, each durable
+    /// before the next: the hard state records the new start; a fresh
+    /// segment starting there is created; every older segment is removed,
+    /// oldest first. Recovery finishes an interrupted restart: with only the
+    /// hard state written every segment lies below the start and is
+    /// replaced; with the new segment created the older ones are a compacted
+    /// head.
+    pub fn restart_at(
+        &mut self,
+        new_start: u64,
+        previous_term: u64,
+        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state: &mut HardState,
+    ) -> Result<()> {
+        if new_start < self.end_index {
+            return Err(InvalidInput::Index {
+                index: new_start,
+                reason: "a restart must begin at or after the end of the log",
+            }
+            .into());
+        }
+        let mut next = hard_state.clone();
+        next.log_start = new_start;
+        next.log_start_previous_term = previous_term;
+        hard_state_store.save(&next)?;
+        *hard_state = next;
+        self.start_index = new_start;
+        self.start_previous_term = previous_term;
+        let last = self.tail().generation();
+        self.replace_segments(last, &mut RecoveryReport::default())
+    }
+
+    /// Creates an empty segment at the log start after generation `last`,
+    /// then removes every older segment, oldest first.
+    fn replace_segments(&mut self, last: u64, report: &mut RecoveryReport) -> Result<()> {
+        let fresh = Segment::create(
+            &*self.storage,
+            last + 1,
+            last,
+            self.start_index,
+            self.segment_size_bytes,
+        )?;
+        for old in std::mem::replace(&mut self.segments, vec![fresh]) {
+            self.remove_file(&old.name)?;
+            report.removed_files.push(old.name);
+        }
+        self.term_runs.clear();
+        self.end_index = self.start_index;
+        self.durable_end = self.start_index;
         Ok(())
     }
 

@@ -164,7 +164,35 @@ pub fn read_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<Snapshot
     let length = file
         .len()
         .map_err(|e| Error::io("stat snapshot", &path, e))?;
-    let corrupt = |offset, kind| Error::corruption(&path, offset, None, kind);
+    let limit = SNAPSHOT_HEADER_BYTES + MAX_SNAPSHOT_BODY_BYTES;
+    if length > limit {
+        return Err(Error::corruption(
+            &path,
+            0,
+            None,
+            CorruptionKind::ImpossibleLength { length },
+        ));
+    }
+    let bytes = file
+        .read_at(0, length as usize)
+        .map_err(|e| Error::io("read snapshot", &path, e))?;
+    let snapshot = decode_snapshot(&bytes, &path)?;
+    if snapshot.index_end != index_end {
+        return Err(Error::corruption(
+            &path,
+            16,
+            None,
+            CorruptionKind::ChecksumMismatch,
+        ));
+    }
+    Ok(snapshot)
+}
+
+/// Validates and decodes the bytes of a whole snapshot file (read from
+/// disk, or received from a leader); `path` names them in errors.
+pub fn decode_snapshot(bytes: &[u8], path: &std::path::Path) -> Result<Snapshot> {
+    let length = bytes.len() as u64;
+    let corrupt = |offset, kind| Error::corruption(path, offset, None, kind);
     if length < SNAPSHOT_HEADER_BYTES {
         return Err(corrupt(
             0,
@@ -174,27 +202,23 @@ pub fn read_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<Snapshot
             },
         ));
     }
-    let head = file
-        .read_at(0, SNAPSHOT_HEADER_BYTES as usize)
-        .map_err(|e| Error::io("read snapshot", &path, e))?;
-    let header: SnapshotHeader = bytemuck::pod_read_unaligned(&head);
+    let head = &bytes[..SNAPSHOT_HEADER_BYTES as usize];
+    let header: SnapshotHeader = bytemuck::pod_read_unaligned(head);
     if header.magic != SNAPSHOT_MAGIC {
         return Err(corrupt(0, CorruptionKind::BadMagic));
     }
     if header.format_version != FORMAT_VERSION {
         return Err(Error::UnsupportedVersion {
-            path: path.clone(),
+            path: path.to_path_buf(),
             found: header.format_version,
             supported: FORMAT_VERSION,
         });
     }
     if header.crc != crc32fast::hash(&head[..SNAPSHOT_HEADER_CRC_OFFSET])
-        || header.index_end != index_end
         || u64::from(header.header_bytes) != SNAPSHOT_HEADER_BYTES
     {
         return Err(corrupt(0, CorruptionKind::ChecksumMismatch));
     }
-    let expected = SNAPSHOT_HEADER_BYTES.saturating_add(header.body_bytes);
     if header.body_bytes > MAX_SNAPSHOT_BODY_BYTES {
         return Err(corrupt(
             32,
@@ -203,6 +227,7 @@ pub fn read_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<Snapshot
             },
         ));
     }
+    let expected = SNAPSHOT_HEADER_BYTES + header.body_bytes;
     if length != expected {
         return Err(corrupt(
             0,
@@ -212,22 +237,40 @@ pub fn read_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<Snapshot
             },
         ));
     }
-    let body = file
-        .read_at(SNAPSHOT_HEADER_BYTES, header.body_bytes as usize)
-        .map_err(|e| Error::io("read snapshot", &path, e))?;
-    if crc32fast::hash(&body) != header.body_crc {
+    let body = &bytes[SNAPSHOT_HEADER_BYTES as usize..];
+    if crc32fast::hash(body) != header.body_crc {
         return Err(corrupt(
             SNAPSHOT_HEADER_BYTES,
             CorruptionKind::ChecksumMismatch,
         ));
     }
     let catalog =
-        decode_body(&body, index_end).map_err(|kind| corrupt(SNAPSHOT_HEADER_BYTES, kind))?;
+        decode_body(body, header.index_end).map_err(|kind| corrupt(SNAPSHOT_HEADER_BYTES, kind))?;
     Ok(Snapshot {
-        index_end,
+        index_end: header.index_end,
         last_term: header.last_term,
         catalog,
     })
+}
+
+/// The raw bytes of `snapshot-<index_end>`, to send to a peer.
+pub fn snapshot_file_bytes<S: Storage>(storage: &S, index_end: u64) -> Result<Vec<u8>> {
+    let name = snapshot_file_name(index_end);
+    let path = storage.path_of(&name);
+    let file = storage
+        .open(&name, false)
+        .map_err(|e| Error::io("open snapshot", &path, e))?;
+    let length = file
+        .len()
+        .map_err(|e| Error::io("stat snapshot", &path, e))?;
+    let bytes = file
+        .read_at(
+            0,
+            length.min(SNAPSHOT_HEADER_BYTES + MAX_SNAPSHOT_BODY_BYTES) as usize,
+        )
+        .map_err(|e| Error::io("read snapshot", &path, e))?
+        .into_owned();
+    Ok(bytes)
 }
 
 /// Decodes a snapshot body, re-checking the catalog's invariants: members

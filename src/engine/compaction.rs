@@ -5,7 +5,7 @@
 use crate::catalog::ControlPlaneCatalog;
 use crate::consensus::ControlPlaneIndex;
 use crate::error::{CorruptionKind, Error, Result};
-use crate::hard_state::HardState;
+use crate::hard_state::{HardState, HardStateStore};
 use crate::io::Storage;
 use crate::log::SegmentedLog;
 use crate::snapshot::{
@@ -92,28 +92,37 @@ impl<S: Storage> DurableControlPlane<S> {
 
 /// At open: the newest snapshot's catalog (or an empty one) and its
 /// `index_end`, after checking that it covers everything the log compacted;
-/// older snapshots are removed when `writable`.
+/// older snapshots are removed. A snapshot beyond the end of the log is an
+/// install from a leader that a crash interrupted before the log restarted
+/// at it (see [`DurableControlPlane::install_snapshot`]): the restart is
+/// finished here. (The entries below a snapshot are never needed again, so
+/// this cannot hide the loss of anything the node still needs.)
 pub(super) fn load_snapshot<S: Storage>(
-    log: &SegmentedLog<S>,
-    hard_state: &HardState,
+    log: &mut SegmentedLog<S>,
+    hard_state_store: &mut HardStateStore<S::File>,
+    hard_state: &mut HardState,
     removed_files: &mut Vec<String>,
 ) -> Result<(ControlPlaneCatalog, u64)> {
-    let storage = &**log.storage();
-    let (catalog, index_end) = match read_latest(storage)? {
-        Some(snapshot) => (snapshot.catalog, snapshot.index_end),
-        None => (ControlPlaneCatalog::new(), 0),
+    let storage = std::sync::Arc::clone(log.storage());
+    let (catalog, index_end, last_term) = match read_latest(&*storage)? {
+        Some(snapshot) => (snapshot.catalog, snapshot.index_end, snapshot.last_term),
+        None => (ControlPlaneCatalog::new(), 0, 0),
     };
-    if hard_state.log_start > index_end || index_end > log.end_index() {
+    if hard_state.log_start > index_end {
         return Err(Error::corruption(
             storage.path_of(crate::format::HARD_STATE_FILE_NAME),
             0,
-            Some(index_end.min(hard_state.log_start)),
+            Some(index_end),
             CorruptionKind::CommittedEntryMissing {
-                commit_end: hard_state.log_start.max(index_end),
-                log_end: index_end.min(log.end_index()),
+                commit_end: hard_state.log_start,
+                log_end: index_end,
             },
         ));
     }
-    removed_files.extend(remove_snapshots_below(storage, index_end)?);
+    if index_end > log.end_index() {
+        hard_state.commit_end = hard_state.commit_end.max(index_end);
+        log.restart_at(index_end, last_term, hard_state_store, hard_state)?;
+    }
+    removed_files.extend(remove_snapshots_below(&*storage, index_end)?);
     Ok((catalog, index_end))
 }

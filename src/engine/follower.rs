@@ -97,7 +97,7 @@ impl<S: Storage> DurableControlPlane<S> {
         if request.term.0 < self.hard_state.term {
             return Ok(self.append_reply(AppendOutcome::StaleTerm));
         }
-        self.follow(request)?;
+        self.follow(request.term, &request.leader)?;
         let prev_end = request.prev_log_index.map_or(0, |i| i.0 + 1);
         if let Some(hint) = self.mismatch_at(prev_end, request.prev_log_term)? {
             return Ok(self.append_reply(AppendOutcome::Mismatch(hint)));
@@ -119,7 +119,7 @@ impl<S: Storage> DurableControlPlane<S> {
         Ok(self.append_reply(AppendOutcome::Accepted { match_index }))
     }
 
-    fn append_reply(&self, outcome: AppendOutcome) -> AppendEntriesResponse {
+    pub(super) fn append_reply(&self, outcome: AppendOutcome) -> AppendEntriesResponse {
         AppendEntriesResponse {
             term: self.current_term_value(),
             outcome,
@@ -133,24 +133,28 @@ impl<S: Storage> DurableControlPlane<S> {
     /// Recognises the request's leader: a higher term is adopted durably
     /// (vote cleared); in the same term a different leader than the one
     /// already known is a safety violation.
-    fn follow(&mut self, request: &AppendEntriesRequest) -> Result<()> {
-        if request.term.0 > self.hard_state.term {
+    pub(super) fn follow(
+        &mut self,
+        term: ControlPlaneTerm,
+        leader: &ClusterVoterIdentity,
+    ) -> Result<()> {
+        if term.0 > self.hard_state.term {
             let next = HardState {
-                term: request.term.0,
+                term: term.0,
                 vote: None,
                 ..self.hard_state.clone()
             };
             self.save_hard_state(next)?;
         } else if let Some(known) = &self.leader {
-            if *known != request.leader {
+            if known != leader {
                 return Err(Error::Replication(ReplicationError::ConflictingLeader {
                     term: self.hard_state.term,
                     known: known.clone(),
-                    claimed: request.leader.clone(),
+                    claimed: leader.clone(),
                 }));
             }
         }
-        self.leader = Some(request.leader.clone());
+        self.leader = Some(leader.clone());
         Ok(())
     }
 
@@ -328,7 +332,8 @@ mod tests {
         node.append_entries(&request(1, Some(3), 1, vec![entry(4, 1)], Some(3)))
             .unwrap();
         assert_eq!(node.commit_end, 4);
-        node.follow(&request(2, Some(3), 1, vec![], None)).unwrap();
+        let leader = ClusterVoterIdentity::from_certificate_subject("CN=leader-2").unwrap();
+        node.follow(ControlPlaneTerm(2), &leader).unwrap();
         assert_eq!(node.skip_matching(&[entry(4, 2)]).unwrap(), 0);
         drop(node);
         let node = open(dir.path());

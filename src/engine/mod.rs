@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 mod compaction;
 mod follower;
+mod install;
 mod leader;
 mod reads;
 
 pub use compaction::CompactionReport;
 pub use follower::{AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint};
+pub use install::InstallSnapshotRequest;
 pub use reads::PeerBatch;
 
 use crate::catalog::ControlPlaneCatalog;
@@ -158,17 +160,21 @@ impl<S: Storage> DurableControlPlane<S> {
     ) -> Result<Self> {
         options.validate()?;
         let storage = Arc::new(storage);
-        let (hard_state_store, hard_state) =
+        let (mut hard_state_store, mut hard_state) =
             open_or_create_hard_state(&*storage, &identity, sole_voter)?;
-        let (log, mut recovery) = SegmentedLog::open(
+        let (mut log, mut recovery) = SegmentedLog::open(
             Arc::clone(&storage),
             &hard_state,
             options.segment_size_bytes,
             true,
             |payload| decode_entry(payload).map(drop),
         )?;
-        let (catalog, snapshot_end) =
-            compaction::load_snapshot(&log, &hard_state, &mut recovery.removed_files)?;
+        let (catalog, snapshot_end) = compaction::load_snapshot(
+            &mut log,
+            &mut hard_state_store,
+            &mut hard_state,
+            &mut recovery.removed_files,
+        )?;
         let commit_end = log.recovered_commit_end().max(snapshot_end);
         let mut node = Self {
             leader: None,
