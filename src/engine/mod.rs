@@ -307,7 +307,7 @@ impl<S: Storage> DurableControlPlane<S> {
         self.write_durably(entries.iter().map(|e| (term, e)), stamp)?;
         if self.sole_voter {
             self.commit_end = self.log.end_index();
-            self.apply_committed()?;
+            self.apply_in_hand(start, entries)?;
         }
         Ok(start..self.log.end_index())
     }
@@ -350,6 +350,21 @@ impl<S: Storage> DurableControlPlane<S> {
             self.latch(applied)?;
         }
         Ok(())
+    }
+
+    /// Applies `entries`, just written at `start` and committed, without
+    /// reading them back when the catalog is exactly at `start`; otherwise
+    /// falls back to [`Self::apply_committed`].
+    fn apply_in_hand(&mut self, start: u64, entries: &[ControlPlaneEntry]) -> Result<()> {
+        if self.catalog.applied_end() == start {
+            for (offset, entry) in entries.iter().enumerate() {
+                let applied = self
+                    .catalog
+                    .apply(ControlPlaneIndex(start + offset as u64), entry);
+                self.latch(applied)?;
+            }
+        }
+        self.apply_committed()
     }
 
     /// The control-plane state: every committed entry applied in order.

@@ -51,12 +51,12 @@ impl<S: Storage> DurableControlPlane<S> {
         let mut entries = Vec::new();
         let mut bytes = 0usize;
         for index in from.0..to {
-            let (_, payload) = self.log.read(index)?;
-            bytes = bytes.saturating_add(payload.len());
+            let entry = self.read(ControlPlaneIndex(index))?;
+            bytes = bytes.saturating_add(crate::codec::encoded_entry(&entry.entry).len());
             if !entries.is_empty() && bytes > byte_budget {
                 break;
             }
-            entries.push(self.read(ControlPlaneIndex(index))?);
+            entries.push(entry);
         }
         Ok(entries)
     }
