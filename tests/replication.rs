@@ -608,3 +608,22 @@ fn entries_respect_the_byte_budget() {
         .unwrap();
     assert_eq!(some.len(), 3);
 }
+
+#[test]
+fn append_entries_never_commits_past_what_the_leader_vouched_for() {
+    // Goal: commit stops at the last entry the request proved to match, not
+    // at the end of a longer log whose tail may still conflict (Raft's
+    // min(leaderCommit, index of last new entry)). Method: a follower holds
+    // five uncommitted term-1 entries; a term-2 leader's heartbeat matches
+    // through index 1 and claims commit 9; then its entry at 2 conflicts.
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = open_replica(dir.path(), "CN=f");
+    build_log(&mut node, &[1, 1, 1, 1, 1], 0);
+    node.append_entries(&request(2, Some(1), 1, &[], Some(9)))
+        .unwrap();
+    assert_eq!(node.commit_index(), Some(ControlPlaneIndex(1)));
+    node.append_entries(&request(2, Some(1), 1, &[2], Some(9)))
+        .unwrap();
+    assert_eq!(terms_of(&node), vec![1, 1, 2]);
+    assert_eq!(node.commit_index(), Some(ControlPlaneIndex(2)));
+}
