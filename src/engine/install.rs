@@ -88,11 +88,15 @@ impl<S: Storage> DurableControlPlane<S> {
         Ok(self.append_reply(AppendOutcome::Accepted { match_index }))
     }
 
-    /// Truncates the entries at and after `index_end` (uncommitted: the
-    /// caller checked `index_end > commit_end`), then restarts the log empty
-    /// at `index_end`, recording the commit point with the new start.
+    /// Truncates every uncommitted entry (the caller checked
+    /// `index_end > commit_end`; they may disagree with the snapshot), then
+    /// restarts the log empty at `index_end`, recording the commit point with
+    /// the new start. Cutting at the commit point rather than at `index_end`
+    /// matters for a crash in between: the log then ends below the snapshot,
+    /// which recovery recognises as an interrupted install, instead of
+    /// keeping an entry that contradicts the snapshot under it.
     fn restart_log_at(&mut self, index_end: u64, last_term: u64) -> Result<()> {
-        let cut = index_end.max(self.log.start_index());
+        let cut = self.commit_end.max(self.log.start_index());
         self.log
             .truncate_suffix(cut, &mut self.hard_state_store, &mut self.hard_state)?;
         self.hard_state.commit_end = index_end;
@@ -102,5 +106,83 @@ impl<S: Storage> DurableControlPlane<S> {
             &mut self.hard_state_store,
             &mut self.hard_state,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ControlPlaneCatalog;
+    use crate::consensus::{ControlPlaneEntry, MembershipChange};
+    use crate::io::{LockMode, OsStorage};
+    use crate::snapshot::encode_snapshot;
+    use crate::{AppendEntriesRequest, LogEntry};
+
+    fn id(name: &str) -> ClusterVoterIdentity {
+        ClusterVoterIdentity::from_certificate_subject(name).unwrap()
+    }
+
+    fn open(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
+        let storage = OsStorage::open(dir, LockMode::Exclusive).unwrap();
+        let options = crate::Options {
+            segment_size_bytes: 4096,
+        };
+        DurableControlPlane::open_replica_with_storage(storage, id("CN=f"), options).unwrap()
+    }
+
+    fn admit(n: u64) -> ControlPlaneEntry {
+        ControlPlaneEntry::MembershipChange(MembershipChange::Admit(id(&format!("CN=m{n}"))))
+    }
+
+    #[test]
+    fn install_crash_after_truncation_never_keeps_a_contradicting_entry() {
+        // Goal: a crash after an install wrote the snapshot and truncated the
+        // conflicting log, but before the restart, reopens to the snapshot's
+        // state: no entry that contradicts the snapshot stays under its end.
+        // Method: a follower holds 30 term-1 entries, 2 committed; run the
+        // install's first two steps (snapshot file, truncation at the cut
+        // `restart_log_at` uses) on the real files, drop the handle (the
+        // crash), reopen.
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = open(dir.path());
+        let entries = (0..30)
+            .map(|i| LogEntry {
+                index: ControlPlaneIndex(i),
+                term: ControlPlaneTerm(1),
+                entry: admit(i),
+            })
+            .collect();
+        let request = AppendEntriesRequest {
+            term: ControlPlaneTerm(1),
+            leader: id("CN=old"),
+            prev_log_index: None,
+            prev_log_term: ControlPlaneTerm(0),
+            entries,
+            leader_commit: Some(ControlPlaneIndex(1)),
+        };
+        node.append_entries(&request).unwrap();
+        let mut catalog = ControlPlaneCatalog::new();
+        for i in 0..20 {
+            catalog
+                .apply(ControlPlaneIndex(i), &admit(i + 100))
+                .unwrap();
+        }
+        let bytes = encode_snapshot(&catalog, 2).unwrap();
+        let storage = std::sync::Arc::clone(node.log.storage());
+        write_snapshot(&*storage, 20, &bytes).unwrap();
+        drop(storage);
+        let cut = node.commit_end.max(node.log.start_index());
+        node.log
+            .truncate_suffix(cut, &mut node.hard_state_store, &mut node.hard_state)
+            .unwrap();
+        drop(node);
+        let node = open(dir.path());
+        assert_eq!(node.catalog(), &catalog);
+        assert_eq!(node.first_index(), ControlPlaneIndex(20));
+        assert_eq!(node.last_index(), None);
+        assert_eq!(
+            node.term_at(ControlPlaneIndex(19)).unwrap(),
+            ControlPlaneTerm(2)
+        );
     }
 }
