@@ -119,6 +119,19 @@ pub(super) fn load_snapshot<S: Storage>(
             },
         ));
     }
+    let covered_last = index_end.checked_sub(1).filter(|&i| i < log.end_index());
+    if let Some(last) = covered_last.filter(|&i| i + 1 >= log.start_index()) {
+        if log.term_at(last)? != last_term {
+            // The log contradicts the snapshot under its end: no sequence of
+            // crashes leaves this (see `install_snapshot`).
+            return Err(Error::corruption(
+                storage.path_of(&crate::format::snapshot_file_name(index_end)),
+                24,
+                Some(last),
+                CorruptionKind::SnapshotInvalid,
+            ));
+        }
+    }
     if index_end > log.end_index() {
         hard_state.commit_end = hard_state.commit_end.max(index_end);
         log.restart_at(index_end, last_term, hard_state_store, hard_state)?;
