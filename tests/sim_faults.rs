@@ -321,11 +321,14 @@ fn stale_middle_segment_is_corruption() {
     harness.open().unwrap().unwrap();
     let mut rng = Rng::new(7);
     let mut stale = None;
-    while harness
-        .disk
-        .durable_image("segment-00000000000000000004")
-        .is_none()
-    {
+    for _ in 0..2000 {
+        if harness
+            .disk
+            .durable_image("segment-00000000000000000004")
+            .is_some()
+        {
+            break;
+        }
         let op = Op::TryAppend(support::workload::random_entry(&mut rng));
         assert!(matches!(harness.run_op(op), Ok(Step::Acknowledged)));
         let image = harness.disk.durable_image("segment-00000000000000000002");
