@@ -4,7 +4,7 @@
 //! cpwal panic. Method: proptest feeds each target's body (shared with the
 //! cargo-fuzz crate through `tests/support/fuzz_bodies.rs`) random inputs,
 //! both raw and derived from a valid directory so the deep paths run.
-//! Cases per test: `CPWAL_FUZZ_CASES` (default 256).
+//! Cases per test: `CPWAL_FUZZ_CASES` (default 1024).
 
 mod support;
 
@@ -16,7 +16,7 @@ fn cases() -> u32 {
     std::env::var("CPWAL_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(1024)
 }
 
 /// Bytes that look like the valid ones with a few edits: more likely to get
