@@ -405,3 +405,30 @@ fn open_after_crash_during_bootstrap_ignores_leftover_temporary() {
     assert!(node.is_leader());
     assert_eq!(node.current_term(), ControlPlaneTerm(1));
 }
+
+#[test]
+fn open_with_segments_but_no_hard_state_is_corruption() {
+    // Goal: a lost `hardstate` next to existing segments is reported, not
+    // silently replaced by a fresh term 1 with this node's own vote (which
+    // would forget the real term and vote: a possible double vote). No crash
+    // can produce this state, since the hard state is durable before the
+    // first segment exists. Method: acknowledge appends and an election,
+    // delete `hardstate` durably, open.
+    let mut harness = appended_directory(13, 10).unwrap();
+    harness.open().unwrap().unwrap();
+    assert!(matches!(
+        harness.run_op(Op::StartElection),
+        Ok(Step::Acknowledged)
+    ));
+    harness.node = None;
+    harness.disk.remove_durable_file("hardstate");
+    let error = Node::open_with_storage(
+        harness.disk.clone(),
+        voter(NODE_SUBJECT),
+        support::workload::options(),
+    )
+    .expect_err("a lost hard state must not be re-bootstrapped");
+    let corruption = error.as_corruption().expect("corruption");
+    assert_eq!(corruption.kind, CorruptionKind::HardStateUnreadable);
+    assert_eq!(corruption.path, std::path::PathBuf::from("/sim/hardstate"));
+}

@@ -366,6 +366,20 @@ fn open_or_create_hard_state<S: Storage>(
         .iter()
         .any(|n| n == crate::format::HARD_STATE_FILE_NAME)
     {
+        // Segments without a hard state cannot come from a crash (the hard
+        // state is durable before the first segment is created): the file
+        // was lost. Bootstrapping over them would forget the term and vote.
+        if names
+            .iter()
+            .any(|n| crate::format::parse_segment_file_name(n).is_some())
+        {
+            return Err(Error::corruption(
+                storage.path_of(crate::format::HARD_STATE_FILE_NAME),
+                0,
+                None,
+                CorruptionKind::HardStateUnreadable,
+            ));
+        }
         let state = HardState {
             term: ControlPlaneTerm::GENESIS.next().0,
             vote: Some(identity.clone()),
