@@ -45,6 +45,11 @@
 //! * once an update returned, both copies hold it, so damage to either copy
 //!   still leaves the acknowledged state: the engine never falls back to an
 //!   older vote, which would be a double vote;
+//! * when recovery serves one copy only (the other torn, stale or damaged),
+//!   a writable open first copies it over the other one and syncs: the node
+//!   acts on the recovered state, and the next update overwrites copy A
+//!   first, so without that repair a crash during it would fall back to the
+//!   stale copy (an older vote) or to no valid copy;
 //! * both copies invalid is
 //!   [`CorruptionKind::HardStateUnreadable`](crate::CorruptionKind::HardStateUnreadable).
 //!

@@ -69,6 +69,18 @@ impl<F: StorageFile> HardStateStore<F> {
     pub fn create<S: Storage<File = F>>(storage: &S, state: &HardState) -> Result<Self> {
         let temporary = format!("{HARD_STATE_FILE_NAME}{TEMPORARY_FILE_SUFFIX}");
         let temporary_path = storage.path_of(&temporary);
+        // A crash during an earlier creation can leave the temporary behind
+        // (its create made durable by the journal, the rename not). It holds
+        // nothing acknowledged; without removing it, `create` would refuse
+        // the name and the directory could never be opened again.
+        let names = storage
+            .list()
+            .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
+        if names.contains(&temporary) {
+            storage
+                .remove(&temporary)
+                .map_err(|e| Error::io("remove file", &temporary_path, e))?;
+        }
         let file = storage
             .create(&temporary)
             .map_err(|e| Error::io("create hard state", &temporary_path, e))?;
@@ -109,11 +121,13 @@ impl<F: StorageFile> HardStateStore<F> {
                 .get(start..start + HARD_STATE_SLOT_BYTES as usize)
                 .map_or(Err(SlotFault::Missing), decode_slot)
         });
-        let newest = match copies {
-            [Ok(a), Ok(b)] => Ok(if b.0 > a.0 { b } else { a }),
-            [Ok(a), Err(_)] => Ok(a),
-            [Err(_), Ok(b)] => Ok(b),
-            [Err(a), Err(b)] => Err(worse_fault(a, b)),
+        // Which copy serves, and whether the other one must be rewritten.
+        let (newest, stale_slot) = match copies {
+            [Ok(a), Ok(b)] if a.0 == b.0 => (Ok(a), None),
+            [Ok(a), Ok(b)] if b.0 > a.0 => (Ok(b), Some(0)),
+            [Ok(a), _] => (Ok(a), Some(1)),
+            [Err(_), Ok(b)] => (Ok(b), Some(0)),
+            [Err(a), Err(b)] => (Err(worse_fault(a, b)), None),
         };
         let (sequence, state) = match newest {
             Ok(found) => found,
@@ -133,14 +147,35 @@ impl<F: StorageFile> HardStateStore<F> {
                 ))
             }
         };
-        Ok((
-            Self {
-                file,
-                path,
-                sequence,
-            },
-            state,
-        ))
+        let store = Self {
+            file,
+            path,
+            sequence,
+        };
+        if let (true, Some(slot)) = (writable, stale_slot) {
+            store.repair_copy(slot, &state)?;
+        }
+        Ok((store, state))
+    }
+
+    /// Rewrites copy `slot` with the state the other copy holds, and syncs.
+    ///
+    /// Recovery may serve the state from one copy only (a crash tore the
+    /// other, or rot damaged it). The node then acts on that state, so it is
+    /// acknowledged from here on; but the next [`HardStateStore::save`]
+    /// overwrites copy A first, and a crash during that write would fall back
+    /// to the stale or invalid copy B: an older term and vote (a possible
+    /// double vote), or no readable copy at all. Copying the serving copy over
+    /// the other one, and only that one, restores "both copies hold the
+    /// state" without ever putting the serving copy at risk.
+    fn repair_copy(&self, slot: u64, state: &HardState) -> Result<()> {
+        let copy = encode_slot(self.sequence, state);
+        self.file
+            .write_at(slot * HARD_STATE_SLOT_BYTES, bytemuck::bytes_of(&copy))
+            .map_err(|e| Error::io("write hard state", &self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync hard state", &self.path, e))
     }
 
     /// Makes `state` durable: copy A, sync, copy B, sync. Returns only when

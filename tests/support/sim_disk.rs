@@ -1,0 +1,587 @@
+//! A simulated disk behind cpwal's io seam ([`Storage`], [`StorageFile`]),
+//! able to lose power, fail a sync, fill up, rot and serve stale data.
+//!
+//! Model (the fault model of `src/format.rs`, made executable):
+//! * Each file (inode) has a *durable* image (what the platter holds) and a
+//!   *volatile* image (what the page cache shows). `write_at` and `allocate`
+//!   change the volatile image and mark the written 512-byte sectors dirty;
+//!   `sync_data` copies volatile to durable, length included (`fdatasync`
+//!   persists the size needed to read the data back).
+//! * The directory has a durable name table and a volatile one. Every
+//!   create, rename and remove is applied to the volatile table and appended
+//!   to a journal; `sync_directory` makes the whole journal durable.
+//! * [`SimDisk::crash`] keeps, for the directory, either a seeded *prefix*
+//!   of the unsynced journal (half the crashes: what journaling file systems
+//!   such as ext4 and xfs do, committing metadata operations in order) or a
+//!   seeded *subset* of it, applied in order (the other half: POSIX promises
+//!   no order for unsynced directory changes, and file systems without an
+//!   ordered journal keep any of them). A rename whose source was not kept
+//!   is dropped too. The engine syncs the directory after every change that
+//!   matters, so it must pass under both. For every surviving file it keeps
+//!   either the durable or the volatile length, and for each dirty sector,
+//!   independently, either its old durable content or its new one. Files no
+//!   durable name points to are gone. Every handle opened before the crash
+//!   is dead (its calls fail), as a process's handles are after power loss.
+//! * A *power cut* ([`SimDisk::cut_power_before_operation`]) makes the disk
+//!   refuse the n-th mutating operation and every call after it, so the
+//!   engine stops exactly there; [`SimDisk::crash`] then decides what
+//!   survived. Mutating operations are create, rename, remove,
+//!   sync_directory, allocate, write_at and sync_data; counting them (not
+//!   only syncs) lets a test crash between every write of a multi-file
+//!   operation, not just at sync points.
+//!
+//! Faults are injected per instance; there are no globals.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cpwal::io::{Storage, StorageFile};
+
+/// The unit a torn write keeps or loses whole.
+pub const SECTOR_BYTES: u64 = 512;
+
+/// A tiny seeded PRNG (splitmix64): deterministic, so every run replays from
+/// its seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..bound` (0 when `bound` is 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        if bound == 0 {
+            0
+        } else {
+            self.next_u64() % bound
+        }
+    }
+
+    /// True with probability `numerator / denominator`.
+    pub fn chance(&mut self, numerator: u64, denominator: u64) -> bool {
+        self.below(denominator) < numerator
+    }
+
+    /// One element of a non-empty slice.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// One file's two images.
+#[derive(Debug, Clone, Default)]
+struct Inode {
+    durable: Vec<u8>,
+    volatile: Vec<u8>,
+    /// Sectors written since the last successful sync.
+    dirty: BTreeSet<u64>,
+}
+
+impl Inode {
+    fn sync(&mut self) {
+        self.durable = self.volatile.clone();
+        self.dirty.clear();
+    }
+
+    /// What a crash leaves of this file: either length, and per dirty sector
+    /// old or new content. `keep_new` decides each sector.
+    fn settle(&mut self, rng: &mut Rng, keep_new: &mut dyn FnMut(&mut Rng) -> bool) {
+        let length = if keep_new(rng) {
+            self.volatile.len()
+        } else {
+            self.durable.len()
+        };
+        let mut result = self.durable.clone();
+        result.resize(length, 0);
+        for &sector in &self.dirty {
+            let start = (sector * SECTOR_BYTES) as usize;
+            let end = (start + SECTOR_BYTES as usize)
+                .min(length)
+                .min(self.volatile.len());
+            if start < end && keep_new(rng) {
+                result[start..end].copy_from_slice(&self.volatile[start..end]);
+            }
+        }
+        self.durable = result.clone();
+        self.volatile = result;
+        self.dirty.clear();
+    }
+}
+
+/// An unsynced directory change, in the order it was made.
+#[derive(Debug, Clone)]
+enum DirectoryChange {
+    Link { name: String, inode: u64 },
+    Rename { from: String, to: String },
+    Unlink { name: String },
+}
+
+impl DirectoryChange {
+    fn apply(&self, table: &mut BTreeMap<String, u64>) {
+        match self {
+            DirectoryChange::Link { name, inode } => {
+                table.insert(name.clone(), *inode);
+            }
+            DirectoryChange::Rename { from, to } => {
+                if let Some(inode) = table.remove(from) {
+                    table.insert(to.clone(), inode);
+                }
+            }
+            DirectoryChange::Unlink { name } => {
+                table.remove(name);
+            }
+        }
+    }
+}
+
+/// Counters a test reads to find crash points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskCounters {
+    /// Mutating operations so far (see the module doc).
+    pub operations: u64,
+    /// `sync_data` and `sync_directory` calls so far.
+    pub syncs: u64,
+}
+
+#[derive(Debug, Default)]
+struct DiskState {
+    inodes: HashMap<u64, Inode>,
+    next_inode: u64,
+    durable_names: BTreeMap<String, u64>,
+    volatile_names: BTreeMap<String, u64>,
+    journal: Vec<DirectoryChange>,
+    /// Bumped by every crash; handles of an older epoch are dead.
+    epoch: u64,
+    counters: DiskCounters,
+    /// The power is off: every call fails until the next crash.
+    powered_off: bool,
+    cut_before_operation: Option<u64>,
+    fail_sync_number: Option<u64>,
+    space_budget_bytes: Option<u64>,
+}
+
+fn dead() -> io::Error {
+    io::Error::other("simulated disk: power is off")
+}
+
+fn stale_handle() -> io::Error {
+    io::Error::other("simulated disk: handle from before a crash")
+}
+
+impl DiskState {
+    /// Counts one mutating operation and applies a pending power cut.
+    fn begin_mutation(&mut self) -> io::Result<()> {
+        if self.powered_off {
+            return Err(dead());
+        }
+        self.counters.operations += 1;
+        if self.cut_before_operation == Some(self.counters.operations) {
+            self.powered_off = true;
+            return Err(dead());
+        }
+        Ok(())
+    }
+
+    /// Counts one sync; fails it if it is the one chosen to fail.
+    fn begin_sync(&mut self) -> io::Result<()> {
+        self.begin_mutation()?;
+        self.counters.syncs += 1;
+        if self.fail_sync_number == Some(self.counters.syncs) {
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
+        Ok(())
+    }
+
+    fn used_bytes(&self) -> u64 {
+        self.inodes.values().map(|i| i.volatile.len() as u64).sum()
+    }
+
+    /// Fails with ENOSPC if growing a file by `extra` bytes exceeds the budget.
+    fn reserve(&self, extra: u64) -> io::Result<()> {
+        match self.space_budget_bytes {
+            Some(budget) if self.used_bytes() + extra > budget => {
+                Err(io::Error::from_raw_os_error(28))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn inode_of(&self, name: &str) -> io::Result<u64> {
+        self.volatile_names
+            .get(name)
+            .copied()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn durable_inode_mut(&mut self, name: &str) -> &mut Inode {
+        let inode = self.durable_names[name];
+        self.inodes.get_mut(&inode).expect("named inode exists")
+    }
+}
+
+/// A simulated disk holding one data directory. Cloning shares the disk.
+#[derive(Clone, Default)]
+pub struct SimDisk {
+    state: Arc<Mutex<DiskState>>,
+}
+
+impl std::fmt::Debug for SimDisk {
+    /// Names and counters only: file images would drown a failure report.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("SimDisk")
+            .field("durable_names", &state.durable_names.keys())
+            .field("counters", &state.counters)
+            .field("powered_off", &state.powered_off)
+            .finish()
+    }
+}
+
+impl SimDisk {
+    /// An empty disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DiskState> {
+        // A panicking test thread must not hide the disk from the reporter.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> DiskCounters {
+        self.lock().counters
+    }
+
+    /// The power goes off just before mutating operation number `operation`
+    /// (counted from this disk's creation, 1-based): that call and every
+    /// later one fail until [`SimDisk::crash`].
+    pub fn cut_power_before_operation(&self, operation: u64) {
+        self.lock().cut_before_operation = Some(operation);
+    }
+
+    /// Whether a power cut has happened and not yet been crashed through.
+    pub fn is_powered_off(&self) -> bool {
+        self.lock().powered_off
+    }
+
+    /// Sync number `sync` (1-based, counting `sync_data` and
+    /// `sync_directory`) fails with EIO without making anything durable.
+    pub fn fail_sync(&self, sync: u64) {
+        self.lock().fail_sync_number = Some(sync);
+    }
+
+    /// Allocations and writes that would grow the files' total size beyond
+    /// `budget` fail with ENOSPC; `None` lifts the limit.
+    pub fn set_space_budget(&self, budget: Option<u64>) {
+        self.lock().space_budget_bytes = budget;
+    }
+
+    /// Bytes the files occupy now.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+
+    /// Power loss: keeps a seeded prefix of the unsynced directory changes
+    /// and, per file, a seeded subset of the unsynced sectors (see the module
+    /// doc); every handle dies; the power comes back on.
+    pub fn crash(&self, seed: u64) {
+        self.crash_with(seed, false);
+    }
+
+    /// Power loss that keeps nothing unsynced: no directory change, no
+    /// sector (the most pessimistic outcome, for deterministic tests).
+    pub fn crash_losing_everything_unsynced(&self) {
+        self.crash_with(0, true);
+    }
+
+    fn crash_with(&self, seed: u64, lose_everything: bool) {
+        let mut rng = Rng::new(seed);
+        let mut state = self.lock();
+        let journal = std::mem::take(&mut state.journal);
+        let kept = match (lose_everything, rng.below(2)) {
+            (true, _) => Vec::new(),
+            (false, 0) => {
+                let prefix = rng.below(journal.len() as u64 + 1) as usize;
+                journal[..prefix].to_vec()
+            }
+            (false, _) => journal
+                .iter()
+                .filter(|_| rng.chance(1, 2))
+                .cloned()
+                .collect(),
+        };
+        for change in &kept {
+            change.apply(&mut state.durable_names);
+        }
+        // Mix all-or-nothing crashes with sector-by-sector ones: each extreme
+        // is a case worth hitting often.
+        let mode = if lose_everything { 0 } else { rng.below(4) };
+        let mut keep_new: Box<dyn FnMut(&mut Rng) -> bool> = match mode {
+            0 => Box::new(|_| false),
+            1 => Box::new(|_| true),
+            _ => Box::new(|rng| rng.chance(1, 2)),
+        };
+        let live: BTreeSet<u64> = state.durable_names.values().copied().collect();
+        state.inodes.retain(|inode, _| live.contains(inode));
+        let mut inodes: Vec<_> = state.inodes.keys().copied().collect();
+        inodes.sort_unstable();
+        for inode in inodes {
+            let file = state.inodes.get_mut(&inode).expect("listed");
+            file.settle(&mut rng, &mut keep_new);
+        }
+        state.volatile_names = state.durable_names.clone();
+        state.epoch += 1;
+        state.powered_off = false;
+        state.cut_before_operation = None;
+        state.fail_sync_number = None;
+    }
+
+    /// Names in the durable directory table, sorted.
+    pub fn durable_names(&self) -> Vec<String> {
+        self.lock().durable_names.keys().cloned().collect()
+    }
+
+    /// The durable bytes of `name`, if the durable directory holds it.
+    pub fn durable_image(&self, name: &str) -> Option<Vec<u8>> {
+        let state = self.lock();
+        let inode = state.durable_names.get(name)?;
+        Some(state.inodes[inode].durable.clone())
+    }
+
+    /// Replaces `name`'s content, durably, with `bytes`, creating it if
+    /// needed: a stale copy served in its place, a damaged file, or a fuzz
+    /// input. Only between crashes (no unsynced state may exist for it).
+    pub fn put_durable_file(&self, name: &str, bytes: &[u8]) {
+        let mut state = self.lock();
+        if !state.durable_names.contains_key(name) {
+            let inode = state.next_inode;
+            state.next_inode += 1;
+            state.inodes.insert(inode, Inode::default());
+            state.durable_names.insert(name.to_owned(), inode);
+            state.volatile_names.insert(name.to_owned(), inode);
+        }
+        let file = state.durable_inode_mut(name);
+        file.volatile = bytes.to_vec();
+        file.sync();
+    }
+
+    /// Removes `name` durably (a lost file).
+    pub fn remove_durable_file(&self, name: &str) {
+        let mut state = self.lock();
+        state.durable_names.remove(name);
+        state.volatile_names.remove(name);
+    }
+
+    /// Rot: flips bit `bit` of byte `offset` of `name`, in both images.
+    pub fn flip_bit(&self, name: &str, offset: u64, bit: u8) {
+        let mut state = self.lock();
+        let file = state.durable_inode_mut(name);
+        file.durable[offset as usize] ^= 1 << bit;
+        file.volatile[offset as usize] ^= 1 << bit;
+    }
+
+    /// Rot: zeroes the sector holding `offset` of `name`, in both images.
+    pub fn zero_sector(&self, name: &str, offset: u64) {
+        let mut state = self.lock();
+        let file = state.durable_inode_mut(name);
+        let start = (offset / SECTOR_BYTES * SECTOR_BYTES) as usize;
+        for image in [&mut file.durable, &mut file.volatile] {
+            let end = (start + SECTOR_BYTES as usize).min(image.len());
+            image[start..end].fill(0);
+        }
+    }
+}
+
+/// A handle on one file of a [`SimDisk`].
+#[derive(Debug)]
+pub struct SimFile {
+    disk: SimDisk,
+    inode: u64,
+    epoch: u64,
+    writable: bool,
+}
+
+impl SimFile {
+    /// Locks the disk and checks that this handle outlived no crash.
+    fn state(&self) -> io::Result<MutexGuard<'_, DiskState>> {
+        let state = self.disk.lock();
+        if state.epoch != self.epoch {
+            return Err(stale_handle());
+        }
+        Ok(state)
+    }
+
+    fn check_writable(&self) -> io::Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(io::Error::from(io::ErrorKind::PermissionDenied))
+        }
+    }
+}
+
+impl StorageFile for SimFile {
+    fn len(&self) -> io::Result<u64> {
+        let state = self.state()?;
+        Ok(state.inodes[&self.inode].volatile.len() as u64)
+    }
+
+    fn allocate(&self, length_bytes: u64) -> io::Result<()> {
+        self.check_writable()?;
+        let mut state = self.state()?;
+        state.begin_mutation()?;
+        let current = state.inodes[&self.inode].volatile.len() as u64;
+        if length_bytes > current {
+            state.reserve(length_bytes - current)?;
+            let file = state.inodes.get_mut(&self.inode).expect("open inode");
+            file.volatile.resize(length_bytes as usize, 0);
+        }
+        Ok(())
+    }
+
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.check_writable()?;
+        let mut state = self.state()?;
+        state.begin_mutation()?;
+        let end = offset + bytes.len() as u64;
+        let current = state.inodes[&self.inode].volatile.len() as u64;
+        if end > current {
+            state.reserve(end - current)?;
+        }
+        let file = state.inodes.get_mut(&self.inode).expect("open inode");
+        if end > current {
+            file.volatile.resize(end as usize, 0);
+        }
+        file.volatile[offset as usize..end as usize].copy_from_slice(bytes);
+        if !bytes.is_empty() {
+            file.dirty
+                .extend(offset / SECTOR_BYTES..=(end - 1) / SECTOR_BYTES);
+        }
+        Ok(())
+    }
+
+    fn read_at(&self, offset: u64, length: usize) -> io::Result<Cow<'_, [u8]>> {
+        let state = self.state()?;
+        if state.powered_off {
+            return Err(dead());
+        }
+        let image = &state.inodes[&self.inode].volatile;
+        let end = offset
+            .checked_add(length as u64)
+            .filter(|&end| end <= image.len() as u64)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        Ok(Cow::Owned(image[offset as usize..end as usize].to_vec()))
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut state = self.state()?;
+        state.begin_sync()?;
+        state
+            .inodes
+            .get_mut(&self.inode)
+            .expect("open inode")
+            .sync();
+        Ok(())
+    }
+}
+
+impl Storage for SimDisk {
+    type File = SimFile;
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let state = self.lock();
+        if state.powered_off {
+            return Err(dead());
+        }
+        Ok(state.volatile_names.keys().cloned().collect())
+    }
+
+    fn create(&self, name: &str) -> io::Result<SimFile> {
+        let mut state = self.lock();
+        state.begin_mutation()?;
+        if state.volatile_names.contains_key(name) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        let inode = state.next_inode;
+        state.next_inode += 1;
+        state.inodes.insert(inode, Inode::default());
+        state.volatile_names.insert(name.to_owned(), inode);
+        state.journal.push(DirectoryChange::Link {
+            name: name.to_owned(),
+            inode,
+        });
+        Ok(SimFile {
+            disk: self.clone(),
+            inode,
+            epoch: state.epoch,
+            writable: true,
+        })
+    }
+
+    fn open(&self, name: &str, writable: bool) -> io::Result<SimFile> {
+        let state = self.lock();
+        if state.powered_off {
+            return Err(dead());
+        }
+        Ok(SimFile {
+            disk: self.clone(),
+            inode: state.inode_of(name)?,
+            epoch: state.epoch,
+            writable,
+        })
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut state = self.lock();
+        state.begin_mutation()?;
+        let inode = state.inode_of(from)?;
+        state.volatile_names.remove(from);
+        state.volatile_names.insert(to.to_owned(), inode);
+        state.journal.push(DirectoryChange::Rename {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        });
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        let mut state = self.lock();
+        state.begin_mutation()?;
+        state.inode_of(name)?;
+        state.volatile_names.remove(name);
+        state.journal.push(DirectoryChange::Unlink {
+            name: name.to_owned(),
+        });
+        Ok(())
+    }
+
+    fn sync_directory(&self) -> io::Result<()> {
+        let mut state = self.lock();
+        state.begin_sync()?;
+        let journal = std::mem::take(&mut state.journal);
+        for change in &journal {
+            change.apply(&mut state.durable_names);
+        }
+        Ok(())
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        PathBuf::from("/sim").join(name)
+    }
+}
