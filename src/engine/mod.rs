@@ -532,17 +532,20 @@ fn open_or_create_hard_state<S: Storage>(
 /// snapshots without a hard state mean the hard state was lost: starting afresh would forget
 /// votes, so it is corruption. Any other file means the wrong directory.
 fn refuse_uninitialized_leftovers<S: Storage>(storage: &S, names: &[String]) -> Result<()> {
-    use crate::format::{parse_segment_file_name, parse_snapshot_file_name, TEMPORARY_FILE_SUFFIX};
+    use crate::format::{
+        parse_segment_file_name, parse_snapshot_file_name, HARD_STATE_FILE_NAME,
+        TEMPORARY_FILE_SUFFIX,
+    };
     for name in names {
         let is_data = parse_segment_file_name(name).or(parse_snapshot_file_name(name));
-        let kind = if is_data.is_some() {
-            CorruptionKind::HardStateUnreadable
+        let (path, kind) = if is_data.is_some() {
+            let path = storage.path_of(HARD_STATE_FILE_NAME);
+            (path, CorruptionKind::HardStateUnreadable)
         } else if name.ends_with(TEMPORARY_FILE_SUFFIX) {
             continue;
         } else {
-            CorruptionKind::UnexpectedFile
+            (storage.path_of(name), CorruptionKind::UnexpectedFile)
         };
-        let path = storage.path_of(name);
         return Err(Error::corruption(path, 0, None, kind));
     }
     Ok(())
