@@ -30,7 +30,7 @@ pub use consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState, MembershipChange, OwnershipTransition,
 };
-pub use engine::{DurableControlPlane, LogEntry, VoteRequest, VoteResponse};
+pub use engine::{DurableControlPlane, LogEntry, SharedControlPlane, VoteRequest, VoteResponse};
 pub use error::{Corruption, CorruptionKind, Error, InvalidInput, Result, SegmentChainDetail};
 pub use identity::{ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
 pub use log::{DroppedTail, RecoveryReport};

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::codec::{decode_entry, encode_entry, validate_entry};
+use crate::codec::decode_entry;
 use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState,
@@ -13,8 +13,11 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsStorage, Storage};
-use crate::log::{CommitStamp, RecoveryReport, SegmentedLog};
+use crate::log::{RecoveryReport, SegmentedLog};
 use crate::options::Options;
+
+mod shared;
+pub use shared::SharedControlPlane;
 
 /// One entry read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +76,8 @@ pub struct DurableControlPlane<S: Storage = OsStorage> {
     last_error: Option<Error>,
     recovery: RecoveryReport,
     encode_buffer: Vec<u8>,
+    /// Where each encoded entry of a batch ends in `encode_buffer`.
+    entry_ends: Vec<usize>,
 }
 
 impl DurableControlPlane<OsStorage> {
@@ -118,6 +123,7 @@ impl<S: Storage> DurableControlPlane<S> {
             last_error: None,
             recovery,
             encode_buffer: Vec::new(),
+            entry_ends: Vec::new(),
         };
         if node.holds_own_vote() {
             node.leader = Some(node.identity.clone());
@@ -216,36 +222,11 @@ impl<S: Storage> DurableControlPlane<S> {
         &mut self,
         entries: &[ControlPlaneEntry],
     ) -> Result<std::ops::Range<u64>> {
-        self.check_not_failed()?;
-        if !self.is_leader() {
-            return Err(Error::NotLeader {
-                leader: self.leader.clone(),
-            });
-        }
-        for entry in entries {
-            validate_entry(entry)?;
-        }
-        let start = self.log.end_index();
-        let term = self.hard_state.term;
-        self.encode_buffer.clear();
-        let mut ends = Vec::with_capacity(entries.len());
-        for entry in entries {
-            encode_entry(entry, &mut self.encode_buffer);
-            ends.push(self.encode_buffer.len());
-        }
-        let starts = std::iter::once(0).chain(ends.iter().copied());
-        let buffer = std::mem::take(&mut self.encode_buffer);
-        let payloads = starts
-            .zip(ends.iter())
-            .map(|(begin, &end)| (term, &buffer[begin..end]));
-        let written = self
-            .log
-            .write(payloads, CommitStamp::SelfCommitting)
-            .and_then(|()| self.log.sync());
-        self.encode_buffer = buffer;
-        self.latch(written)?;
-        self.commit_end = self.log.end_index();
-        Ok(start..self.log.end_index())
+        let range = self.write_unsynced(entries)?;
+        let synced = self.log.sync();
+        self.latch(synced)?;
+        self.commit_end = self.log.durable_end();
+        Ok(range)
     }
 
     /// Starts an election: moves to the next term and votes for itself,
