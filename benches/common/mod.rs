@@ -206,3 +206,19 @@ pub fn prepare_file(path: &Path, size_bytes: u64, preparation: Preparation) -> F
     file.sync_all().unwrap();
     file
 }
+
+/// The entry size of the open and memory benches.
+pub const PAYLOAD_BYTES: usize = 128;
+
+/// Builds a log of `entries` entries of [`PAYLOAD_BYTES`] in `dir`, in
+/// batches of 1000.
+pub fn build_log(dir: &Path, entries: u64) {
+    let mut engine = open_engine(dir);
+    let batch: Vec<_> = (0..1000).map(|n| entry_of_size(PAYLOAD_BYTES, n)).collect();
+    let mut written = 0;
+    while written < entries {
+        let n = (entries - written).min(1000) as usize;
+        engine.try_append_batch(&batch[..n]).unwrap();
+        written += n as u64;
+    }
+}
