@@ -2,7 +2,9 @@
 //! beyond the OS page cache: heap bytes held by the open engine (counted by
 //! a global allocator), and the anonymous resident memory (`RssAnon`) it
 //! adds; the segment maps are file-backed page cache and excluded.
-//! Goal: at most 16 bytes per entry. Run: `cargo bench --bench memory`.
+//! Goal: at most 16 bytes per entry. Also counts heap allocations per
+//! durable append (`try_append` and `SharedControlPlane::append`), steady
+//! state. Run: `cargo bench --bench memory`.
 
 mod common;
 
@@ -15,12 +17,14 @@ use cpwal::{DurableControlPlane, Options};
 struct CountingAllocator;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: every call is forwarded to the system allocator unchanged; only a
 // counter is updated beside it.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc(layout) }
     }
@@ -31,6 +35,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -68,5 +73,33 @@ fn main() {
         heap as f64 / entries as f64,
         anon as f64 / entries as f64
     );
-    drop(engine);
+    allocations_per_append(engine);
+}
+
+/// Prints the heap allocations of one durable append, steady state (after
+/// warm-up appends have grown every reused buffer).
+fn allocations_per_append(mut engine: DurableControlPlane) {
+    let entry = common::entry_of_size(common::PAYLOAD_BYTES, 7);
+    let per_append = |engine: &mut DurableControlPlane| {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for _ in 0..1000 {
+            engine.try_append(&entry).unwrap();
+        }
+        (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1000.0
+    };
+    per_append(&mut engine);
+    let single = per_append(&mut engine);
+    let shared = cpwal::SharedControlPlane::new(engine);
+    let count_shared = || {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for _ in 0..1000 {
+            shared.append(&entry).unwrap();
+        }
+        (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1000.0
+    };
+    count_shared();
+    let through_shared = count_shared();
+    println!(
+        "RATIO allocations per durable append (steady state) | try_append {single:.3} | SharedControlPlane::append {through_shared:.3}"
+    );
 }
