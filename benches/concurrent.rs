@@ -162,8 +162,8 @@ fn main() {
         group.finish();
         interleave(
             &format!("{threads} threads, 128 B each, own durability"),
-            12,
-            threads * 25,
+            30,
+            threads * 8,
             1.0,
             &mut [
                 (

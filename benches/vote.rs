@@ -101,8 +101,8 @@ fn main() {
     group.finish();
     let medians = interleave(
         "vote",
-        15,
-        30,
+        60,
+        5,
         1.0,
         &mut [
             (

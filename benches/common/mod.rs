@@ -73,10 +73,11 @@ pub fn interleave(
         let ratios = times[0].iter().zip(&times[position]).map(|(b, t)| b / t);
         let p = percentile(&times[position], 0.99);
         println!(
-            "RATIO {label} | {name:<34} {:>9.1} us/op {:>10.0} entries/s | p99 of rounds {:>8.1} us | speed vs first = {:.3}",
+            "RATIO {label} | {name:<34} {:>9.1} us/op {:>10.0} entries/s | p99 of rounds {:>8.1} us | speed vs first: ratio of medians {:.3}, median of paired rounds {:.3}",
             medians[position] / 1e3,
             items * 1e9 / medians[position],
             p / 1e3,
+            medians[0] / medians[position],
             median(ratios.collect())
         );
     }
