@@ -305,6 +305,28 @@ fn shared_append_callers_during_a_sync_share_the_next_one() {
 }
 
 #[test]
+fn shared_commit_index_waits_for_the_sync() {
+    // Goal: the sole voter's commit point covers only durable entries, never
+    // ones written and waiting for their sync. Method: append one entry,
+    // hold the next sync with 3 callers written behind it and check the
+    // commit point from another thread, then release and check again.
+    let dir = tempfile::tempdir().unwrap();
+    let (shared, faults) = open_losing(dir.path(), 1 << 20);
+    shared.append(&admit(100)).unwrap();
+    let observer = shared.clone();
+    let seen_while_held = Arc::new(Mutex::new(None));
+    let seen = Arc::clone(&seen_while_held);
+    let results = appends_behind_held_sync(&shared, &faults, 3, move |g| {
+        *seen.lock().unwrap() = Some(observer.commit_index());
+        g.hold_syncs = false;
+    });
+    assert!(results.iter().all(Result::is_ok));
+    let while_held = seen_while_held.lock().unwrap().take();
+    assert_eq!(while_held, Some(Some(ControlPlaneIndex(0))));
+    assert_eq!(shared.commit_index(), Some(ControlPlaneIndex(3)));
+}
+
+#[test]
 fn shared_append_sync_failure_fails_every_waiter_and_latches() {
     // Goal: a failed sync fails its leader and every caller waiting behind
     // it, even though a retry would succeed (fsync errors are not retried),

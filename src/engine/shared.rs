@@ -47,6 +47,32 @@ use super::DurableControlPlane;
 /// A cloneable handle on a [`DurableControlPlane`] shared by many threads,
 /// whose appends share syncs (group commit). Every append returns only once
 /// its own entries are durable and committed.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cpwal::{ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex};
+/// use cpwal::{DurableControlPlane, MembershipChange, Options, SharedControlPlane};
+///
+/// let dir = tempfile::tempdir()?;
+/// let me = ClusterVoterIdentity::from_certificate_subject("CN=node-a")?;
+/// let shared = SharedControlPlane::new(DurableControlPlane::open(dir.path(), me, Options::default())?);
+/// let workers: Vec<_> = (0..4)
+///     .map(|n| {
+///         let shared = shared.clone();
+///         std::thread::spawn(move || {
+///             let member = ClusterVoterIdentity::from_certificate_subject(&format!("CN=node-{n}"))?;
+///             let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member));
+///             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(shared.append(&entry)?)
+///         })
+///     })
+///     .collect();
+/// for worker in workers {
+///     worker.join().expect("no panic").map_err(|e| e.to_string())?;
+/// }
+/// assert_eq!(shared.with_engine(|e| e.last_index())?, Some(ControlPlaneIndex(3)));
+/// # Ok(())
+/// # }
+/// ```
 pub struct SharedControlPlane<S: Storage = OsStorage> {
     inner: Arc<Inner<S>>,
 }
@@ -142,6 +168,13 @@ impl<S: Storage> SharedControlPlane<S> {
         drop(engine);
         self.publish(durable_end, failure);
         Ok(result)
+    }
+
+    /// The commit point now: the last entry known durable (this node being
+    /// the sole voter). Entries written but still waiting for their sync are
+    /// not committed. Does not sync.
+    pub fn commit_index(&self) -> Option<ControlPlaneIndex> {
+        self.lock_engine().commit_index()
     }
 
     /// The engine back, if this is the last handle.
