@@ -2,7 +2,8 @@
 //! same durable-append workloads, in the same run, on the same file system:
 //! one 128-byte entry per sync, 64 entries per sync, and 16 threads each
 //! waiting for its own entry. Prints one table: appends/s (median over
-//! interleaved rounds) and p50/p99 latency of one call (pooled).
+//! interleaved rounds, the order rotating each round) and p50/p99 latency
+//! of one call (pooled).
 //!
 //! Run: `cd benches/peers && cargo run --release`.
 //! Environment: `PEERS_ROUNDS` (default 5).
@@ -64,6 +65,22 @@ impl Wal for Cpwal {
     fn append(&self, entries: &[Vec<u8>]) {
         self.shared
             .append_batch(&self.entries[..entries.len()])
+            .unwrap();
+    }
+}
+
+/// cpwal through its `&mut` API behind a mutex: one sync per call, no
+/// group commit (threads queue on the lock while a sync runs).
+struct CpwalDirect {
+    engine: Mutex<DurableControlPlane>,
+    entries: Vec<ControlPlaneEntry>,
+}
+
+impl Wal for CpwalDirect {
+    fn append(&self, entries: &[Vec<u8>]) {
+        let mut engine = self.engine.lock().unwrap();
+        engine
+            .try_append_batch(&self.entries[..entries.len()])
             .unwrap();
     }
 }
@@ -166,6 +183,15 @@ fn run_workload(wal: &dyn Wal, threads: usize, calls: usize, per_call: usize) ->
     }
 }
 
+fn cpwal_direct(dir: &Path) -> CpwalDirect {
+    let Cpwal { shared, entries } = Cpwal::open(dir);
+    let engine = shared.into_inner().expect("the only handle");
+    CpwalDirect {
+        engine: Mutex::new(engine),
+        entries,
+    }
+}
+
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
     let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
@@ -184,6 +210,10 @@ fn main() {
     let root = tempfile::tempdir().unwrap();
     let systems: Vec<(&str, Box<dyn Wal>)> = vec![
         ("cpwal", Box::new(Cpwal::open(&root.path().join("cpwal")))),
+        (
+            "cpwal &mut (no group commit)",
+            Box::new(cpwal_direct(&root.path().join("cpwal-direct"))),
+        ),
         (
             "okaywal",
             Box::new(OkayWal {
@@ -204,10 +234,14 @@ fn main() {
     let mut results: Vec<Vec<Vec<Run>>> = (0..workloads.len())
         .map(|_| (0..systems.len()).map(|_| Vec::new()).collect())
         .collect();
-    for _ in 0..rounds {
+    for round in 0..rounds {
         for (w, &(_, threads, calls, per_call)) in workloads.iter().enumerate() {
-            for (s, (_, wal)) in systems.iter().enumerate() {
-                results[w][s].push(run_workload(wal.as_ref(), threads, calls, per_call));
+            // Rotate who goes first, so no system always follows the same one
+            // (and its leftover writeback).
+            for k in 0..systems.len() {
+                let s = (k + round + w) % systems.len();
+                let wal = systems[s].1.as_ref();
+                results[w][s].push(run_workload(wal, threads, calls, per_call));
             }
         }
     }
@@ -216,7 +250,7 @@ fn main() {
     println!("|---|---|---:|---:|---:|---:|");
     for (w, (workload, ..)) in workloads.iter().enumerate() {
         let rate = |s: usize| median(results[w][s].iter().map(|r| r.entries_per_second).collect());
-        let okaywal_rate = rate(1);
+        let okaywal_rate = rate(2);
         for (s, (system, _)) in systems.iter().enumerate() {
             let mut latencies: Vec<Duration> = results[w][s]
                 .iter()
