@@ -1,7 +1,8 @@
 //! 1, 4 and 16 threads appending 128-byte entries, each waiting for its own
 //! entry to be durable: cpwal's group commit (`SharedControlPlane`) against
 //! raw threads that each `pwrite` + `fdatasync` for themselves, and against
-//! a plain leader/follower group commit over a raw file — same run, same
+//! a plain leader/follower group commit over a raw file, and against cpwal's
+//! `&mut` API behind a mutex (no group commit) — same run, same
 //! file system. Run: `cargo bench --bench concurrent`.
 
 mod common;
@@ -13,7 +14,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{bench, entry_of_size, interleave, open_engine, record_bytes, Preparation};
-use cpwal::{ControlPlaneEntry, SharedControlPlane};
+use cpwal::{ControlPlaneEntry, DurableControlPlane, SharedControlPlane};
 
 const RAW_FILE_BYTES: u64 = 256 << 20;
 const PAYLOAD_BYTES: usize = 128;
@@ -96,6 +97,8 @@ impl RawGroupCommit {
 struct Contenders {
     _dirs: Vec<tempfile::TempDir>,
     shared: SharedControlPlane,
+    /// The `&mut` API behind a mutex: one sync per call, no sharing.
+    direct: Mutex<DurableControlPlane>,
     entries: Vec<ControlPlaneEntry>,
     each_syncs: RawEachSyncs,
     group: RawGroupCommit,
@@ -103,7 +106,7 @@ struct Contenders {
 
 impl Contenders {
     fn new() -> Self {
-        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
         let shared = SharedControlPlane::new(open_engine(&dirs[0].path().join("cpwal")));
         let record = vec![0x5a; record_bytes(PAYLOAD_BYTES)];
         let raw_file = |d: &tempfile::TempDir| {
@@ -127,6 +130,7 @@ impl Contenders {
                 record,
             },
             shared,
+            direct: Mutex::new(open_engine(&dirs[3].path().join("cpwal"))),
             _dirs: dirs,
         }
     }
@@ -134,6 +138,13 @@ impl Contenders {
     fn cpwal(&self, threads: u64, ops: u64) -> Duration {
         on_threads(threads, ops, |t, _| {
             self.shared.append(&self.entries[t as usize]).unwrap();
+        })
+    }
+
+    fn direct(&self, threads: u64, ops: u64) -> Duration {
+        on_threads(threads, ops, |t, _| {
+            let mut engine = self.direct.lock().unwrap();
+            engine.try_append(&self.entries[t as usize]).unwrap();
         })
     }
 
@@ -159,6 +170,9 @@ fn main() {
             contenders.raw_group(threads, n)
         });
         bench(&mut group, "cpwal_shared", |n| contenders.cpwal(threads, n));
+        bench(&mut group, "cpwal_mut_mutex", |n| {
+            contenders.direct(threads, n)
+        });
         group.finish();
         interleave(
             &format!("{threads} threads, 128 B each, own durability"),
@@ -177,6 +191,10 @@ fn main() {
                 (
                     "cpwal SharedControlPlane",
                     Box::new(|n| contenders.cpwal(threads, n)),
+                ),
+                (
+                    "cpwal &mut behind a mutex",
+                    Box::new(|n| contenders.direct(threads, n)),
                 ),
             ],
         );
