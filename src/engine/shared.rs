@@ -155,7 +155,8 @@ impl<S: Storage> SharedControlPlane<S> {
 
     /// Runs `f` with exclusive access to the engine (reads, votes, elections)
     /// after making every entry written so far durable, so the engine it sees
-    /// holds no unsynced entry.
+    /// holds no unsynced entry. `f` must not use this handle (or a clone):
+    /// the engine lock is held while it runs, so that would deadlock.
     pub fn with_engine<T>(&self, f: impl FnOnce(&mut DurableControlPlane<S>) -> T) -> Result<T> {
         let mut engine = self.lock_engine();
         engine.check_not_failed()?;
