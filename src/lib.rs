@@ -36,7 +36,8 @@ pub use consensus::{
 };
 pub use engine::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, CompactionReport, ConflictHint,
-    DurableControlPlane, InstallSnapshotRequest, LogEntry, PeerBatch, VoteRequest, VoteResponse,
+    DurableControlPlane, InstallSnapshotRequest, LogEntry, PeerBatch, SharedControlPlane,
+    VoteRequest, VoteResponse,
 };
 pub use error::{
     Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result, SegmentChainDetail,

@@ -177,10 +177,27 @@ pub fn highest_vouched_end(
 /// record alignment; `from` when everything from there on is zero.
 pub fn written_end(segment: &[u8], from: u64) -> u64 {
     let tail = &segment[from as usize..];
-    match tail.iter().rposition(|&b| b != 0) {
+    match last_nonzero(tail) {
         Some(last) => align_up(from + last as u64 + 1).min(segment.len() as u64),
         None => from,
     }
+}
+
+/// The position of the last non-zero byte of `bytes`. The tail of a segment
+/// is mostly zeros, so whole 64-byte blocks are skipped first (an OR over a
+/// block vectorizes; a byte-by-byte search from the end does not), which
+/// makes checking a fresh 16 MiB segment several times faster at open.
+fn last_nonzero(bytes: &[u8]) -> Option<usize> {
+    const BLOCK_BYTES: usize = 64;
+    let mut end = bytes.len();
+    while end >= BLOCK_BYTES {
+        let block = &bytes[end - BLOCK_BYTES..end];
+        if block.iter().fold(0u8, |any, &b| any | b) != 0 {
+            break;
+        }
+        end -= BLOCK_BYTES;
+    }
+    bytes[..end].iter().rposition(|&b| b != 0)
 }
 
 #[cfg(test)]
@@ -306,5 +323,13 @@ mod tests {
         assert_eq!(written_end(&segment, 64), 64);
         segment[100] = 1;
         assert_eq!(written_end(&segment, 64), 104);
+        // A non-zero byte at each position, inside and across 64-byte blocks.
+        for last in 64..1024 {
+            let mut segment = vec![0u8; 1024];
+            segment[70] = 1;
+            segment[last] = 2;
+            let expected = align_up(last.max(70) as u64 + 1).min(1024);
+            assert_eq!(written_end(&segment, 64), expected);
+        }
     }
 }

@@ -9,11 +9,13 @@ mod follower;
 mod install;
 mod leader;
 mod reads;
+mod shared;
 
 pub use compaction::CompactionReport;
 pub use follower::{AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint};
 pub use install::InstallSnapshotRequest;
 pub use reads::PeerBatch;
+pub use shared::SharedControlPlane;
 
 use crate::catalog::ControlPlaneCatalog;
 use crate::codec::{decode_entry, encode_entry, validate_entry};
@@ -90,6 +92,8 @@ pub struct DurableControlPlane<S: Storage = OsStorage> {
     sole_voter: bool,
     /// The committed entries applied in order; `applied_end <= commit_end`.
     catalog: ControlPlaneCatalog,
+    /// Reused per batch: each entry's term and span in `encode_buffer`.
+    entry_spans: Vec<(u64, std::ops::Range<usize>)>,
 }
 
 impl DurableControlPlane<OsStorage> {
@@ -189,6 +193,7 @@ impl<S: Storage> DurableControlPlane<S> {
             encode_buffer: Vec::new(),
             sole_voter,
             catalog,
+            entry_spans: Vec::new(),
         };
         if node.sole_voter && node.holds_own_vote() {
             node.leader = Some(node.identity.clone());
@@ -291,6 +296,21 @@ impl<S: Storage> DurableControlPlane<S> {
         &mut self,
         entries: &[ControlPlaneEntry],
     ) -> Result<std::ops::Range<u64>> {
+        let start = self.log.end_index();
+        self.write_unsynced(entries)?;
+        let synced = self.log.sync();
+        self.latch(synced)?;
+        if self.sole_voter {
+            self.commit_end = self.log.durable_end();
+            self.apply_in_hand(start, entries)?;
+        }
+        Ok(start..self.log.end_index())
+    }
+
+    /// Validates, encodes and writes `entries` after the log's end as the
+    /// leader of the current term, without syncing. Either every entry is
+    /// written or, on a refusal, none is; a storage error is latched.
+    pub(super) fn write_unsynced(&mut self, entries: &[ControlPlaneEntry]) -> Result<()> {
         self.check_not_failed()?;
         if !self.is_leader() {
             return Err(Error::NotLeader {
@@ -300,19 +320,35 @@ impl<S: Storage> DurableControlPlane<S> {
         for entry in entries {
             validate_entry(entry)?;
         }
-        let start = self.log.end_index();
         let term = self.hard_state.term;
         let stamp = if self.sole_voter {
             CommitStamp::SelfCommitting
         } else {
             CommitStamp::Known(self.commit_end)
         };
-        self.write_durably(entries.iter().map(|e| (term, e)), stamp)?;
-        if self.sole_voter {
-            self.commit_end = self.log.end_index();
-            self.apply_in_hand(start, entries)?;
-        }
+        self.write_entries(entries.iter().map(|e| (term, e)), stamp)
+    }
+
+    /// [`Self::write_unsynced`], returning the index range written.
+    pub(super) fn write_batch_unsynced(
+        &mut self,
+        entries: &[ControlPlaneEntry],
+    ) -> Result<std::ops::Range<u64>> {
+        let start = self.log.end_index();
+        self.write_unsynced(entries)?;
         Ok(start..self.log.end_index())
+    }
+
+    /// Records that a sync made every index below `durable_end` durable. A
+    /// sole voter's durable entries are committed, so its commit point
+    /// follows and the catalog applies them (a failure there is latched).
+    pub(super) fn note_durable(&mut self, durable_end: u64) {
+        self.log.mark_durable(durable_end);
+        if self.sole_voter {
+            self.commit_end = self.commit_end.max(self.log.durable_end());
+            // Latched on failure; the caller reads the latch.
+            let _ = self.apply_committed();
+        }
     }
 
     /// Writes `(term, entry)` pairs after the end of the log with a single
@@ -323,22 +359,35 @@ impl<S: Storage> DurableControlPlane<S> {
         entries: impl Iterator<Item = (u64, &'a ControlPlaneEntry)>,
         stamp: CommitStamp,
     ) -> Result<()> {
+        self.write_entries(entries, stamp)?;
+        let synced = self.log.sync();
+        self.latch(synced)
+    }
+
+    /// Encodes and writes `(term, entry)` pairs after the end of the log, in
+    /// one `pwrite` per segment, without syncing. The entries must have
+    /// passed `validate_entry`. A storage error is latched.
+    fn write_entries<'a>(
+        &mut self,
+        entries: impl Iterator<Item = (u64, &'a ControlPlaneEntry)>,
+        stamp: CommitStamp,
+    ) -> Result<()> {
         self.encode_buffer.clear();
-        let mut spans = Vec::new();
+        self.entry_spans.clear();
         for (term, entry) in entries {
             let begin = self.encode_buffer.len();
             encode_entry(entry, &mut self.encode_buffer);
-            spans.push((term, begin..self.encode_buffer.len()));
+            self.entry_spans
+                .push((term, begin..self.encode_buffer.len()));
         }
         let buffer = std::mem::take(&mut self.encode_buffer);
+        let spans = std::mem::take(&mut self.entry_spans);
         let payloads = spans
             .iter()
             .map(|(term, span)| (*term, &buffer[span.clone()]));
-        let written = self
-            .log
-            .write(payloads, stamp)
-            .and_then(|()| self.log.sync());
+        let written = self.log.write(payloads, stamp);
         self.encode_buffer = buffer;
+        self.entry_spans = spans;
         self.latch(written)
     }
 
