@@ -59,7 +59,8 @@
 //!     56    8 log_epoch                 bumped by every suffix truncation
 //!     64    8 truncated_from            first index removed by the last truncation
 //!     72    4 vote_bytes                0 = no vote in `term`
-//!     76    4 reserved                  zero
+//!     76    4 vote_committed            1 = the vote was granted by a quorum
+//!                                       (openraft's `Vote::committed`), else 0
 //!     80  255 node_identity             this node; padded with zeros
 //!    335  255 vote                      voted-for identity; padded with zeros
 //!    590  430 reserved                  zero
@@ -200,7 +201,10 @@ pub struct HardStateSlot {
     pub log_epoch: u64,
     pub truncated_from: u64,
     pub vote_bytes: u32,
-    pub reserved0: u32,
+    /// 1 when the vote in `term` is known granted by a quorum, else 0. Was
+    /// `reserved` (always 0) before the openraft adapter, so older files read
+    /// as "not committed"; any other value is damage.
+    pub vote_committed: u32,
     pub node_identity: [u8; IDENTITY_FIELD_BYTES],
     pub vote: [u8; IDENTITY_FIELD_BYTES],
     pub reserved1: [u8; 430],

@@ -22,6 +22,8 @@ mod identity;
 pub mod io;
 mod log;
 mod options;
+#[cfg(feature = "openraft")]
+pub mod raft;
 mod record;
 mod segment;
 mod single_node;
