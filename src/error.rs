@@ -71,6 +71,9 @@ pub enum Error {
         /// The first index still in the log.
         first_index: u64,
     },
+    /// A replication request that would break a Raft safety rule; nothing
+    /// was changed (see [`ReplicationError`]).
+    Replication(ReplicationError),
     /// The requested entry is beyond the end of the log.
     NotFound {
         /// The index asked for.
@@ -140,6 +143,10 @@ pub enum CorruptionKind {
     },
     /// A file in the data directory that cpwal did not create.
     UnexpectedFile,
+    /// A snapshot whose checksums hold but whose catalog breaks an invariant
+    /// (a duplicate member or range, leader terms not increasing, items out
+    /// of order).
+    SnapshotInvalid,
 }
 
 /// How the chain of segments is broken.
@@ -201,6 +208,51 @@ pub enum InvalidInput {
         /// Why it is refused.
         reason: &'static str,
     },
+}
+
+/// Replication requests refused because obeying them would break Raft's
+/// safety: they reveal a bug in the caller's consensus layer, not damage on
+/// disk, so they are not latched as failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicationError {
+    /// A leader's entries conflict with an entry this node already knows to
+    /// be committed: truncating it would lose a committed entry.
+    TruncatesCommitted {
+        /// The first conflicting index.
+        index: u64,
+        /// One past the highest committed index.
+        commit_end: u64,
+    },
+    /// Two different leaders claim the same term.
+    ConflictingLeader {
+        /// The term.
+        term: u64,
+        /// The leader this node already follows (or is).
+        known: ClusterVoterIdentity,
+        /// The other claimant.
+        claimed: ClusterVoterIdentity,
+    },
+    /// `become_leader` for a term this node is not a candidate in (it does
+    /// not hold its own vote in that term).
+    NotCandidate {
+        /// The term asked for.
+        term: u64,
+        /// This node's current term.
+        current_term: u64,
+    },
+    /// A leader may only commit by counting replicas of an entry of its own
+    /// term (Raft §5.4.2, figure 8); `index` has an older term.
+    CommitOfOlderTerm {
+        /// The index asked for.
+        index: u64,
+        /// Its term.
+        entry_term: u64,
+        /// The leader's term.
+        leader_term: u64,
+    },
+    /// An operation meant for a node opened as a replica was used on a sole
+    /// voter (or the other way round).
+    WrongMode,
 }
 
 /// Shorthand for results in cpwal.
@@ -303,6 +355,7 @@ impl fmt::Display for Error {
                 f,
                 "index {index} was compacted; the log starts at {first_index}"
             ),
+            Error::Replication(e) => write!(f, "replication safety: {e:?}"),
             Error::NotFound { index, end_index } => {
                 write!(f, "index {index} is past the end of the log ({end_index})")
             }

@@ -23,6 +23,8 @@
 //! LOCK                     empty; flock'ed by the one writer (shared by readers)
 //! hardstate                two copies of the hard state (term, vote, log bounds)
 //! segment-<generation>     log segments, <generation> 20 decimal digits
+//! snapshot-<index_end>     the catalog with entries below <index_end> applied,
+//!                          <index_end> 20 decimal digits
 //! *.tmp                    a file being created; removed by recovery
 //! ```
 //!
@@ -135,17 +137,72 @@
 //!
 //! ## Truncation and compaction
 //!
-//! A suffix truncation at index `t` first makes the hard state durable with
-//! `log_epoch + 1` and `truncated_from = t`, then removes later segments
-//! (newest first, syncing the directory after each), then zeroes and syncs
-//! the removed records. A record is *live* if its `log_epoch` is the hard
-//! state's or its index is below `truncated_from`; recovery treats any other
-//! record as removed and finishes the zeroing, so a crash at any step leaves
-//! either the old log or the truncated one.
+//! A suffix truncation at index `t` first removes the segments that start
+//! above `t` (newest first, syncing the directory after each; a segment of
+//! removed records must not outlive the hard-state change, or recovery
+//! would find dead records in a segment that is not the last), then makes
+//! the hard state durable with `log_epoch + 1`, `truncated_from = t` and the
+//! node's commit point (the removed records may have been its only
+//! carriers), then zeroes and syncs the removed records of the tail. A
+//! record is *live* if its `log_epoch` is the hard state's or its index is
+//! below `truncated_from`; recovery treats any other record as removed and
+//! finishes the zeroing. So a crash at any step leaves a prefix of the old
+//! log that reaches at least index `t - 1` (the truncated entries are never
+//! committed, so losing some early is safe), or the truncated log; never
+//! removed entries after kept-new ones.
 //!
 //! Compaction makes `log_start` durable in the hard state first, then removes
 //! whole segments below it, oldest first. A crash leaves extra head segments,
 //! which recovery removes; never a hole.
+//!
+//! ## `snapshot-<index_end>` (64-byte header, then the body)
+//!
+//! The control-plane catalog after applying every entry below `index_end`.
+//! Written whole under `snapshot-<index_end>.tmp`, synced, renamed, and the
+//! directory synced; so a file under its final name was complete and synced
+//! before it appeared, and damage to it is corruption, never a crash
+//! artifact. Recovery uses the snapshot with the highest `index_end` and
+//! removes older ones (and `.tmp` leftovers); a newer snapshot is durable
+//! before any older one is removed.
+//!
+//! ```text
+//! snapshot header (64 bytes)
+//! offset size field
+//!      0    8 magic                 "CPWALSNP"
+//!      8    4 format_version        1
+//!     12    4 header_bytes          64
+//!     16    8 index_end             entries below it are applied (also in the name)
+//!     24    8 last_term             term of index_end - 1 (0 when index_end is 0)
+//!     32    8 body_bytes            at most MAX_SNAPSHOT_BODY_BYTES
+//!     40    4 body_crc32            of the body
+//!     44   16 reserved              zero
+//!     60    4 crc32                 of bytes 0..60
+//!
+//! body
+//!      0    8 refused_count         entries the catalog refused so far
+//!      8    4 item_count
+//!     12    … items, each: 2-byte length n, then n bytes of one entry in the
+//!             codec's encoding (see codec): every member as an Admit, then
+//!             every range as an OwnershipTransition (its owner and epoch),
+//!             then the leader history as LeaderConfiguration entries in
+//!             strictly increasing term. Nothing may follow the last item.
+//! ```
+//!
+//! ## Compaction with a snapshot
+//!
+//! 1. the snapshot at `index_end` is made durable (above);
+//! 2. the hard state records the new `log_start` (at most `index_end`, with
+//!    the term before it and the current commit point), synced;
+//! 3. segments wholly below `log_start` are removed, oldest first, each
+//!    followed by a directory sync;
+//! 4. older snapshots are removed and the directory synced.
+//!
+//! A crash after 1 leaves an extra snapshot; after 2 extra head segments;
+//! after 3 extra old snapshots — recovery removes each. It never leaves a
+//! hole: `log_start` is durable only after the snapshot covering the entries
+//! below it, and recovery refuses a `log_start` above the newest snapshot's
+//! `index_end` as
+//! [`CorruptionKind::CommittedEntryMissing`](crate::CorruptionKind::CommittedEntryMissing).
 //!
 //! ## Version changes
 //!
@@ -173,6 +230,48 @@ pub const RECORD_ALIGNMENT_BYTES: u64 = 8;
 pub const HARD_STATE_FILE_NAME: &str = "hardstate";
 /// Prefix of segment file names; the generation follows as 20 digits.
 pub const SEGMENT_FILE_PREFIX: &str = "segment-";
+/// Prefix of snapshot file names; `index_end` follows as 20 digits.
+pub const SNAPSHOT_FILE_PREFIX: &str = "snapshot-";
+/// Magic of a snapshot header.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"CPWALSNP";
+/// Bytes of the snapshot header; the body starts here.
+pub const SNAPSHOT_HEADER_BYTES: u64 = 64;
+/// Offset of the snapshot header's checksum; it covers every byte before it.
+pub const SNAPSHOT_HEADER_CRC_OFFSET: usize = SNAPSHOT_HEADER_BYTES as usize - 4;
+/// The largest snapshot body accepted (G7: a damaged length cannot make
+/// recovery allocate without bound).
+pub const MAX_SNAPSHOT_BODY_BYTES: u64 = 256 << 20;
+
+/// The header at the start of every snapshot file (see the byte diagram).
+#[allow(missing_docs)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct SnapshotHeader {
+    pub magic: [u8; 8],
+    pub format_version: u32,
+    pub header_bytes: u32,
+    pub index_end: u64,
+    pub last_term: u64,
+    pub body_bytes: u64,
+    pub body_crc: u32,
+    pub reserved: [u8; 16],
+    pub crc: u32,
+}
+
+/// The file name of the snapshot covering the entries below `index_end`.
+pub fn snapshot_file_name(index_end: u64) -> String {
+    format!("{SNAPSHOT_FILE_PREFIX}{index_end:020}")
+}
+
+/// The `index_end` a snapshot file name carries, if it is one.
+pub fn parse_snapshot_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(SNAPSHOT_FILE_PREFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// Suffix of a file that is still being created.
 pub const TEMPORARY_FILE_SUFFIX: &str = ".tmp";
 
@@ -318,6 +417,15 @@ mod tests {
             std::mem::offset_of!(SegmentHeader, crc),
             SEGMENT_HEADER_CRC_OFFSET
         );
+        assert_eq!(
+            std::mem::size_of::<SnapshotHeader>() as u64,
+            SNAPSHOT_HEADER_BYTES
+        );
+        assert_eq!(
+            std::mem::offset_of!(SnapshotHeader, crc),
+            SNAPSHOT_HEADER_CRC_OFFSET
+        );
+        assert_eq!(std::mem::offset_of!(SnapshotHeader, body_crc), 40);
         assert_eq!(
             std::mem::size_of::<RecordHeader>() as u64,
             RECORD_HEADER_BYTES

@@ -12,6 +12,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod catalog;
 pub mod codec;
 mod consensus;
 mod engine;
@@ -27,13 +28,20 @@ pub mod raft;
 mod record;
 mod segment;
 mod single_node;
+mod snapshot;
 
+pub use catalog::{ApplyOutcome, ControlPlaneCatalog, RangeOwnership};
 pub use consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState, MembershipChange, OwnershipTransition,
 };
-pub use engine::{DurableControlPlane, LogEntry, VoteRequest, VoteResponse};
-pub use error::{Corruption, CorruptionKind, Error, InvalidInput, Result, SegmentChainDetail};
+pub use engine::{
+    AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, CompactionReport, ConflictHint,
+    DurableControlPlane, InstallSnapshotRequest, LogEntry, PeerBatch, VoteRequest, VoteResponse,
+};
+pub use error::{
+    Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result, SegmentChainDetail,
+};
 pub use identity::{ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
 pub use log::{DroppedTail, RecoveryReport};
 pub use options::{Options, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES};

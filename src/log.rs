@@ -11,8 +11,8 @@ use std::sync::Arc;
 use crate::codec::DecodeError;
 use crate::error::{CorruptionKind, Error, InvalidInput, Result, SegmentChainDetail};
 use crate::format::{
-    parse_segment_file_name, record_bytes, RecordHeader, HARD_STATE_FILE_NAME, RECORD_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES, TEMPORARY_FILE_SUFFIX,
+    parse_segment_file_name, parse_snapshot_file_name, record_bytes, RecordHeader,
+    HARD_STATE_FILE_NAME, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TEMPORARY_FILE_SUFFIX,
 };
 use crate::hard_state::{HardState, HardStateStore};
 use crate::io::{Storage, StorageFile};
@@ -263,6 +263,12 @@ impl<S: Storage> SegmentedLog<S> {
         }
         self.end_index = expected_first;
         self.durable_end = expected_first;
+        if self.end_index < self.start_index && writable && !self.segments.is_empty() {
+            // Every segment lies below the recorded start: a restart after an
+            // installed snapshot (`restart_at`) was interrupted; finish it.
+            let last = self.tail().generation();
+            return self.replace_segments(last, report);
+        }
         if self.end_index < self.start_index {
             let path = self
                 .segments
@@ -279,6 +285,11 @@ impl<S: Storage> SegmentedLog<S> {
             ));
         }
         Ok(())
+    }
+
+    /// The storage the log's files live in.
+    pub fn storage(&self) -> &Arc<S> {
+        &self.storage
     }
 
     /// The first index still readable.
@@ -627,6 +638,61 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
+    /// Discards the whole log and restarts it, empty, at `new_start` (whose
+    /// predecessor has term `previous_term`): used when a snapshot installed
+    /// from a leader covers everything this log holds. `new_start` must not
+    /// be below the end of the log (truncate first). Steps, each durable
+    /// before the next: the hard state records the new start; a fresh
+    /// segment starting there is created; every older segment is removed,
+    /// oldest first. Recovery finishes an interrupted restart: with only the
+    /// hard state written every segment lies below the start and is
+    /// replaced; with the new segment created the older ones are a compacted
+    /// head.
+    pub fn restart_at(
+        &mut self,
+        new_start: u64,
+        previous_term: u64,
+        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state: &mut HardState,
+    ) -> Result<()> {
+        if new_start < self.end_index {
+            return Err(InvalidInput::Index {
+                index: new_start,
+                reason: "a restart must begin at or after the end of the log",
+            }
+            .into());
+        }
+        let mut next = hard_state.clone();
+        next.log_start = new_start;
+        next.log_start_previous_term = previous_term;
+        hard_state_store.save(&next)?;
+        *hard_state = next;
+        self.start_index = new_start;
+        self.start_previous_term = previous_term;
+        let last = self.tail().generation();
+        self.replace_segments(last, &mut RecoveryReport::default())
+    }
+
+    /// Creates an empty segment at the log start after generation `last`,
+    /// then removes every older segment, oldest first.
+    fn replace_segments(&mut self, last: u64, report: &mut RecoveryReport) -> Result<()> {
+        let fresh = Segment::create(
+            &*self.storage,
+            last + 1,
+            last,
+            self.start_index,
+            self.segment_size_bytes,
+        )?;
+        for old in std::mem::replace(&mut self.segments, vec![fresh]) {
+            self.remove_file(&old.name)?;
+            report.removed_files.push(old.name);
+        }
+        self.term_runs.clear();
+        self.end_index = self.start_index;
+        self.durable_end = self.start_index;
+        Ok(())
+    }
+
     fn remove_file(&self, name: &str) -> Result<()> {
         self.storage
             .remove(name)
@@ -684,8 +750,8 @@ fn list_segments<S: Storage>(
         .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
     let mut generations = Vec::new();
     for name in names {
-        if name == HARD_STATE_FILE_NAME {
-            continue;
+        if name == HARD_STATE_FILE_NAME || parse_snapshot_file_name(&name).is_some() {
+            continue; // Snapshots are the engine's (see crate::snapshot).
         }
         if let Some(generation) = parse_segment_file_name(&name) {
             generations.push(generation);

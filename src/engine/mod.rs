@@ -4,6 +4,18 @@
 use std::path::Path;
 use std::sync::Arc;
 
+mod compaction;
+mod follower;
+mod install;
+mod leader;
+mod reads;
+
+pub use compaction::CompactionReport;
+pub use follower::{AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint};
+pub use install::InstallSnapshotRequest;
+pub use reads::PeerBatch;
+
+use crate::catalog::ControlPlaneCatalog;
 use crate::codec::{decode_entry, encode_entry, validate_entry};
 use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
@@ -73,6 +85,11 @@ pub struct DurableControlPlane<S: Storage = OsStorage> {
     last_error: Option<Error>,
     recovery: RecoveryReport,
     encode_buffer: Vec<u8>,
+    /// Whether this node is its cluster's only voter (see
+    /// [`DurableControlPlane::open_replica`] for the other mode).
+    sole_voter: bool,
+    /// The committed entries applied in order; `applied_end <= commit_end`.
+    catalog: ControlPlaneCatalog,
 }
 
 impl DurableControlPlane<OsStorage> {
@@ -87,6 +104,18 @@ impl DurableControlPlane<OsStorage> {
         let storage = OsStorage::open(directory, LockMode::Exclusive)?;
         Self::open_with_storage(storage, identity, options)
     }
+
+    /// Opens `directory` as one voter of a multi-node cluster (see
+    /// [`DurableControlPlane::open_replica_with_storage`]).
+    pub fn open_replica(
+        directory: impl AsRef<Path>,
+        identity: ClusterVoterIdentity,
+        options: Options,
+    ) -> Result<Self> {
+        options.validate()?;
+        let storage = OsStorage::open(directory, LockMode::Exclusive)?;
+        Self::open_replica_with_storage(storage, identity, options)
+    }
 }
 
 impl<S: Storage> DurableControlPlane<S> {
@@ -96,17 +125,57 @@ impl<S: Storage> DurableControlPlane<S> {
         identity: ClusterVoterIdentity,
         options: Options,
     ) -> Result<Self> {
+        Self::open_in_mode(storage, identity, options, true)
+    }
+
+    /// Opens a node that is one voter of a multi-node cluster, over any
+    /// [`Storage`]. The voter set is the caller's: it sends the requests,
+    /// counts the votes and acknowledgements, and tells the node what it
+    /// learned ([`DurableControlPlane::become_leader`],
+    /// [`DurableControlPlane::advance_commit`]). The engine keeps only what
+    /// must survive a crash, so it needs no copy of the voter set that could
+    /// disagree with the caller's.
+    ///
+    /// Differences from a sole voter: a new directory starts at term 0 with
+    /// no vote and no leader; holding its own vote never makes the node
+    /// leader (leadership is not durable: a restarted replica is a follower);
+    /// appends are durable but committed only by
+    /// [`DurableControlPlane::advance_commit`] or a leader's
+    /// [`DurableControlPlane::append_entries`]. The mode is chosen at every
+    /// open and is not stored: a replica's directory must always be opened
+    /// with this function.
+    pub fn open_replica_with_storage(
+        storage: S,
+        identity: ClusterVoterIdentity,
+        options: Options,
+    ) -> Result<Self> {
+        Self::open_in_mode(storage, identity, options, false)
+    }
+
+    fn open_in_mode(
+        storage: S,
+        identity: ClusterVoterIdentity,
+        options: Options,
+        sole_voter: bool,
+    ) -> Result<Self> {
         options.validate()?;
         let storage = Arc::new(storage);
-        let (hard_state_store, hard_state) = open_or_create_hard_state(&*storage, &identity)?;
-        let (log, recovery) = SegmentedLog::open(
+        let (mut hard_state_store, mut hard_state) =
+            open_or_create_hard_state(&*storage, &identity, sole_voter)?;
+        let (mut log, mut recovery) = SegmentedLog::open(
             Arc::clone(&storage),
             &hard_state,
             options.segment_size_bytes,
             true,
             |payload| decode_entry(payload).map(drop),
         )?;
-        let commit_end = log.recovered_commit_end();
+        let (catalog, snapshot_end) = compaction::load_snapshot(
+            &mut log,
+            &mut hard_state_store,
+            &mut hard_state,
+            &mut recovery.removed_files,
+        )?;
+        let commit_end = log.recovered_commit_end().max(snapshot_end);
         let mut node = Self {
             leader: None,
             identity,
@@ -118,10 +187,13 @@ impl<S: Storage> DurableControlPlane<S> {
             last_error: None,
             recovery,
             encode_buffer: Vec::new(),
+            sole_voter,
+            catalog,
         };
-        if node.holds_own_vote() {
+        if node.sole_voter && node.holds_own_vote() {
             node.leader = Some(node.identity.clone());
         }
+        node.apply_committed()?;
         Ok(node)
     }
 
@@ -227,29 +299,89 @@ impl<S: Storage> DurableControlPlane<S> {
         }
         let start = self.log.end_index();
         let term = self.hard_state.term;
-        self.encode_buffer.clear();
-        let mut ends = Vec::with_capacity(entries.len());
-        for entry in entries {
-            encode_entry(entry, &mut self.encode_buffer);
-            ends.push(self.encode_buffer.len());
+        let stamp = if self.sole_voter {
+            CommitStamp::SelfCommitting
+        } else {
+            CommitStamp::Known(self.commit_end)
+        };
+        self.write_durably(entries.iter().map(|e| (term, e)), stamp)?;
+        if self.sole_voter {
+            self.commit_end = self.log.end_index();
+            self.apply_in_hand(start, entries)?;
         }
-        let starts = std::iter::once(0).chain(ends.iter().copied());
-        let buffer = std::mem::take(&mut self.encode_buffer);
-        let payloads = starts
-            .zip(ends.iter())
-            .map(|(begin, &end)| (term, &buffer[begin..end]));
-        let written = self
-            .log
-            .write(payloads, CommitStamp::SelfCommitting)
-            .and_then(|()| self.log.sync());
-        self.encode_buffer = buffer;
-        self.latch(written)?;
-        self.commit_end = self.log.end_index();
         Ok(start..self.log.end_index())
     }
 
+    /// Writes `(term, entry)` pairs after the end of the log with a single
+    /// sync, each record stamped with `stamp`; returns once all are durable.
+    /// The entries must have passed `validate_entry`.
+    fn write_durably<'a>(
+        &mut self,
+        entries: impl Iterator<Item = (u64, &'a ControlPlaneEntry)>,
+        stamp: CommitStamp,
+    ) -> Result<()> {
+        self.encode_buffer.clear();
+        let mut spans = Vec::new();
+        for (term, entry) in entries {
+            let begin = self.encode_buffer.len();
+            encode_entry(entry, &mut self.encode_buffer);
+            spans.push((term, begin..self.encode_buffer.len()));
+        }
+        let buffer = std::mem::take(&mut self.encode_buffer);
+        let payloads = spans
+            .iter()
+            .map(|(term, span)| (*term, &buffer[span.clone()]));
+        let written = self
+            .log
+            .write(payloads, stamp)
+            .and_then(|()| self.log.sync());
+        self.encode_buffer = buffer;
+        self.latch(written)
+    }
+
+    /// Applies every committed entry not yet applied to the catalog, in
+    /// order. A storage or decoding failure is latched.
+    fn apply_committed(&mut self) -> Result<()> {
+        while self.catalog.applied_end() < self.commit_end {
+            let index = ControlPlaneIndex(self.catalog.applied_end());
+            let entry = self.read(index);
+            let entry = self.latch(entry)?;
+            let applied = self.catalog.apply(index, &entry.entry);
+            self.latch(applied)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `entries`, just written at `start` and committed, without
+    /// reading them back when the catalog is exactly at `start`; otherwise
+    /// falls back to [`Self::apply_committed`].
+    fn apply_in_hand(&mut self, start: u64, entries: &[ControlPlaneEntry]) -> Result<()> {
+        if self.catalog.applied_end() == start {
+            for (offset, entry) in entries.iter().enumerate() {
+                let applied = self
+                    .catalog
+                    .apply(ControlPlaneIndex(start + offset as u64), entry);
+                self.latch(applied)?;
+            }
+        }
+        self.apply_committed()
+    }
+
+    /// The control-plane state: every committed entry applied in order.
+    pub fn catalog(&self) -> &ControlPlaneCatalog {
+        &self.catalog
+    }
+
+    /// One past the last index applied to [`DurableControlPlane::catalog`];
+    /// always equal to one past the commit index once a call returns.
+    pub fn applied_end(&self) -> u64 {
+        self.catalog.applied_end()
+    }
+
     /// Starts an election: moves to the next term and votes for itself,
-    /// durably. As the sole voter it wins at once and leads the new term.
+    /// durably. As the sole voter it wins at once and leads the new term; a
+    /// replica becomes a candidate (no leader known) until
+    /// [`DurableControlPlane::become_leader`].
     pub fn start_election(&mut self) -> Result<ControlPlaneTerm> {
         let next = HardState {
             term: self.hard_state.term + 1,
@@ -257,7 +389,9 @@ impl<S: Storage> DurableControlPlane<S> {
             ..self.hard_state.clone()
         };
         self.save_hard_state(next)?;
-        self.leader = Some(self.identity.clone());
+        // A sole voter's own vote is a majority; a replica is only a
+        // candidate until the caller counts a quorum (`become_leader`).
+        self.leader = self.sole_voter.then(|| self.identity.clone());
         Ok(self.current_term())
     }
 
@@ -290,7 +424,7 @@ impl<S: Storage> DurableControlPlane<S> {
             if self.hard_state.term != current {
                 self.leader = None;
             }
-            if self.holds_own_vote() {
+            if self.sole_voter && self.holds_own_vote() {
                 // The sole voter's own vote is a majority: it leads this term.
                 self.leader = Some(self.identity.clone());
             }
@@ -346,7 +480,7 @@ impl<S: Storage> DurableControlPlane<S> {
     /// change. Invalid input is not a failure of the node and is not latched.
     fn latch<T>(&mut self, result: Result<T>) -> Result<T> {
         if let Err(error) = &result {
-            if !matches!(error, Error::InvalidInput(_)) {
+            if !matches!(error, Error::InvalidInput(_) | Error::Replication(_)) {
                 self.failure = Some(Arc::new(error.clone()));
                 self.leader = None;
             }
@@ -358,6 +492,7 @@ impl<S: Storage> DurableControlPlane<S> {
 fn open_or_create_hard_state<S: Storage>(
     storage: &S,
     identity: &ClusterVoterIdentity,
+    sole_voter: bool,
 ) -> Result<(HardStateStore<S::File>, HardState)> {
     let names = storage
         .list()
@@ -366,10 +501,14 @@ fn open_or_create_hard_state<S: Storage>(
         .iter()
         .any(|n| n == crate::format::HARD_STATE_FILE_NAME)
     {
-        let state = HardState {
-            term: ControlPlaneTerm::GENESIS.next().0,
-            vote: Some(identity.clone()),
-            ..HardState::new(identity.clone())
+        let state = if sole_voter {
+            HardState {
+                term: ControlPlaneTerm::GENESIS.next().0,
+                vote: Some(identity.clone()),
+                ..HardState::new(identity.clone())
+            }
+        } else {
+            HardState::new(identity.clone())
         };
         let store = HardStateStore::create(storage, &state)?;
         return Ok((store, state));

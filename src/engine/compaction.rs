@@ -1,0 +1,141 @@
+//! Snapshots and prefix compaction: bounded disk use for a log that keeps
+//! growing. The order of durable steps and the crash argument are in
+//! [`crate::format`] ("Compaction with a snapshot").
+
+use crate::catalog::ControlPlaneCatalog;
+use crate::consensus::ControlPlaneIndex;
+use crate::error::{CorruptionKind, Error, Result};
+use crate::hard_state::{HardState, HardStateStore};
+use crate::io::Storage;
+use crate::log::SegmentedLog;
+use crate::snapshot::{
+    encode_snapshot, list_snapshots, read_latest, remove_snapshots_below, write_snapshot,
+};
+
+use super::DurableControlPlane;
+
+/// What [`DurableControlPlane::compact`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// The snapshot now on disk covers every index below this.
+    pub snapshot_index_end: u64,
+    /// The first index still in the log; reads below it are
+    /// [`Error::Compacted`].
+    pub log_start: ControlPlaneIndex,
+    /// Segment files removed.
+    pub removed_segments: usize,
+    /// Older snapshot files removed.
+    pub removed_snapshots: Vec<String>,
+}
+
+impl<S: Storage> DurableControlPlane<S> {
+    /// Snapshots the catalog at [`DurableControlPlane::applied_end`] and
+    /// compacts the log up to `keep_entries` entries before it (kept so that
+    /// slightly lagging peers can still be served from the log). Steps, each
+    /// durable before the next: the snapshot file; the new log start in the
+    /// hard state (with the commit point, which removed records may have
+    /// carried); removal of the segments wholly below it; removal of older
+    /// snapshots. A storage failure is latched.
+    pub fn compact(&mut self, keep_entries: u64) -> Result<CompactionReport> {
+        self.check_not_failed()?;
+        let index_end = self.catalog.applied_end();
+        let storage = std::sync::Arc::clone(self.log.storage());
+        let written = self.write_snapshot_at_applied(&*storage);
+        self.latch(written)?;
+        let segments_before = self.log.segments().len();
+        let new_start = index_end
+            .saturating_sub(keep_entries)
+            .max(self.log.start_index());
+        if new_start > self.log.start_index() {
+            let previous_term = self.log.term_at(new_start - 1)?;
+            self.hard_state.commit_end = self.hard_state.commit_end.max(self.commit_end);
+            let removed = self.log.remove_prefix(
+                new_start,
+                previous_term,
+                &mut self.hard_state_store,
+                &mut self.hard_state,
+            );
+            self.latch(removed)?;
+        }
+        let removed_snapshots = remove_snapshots_below(&*storage, index_end);
+        let removed_snapshots = self.latch(removed_snapshots)?;
+        Ok(CompactionReport {
+            snapshot_index_end: index_end,
+            log_start: ControlPlaneIndex(self.log.start_index()),
+            removed_segments: segments_before - self.log.segments().len(),
+            removed_snapshots,
+        })
+    }
+
+    /// Writes the snapshot of the catalog unless one at the same index exists.
+    fn write_snapshot_at_applied(&self, storage: &S) -> Result<()> {
+        let index_end = self.catalog.applied_end();
+        if list_snapshots(storage)?.last() == Some(&index_end) {
+            return Ok(());
+        }
+        let last_term = match index_end.checked_sub(1) {
+            Some(last) => self.log.term_at(last)?,
+            None => 0,
+        };
+        let bytes = encode_snapshot(&self.catalog, last_term)?;
+        write_snapshot(storage, index_end, &bytes)
+    }
+
+    /// The index below which a snapshot covers the log (0: no snapshot).
+    pub fn snapshot_index_end(&self) -> Result<u64> {
+        Ok(list_snapshots(&**self.log.storage())?
+            .last()
+            .copied()
+            .unwrap_or(0))
+    }
+}
+
+/// At open: the newest snapshot's catalog (or an empty one) and its
+/// `index_end`, after checking that it covers everything the log compacted;
+/// older snapshots are removed. A snapshot beyond the end of the log is an
+/// install from a leader that a crash interrupted before the log restarted
+/// at it (see [`DurableControlPlane::install_snapshot`]): the restart is
+/// finished here. (The entries below a snapshot are never needed again, so
+/// this cannot hide the loss of anything the node still needs.)
+pub(super) fn load_snapshot<S: Storage>(
+    log: &mut SegmentedLog<S>,
+    hard_state_store: &mut HardStateStore<S::File>,
+    hard_state: &mut HardState,
+    removed_files: &mut Vec<String>,
+) -> Result<(ControlPlaneCatalog, u64)> {
+    let storage = std::sync::Arc::clone(log.storage());
+    let (catalog, index_end, last_term) = match read_latest(&*storage)? {
+        Some(snapshot) => (snapshot.catalog, snapshot.index_end, snapshot.last_term),
+        None => (ControlPlaneCatalog::new(), 0, 0),
+    };
+    if hard_state.log_start > index_end {
+        return Err(Error::corruption(
+            storage.path_of(crate::format::HARD_STATE_FILE_NAME),
+            0,
+            Some(index_end),
+            CorruptionKind::CommittedEntryMissing {
+                commit_end: hard_state.log_start,
+                log_end: index_end,
+            },
+        ));
+    }
+    let covered_last = index_end.checked_sub(1).filter(|&i| i < log.end_index());
+    if let Some(last) = covered_last.filter(|&i| i + 1 >= log.start_index()) {
+        if log.term_at(last)? != last_term {
+            // The log contradicts the snapshot under its end: no sequence of
+            // crashes leaves this (see `install_snapshot`).
+            return Err(Error::corruption(
+                storage.path_of(&crate::format::snapshot_file_name(index_end)),
+                24,
+                Some(last),
+                CorruptionKind::SnapshotInvalid,
+            ));
+        }
+    }
+    if index_end > log.end_index() {
+        hard_state.commit_end = hard_state.commit_end.max(index_end);
+        log.restart_at(index_end, last_term, hard_state_store, hard_state)?;
+    }
+    removed_files.extend(remove_snapshots_below(&*storage, index_end)?);
+    Ok((catalog, index_end))
+}

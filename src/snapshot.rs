@@ -1,0 +1,431 @@
+//! Snapshot files: the catalog at an index, checksummed, versioned and
+//! bounded, written atomically. The byte layout and the crash argument are
+//! in [`crate::format`] (`snapshot-<index_end>`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::catalog::{ControlPlaneCatalog, RangeOwnership};
+use crate::codec::{decode_entry, encode_entry, DecodeError};
+use crate::consensus::{ControlPlaneEntry, MembershipChange, OwnershipTransition};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{
+    parse_snapshot_file_name, snapshot_file_name, SnapshotHeader, FORMAT_VERSION,
+    MAX_SNAPSHOT_BODY_BYTES, SNAPSHOT_HEADER_BYTES, SNAPSHOT_HEADER_CRC_OFFSET, SNAPSHOT_MAGIC,
+    TEMPORARY_FILE_SUFFIX,
+};
+use crate::io::{Storage, StorageFile};
+
+/// A snapshot read back from disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Entries below this index are applied in `catalog`.
+    pub index_end: u64,
+    /// The term of `index_end - 1` (0 when `index_end` is 0).
+    pub last_term: u64,
+    /// The applied state.
+    pub catalog: ControlPlaneCatalog,
+}
+
+/// Encodes the snapshot file of `catalog` (at its `applied_end`) whose last
+/// applied entry had term `last_term`.
+pub fn encode_snapshot(catalog: &ControlPlaneCatalog, last_term: u64) -> Result<Vec<u8>> {
+    let mut items = Vec::new();
+    for member in catalog.members() {
+        items.push(ControlPlaneEntry::MembershipChange(
+            MembershipChange::Admit(member.clone()),
+        ));
+    }
+    for (range, ownership) in catalog.ranges() {
+        items.push(ControlPlaneEntry::OwnershipTransition(
+            OwnershipTransition {
+                range: range.clone(),
+                new_owner: ownership.owner.clone(),
+                ownership_epoch: ownership.epoch,
+            },
+        ));
+    }
+    for (term, leader) in catalog.leader_history() {
+        items.push(ControlPlaneEntry::LeaderConfiguration {
+            term: *term,
+            leader: leader.clone(),
+        });
+    }
+    let mut body = Vec::new();
+    body.extend_from_slice(&catalog.refused_count().to_le_bytes());
+    body.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    let mut encoded = Vec::new();
+    for item in &items {
+        encoded.clear();
+        encode_entry(item, &mut encoded);
+        body.extend_from_slice(&(encoded.len() as u16).to_le_bytes());
+        body.extend_from_slice(&encoded);
+    }
+    if body.len() as u64 > MAX_SNAPSHOT_BODY_BYTES || items.len() > u32::MAX as usize {
+        return Err(crate::error::InvalidInput::BatchTooLarge {
+            bytes: body.len() as u64,
+            limit: MAX_SNAPSHOT_BODY_BYTES,
+        }
+        .into());
+    }
+    let mut header: SnapshotHeader = bytemuck::Zeroable::zeroed();
+    header.magic = SNAPSHOT_MAGIC;
+    header.format_version = FORMAT_VERSION;
+    header.header_bytes = SNAPSHOT_HEADER_BYTES as u32;
+    header.index_end = catalog.applied_end();
+    header.last_term = last_term;
+    header.body_bytes = body.len() as u64;
+    header.body_crc = crc32fast::hash(&body);
+    header.crc = crc32fast::hash(&bytemuck::bytes_of(&header)[..SNAPSHOT_HEADER_CRC_OFFSET]);
+    let mut file = bytemuck::bytes_of(&header).to_vec();
+    file.extend_from_slice(&body);
+    Ok(file)
+}
+
+/// Writes `bytes` (from [`encode_snapshot`]) as `snapshot-<index_end>`
+/// atomically: temporary file, write, sync, rename, directory sync.
+pub fn write_snapshot<S: Storage>(storage: &S, index_end: u64, bytes: &[u8]) -> Result<()> {
+    let name = snapshot_file_name(index_end);
+    let temporary = format!("{name}{TEMPORARY_FILE_SUFFIX}");
+    let temporary_path = storage.path_of(&temporary);
+    let io = |operation| {
+        let path = temporary_path.clone();
+        move |e| Error::io(operation, path, e)
+    };
+    if storage
+        .list()
+        .map_err(io("list directory"))?
+        .contains(&temporary)
+    {
+        storage.remove(&temporary).map_err(io("remove file"))?;
+    }
+    let file = storage.create(&temporary).map_err(io("create snapshot"))?;
+    file.allocate(bytes.len() as u64)
+        .map_err(io("allocate snapshot"))?;
+    file.write_at(0, bytes).map_err(io("write snapshot"))?;
+    file.sync_data().map_err(io("fdatasync snapshot"))?;
+    drop(file);
+    storage
+        .rename(&temporary, &name)
+        .map_err(io("rename snapshot"))?;
+    storage
+        .sync_directory()
+        .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))
+}
+
+/// The `index_end` of every snapshot file in the directory, ascending.
+pub fn list_snapshots<S: Storage>(storage: &S) -> Result<Vec<u64>> {
+    let names = storage
+        .list()
+        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
+    let mut found: Vec<u64> = names
+        .iter()
+        .filter_map(|n| parse_snapshot_file_name(n))
+        .collect();
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// Removes every snapshot below `keep`, then syncs the directory.
+pub fn remove_snapshots_below<S: Storage>(storage: &S, keep: u64) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for index_end in list_snapshots(storage)? {
+        if index_end < keep {
+            let name = snapshot_file_name(index_end);
+            storage
+                .remove(&name)
+                .map_err(|e| Error::io("remove snapshot", storage.path_of(&name), e))?;
+            removed.push(name);
+        }
+    }
+    if !removed.is_empty() {
+        storage
+            .sync_directory()
+            .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
+    }
+    Ok(removed)
+}
+
+/// Reads and validates the newest snapshot, if any. A damaged one is
+/// corruption: it was synced before it got its name.
+pub fn read_latest<S: Storage>(storage: &S) -> Result<Option<Snapshot>> {
+    let Some(&index_end) = list_snapshots(storage)?.last() else {
+        return Ok(None);
+    };
+    read_snapshot(storage, index_end).map(Some)
+}
+
+/// Reads and validates `snapshot-<index_end>`.
+pub fn read_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<Snapshot> {
+    let name = snapshot_file_name(index_end);
+    let path = storage.path_of(&name);
+    let file = storage
+        .open(&name, false)
+        .map_err(|e| Error::io("open snapshot", &path, e))?;
+    let length = file
+        .len()
+        .map_err(|e| Error::io("stat snapshot", &path, e))?;
+    let limit = SNAPSHOT_HEADER_BYTES + MAX_SNAPSHOT_BODY_BYTES;
+    if length > limit {
+        return Err(Error::corruption(
+            &path,
+            0,
+            None,
+            CorruptionKind::ImpossibleLength { length },
+        ));
+    }
+    let bytes = file
+        .read_at(0, length as usize)
+        .map_err(|e| Error::io("read snapshot", &path, e))?;
+    let snapshot = decode_snapshot(&bytes, &path)?;
+    if snapshot.index_end != index_end {
+        return Err(Error::corruption(
+            &path,
+            16,
+            None,
+            CorruptionKind::ChecksumMismatch,
+        ));
+    }
+    Ok(snapshot)
+}
+
+/// Validates and decodes the bytes of a whole snapshot file (read from
+/// disk, or received from a leader); `path` names them in errors.
+pub fn decode_snapshot(bytes: &[u8], path: &std::path::Path) -> Result<Snapshot> {
+    let length = bytes.len() as u64;
+    let corrupt = |offset, kind| Error::corruption(path, offset, None, kind);
+    if length < SNAPSHOT_HEADER_BYTES {
+        return Err(corrupt(
+            0,
+            CorruptionKind::TruncatedFile {
+                expected_bytes: SNAPSHOT_HEADER_BYTES,
+                actual_bytes: length,
+            },
+        ));
+    }
+    let head = &bytes[..SNAPSHOT_HEADER_BYTES as usize];
+    let header: SnapshotHeader = bytemuck::pod_read_unaligned(head);
+    if header.magic != SNAPSHOT_MAGIC {
+        return Err(corrupt(0, CorruptionKind::BadMagic));
+    }
+    if header.format_version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: header.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if header.crc != crc32fast::hash(&head[..SNAPSHOT_HEADER_CRC_OFFSET])
+        || u64::from(header.header_bytes) != SNAPSHOT_HEADER_BYTES
+    {
+        return Err(corrupt(0, CorruptionKind::ChecksumMismatch));
+    }
+    if header.body_bytes > MAX_SNAPSHOT_BODY_BYTES {
+        return Err(corrupt(
+            32,
+            CorruptionKind::ImpossibleLength {
+                length: header.body_bytes,
+            },
+        ));
+    }
+    let expected = SNAPSHOT_HEADER_BYTES + header.body_bytes;
+    if length != expected {
+        return Err(corrupt(
+            0,
+            CorruptionKind::TruncatedFile {
+                expected_bytes: expected,
+                actual_bytes: length,
+            },
+        ));
+    }
+    let body = &bytes[SNAPSHOT_HEADER_BYTES as usize..];
+    if crc32fast::hash(body) != header.body_crc {
+        return Err(corrupt(
+            SNAPSHOT_HEADER_BYTES,
+            CorruptionKind::ChecksumMismatch,
+        ));
+    }
+    let catalog =
+        decode_body(body, header.index_end).map_err(|kind| corrupt(SNAPSHOT_HEADER_BYTES, kind))?;
+    Ok(Snapshot {
+        index_end: header.index_end,
+        last_term: header.last_term,
+        catalog,
+    })
+}
+
+/// The raw bytes of `snapshot-<index_end>`, to send to a peer.
+pub fn snapshot_file_bytes<S: Storage>(storage: &S, index_end: u64) -> Result<Vec<u8>> {
+    let name = snapshot_file_name(index_end);
+    let path = storage.path_of(&name);
+    let file = storage
+        .open(&name, false)
+        .map_err(|e| Error::io("open snapshot", &path, e))?;
+    let length = file
+        .len()
+        .map_err(|e| Error::io("stat snapshot", &path, e))?;
+    let bytes = file
+        .read_at(
+            0,
+            length.min(SNAPSHOT_HEADER_BYTES + MAX_SNAPSHOT_BODY_BYTES) as usize,
+        )
+        .map_err(|e| Error::io("read snapshot", &path, e))?
+        .into_owned();
+    Ok(bytes)
+}
+
+/// Decodes a snapshot body, re-checking the catalog's invariants: members
+/// and ranges unique, leader terms strictly increasing, items in order.
+fn decode_body(body: &[u8], index_end: u64) -> Result<ControlPlaneCatalog, CorruptionKind> {
+    let mut rest = body;
+    let mut take = |count: usize| -> Result<&[u8], CorruptionKind> {
+        if rest.len() < count {
+            return Err(CorruptionKind::UndecodableEntry(DecodeError::Truncated));
+        }
+        let (head, tail) = rest.split_at(count);
+        rest = tail;
+        Ok(head)
+    };
+    let refused = u64::from_le_bytes(take(8)?.try_into().expect("took 8 bytes"));
+    let count = u32::from_le_bytes(take(4)?.try_into().expect("took 4 bytes"));
+    let mut members = BTreeSet::new();
+    let mut ranges = BTreeMap::new();
+    let mut leaders: Vec<(crate::ControlPlaneTerm, _)> = Vec::new();
+    let mut stage = 0u8;
+    for _ in 0..count {
+        let length = u16::from_le_bytes(take(2)?.try_into().expect("took 2 bytes"));
+        let item =
+            decode_entry(take(length as usize)?).map_err(CorruptionKind::UndecodableEntry)?;
+        let (item_stage, fresh) = match item {
+            ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member)) => {
+                (0, members.insert(member))
+            }
+            ControlPlaneEntry::MembershipChange(MembershipChange::Remove(_)) => (3, false),
+            ControlPlaneEntry::OwnershipTransition(t) => {
+                let ownership = RangeOwnership {
+                    owner: t.new_owner,
+                    epoch: t.ownership_epoch,
+                };
+                (1, ranges.insert(t.range, ownership).is_none())
+            }
+            ControlPlaneEntry::LeaderConfiguration { term, leader } => {
+                let newer = leaders.last().is_none_or(|&(last, _)| term > last);
+                leaders.push((term, leader));
+                (2, newer)
+            }
+        };
+        if item_stage < stage || !fresh || item_stage == 3 {
+            return Err(CorruptionKind::SnapshotInvalid);
+        }
+        stage = item_stage;
+    }
+    if !rest.is_empty() {
+        return Err(CorruptionKind::UndecodableEntry(
+            DecodeError::TrailingBytes(rest.len()),
+        ));
+    }
+    Ok(ControlPlaneCatalog::from_parts(
+        members, ranges, leaders, refused, index_end,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm};
+    use crate::identity::ClusterVoterIdentity;
+    use crate::io::{LockMode, OsStorage};
+
+    fn id(name: &str) -> ClusterVoterIdentity {
+        ClusterVoterIdentity::from_certificate_subject(name).unwrap()
+    }
+
+    fn sample_catalog() -> ControlPlaneCatalog {
+        let mut catalog = ControlPlaneCatalog::new();
+        let entries = [
+            ControlPlaneEntry::MembershipChange(MembershipChange::Admit(id("CN=b"))),
+            ControlPlaneEntry::MembershipChange(MembershipChange::Admit(id("CN=a"))),
+            ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+                range: "r1".into(),
+                new_owner: id("CN=a"),
+                ownership_epoch: 4,
+            }),
+            ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+                range: "r1".into(),
+                new_owner: id("CN=b"),
+                ownership_epoch: 2,
+            }),
+            ControlPlaneEntry::LeaderConfiguration {
+                term: ControlPlaneTerm(3),
+                leader: id("CN=a"),
+            },
+            ControlPlaneEntry::LeaderConfiguration {
+                term: ControlPlaneTerm(5),
+                leader: id("CN=b"),
+            },
+        ];
+        for (i, entry) in entries.iter().enumerate() {
+            catalog.apply(ControlPlaneIndex(i as u64), entry).unwrap();
+        }
+        catalog
+    }
+
+    #[test]
+    fn write_snapshot_round_trips_the_catalog() {
+        // Goal: a snapshot reads back as the catalog it was made of. Method:
+        // write a catalog with every kind of state, read the latest back.
+        let dir = tempfile::tempdir().unwrap();
+        let storage = OsStorage::open(dir.path(), LockMode::Exclusive).unwrap();
+        let catalog = sample_catalog();
+        let bytes = encode_snapshot(&catalog, 5).unwrap();
+        write_snapshot(&storage, catalog.applied_end(), &bytes).unwrap();
+        let snapshot = read_latest(&storage).unwrap().unwrap();
+        assert_eq!(snapshot.catalog, catalog);
+        assert_eq!((snapshot.index_end, snapshot.last_term), (6, 5));
+    }
+
+    #[test]
+    fn read_snapshot_refuses_any_damage() {
+        // Goal: a flipped bit anywhere or a cut-short file is corruption,
+        // never a different catalog (G5, G7). Method: flip every 5th bit of
+        // a real snapshot file and truncate it, reading back each time.
+        let dir = tempfile::tempdir().unwrap();
+        let storage = OsStorage::open(dir.path(), LockMode::Exclusive).unwrap();
+        let catalog = sample_catalog();
+        let bytes = encode_snapshot(&catalog, 5).unwrap();
+        let path = dir.path().join(snapshot_file_name(6));
+        for bit in (0..bytes.len() * 8).step_by(5) {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            std::fs::write(&path, &damaged).unwrap();
+            let result = read_snapshot(&storage, 6);
+            assert!(
+                matches!(
+                    result,
+                    Err(Error::Corruption(_)) | Err(Error::UnsupportedVersion { .. })
+                ),
+                "bit {bit} flip gave {result:?}"
+            );
+        }
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(read_snapshot(&storage, 6).is_err());
+    }
+
+    #[test]
+    fn decode_body_never_panics_on_garbage() {
+        // Goal: G7 — arbitrary bodies with a valid checksum decode to an
+        // error or a catalog, never a panic or a huge allocation. Method:
+        // pseudo-random bodies from a fixed seed.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for length in 0..2000usize {
+            let body: Vec<u8> = (0..length % 300)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let _ = decode_body(&body, 0);
+        }
+    }
+}
