@@ -19,8 +19,6 @@ use crate::io::{Storage, StorageFile};
 use crate::record::{encode_record, parse_record, RecordFault, RecordPlace, RecordRead};
 use crate::segment::{Liveness, ScanEnd, Segment, TermRun};
 
-mod restart;
-
 /// How a record says which entries are committed.
 #[allow(dead_code)] // `Known` is for follower appends (issue 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +115,6 @@ impl<S: Storage> SegmentedLog<S> {
             log.segments
                 .push(Segment::open(&*log.storage, &name, writable)?);
         }
-        log.discard_unfinished_restart(writable, &mut report)?;
         log.remove_compacted_head(writable, &mut report)?;
         log.check_chain()?;
         log.scan_segments(hard_state, writable, &mut report, decode)?;

@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use cpwal::raft::types::{CpwalEntry, CpwalLogId, CpwalMembership, CpwalStorageError, CpwalVote};
 use cpwal::raft::{
-    ApplyOutcome, ClusterNode, CpwalLogStore, CpwalRaftConfig, CpwalStateMachine, NodeRegistry,
-    LOG_DIRECTORY, SNAPSHOT_DIRECTORY,
+    ClusterNode, CpwalLogStore, CpwalRaftConfig, CpwalStateMachine, NodeRegistry, LOG_DIRECTORY,
+    SNAPSHOT_DIRECTORY,
 };
-use cpwal::{ClusterVoterIdentity, ControlPlaneEntry, MembershipChange, Options};
+use cpwal::{ApplyOutcome, ClusterVoterIdentity, ControlPlaneEntry, MembershipChange, Options};
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, Vote};
@@ -178,7 +178,7 @@ fn reopen_after_each_step_preserves_the_store() {
             Box::pin(async move {
                 let entries = l.try_get_log_entries(0..13).await.unwrap();
                 let outcomes = m.apply(entries).await.unwrap();
-                assert_eq!(outcomes[0], ApplyOutcome::Applied);
+                assert_eq!(outcomes[0], Some(ApplyOutcome::Admitted));
                 m.get_snapshot_builder()
                     .await
                     .build_snapshot()

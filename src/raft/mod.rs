@@ -11,10 +11,10 @@
 //!
 //! One concept per file: [`types`] (openraft type configuration),
 //! [`node_id`] (identity ↔ node id), [`envelope`] (entry encoding),
-//! [`CpwalLogStore`] and its flusher, [`catalog`] and the state machine,
+//! [`CpwalLogStore`] and its flusher, the state machine over the
+//! [`ControlPlaneCatalog`](crate::ControlPlaneCatalog),
 //! the snapshot file, and [`ReplicatedControlPlane`].
 
-pub mod catalog;
 pub mod envelope;
 mod flusher;
 mod log_store;
@@ -23,11 +23,11 @@ mod snapshot_file;
 mod state_machine;
 pub mod types;
 
-pub use catalog::{ApplyOutcome, Catalog, RangeOwnership};
 pub use log_store::{CpwalLogReader, CpwalLogStore};
 pub use node_id::{node_id_of, NodeId, NodeRegistry, RegistryConflict};
 pub use snapshot_file::{
-    SNAPSHOT_FILE_NAME, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC,
+    RAFT_SNAPSHOT_FILE_NAME, RAFT_SNAPSHOT_FORMAT_VERSION, RAFT_SNAPSHOT_HEADER_BYTES,
+    RAFT_SNAPSHOT_MAGIC,
 };
 pub use state_machine::CpwalStateMachine;
 pub use types::{ClusterNode, CpwalRaftConfig};

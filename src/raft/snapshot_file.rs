@@ -7,26 +7,26 @@
 
 use openraft::StoredMembership;
 
-use crate::codec::{decode_entry, encoded_entry, DecodeError, MAX_ENTRY_BYTES};
+use crate::catalog::ControlPlaneCatalog;
+use crate::codec::DecodeError;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::io::{OsStorage, Storage, StorageFile};
-use crate::raft::catalog::{ApplyOutcome, Catalog};
 use crate::raft::envelope::{encode_membership, Reader};
 use crate::raft::log_store::log_id;
 use crate::raft::node_id::NodeId;
 use crate::raft::types::{ClusterNode, CpwalLogId};
 
 /// Magic of a snapshot file.
-pub const SNAPSHOT_MAGIC: [u8; 8] = *b"CPWALSNP";
+pub const RAFT_SNAPSHOT_MAGIC: [u8; 8] = *b"CPWRAFTS";
 /// The snapshot format version this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+pub const RAFT_SNAPSHOT_FORMAT_VERSION: u32 = 1;
 /// Bytes before the body: magic, version, crc32, body length.
-pub const SNAPSHOT_HEADER_BYTES: usize = 24;
+pub const RAFT_SNAPSHOT_HEADER_BYTES: usize = 24;
 /// The largest body accepted, so a damaged length cannot make a reader
 /// allocate without bound.
-pub const MAX_SNAPSHOT_BODY_BYTES: u64 = 1 << 30;
+pub const MAX_RAFT_SNAPSHOT_BODY_BYTES: u64 = 1 << 30;
 /// The snapshot's file name in the node's `snapshot/` directory.
-pub const SNAPSHOT_FILE_NAME: &str = "snapshot";
+pub const RAFT_SNAPSHOT_FILE_NAME: &str = "snapshot";
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct SnapshotContent {
     /// openraft's identifier of this snapshot.
     pub snapshot_id: String,
     /// The catalog after `last_applied`.
-    pub catalog: Catalog,
+    pub catalog: ControlPlaneCatalog,
 }
 
 fn put_log_id(out: &mut Vec<u8>, id: Option<&CpwalLogId>) {
@@ -52,35 +52,35 @@ fn put_log_id(out: &mut Vec<u8>, id: Option<&CpwalLogId>) {
     }
 }
 
-/// The file bytes of `content`.
-pub fn encode_snapshot(content: &SnapshotContent) -> Vec<u8> {
+/// The file bytes of `content`. The catalog is embedded in the engine's
+/// own snapshot format ([`crate::snapshot`]), which checks it again.
+pub fn encode_snapshot(content: &SnapshotContent) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     put_log_id(&mut body, content.last_applied.as_ref());
     put_log_id(&mut body, content.membership.log_id().as_ref());
     encode_membership(content.membership.membership(), &mut body);
     body.extend_from_slice(&(content.snapshot_id.len() as u16).to_le_bytes());
     body.extend_from_slice(content.snapshot_id.as_bytes());
-    let entries = content.catalog.entries();
-    body.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    for entry in &entries {
-        let bytes = encoded_entry(entry);
-        body.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
-        body.extend_from_slice(&bytes);
-    }
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + body.len());
-    out.extend_from_slice(&SNAPSHOT_MAGIC);
-    out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
+    let last_term = content.last_applied.map_or(0, |id| id.leader_id.term);
+    let catalog = crate::snapshot::encode_snapshot(&content.catalog, last_term)?;
+    body.extend_from_slice(&(catalog.len() as u64).to_le_bytes());
+    body.extend_from_slice(&catalog);
+    let mut out = Vec::with_capacity(RAFT_SNAPSHOT_HEADER_BYTES + body.len());
+    out.extend_from_slice(&RAFT_SNAPSHOT_MAGIC);
+    out.extend_from_slice(&RAFT_SNAPSHOT_FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
     out.extend_from_slice(&body);
-    out
+    Ok(out)
 }
 
 /// Why snapshot bytes were refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum SnapshotFault {
     /// Not a snapshot, or damaged beyond its checksum.
     Corrupt(CorruptionKind),
+    /// The embedded catalog snapshot is refused (see [`crate::snapshot`]).
+    Catalog(Error),
     /// Written by another version of the format.
     Version(u32),
 }
@@ -88,24 +88,29 @@ pub enum SnapshotFault {
 /// Decodes and verifies snapshot bytes.
 pub fn decode_snapshot(bytes: &[u8]) -> std::result::Result<SnapshotContent, SnapshotFault> {
     let corrupt = SnapshotFault::Corrupt;
-    if bytes.len() < SNAPSHOT_HEADER_BYTES || bytes[..8] != SNAPSHOT_MAGIC {
+    if bytes.len() < RAFT_SNAPSHOT_HEADER_BYTES || bytes[..8] != RAFT_SNAPSHOT_MAGIC {
         return Err(corrupt(CorruptionKind::BadMagic));
     }
     let mut header = Reader { bytes: &bytes[8..] };
     let undecodable = |e| corrupt(CorruptionKind::UndecodableEntry(e));
     let version = header.u32().map_err(undecodable)?;
-    if version != SNAPSHOT_FORMAT_VERSION {
+    if version != RAFT_SNAPSHOT_FORMAT_VERSION {
         return Err(SnapshotFault::Version(version));
     }
     let crc = header.u32().map_err(undecodable)?;
     let length = header.u64().map_err(undecodable)?;
-    if length > MAX_SNAPSHOT_BODY_BYTES || length != header.bytes.len() as u64 {
+    if length > MAX_RAFT_SNAPSHOT_BODY_BYTES || length != header.bytes.len() as u64 {
         return Err(corrupt(CorruptionKind::ImpossibleLength { length }));
     }
     if crc32fast::hash(header.bytes) != crc {
         return Err(corrupt(CorruptionKind::ChecksumMismatch));
     }
-    decode_body(header.bytes).map_err(undecodable)
+    let (mut content, catalog) = decode_body(header.bytes).map_err(undecodable)?;
+    let path = std::path::Path::new("embedded catalog snapshot");
+    content.catalog = crate::snapshot::decode_snapshot(catalog, path)
+        .map_err(SnapshotFault::Catalog)?
+        .catalog;
+    Ok(content)
 }
 
 fn get_log_id(reader: &mut Reader<'_>) -> std::result::Result<Option<CpwalLogId>, DecodeError> {
@@ -119,7 +124,8 @@ fn get_log_id(reader: &mut Reader<'_>) -> std::result::Result<Option<CpwalLogId>
     }
 }
 
-fn decode_body(body: &[u8]) -> std::result::Result<SnapshotContent, DecodeError> {
+/// The body's fields, and the embedded catalog snapshot's bytes.
+fn decode_body(body: &[u8]) -> std::result::Result<(SnapshotContent, &[u8]), DecodeError> {
     let mut reader = Reader { bytes: body };
     let last_applied = get_log_id(&mut reader)?;
     let membership_log_id = get_log_id(&mut reader)?;
@@ -128,32 +134,24 @@ fn decode_body(body: &[u8]) -> std::result::Result<SnapshotContent, DecodeError>
     let snapshot_id = std::str::from_utf8(reader.take(id_bytes)?)
         .map_err(|_| DecodeError::NotUtf8)?
         .to_owned();
-    let count = reader.u32()?;
-    let mut catalog = Catalog::default();
-    for _ in 0..count {
-        let length = reader.u16()? as usize;
-        if length > MAX_ENTRY_BYTES {
-            return Err(DecodeError::Malformed("snapshot entry length"));
-        }
-        let entry = decode_entry(reader.take(length)?)?;
-        if catalog.apply(&entry) != ApplyOutcome::Applied {
-            return Err(DecodeError::Malformed("snapshot catalog entry"));
-        }
+    let catalog_bytes = reader.u64()?;
+    if catalog_bytes != reader.bytes.len() as u64 {
+        return Err(DecodeError::Malformed("snapshot catalog length"));
     }
-    reader.finish()?;
-    Ok(SnapshotContent {
+    let content = SnapshotContent {
         last_applied,
         membership: StoredMembership::new(membership_log_id, membership),
         snapshot_id,
-        catalog,
-    })
+        catalog: ControlPlaneCatalog::new(),
+    };
+    Ok((content, reader.bytes))
 }
 
 /// Replaces the snapshot file with `bytes`, atomically and durably:
 /// written and synced under a temporary name, renamed, directory synced.
 pub fn write_snapshot_file(storage: &OsStorage, bytes: &[u8]) -> Result<()> {
     let temporary = format!(
-        "{SNAPSHOT_FILE_NAME}{}",
+        "{RAFT_SNAPSHOT_FILE_NAME}{}",
         crate::format::TEMPORARY_FILE_SUFFIX
     );
     let path = storage.path_of(&temporary);
@@ -174,7 +172,7 @@ pub fn write_snapshot_file(storage: &OsStorage, bytes: &[u8]) -> Result<()> {
     file.sync_data()
         .map_err(|e| Error::io("fdatasync snapshot", &path, e))?;
     storage
-        .rename(&temporary, SNAPSHOT_FILE_NAME)
+        .rename(&temporary, RAFT_SNAPSHOT_FILE_NAME)
         .map_err(|e| Error::io("rename snapshot", &path, e))?;
     storage
         .sync_directory()
@@ -186,17 +184,17 @@ pub fn read_snapshot_file(storage: &OsStorage) -> Result<Option<(SnapshotContent
     let names = storage
         .list()
         .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-    if !names.iter().any(|n| n == SNAPSHOT_FILE_NAME) {
+    if !names.iter().any(|n| n == RAFT_SNAPSHOT_FILE_NAME) {
         return Ok(None);
     }
-    let path = storage.path_of(SNAPSHOT_FILE_NAME);
+    let path = storage.path_of(RAFT_SNAPSHOT_FILE_NAME);
     let file = storage
-        .open(SNAPSHOT_FILE_NAME, false)
+        .open(RAFT_SNAPSHOT_FILE_NAME, false)
         .map_err(|e| Error::io("open snapshot", &path, e))?;
     let length = file
         .len()
         .map_err(|e| Error::io("stat snapshot", &path, e))?;
-    if length > MAX_SNAPSHOT_BODY_BYTES + SNAPSHOT_HEADER_BYTES as u64 {
+    if length > MAX_RAFT_SNAPSHOT_BODY_BYTES + RAFT_SNAPSHOT_HEADER_BYTES as u64 {
         return Err(Error::corruption(
             &path,
             0,
@@ -211,10 +209,11 @@ pub fn read_snapshot_file(storage: &OsStorage) -> Result<Option<(SnapshotContent
     match decode_snapshot(&bytes) {
         Ok(content) => Ok(Some((content, bytes))),
         Err(SnapshotFault::Corrupt(kind)) => Err(Error::corruption(&path, 0, None, kind)),
+        Err(SnapshotFault::Catalog(error)) => Err(error),
         Err(SnapshotFault::Version(found)) => Err(Error::UnsupportedVersion {
             path,
             found,
-            supported: SNAPSHOT_FORMAT_VERSION,
+            supported: RAFT_SNAPSHOT_FORMAT_VERSION,
         }),
     }
 }

@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership};
 
+use crate::catalog::{ApplyOutcome, ControlPlaneCatalog};
+use crate::consensus::ControlPlaneIndex;
 use crate::error::{Error, Result};
 use crate::io::{LockMode, OsStorage, Storage};
-use crate::raft::catalog::{ApplyOutcome, Catalog};
 use crate::raft::log_store::{register_membership, storage_error};
 use crate::raft::node_id::{NodeId, NodeRegistry};
 use crate::raft::snapshot_file::{
@@ -29,7 +30,7 @@ use crate::raft::types::{ClusterNode, CpwalEntry, CpwalLogId, CpwalRaftConfig, C
 
 #[derive(Debug)]
 struct Applied {
-    catalog: Catalog,
+    catalog: ControlPlaneCatalog,
     last_applied: Option<CpwalLogId>,
     membership: StoredMembership<NodeId, ClusterNode>,
     /// The durable snapshot: its content's metadata and file bytes.
@@ -61,7 +62,7 @@ impl CpwalStateMachine {
             .map_err(|e| Error::io("create directory", directory.as_ref(), e))?;
         let storage = Arc::new(OsStorage::open(directory, LockMode::Exclusive)?);
         let mut applied = Applied {
-            catalog: Catalog::default(),
+            catalog: ControlPlaneCatalog::new(),
             last_applied: None,
             membership: StoredMembership::default(),
             snapshot: None,
@@ -86,7 +87,7 @@ impl CpwalStateMachine {
     }
 
     /// A copy of the catalog as applied so far.
-    pub fn catalog(&self) -> Catalog {
+    pub fn catalog(&self) -> ControlPlaneCatalog {
         self.lock().catalog.clone()
     }
 
@@ -95,17 +96,25 @@ impl CpwalStateMachine {
         self.lock().last_applied
     }
 
-    fn apply_one(&self, applied: &mut Applied, entry: &CpwalEntry) -> Result<ApplyOutcome> {
-        applied.last_applied = Some(entry.log_id);
-        Ok(match &entry.payload {
-            EntryPayload::Blank => ApplyOutcome::ReplicationOnly,
-            EntryPayload::Normal(command) => applied.catalog.apply(command),
+    /// Applies one entry. Control-plane entries go to the catalog, which
+    /// numbers them by its own sequence (`applied_end`: the count of
+    /// control-plane entries applied), not by log index, since blank and
+    /// membership entries of the replication layer sit between them.
+    fn apply_one(&self, applied: &mut Applied, entry: &CpwalEntry) -> Result<Option<ApplyOutcome>> {
+        let outcome = match &entry.payload {
+            EntryPayload::Blank => None,
+            EntryPayload::Normal(command) => {
+                let sequence = ControlPlaneIndex(applied.catalog.applied_end());
+                Some(applied.catalog.apply(sequence, command)?)
+            }
             EntryPayload::Membership(membership) => {
                 register_membership(&self.registry, membership)?;
                 applied.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
-                ApplyOutcome::ReplicationOnly
+                None
             }
-        })
+        };
+        applied.last_applied = Some(entry.log_id);
+        Ok(outcome)
     }
 
     /// Makes `content` the durable snapshot and returns it as openraft's.
@@ -142,8 +151,8 @@ impl RaftSnapshotBuilder<CpwalRaftConfig> for CpwalStateMachine {
             snapshot_id: format!("{id}-{build}"),
             catalog: applied.catalog.clone(),
         };
-        let bytes = encode_snapshot(&content);
-        self.store_snapshot(&mut applied, &content, bytes)
+        encode_snapshot(&content)
+            .and_then(|bytes| self.store_snapshot(&mut applied, &content, bytes))
             .map_err(|e| storage_error(|a| StorageIOError::write_snapshot(None, a), &e))
     }
 }
@@ -164,7 +173,7 @@ impl RaftStateMachine<CpwalRaftConfig> for CpwalStateMachine {
     async fn apply<I>(
         &mut self,
         entries: I,
-    ) -> std::result::Result<Vec<ApplyOutcome>, CpwalStorageError>
+    ) -> std::result::Result<Vec<Option<ApplyOutcome>>, CpwalStorageError>
     where
         I: IntoIterator<Item = CpwalEntry> + Send,
         I::IntoIter: Send,
@@ -210,8 +219,9 @@ impl RaftStateMachine<CpwalRaftConfig> for CpwalStateMachine {
                 SnapshotFault::Version(found) => Error::UnsupportedVersion {
                     path: self.storage.path_of("received snapshot"),
                     found,
-                    supported: crate::raft::snapshot_file::SNAPSHOT_FORMAT_VERSION,
+                    supported: crate::raft::snapshot_file::RAFT_SNAPSHOT_FORMAT_VERSION,
                 },
+                SnapshotFault::Catalog(error) => error,
             })
         })?;
         if meta_of(&content) != *meta {

@@ -10,19 +10,21 @@
 use std::fmt;
 use std::io::Cursor;
 
+use crate::catalog::ApplyOutcome;
 use crate::consensus::ControlPlaneEntry;
 use crate::identity::ClusterVoterIdentity;
-use crate::raft::catalog::ApplyOutcome;
 use crate::raft::node_id::NodeId;
 
 openraft::declare_raft_types!(
     /// openraft's type configuration for cpwal: entries are
-    /// [`ControlPlaneEntry`] values, nodes are [`ClusterNode`]s named by
-    /// [`NodeId`]s (see [`crate::raft::node_id`]), snapshots are byte
-    /// buffers in the format of [`crate::format`]'s snapshot section.
+    /// [`ControlPlaneEntry`] values, each answered with the catalog's
+    /// [`ApplyOutcome`] (`None` for the replication layer's own blank and
+    /// membership entries); nodes are [`ClusterNode`]s named by [`NodeId`]s
+    /// (see [`crate::raft::node_id`]); snapshots are byte buffers in the
+    /// format of [`crate::format`]'s "openraft snapshot" section.
     pub CpwalRaftConfig:
         D = ControlPlaneEntry,
-        R = ApplyOutcome,
+        R = Option<ApplyOutcome>,
         NodeId = NodeId,
         Node = ClusterNode,
         Entry = openraft::Entry<CpwalRaftConfig>,
