@@ -207,10 +207,11 @@ impl CpwalLogStore {
         })
     }
 
-    /// The durable vote state as cpwal types: term and voted-for identity.
-    pub fn durable_vote(&self) -> (u64, Option<ClusterVoterIdentity>) {
-        let shared = lock(&self.shared);
-        (shared.hard_state.term, shared.hard_state.vote.clone())
+    /// A reader sharing this store's log (and its view of the hard state).
+    pub fn reader(&self) -> CpwalLogReader {
+        CpwalLogReader {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// The storage failure that stopped this store, if any.
@@ -376,6 +377,20 @@ fn range_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
         Bound::Unbounded => u64::MAX,
     };
     (from, to)
+}
+
+impl CpwalLogReader {
+    /// The durable vote state as cpwal types: term and voted-for identity.
+    pub fn durable_vote(&self) -> (u64, Option<ClusterVoterIdentity>) {
+        let shared = lock(&self.shared);
+        (shared.hard_state.term, shared.hard_state.vote.clone())
+    }
+
+    /// The index of the last entry in the local log (written, perhaps not
+    /// yet committed); `None` for a log that never held an entry.
+    pub fn last_index(&self) -> Option<u64> {
+        lock(&self.shared).log.end_index().checked_sub(1)
+    }
 }
 
 impl RaftLogReader<CpwalRaftConfig> for CpwalLogReader {

@@ -19,12 +19,14 @@ pub mod envelope;
 mod flusher;
 mod log_store;
 pub mod node_id;
+mod replicated;
 mod snapshot_file;
 mod state_machine;
 pub mod types;
 
 pub use log_store::{CpwalLogReader, CpwalLogStore};
 pub use node_id::{node_id_of, NodeId, NodeRegistry, RegistryConflict};
+pub use replicated::{ReplicatedControlPlane, ReplicationError};
 pub use snapshot_file::{
     RAFT_SNAPSHOT_FILE_NAME, RAFT_SNAPSHOT_FORMAT_VERSION, RAFT_SNAPSHOT_HEADER_BYTES,
     RAFT_SNAPSHOT_MAGIC,
