@@ -32,7 +32,6 @@ fn small_segments() -> Options {
     // boundaries.
     Options {
         segment_size_bytes: 4096,
-        ..Options::default()
     }
 }
 

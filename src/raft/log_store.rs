@@ -183,7 +183,7 @@ impl CpwalLogStore {
         std::fs::create_dir_all(directory.as_ref())
             .map_err(|e| Error::io("create directory", directory.as_ref(), e))?;
         let storage = Arc::new(OsStorage::open(directory, LockMode::Exclusive)?);
-        let (hard_state_store, hard_state) = open_or_create(&*storage, &identity)?;
+        let (hard_state_store, hard_state) = open_or_create(&storage, &identity)?;
         let (log, _report) = SegmentedLog::open(
             storage,
             &hard_state,
@@ -225,12 +225,12 @@ impl CpwalLogStore {
         }
         let voted_for = match &state.vote {
             None => None,
-            Some(identity) => Some(self.registry.node_id_bound_to(identity).ok_or_else(|| {
+            Some(identity) => Some(self.registry.node_id_bound_to(identity).ok_or(
                 Error::InvalidInput(InvalidInput::Option {
                     name: "vote",
                     reason: "the voted-for identity is not in the node registry",
-                })
-            })?),
+                }),
+            )?),
         };
         let mut vote = Vote::default();
         vote.leader_id.term = state.term;

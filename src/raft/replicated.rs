@@ -46,17 +46,17 @@ pub enum ReplicationError {
     /// The identity is not in the registry under its node id.
     UnknownIdentity(ClusterVoterIdentity),
     /// openraft's configuration is invalid.
-    Config(openraft::ConfigError),
+    Config(Box<openraft::ConfigError>),
     /// The tokio runtime could not be built.
     Runtime(std::io::Error),
     /// A blocking call was made from inside an async context.
     InsideAsyncContext,
     /// The openraft node stopped.
-    Fatal(Fatal<NodeId>),
+    Fatal(Box<Fatal<NodeId>>),
     /// Initializing the cluster failed.
-    Initialize(RaftError<NodeId, InitializeError<NodeId, ClusterNode>>),
+    Initialize(Box<RaftError<NodeId, InitializeError<NodeId, ClusterNode>>>),
     /// A write was not committed.
-    Write(RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>),
+    Write(Box<RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>>),
 }
 
 impl std::fmt::Display for ReplicationError {
@@ -120,7 +120,11 @@ impl ReplicatedControlPlane {
         let node_id = registry
             .node_id_bound_to(&identity)
             .ok_or_else(|| ReplicationError::UnknownIdentity(identity.clone()))?;
-        let config = Arc::new(config.validate().map_err(ReplicationError::Config)?);
+        let config = Arc::new(
+            config
+                .validate()
+                .map_err(|e| ReplicationError::Config(Box::new(e)))?,
+        );
         let directory = directory.as_ref();
         let log = CpwalLogStore::open(
             directory.join(LOG_DIRECTORY),
@@ -147,7 +151,7 @@ impl ReplicatedControlPlane {
                 log,
                 state_machine.clone(),
             ))
-            .map_err(ReplicationError::Fatal)?;
+            .map_err(|e| ReplicationError::Fatal(Box::new(e)))?;
         Ok(Self {
             identity,
             node_id,
@@ -174,7 +178,7 @@ impl ReplicatedControlPlane {
         members: BTreeMap<NodeId, ClusterNode>,
     ) -> Result<(), ReplicationError> {
         self.block_on(self.raft.initialize(members))?
-            .map_err(ReplicationError::Initialize)
+            .map_err(|e| ReplicationError::Initialize(Box::new(e)))
     }
 
     /// Appends `entry` and returns its index and the catalog's outcome once
@@ -185,7 +189,7 @@ impl ReplicatedControlPlane {
     ) -> Result<(ControlPlaneIndex, Option<ApplyOutcome>), ReplicationError> {
         let response = self
             .block_on(self.raft.client_write(entry))?
-            .map_err(ReplicationError::Write)?;
+            .map_err(|e| ReplicationError::Write(Box::new(e)))?;
         Ok((ControlPlaneIndex(response.log_id.index), response.data))
     }
 
@@ -320,9 +324,15 @@ impl ControlPlaneConsensus for ReplicatedControlPlane {
     fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
         match self.try_append(entry) {
             Ok((index, _)) => Ok(index),
-            Err(ReplicationError::Write(RaftError::APIError(
-                ClientWriteError::ForwardToLeader(forward),
-            ))) => {
+            Err(ReplicationError::Write(error))
+                if matches!(
+                    *error,
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(_))
+                ) =>
+            {
+                let RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) = *error else {
+                    unreachable!("matched above");
+                };
                 let leader = forward
                     .leader_node
                     .and_then(|node| node.identity)

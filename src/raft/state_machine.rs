@@ -180,13 +180,19 @@ impl RaftStateMachine<CpwalRaftConfig> for CpwalStateMachine {
     {
         let machine = self.clone();
         let mut applied = machine.lock();
-        entries
-            .into_iter()
-            .map(|entry| {
-                self.apply_one(&mut applied, &entry)
-                    .map_err(|e| storage_error(|a| StorageIOError::apply(entry.log_id, a), &e))
-            })
-            .collect()
+        let mut outcomes = Vec::new();
+        for entry in entries {
+            match self.apply_one(&mut applied, &entry) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    return Err(storage_error(
+                        |a| StorageIOError::apply(entry.log_id, a),
+                        &e,
+                    ))
+                }
+            }
+        }
+        Ok(outcomes)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
