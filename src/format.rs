@@ -206,7 +206,7 @@
 //!
 //! ## openraft storage (feature `openraft`)
 //!
-//! A replicated node ([`crate::raft`]) keeps its files in two locked
+//! A replicated node (`src/raft/`) keeps its files in two locked
 //! subdirectories of its data directory: `log/` (a `hardstate` and
 //! segments exactly as above) and `snapshot/` (one `snapshot` file below).
 //!
@@ -215,7 +215,7 @@
 //!
 //! **Vote.** openraft's vote `(term, voted_for, committed)` is the hard
 //! state's `term`, `vote` (the identity bound to the node id, see
-//! [`crate::raft::node_id`]) and `vote_committed`.
+//! `src/raft/node_id.rs`) and `vote_committed`.
 //!
 //! **Entry envelope** (a record's payload), version 1, little-endian:
 //!
