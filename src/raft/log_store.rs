@@ -469,8 +469,14 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
         &mut self,
         committed: Option<CpwalLogId>,
     ) -> std::result::Result<(), CpwalStorageError> {
-        let commit_end = committed.map_or(0, |id| id.index + 1);
+        // Recorded no further than the local log reaches: after a snapshot
+        // install openraft may commit past the log before purging it, and a
+        // commit point beyond the log would make recovery report committed
+        // entries missing. A lagging record is safe: openraft re-derives the
+        // commit point from the state machine at startup.
         let mut shared = lock(&self.shared);
+        let requested = committed.map_or(0, |id| id.index + 1);
+        let commit_end = requested.min(shared.log.end_index());
         if commit_end == shared.hard_state.commit_end {
             return Ok(());
         }
