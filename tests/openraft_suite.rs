@@ -194,6 +194,11 @@ fn reopen_after_each_step_preserves_the_store() {
         ("append_after_restart", |l, _| {
             Box::pin(append(l, vec![blank(3, 41), admit(3, 42, "CN=x")]))
         }),
+        // openraft may commit past the local log right after a snapshot
+        // install; the record must stay within the log or reopen fails.
+        ("save_committed_past_end", |l, _| {
+            Box::pin(async { l.save_committed(Some(log_id(3, 100))).await.unwrap() })
+        }),
     ];
     runtime.block_on(async {
         let (mut log, mut machine) = open_stores(&dir);
@@ -214,5 +219,6 @@ fn reopen_after_each_step_preserves_the_store() {
         assert_eq!(last.last_purged, Some(log_id(3, 40)));
         assert_eq!(last.last_log, Some(log_id(3, 42)));
         assert_eq!(last.vote, Some(Vote::new_committed(2, 0)));
+        assert_eq!(last.committed, Some(log_id(3, 42)));
     });
 }
