@@ -204,6 +204,24 @@
 //! `index_end` as
 //! [`CorruptionKind::CommittedEntryMissing`](crate::CorruptionKind::CommittedEntryMissing).
 //!
+//! ## Installing a leader's snapshot
+//!
+//! A follower that receives a snapshot ending at `index_end` beyond its
+//! commit point: (1) makes the snapshot file durable as above; then, if its
+//! log holds `index_end - 1` with the snapshot's last term, compacts up to
+//! `index_end` as above and keeps the entries after it; otherwise (2)
+//! truncates every uncommitted entry (see "Truncation"), (3) saves the hard
+//! state with `log_start = index_end` and `commit_end = index_end`, (4)
+//! creates an empty segment (next generation) starting at `index_end`, (5)
+//! removes every older segment, oldest first, then (6) older snapshots.
+//! Recovery: after 1 or 2 the newest snapshot ends beyond the log, which is
+//! only ever an interrupted install, so the restart (3–5) is finished; after
+//! 3 every segment lies below `log_start`, so they are replaced by an empty
+//! segment at it; after 4 the older segments are a compacted head. A log
+//! that holds `index_end - 1` with another term than the snapshot's is
+//! refused as [`CorruptionKind::SnapshotInvalid`](crate::CorruptionKind::SnapshotInvalid):
+//! step 2 cuts at the commit point, below `index_end`, so no crash leaves it.
+//!
 //! ## openraft storage (feature `openraft`)
 //!
 //! A replicated node (`src/raft/`) keeps its files in two locked

@@ -20,7 +20,6 @@ use crate::record::{encode_record, parse_record, RecordFault, RecordPlace, Recor
 use crate::segment::{Liveness, ScanEnd, Segment, TermRun};
 
 /// How a record says which entries are committed.
-#[allow(dead_code)] // `Known` is for follower appends (issue 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitStamp {
     /// A sole voter: each entry is committed the moment it is durable, so each

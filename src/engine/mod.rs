@@ -275,7 +275,10 @@ impl<S: Storage> DurableControlPlane<S> {
     /// and (this node being the sole voter) committed. Unlike the trait's
     /// `append`, every refusal comes back typed: [`Error::NotLeader`] on a
     /// follower, [`Error::InvalidInput`] for an entry cpwal cannot store, a
-    /// storage error otherwise.
+    /// storage error otherwise. On a replica
+    /// ([`DurableControlPlane::open_replica`]) the entry is durable but not
+    /// yet committed (see [`DurableControlPlane::advance_commit`]); so is the
+    /// index the trait's `append` returns there.
     pub fn try_append(&mut self, entry: &ControlPlaneEntry) -> Result<ControlPlaneIndex> {
         let range = self.try_append_batch(std::slice::from_ref(entry))?;
         Ok(ControlPlaneIndex(range.start))
