@@ -56,6 +56,9 @@ pub enum DecodeError {
     NotUtf8,
     /// Bytes remain after the entry.
     TrailingBytes(usize),
+    /// A field of an enclosing structure (such as the openraft entry
+    /// envelope) is out of its documented range; names the field.
+    Malformed(&'static str),
 }
 
 impl fmt::Display for DecodeError {
@@ -68,6 +71,7 @@ impl fmt::Display for DecodeError {
             Self::RangeName => write!(f, "bad range name"),
             Self::NotUtf8 => write!(f, "string is not UTF-8"),
             Self::TrailingBytes(n) => write!(f, "{n} bytes after the entry"),
+            Self::Malformed(field) => write!(f, "malformed {field}"),
         }
     }
 }

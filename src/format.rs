@@ -66,7 +66,8 @@
 //!     56    8 log_epoch                 bumped by every suffix truncation
 //!     64    8 truncated_from            first index removed by the last truncation
 //!     72    4 vote_bytes                0 = no vote in `term`
-//!     76    4 reserved                  zero
+//!     76    4 vote_committed            1 = the vote was granted by a quorum
+//!                                       (openraft's `Vote::committed`), else 0
 //!     80  255 node_identity             this node; padded with zeros
 //!    335  255 vote                      voted-for identity; padded with zeros
 //!    590  430 reserved                  zero
@@ -226,9 +227,68 @@
 //! refused as [`CorruptionKind::SnapshotInvalid`](crate::CorruptionKind::SnapshotInvalid):
 //! step 2 cuts at the commit point, below `index_end`, so no crash leaves it.
 //!
+//! ## openraft storage (feature `openraft`)
+//!
+//! A replicated node (`src/raft/`) keeps its files in two locked
+//! subdirectories of its data directory: `log/` (a `hardstate` and
+//! segments exactly as above) and `snapshot/` (one `snapshot` file below).
+//!
+//! **Log id.** openraft runs with `single-term-leader`, so a log id is
+//! `(term, index)`: the record's term and position. Nothing more is stored.
+//!
+//! **Vote.** openraft's vote `(term, voted_for, committed)` is the hard
+//! state's `term`, `vote` (the identity bound to the node id, see
+//! `src/raft/node_id.rs`) and `vote_committed`.
+//!
+//! **Entry envelope** (a record's payload), version 1, little-endian:
+//!
+//! ```text
+//! size field
+//!    1 envelope_version          1
+//!    1 kind                      1 blank, 2 normal, 3 membership
+//! normal:     a control-plane entry in the codec encoding (crate::codec)
+//! membership: 1 config_count (1..=2)
+//!             per config: 2 voter_count (<= 64), 8 node_id each
+//!             2 node_count (<= 64; every voter listed)
+//!             per node:   8 node_id, 1 identity_bytes (0 = none), identity,
+//!                         1 address_bytes (<= 255), address (UTF-8)
+//! ```
+//!
+//! An envelope holds fewer than 32 zero bytes in a row (a zero identity or
+//! address length sits between two node ids, and ids are distinct), so the
+//! torn-write argument above still holds: a record never holds a zero
+//! sector.
+//!
+//! **`snapshot`** (written to `snapshot.tmp`, synced, renamed over
+//! `snapshot`, directory synced — so it is always whole):
+//!
+//! ```text
+//! offset size field
+//!      0    8 magic                 "CPWRAFTS"
+//!      8    4 format_version        1
+//!     12    4 body_crc              crc32 of the body
+//!     16    8 body_bytes            at most 1 GiB, exactly the rest of the file
+//!     24      body:
+//!               1+16 last_applied log id      (flag, then term and index)
+//!               1+16 last_membership log id   (flag, then term and index)
+//!                    membership               (as in the envelope)
+//!               2+n  snapshot_id              (UTF-8)
+//!               8+n  catalog                  a whole `snapshot-<index_end>`
+//!                                             file image (above), which
+//!                                             carries its own checksums
+//! ```
+//!
+//! The snapshot's bytes are also what a leader sends a lagging follower,
+//! which verifies them the same way before installing. openraft purges the
+//! log only below a durable snapshot, and after a restart re-applies the
+//! committed entries after the snapshot, so `snapshot` plus `log/` always
+//! hold every applied entry.
+//!
 //! ## Version changes
 //!
-//! * 1 — the first format.
+//! * 1 — the first format. Bytes 76..80 of a hard-state copy, reserved and
+//!   zero until the openraft adapter, now hold `vote_committed` (0 or 1), so
+//!   files written before read as "vote not committed".
 //!
 //! A file with another `format_version` is refused with
 //! [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion); cpwal never
@@ -322,7 +382,10 @@ pub struct HardStateSlot {
     pub log_epoch: u64,
     pub truncated_from: u64,
     pub vote_bytes: u32,
-    pub reserved0: u32,
+    /// 1 when the vote in `term` is known granted by a quorum, else 0. Was
+    /// `reserved` (always 0) before the openraft adapter, so older files read
+    /// as "not committed"; any other value is damage.
+    pub vote_committed: u32,
     pub node_identity: [u8; IDENTITY_FIELD_BYTES],
     pub vote: [u8; IDENTITY_FIELD_BYTES],
     pub reserved1: [u8; 430],

@@ -23,6 +23,10 @@ pub struct HardState {
     pub term: u64,
     /// Whom this node voted for in `term`.
     pub vote: Option<ClusterVoterIdentity>,
+    /// Whether `vote` is known to be granted by a quorum (openraft's
+    /// committed vote: this node's leader of `term` is established). Only
+    /// the openraft adapter sets it; a change of term or vote clears it.
+    pub vote_committed: bool,
     /// Every index below this is committed.
     pub commit_end: u64,
     /// The first index still in the log; everything below was compacted.
@@ -42,6 +46,7 @@ impl HardState {
             node,
             term: 0,
             vote: None,
+            vote_committed: false,
             commit_end: 0,
             log_start: 0,
             log_start_previous_term: 0,
@@ -225,6 +230,7 @@ fn encode_slot(sequence: u64, state: &HardState) -> HardStateSlot {
     slot.log_start_previous_term = state.log_start_previous_term;
     slot.log_epoch = state.log_epoch;
     slot.truncated_from = state.truncated_from;
+    slot.vote_committed = u32::from(state.vote_committed);
     slot.node_identity_bytes = put_identity(&mut slot.node_identity, &state.node);
     if let Some(vote) = &state.vote {
         slot.vote_bytes = put_identity(&mut slot.vote, vote);
@@ -257,10 +263,16 @@ fn decode_slot(bytes: &[u8]) -> Result<(u64, HardState), SlotFault> {
         0 => None,
         length => Some(get_identity(&slot.vote, length)?),
     };
+    let vote_committed = match slot.vote_committed {
+        0 => false,
+        1 => true,
+        _ => return Err(SlotFault::Damaged),
+    };
     let state = HardState {
         node,
         term: slot.term,
         vote,
+        vote_committed,
         commit_end: slot.commit_end,
         log_start: slot.log_start,
         log_start_previous_term: slot.log_start_previous_term,
@@ -288,6 +300,7 @@ mod tests {
         HardState {
             term: 7,
             vote: Some(ClusterVoterIdentity::from_certificate_subject("CN=node-b").unwrap()),
+            vote_committed: true,
             commit_end: 12,
             log_start: 3,
             log_start_previous_term: 2,

@@ -24,6 +24,8 @@ pub mod inspect;
 pub mod io;
 mod log;
 mod options;
+#[cfg(feature = "openraft")]
+pub mod raft;
 mod record;
 mod segment;
 mod single_node;

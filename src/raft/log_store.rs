@@ -1,0 +1,568 @@
+//! [`CpwalLogStore`]: openraft's [`RaftLogStorage`] over cpwal's
+//! [`SegmentedLog`] and hard state, in the `log/` directory of a node.
+//!
+//! * A log id is `(record term, record index)`; the payload is the
+//!   [envelope](crate::raft::envelope).
+//! * `save_vote` maps openraft's vote onto the hard state — term, voted-for
+//!   identity (through the [`NodeRegistry`]) and the committed flag — and
+//!   returns once both copies are synced.
+//! * `append` writes the records under the lock, then hands a sync request
+//!   to the [flusher](crate::raft::flusher); the `LogFlushed` callback fires
+//!   only after the sync, and appends that arrive while a sync runs share
+//!   the next one.
+//! * `truncate` is [`SegmentedLog::truncate_suffix`]; `purge` is
+//!   [`SegmentedLog::remove_prefix`] or, past the end,
+//!   [`SegmentedLog::restart_at`]; both are durable on return and leave the
+//!   log contiguous.
+//! * `save_committed` records the commit point in the hard state, durably.
+//!
+//! All I/O here is synchronous and short (one `pwrite`, or the hard state's
+//! two syncs); the long wait — the log sync — runs on the flusher thread.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{
+    AnyError, CommittedLeaderId, EntryPayload, LogId, RaftLogReader, StorageIOError, Vote,
+};
+
+use crate::error::{Error, InvalidInput, Result};
+use crate::hard_state::{HardState, HardStateStore};
+use crate::identity::ClusterVoterIdentity;
+use crate::io::{LockMode, OsFile, OsStorage, Storage};
+use crate::log::{CommitStamp, SegmentedLog};
+use crate::options::Options;
+use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
+use crate::raft::flusher::{FlushRequest, Flusher};
+use crate::raft::node_id::{NodeId, NodeRegistry};
+use crate::raft::types::{CpwalEntry, CpwalLogId, CpwalRaftConfig, CpwalStorageError, CpwalVote};
+
+/// The log, the hard state and the latched failure, behind one lock shared
+/// with the flusher.
+#[derive(Debug)]
+pub(crate) struct LogShared {
+    pub(crate) log: SegmentedLog<OsStorage>,
+    pub(crate) hard_state_store: HardStateStore<OsFile>,
+    pub(crate) hard_state: HardState,
+    /// Bumped whenever entries are removed from the end or the log
+    /// restarts, so a sync requested before cannot mark newer writes
+    /// durable.
+    pub(crate) rewrites: u64,
+    /// The first storage failure; every later operation fails with it.
+    pub(crate) failure: Option<Arc<Error>>,
+}
+
+impl LogShared {
+    pub(crate) fn check_not_failed(&self) -> Result<()> {
+        match &self.failure {
+            Some(cause) => Err(Error::Failed {
+                cause: Arc::clone(cause),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Latches a storage failure (not a refusal of bad input).
+    pub(crate) fn latch<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result {
+            if !matches!(error, Error::InvalidInput(_)) && self.failure.is_none() {
+                self.failure = Some(Arc::new(error.clone()));
+            }
+        }
+        result
+    }
+
+    fn save_hard_state(&mut self, next: HardState) -> Result<()> {
+        self.check_not_failed()?;
+        let saved = self.hard_state_store.save(&next);
+        self.latch(saved)?;
+        self.hard_state = next;
+        Ok(())
+    }
+
+    /// The log id of the entry just before the log start, if any entry was
+    /// ever purged.
+    fn last_purged(&self) -> Option<CpwalLogId> {
+        let start = self.log.start_index();
+        let term = self.hard_state.log_start_previous_term;
+        start.checked_sub(1).map(|index| log_id(term, index))
+    }
+
+    fn last_log_id(&self) -> Result<Option<CpwalLogId>> {
+        let (start, end) = (self.log.start_index(), self.log.end_index());
+        if end == start {
+            return Ok(self.last_purged());
+        }
+        Ok(Some(log_id(self.log.term_at(end - 1)?, end - 1)))
+    }
+
+    fn read_entries(&self, from: u64, to: u64) -> Result<Vec<CpwalEntry>> {
+        let from = from.max(self.log.start_index());
+        let to = to.min(self.log.end_index());
+        (from..to.max(from))
+            .map(|index| {
+                let (term, payload) = self.log.read(index)?;
+                let payload = decode_payload(&payload).map_err(|e| {
+                    let (path, offset) = self.log.location_of(index);
+                    Error::corruption(
+                        path,
+                        offset,
+                        Some(index),
+                        crate::error::CorruptionKind::UndecodableEntry(e),
+                    )
+                })?;
+                Ok(CpwalEntry {
+                    log_id: log_id(term, index),
+                    payload,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `(term, index)` as an openraft log id.
+pub(crate) fn log_id(term: u64, index: u64) -> CpwalLogId {
+    LogId::new(CommittedLeaderId::new(term, 0), index)
+}
+
+/// openraft's error for a failed cpwal operation.
+pub(crate) fn storage_error(
+    make: impl FnOnce(AnyError) -> StorageIOError<NodeId>,
+    error: &Error,
+) -> CpwalStorageError {
+    make(AnyError::new(error)).into()
+}
+
+fn read_error(error: Error) -> CpwalStorageError {
+    storage_error(StorageIOError::read_logs, &error)
+}
+
+fn write_error(error: Error) -> CpwalStorageError {
+    storage_error(StorageIOError::write_logs, &error)
+}
+
+/// The log half of a cpwal openraft node.
+#[derive(Debug)]
+pub struct CpwalLogStore {
+    shared: Arc<Mutex<LogShared>>,
+    flusher: Flusher,
+    registry: NodeRegistry,
+    encode_buffer: Vec<u8>,
+}
+
+/// A sync the flusher must perform: the tail file, its path, the end to
+/// make durable and the rewrite count at writing.
+type SyncRequest = (Arc<OsFile>, std::path::PathBuf, u64, u64);
+
+/// A reader over the same log, for openraft's replication tasks.
+#[derive(Debug, Clone)]
+pub struct CpwalLogReader {
+    shared: Arc<Mutex<LogShared>>,
+}
+
+fn lock(shared: &Mutex<LogShared>) -> MutexGuard<'_, LogShared> {
+    // A panic while holding the lock leaves the log as the panicking call
+    // left it; the latched failure (if any) still guards it.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl CpwalLogStore {
+    /// Opens (creating if needed) the log directory `directory` of node
+    /// `identity`, locking it and recovering from any crash. Votes name
+    /// nodes through `registry`.
+    pub fn open(
+        directory: impl AsRef<Path>,
+        identity: ClusterVoterIdentity,
+        registry: NodeRegistry,
+        options: Options,
+    ) -> Result<Self> {
+        options.validate()?;
+        std::fs::create_dir_all(directory.as_ref())
+            .map_err(|e| Error::io("create directory", directory.as_ref(), e))?;
+        let storage = Arc::new(OsStorage::open(directory, LockMode::Exclusive)?);
+        let (hard_state_store, hard_state) = open_or_create(&storage, &identity)?;
+        let (log, _report) = SegmentedLog::open(
+            storage,
+            &hard_state,
+            options.segment_size_bytes,
+            true,
+            |payload| decode_payload(payload).map(drop),
+        )?;
+        let shared = Arc::new(Mutex::new(LogShared {
+            log,
+            hard_state_store,
+            hard_state,
+            rewrites: 0,
+            failure: None,
+        }));
+        let flusher = Flusher::start(Arc::clone(&shared))?;
+        Ok(Self {
+            shared,
+            flusher,
+            registry,
+            encode_buffer: Vec::new(),
+        })
+    }
+
+    /// A reader sharing this store's log (and its view of the hard state).
+    pub fn reader(&self) -> CpwalLogReader {
+        CpwalLogReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The storage failure that stopped this store, if any.
+    pub fn failure(&self) -> Option<Arc<Error>> {
+        lock(&self.shared).failure.clone()
+    }
+
+    fn vote_of(&self, state: &HardState) -> Result<Option<CpwalVote>> {
+        if state.term == 0 && state.vote.is_none() {
+            return Ok(None);
+        }
+        let voted_for = match &state.vote {
+            None => None,
+            Some(identity) => Some(self.registry.node_id_bound_to(identity).ok_or(
+                Error::InvalidInput(InvalidInput::Option {
+                    name: "vote",
+                    reason: "the voted-for identity is not in the node registry",
+                }),
+            )?),
+        };
+        let mut vote = Vote::default();
+        vote.leader_id.term = state.term;
+        vote.leader_id.voted_for = voted_for;
+        vote.committed = state.vote_committed;
+        Ok(Some(vote))
+    }
+
+    /// Writes `entries` (without syncing) and returns the sync request that
+    /// will make them durable. Entries below the log start are skipped:
+    /// they are covered by the snapshot, hence committed, hence (by log
+    /// matching) equal to what was purged. openraft itself never sends
+    /// them; its storage suite does.
+    fn write_entries(&mut self, entries: Vec<CpwalEntry>) -> Result<Option<SyncRequest>> {
+        let mut shared = lock(&self.shared);
+        shared.check_not_failed()?;
+        let start = shared.log.start_index();
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter(|e| e.log_id.index >= start)
+            .collect();
+        let Some(first) = entries.first() else {
+            return Ok(None);
+        };
+        self.place_first_entry(&mut shared, first.log_id)?;
+        self.encode_buffer.clear();
+        let mut bounds = Vec::with_capacity(entries.len());
+        for (offset, entry) in entries.iter().enumerate() {
+            validate_payload(&entry.payload)?;
+            if entry.log_id.index != first.log_id.index + offset as u64 {
+                return Err(hole(entry.log_id.index));
+            }
+            let begin = self.encode_buffer.len();
+            encode_payload(&entry.payload, &mut self.encode_buffer);
+            bounds.push((entry.log_id.leader_id.term, begin, self.encode_buffer.len()));
+            self.register_nodes(&entry.payload)?;
+        }
+        let buffer = &self.encode_buffer;
+        let payloads = bounds.iter().map(|&(term, b, e)| (term, &buffer[b..e]));
+        let stamp = CommitStamp::Known(shared.hard_state.commit_end);
+        let written = shared.log.write(payloads, stamp);
+        shared.latch(written)?;
+        let (file, path, end) = shared.log.tail_sync_handle();
+        Ok(Some((file, path, end, shared.rewrites)))
+    }
+
+    /// Checks that an append starts at the end of the log. openraft always
+    /// appends there; only an empty log may be asked to start further on
+    /// (openraft's storage suite does so), which restarts it at that index
+    /// with the entry's own term standing for its unknown predecessor's.
+    fn place_first_entry(&self, shared: &mut LogShared, first: CpwalLogId) -> Result<()> {
+        let end = shared.log.end_index();
+        if first.index == end {
+            return Ok(());
+        }
+        if first.index < end || shared.log.start_index() != end {
+            return Err(hole(first.index));
+        }
+        let LogShared {
+            log,
+            hard_state_store,
+            hard_state,
+            rewrites,
+            ..
+        } = shared;
+        *rewrites += 1;
+        let restarted = log.restart_at(
+            first.index,
+            first.leader_id.term,
+            hard_state_store,
+            hard_state,
+        );
+        shared.latch(restarted)
+    }
+
+    fn register_nodes(&self, payload: &EntryPayload<CpwalRaftConfig>) -> Result<()> {
+        if let EntryPayload::Membership(membership) = payload {
+            register_membership(&self.registry, membership)?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds the named nodes of `membership` to `registry`.
+pub(crate) fn register_membership(
+    registry: &NodeRegistry,
+    membership: &crate::raft::types::CpwalMembership,
+) -> Result<()> {
+    for (node_id, node) in membership.nodes() {
+        if let Some(identity) = &node.identity {
+            registry.bind(*node_id, identity).map_err(|_| {
+                Error::InvalidInput(InvalidInput::Option {
+                    name: "membership",
+                    reason: "a node id is bound to another identity in the registry",
+                })
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn hole(index: u64) -> Error {
+    InvalidInput::Index {
+        index,
+        reason: "an append must continue the log without a gap or overlap",
+    }
+    .into()
+}
+
+fn open_or_create(
+    storage: &OsStorage,
+    identity: &ClusterVoterIdentity,
+) -> Result<(HardStateStore<OsFile>, HardState)> {
+    let names = storage
+        .list()
+        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
+    if !names
+        .iter()
+        .any(|n| n == crate::format::HARD_STATE_FILE_NAME)
+    {
+        let state = HardState::new(identity.clone());
+        let store = HardStateStore::create(storage, &state)?;
+        return Ok((store, state));
+    }
+    let (store, state) = HardStateStore::open(storage, true)?;
+    if state.node != *identity {
+        return Err(Error::IdentityMismatch {
+            stored: state.node,
+            requested: identity.clone(),
+        });
+    }
+    Ok((store, state))
+}
+
+fn range_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let from = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(&i) => i.saturating_add(1),
+        Bound::Excluded(&i) => i,
+        Bound::Unbounded => u64::MAX,
+    };
+    (from, to)
+}
+
+impl CpwalLogReader {
+    /// The durable vote state as cpwal types: term and voted-for identity.
+    pub fn durable_vote(&self) -> (u64, Option<ClusterVoterIdentity>) {
+        let shared = lock(&self.shared);
+        (shared.hard_state.term, shared.hard_state.vote.clone())
+    }
+
+    /// The index of the last entry in the local log (written, perhaps not
+    /// yet committed); `None` for a log that never held an entry.
+    pub fn last_index(&self) -> Option<u64> {
+        lock(&self.shared).log.end_index().checked_sub(1)
+    }
+}
+
+impl RaftLogReader<CpwalRaftConfig> for CpwalLogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> std::result::Result<Vec<CpwalEntry>, CpwalStorageError> {
+        let (from, to) = range_bounds(&range);
+        lock(&self.shared)
+            .read_entries(from, to)
+            .map_err(read_error)
+    }
+}
+
+impl RaftLogReader<CpwalRaftConfig> for CpwalLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> std::result::Result<Vec<CpwalEntry>, CpwalStorageError> {
+        let (from, to) = range_bounds(&range);
+        lock(&self.shared)
+            .read_entries(from, to)
+            .map_err(read_error)
+    }
+}
+
+impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
+    type LogReader = CpwalLogReader;
+
+    async fn get_log_state(
+        &mut self,
+    ) -> std::result::Result<LogState<CpwalRaftConfig>, CpwalStorageError> {
+        let shared = lock(&self.shared);
+        Ok(LogState {
+            last_purged_log_id: shared.last_purged(),
+            last_log_id: shared.last_log_id().map_err(read_error)?,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        CpwalLogReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    async fn save_vote(&mut self, vote: &CpwalVote) -> std::result::Result<(), CpwalStorageError> {
+        let identity = match vote.leader_id.voted_for {
+            None => None,
+            Some(node_id) => Some(self.registry.identity_of(node_id).ok_or_else(|| {
+                let error = Error::InvalidInput(InvalidInput::Option {
+                    name: "vote",
+                    reason: "the voted-for node id is not in the node registry",
+                });
+                storage_error(StorageIOError::write_vote, &error)
+            })?),
+        };
+        let mut shared = lock(&self.shared);
+        let next = HardState {
+            term: vote.leader_id.term,
+            vote: identity,
+            vote_committed: vote.committed,
+            ..shared.hard_state.clone()
+        };
+        shared
+            .save_hard_state(next)
+            .map_err(|e| storage_error(StorageIOError::write_vote, &e))
+    }
+
+    async fn read_vote(&mut self) -> std::result::Result<Option<CpwalVote>, CpwalStorageError> {
+        let state = lock(&self.shared).hard_state.clone();
+        self.vote_of(&state)
+            .map_err(|e| storage_error(StorageIOError::read_vote, &e))
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<CpwalLogId>,
+    ) -> std::result::Result<(), CpwalStorageError> {
+        // Recorded no further than the local log reaches: after a snapshot
+        // install openraft may commit past the log before purging it, and a
+        // commit point beyond the log would make recovery report committed
+        // entries missing. A lagging record is safe: openraft re-derives the
+        // commit point from the state machine at startup.
+        let mut shared = lock(&self.shared);
+        let requested = committed.map_or(0, |id| id.index + 1);
+        let commit_end = requested.min(shared.log.end_index());
+        if commit_end == shared.hard_state.commit_end {
+            return Ok(());
+        }
+        let next = HardState {
+            commit_end,
+            ..shared.hard_state.clone()
+        };
+        shared.save_hard_state(next).map_err(write_error)
+    }
+
+    async fn read_committed(
+        &mut self,
+    ) -> std::result::Result<Option<CpwalLogId>, CpwalStorageError> {
+        let shared = lock(&self.shared);
+        let Some(index) = shared.hard_state.commit_end.checked_sub(1) else {
+            return Ok(None);
+        };
+        if index + 1 < shared.log.start_index() {
+            // Purged entries were applied, hence committed.
+            return Ok(shared.last_purged());
+        }
+        let term = shared.log.term_at(index).map_err(read_error)?;
+        Ok(Some(log_id(term, index)))
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<CpwalRaftConfig>,
+    ) -> std::result::Result<(), CpwalStorageError>
+    where
+        I: IntoIterator<Item = CpwalEntry> + Send,
+        I::IntoIter: Send,
+    {
+        match self.write_entries(entries.into_iter().collect()) {
+            Ok(Some((file, path, end, rewrites))) => {
+                self.flusher.request(FlushRequest {
+                    file,
+                    path,
+                    end,
+                    rewrites,
+                    callback,
+                });
+                Ok(())
+            }
+            Ok(None) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(error) => Err(write_error(error)),
+        }
+    }
+
+    async fn truncate(&mut self, log_id: CpwalLogId) -> std::result::Result<(), CpwalStorageError> {
+        let mut shared = lock(&self.shared);
+        shared.check_not_failed().map_err(write_error)?;
+        let LogShared {
+            log,
+            hard_state_store,
+            hard_state,
+            rewrites,
+            ..
+        } = &mut *shared;
+        *rewrites += 1;
+        let truncated = log.truncate_suffix(log_id.index, hard_state_store, hard_state);
+        shared.latch(truncated).map_err(write_error)
+    }
+
+    async fn purge(&mut self, log_id: CpwalLogId) -> std::result::Result<(), CpwalStorageError> {
+        let mut shared = lock(&self.shared);
+        shared.check_not_failed().map_err(write_error)?;
+        let new_start = log_id.index + 1;
+        let term = log_id.leader_id.term;
+        let LogShared {
+            log,
+            hard_state_store,
+            hard_state,
+            rewrites,
+            ..
+        } = &mut *shared;
+        let purged = if new_start <= log.end_index() {
+            log.remove_prefix(new_start, term, hard_state_store, hard_state)
+        } else {
+            *rewrites += 1;
+            log.restart_at(new_start, term, hard_state_store, hard_state)
+        };
+        shared.latch(purged).map_err(write_error)
+    }
+}
