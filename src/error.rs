@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::codec::DecodeError;
+use crate::hard_state::NodeRole;
 use crate::identity::{ClusterVoterIdentity, IdentityError};
 
 /// Everything that can go wrong in cpwal.
@@ -49,6 +50,14 @@ pub enum Error {
         stored: ClusterVoterIdentity,
         /// The identity the caller opened it as.
         requested: ClusterVoterIdentity,
+    },
+    /// The directory was created for another role (sole voter or replica);
+    /// opening it in this one could let a replica lead and commit alone.
+    RoleMismatch {
+        /// The role recorded in the directory.
+        stored: NodeRole,
+        /// The role the caller opened it in.
+        requested: NodeRole,
     },
     /// The caller passed something cpwal refuses to store or obey.
     InvalidInput(InvalidInput),
@@ -340,6 +349,10 @@ impl fmt::Display for Error {
             Error::IdentityMismatch { stored, requested } => {
                 write!(f, "directory belongs to node {stored}, not to {requested}")
             }
+            Error::RoleMismatch { stored, requested } => write!(
+                f,
+                "directory was created for a {stored:?} node; it cannot be opened as a {requested:?}"
+            ),
             Error::InvalidInput(input) => write!(f, "invalid input: {input}"),
             Error::Failed { cause } => write!(
                 f,

@@ -70,7 +70,8 @@
 //!                                       (openraft's `Vote::committed`), else 0
 //!     80  255 node_identity             this node; padded with zeros
 //!    335  255 vote                      voted-for identity; padded with zeros
-//!    590  430 reserved                  zero
+//!    590    2 role                      0 = sole voter, 1 = replica (see below)
+//!    592  428 reserved                  zero
 //!   1020    4 crc32                     of bytes 0..1020
 //! ```
 //!
@@ -286,7 +287,13 @@
 //!
 //! ## Version changes
 //!
-//! * 1 — the first format. Bytes 76..80 of a hard-state copy, reserved and
+//! * 1 — the first format. Bytes 590..592 of a hard-state copy, reserved and
+//!   zero before, hold the node's role (0 sole voter, 1 replica), so older
+//!   directories read as sole voters — the only role they could have had.
+//!   A node opened in the other role is refused
+//!   ([`Error::RoleMismatch`](crate::Error::RoleMismatch)): a replica's
+//!   directory opened as a sole voter would lead and commit on its own.
+//!   Bytes 76..80 of a hard-state copy, reserved and
 //!   zero until the openraft adapter, now hold `vote_committed` (0 or 1), so
 //!   files written before read as "vote not committed".
 //!
@@ -388,7 +395,11 @@ pub struct HardStateSlot {
     pub vote_committed: u32,
     pub node_identity: [u8; IDENTITY_FIELD_BYTES],
     pub vote: [u8; IDENTITY_FIELD_BYTES],
-    pub reserved1: [u8; 430],
+    /// `NodeRole` as stored: 0 sole voter, 1 replica. Reserved (zero) before
+    /// roles were stored, so older directories read as sole voters, which is
+    /// all they could be.
+    pub role: u16,
+    pub reserved1: [u8; 428],
     pub crc: u32,
 }
 

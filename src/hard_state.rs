@@ -14,11 +14,41 @@ use crate::format::{
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{Storage, StorageFile};
 
+/// How a node takes part in consensus; fixed when its directory is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeRole {
+    /// The only voter of its cluster: leads with its own vote and commits
+    /// every durable entry.
+    SoleVoter,
+    /// One voter of a multi-node cluster: leadership and commit come from
+    /// quorums the caller counts.
+    Replica,
+}
+
+impl NodeRole {
+    fn to_disk(self) -> u16 {
+        match self {
+            NodeRole::SoleVoter => 0,
+            NodeRole::Replica => 1,
+        }
+    }
+
+    fn from_disk(value: u16) -> Option<Self> {
+        match value {
+            0 => Some(NodeRole::SoleVoter),
+            1 => Some(NodeRole::Replica),
+            _ => None,
+        }
+    }
+}
+
 /// Everything the node must never forget, in one value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HardState {
     /// The node this directory belongs to.
     pub node: ClusterVoterIdentity,
+    /// How this node takes part in consensus.
+    pub role: NodeRole,
     /// The current term.
     pub term: u64,
     /// Whom this node voted for in `term`.
@@ -41,9 +71,10 @@ pub struct HardState {
 
 impl HardState {
     /// The state of a brand-new node: term 0, no vote, empty log.
-    pub fn new(node: ClusterVoterIdentity) -> Self {
+    pub fn new(node: ClusterVoterIdentity, role: NodeRole) -> Self {
         Self {
             node,
+            role,
             term: 0,
             vote: None,
             vote_committed: false,
@@ -231,6 +262,7 @@ fn encode_slot(sequence: u64, state: &HardState) -> HardStateSlot {
     slot.log_epoch = state.log_epoch;
     slot.truncated_from = state.truncated_from;
     slot.vote_committed = u32::from(state.vote_committed);
+    slot.role = state.role.to_disk();
     slot.node_identity_bytes = put_identity(&mut slot.node_identity, &state.node);
     if let Some(vote) = &state.vote {
         slot.vote_bytes = put_identity(&mut slot.vote, vote);
@@ -268,8 +300,10 @@ fn decode_slot(bytes: &[u8]) -> Result<(u64, HardState), SlotFault> {
         1 => true,
         _ => return Err(SlotFault::Damaged),
     };
+    let role = NodeRole::from_disk(slot.role).ok_or(SlotFault::Damaged)?;
     let state = HardState {
         node,
+        role,
         term: slot.term,
         vote,
         vote_committed,
@@ -306,7 +340,7 @@ mod tests {
             log_start_previous_term: 2,
             log_epoch: 1,
             truncated_from: 20,
-            ..HardState::new(node)
+            ..HardState::new(node, NodeRole::Replica)
         }
     }
 

@@ -44,6 +44,7 @@ pub use engine::{
 pub use error::{
     Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result, SegmentChainDetail,
 };
+pub use hard_state::NodeRole;
 pub use identity::{ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
 pub use log::{DroppedTail, RecoveryReport};
 pub use options::{Options, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES};

@@ -4,7 +4,7 @@
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError,
     ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane, DurableVoteState,
-    Error, InvalidInput, MembershipChange, Options, OwnershipTransition, VoteRequest,
+    Error, InvalidInput, MembershipChange, NodeRole, Options, OwnershipTransition, VoteRequest,
 };
 use proptest::prelude::*;
 
@@ -379,4 +379,39 @@ fn open_segments_without_hard_state_is_corruption() {
     let result = DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments());
     let kind = result.unwrap_err().as_corruption().map(|c| c.kind.clone());
     assert_eq!(kind, Some(CorruptionKind::HardStateUnreadable));
+}
+
+#[test]
+fn open_in_the_other_role_is_refused() {
+    // Goal: a replica's directory opened as a sole voter would lead and
+    // commit alone; the role is stored at creation and checked at every open.
+    // Method: create one directory per role, reopen each in the other role.
+    let sole = tempfile::tempdir().unwrap();
+    drop(open(sole.path()));
+    let as_replica =
+        DurableControlPlane::open_replica(sole.path(), voter("CN=node-a"), small_segments());
+    assert!(matches!(
+        as_replica,
+        Err(Error::RoleMismatch {
+            stored: NodeRole::SoleVoter,
+            requested: NodeRole::Replica
+        })
+    ));
+    let replica = tempfile::tempdir().unwrap();
+    drop(
+        DurableControlPlane::open_replica(replica.path(), voter("CN=node-a"), small_segments())
+            .unwrap(),
+    );
+    let as_sole = DurableControlPlane::open(replica.path(), voter("CN=node-a"), small_segments());
+    assert!(matches!(
+        as_sole,
+        Err(Error::RoleMismatch {
+            stored: NodeRole::Replica,
+            requested: NodeRole::SoleVoter
+        })
+    ));
+    // Each still opens in its own role.
+    assert!(open(sole.path()).is_leader());
+    DurableControlPlane::open_replica(replica.path(), voter("CN=node-a"), small_segments())
+        .unwrap();
 }

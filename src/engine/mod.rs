@@ -24,7 +24,7 @@ use crate::consensus::{
     ControlPlaneTerm, DurableVoteState,
 };
 use crate::error::{CorruptionKind, Error, Result};
-use crate::hard_state::{HardState, HardStateStore};
+use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsStorage, Storage};
 use crate::log::{CommitStamp, RecoveryReport, SegmentedLog};
@@ -558,10 +558,10 @@ fn open_or_create_hard_state<S: Storage>(
             HardState {
                 term: ControlPlaneTerm::GENESIS.next().0,
                 vote: Some(identity.clone()),
-                ..HardState::new(identity.clone())
+                ..HardState::new(identity.clone(), NodeRole::SoleVoter)
             }
         } else {
-            HardState::new(identity.clone())
+            HardState::new(identity.clone(), NodeRole::Replica)
         };
         let store = HardStateStore::create(storage, &state)?;
         return Ok((store, state));
@@ -571,6 +571,17 @@ fn open_or_create_hard_state<S: Storage>(
         return Err(Error::IdentityMismatch {
             stored: state.node,
             requested: identity.clone(),
+        });
+    }
+    let requested = if sole_voter {
+        NodeRole::SoleVoter
+    } else {
+        NodeRole::Replica
+    };
+    if state.role != requested {
+        return Err(Error::RoleMismatch {
+            stored: state.role,
+            requested,
         });
     }
     Ok((store, state))

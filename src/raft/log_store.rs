@@ -30,7 +30,7 @@ use openraft::{
 };
 
 use crate::error::{Error, InvalidInput, Result};
-use crate::hard_state::{HardState, HardStateStore};
+use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsFile, OsStorage, Storage};
 use crate::log::{CommitStamp, SegmentedLog};
@@ -351,7 +351,7 @@ fn open_or_create(
         .iter()
         .any(|n| n == crate::format::HARD_STATE_FILE_NAME)
     {
-        let state = HardState::new(identity.clone());
+        let state = HardState::new(identity.clone(), NodeRole::Replica);
         let store = HardStateStore::create(storage, &state)?;
         return Ok((store, state));
     }
