@@ -614,13 +614,7 @@ impl<S: Storage> SegmentedLog<S> {
             }
             .into());
         }
-        let mut next = hard_state.clone();
-        next.log_start = new_start;
-        next.log_start_previous_term = previous_term;
-        hard_state_store.save(&next)?;
-        *hard_state = next;
-        self.start_index = new_start;
-        self.start_previous_term = previous_term;
+        self.save_start(new_start, previous_term, hard_state_store, hard_state)?;
         while self.segments.len() > 1 && self.segments[1].first_index() <= new_start {
             let segment = self.segments.remove(0);
             self.remove_file(&segment.name)?;
@@ -631,6 +625,25 @@ impl<S: Storage> SegmentedLog<S> {
             .partition_point(|r| r.first_index <= first_kept);
         self.term_runs.drain(..runs.saturating_sub(1));
         self.check_invariants();
+        Ok(())
+    }
+
+    /// Makes `new_start` (whose predecessor has term `previous_term`) the
+    /// durable log start in the hard state, then adopts it in memory.
+    fn save_start(
+        &mut self,
+        new_start: u64,
+        previous_term: u64,
+        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state: &mut HardState,
+    ) -> Result<()> {
+        let mut next = hard_state.clone();
+        next.log_start = new_start;
+        next.log_start_previous_term = previous_term;
+        hard_state_store.save(&next)?;
+        *hard_state = next;
+        self.start_index = new_start;
+        self.start_previous_term = previous_term;
         Ok(())
     }
 
@@ -658,13 +671,7 @@ impl<S: Storage> SegmentedLog<S> {
             }
             .into());
         }
-        let mut next = hard_state.clone();
-        next.log_start = new_start;
-        next.log_start_previous_term = previous_term;
-        hard_state_store.save(&next)?;
-        *hard_state = next;
-        self.start_index = new_start;
-        self.start_previous_term = previous_term;
+        self.save_start(new_start, previous_term, hard_state_store, hard_state)?;
         let last = self.tail().generation();
         self.replace_segments(last, &mut RecoveryReport::default())
     }
