@@ -171,7 +171,7 @@ fn group_commit_power_cut_keeps_every_acknowledged_entry_once() {
     // batches through one SharedControlPlane on the simulated disk; the
     // power is cut at a seeded disk operation; the disk crashes with a
     // seeded choice of surviving sectors; reopen and check the whole log.
-    for seed in support::seeds(21, 600) {
+    for seed in support::seeds(21, 2000) {
         if let Err(violation) = run_seed(seed) {
             panic!(
                 "seed {seed}: {violation}\nreplay: {}",

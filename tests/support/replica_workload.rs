@@ -13,7 +13,12 @@
 //!   once acknowledged, only the new log (G4: truncated entries never return);
 //! * `AdvanceCommit`: logs unchanged, commit between old and new;
 //! * `Compact`: the old start or the new one; once acknowledged only the new
-//!   one, and a read below it is `Error::Compacted`.
+//!   one, and a read below it is `Error::Compacted`;
+//! * `InstallSnapshot` (a snapshot a simulated leader built, past our commit
+//!   point): when our log holds the snapshot's last entry, the old start or
+//!   the snapshot's end with our suffix kept; otherwise any prefix of the old
+//!   log down to the commit point (the install truncates first) or an empty
+//!   log at the snapshot's end.
 //!
 //! After every reopen: the commit point is at least the acknowledged one and
 //! within the log, and the catalog equals the model's catalog of the
@@ -25,7 +30,7 @@ use std::ops::Range;
 use cpwal::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ClusterVoterIdentity, ConflictHint,
     ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
-    DurableControlPlane, Error, LogEntry,
+    DurableControlPlane, Error, InstallSnapshotRequest, LogEntry,
 };
 
 use super::sim_disk::{Rng, SimDisk};
@@ -49,6 +54,14 @@ pub enum ReplicaOp {
     AdvanceCommit(u64),
     /// `compact(keep_entries)`.
     Compact(u64),
+    /// `install_snapshot` of a leader's snapshot covering `covered` (every
+    /// `(term, entry)` from index 0 to the snapshot's end).
+    InstallSnapshot {
+        /// The request sent.
+        request: InstallSnapshotRequest,
+        /// What the snapshot covers, for the model's committed history.
+        covered: Vec<(u64, ControlPlaneEntry)>,
+    },
 }
 
 /// What an acknowledged call returned.
@@ -204,6 +217,9 @@ impl ReplicaModel {
                 crash_logs.push(LogShape::exact(&after.log));
                 ReplicaReply::Compacted(new_start)
             }
+            ReplicaOp::InstallSnapshot { request, covered } => {
+                self.predict_install(request, covered, &mut after, &mut crash_logs)
+            }
         };
         ReplicaTransition {
             op: op.clone(),
@@ -284,12 +300,69 @@ impl ReplicaModel {
         reply(after, AppendOutcome::Accepted { match_index })
     }
 
-    /// Extends the committed history and its catalog to `state.commit_end`.
-    fn extend_committed(&mut self) {
+    /// `install_snapshot`'s rules (see its documentation): a snapshot past
+    /// the commit point replaces the log up to its end, keeping our suffix
+    /// only when our log holds its last entry with the same term.
+    fn predict_install(
+        &self,
+        request: &InstallSnapshotRequest,
+        covered: &[(u64, ControlPlaneEntry)],
+        after: &mut ReplicaState,
+        crash_logs: &mut Vec<LogShape>,
+    ) -> ReplicaReply {
+        if request.term.0 > after.hard.term {
+            after.hard = HardView {
+                term: request.term.0,
+                vote: None,
+            };
+        }
+        after.leader = Some(request.leader.clone());
+        let index_end = covered.len() as u64;
+        let reply = ReplicaReply::Append(AppendEntriesResponse {
+            term: ControlPlaneTerm(after.hard.term),
+            outcome: AppendOutcome::Accepted {
+                match_index: index_end.checked_sub(1).map(ControlPlaneIndex),
+            },
+        });
+        if index_end <= self.state.commit_end {
+            return reply;
+        }
+        let old = &self.state.log;
+        let last_term = covered.last().map_or(0, |(term, _)| *term);
+        let keeps_suffix = index_end <= old.end_index() && self.term_at(index_end - 1) == last_term;
+        let kept = if keeps_suffix {
+            old.entries[(index_end - old.start_index) as usize..].to_vec()
+        } else {
+            let cut = (self.state.commit_end.max(old.start_index) - old.start_index) as usize;
+            crash_logs.push(LogShape {
+                fixed: LogView {
+                    start_index: old.start_index,
+                    entries: old.entries[..cut].to_vec(),
+                },
+                optional_tail: old.entries[cut..].to_vec(),
+            });
+            Vec::new()
+        };
+        after.log = LogView {
+            start_index: index_end,
+            entries: kept,
+        };
+        after.commit_end = index_end;
+        crash_logs.push(LogShape::exact(&after.log));
+        reply
+    }
+
+    /// Extends the committed history and its catalog to `state.commit_end`,
+    /// taking entries below the log start from `installed` (a snapshot's).
+    fn extend_committed(&mut self, installed: &[(u64, ControlPlaneEntry)]) {
         let log = &self.state.log;
         while (self.committed.len() as u64) < self.state.commit_end {
             let index = self.committed.len() as u64;
-            let entry = log.entries[(index - log.start_index) as usize].clone();
+            let entry = if index < log.start_index {
+                installed[index as usize].clone()
+            } else {
+                log.entries[(index - log.start_index) as usize].clone()
+            };
             // A refusal (stale epoch, old leader term) is an outcome, not an
             // error; only an out-of-order index is an error, never here.
             let _ = self.catalog.apply(ControlPlaneIndex(index), &entry.1);
@@ -335,7 +408,7 @@ impl ReplicaModel {
     ) -> Result<(), String> {
         let op = format!("{:?}", transition.op);
         self.state = transition.after;
-        self.extend_committed();
+        self.extend_committed(installed_by(&transition.op));
         self.check_node(node, &op)
     }
 
@@ -371,7 +444,7 @@ impl ReplicaModel {
         }
         if commit_end < self.state.commit_end || commit_end > log.end_index() {
             return Err(format!(
-                "G3: recovered commit end {commit_end}; acknowledged {}, log end {}",
+                "G3: recovered commit end {commit_end}; acknowledged {}, log end {}, in flight {in_flight_op:?}",
                 self.state.commit_end,
                 log.end_index()
             ));
@@ -383,9 +456,17 @@ impl ReplicaModel {
             commit_end,
             leader: None,
         };
-        self.in_flight = None;
-        self.extend_committed();
+        let in_flight = self.in_flight.take();
+        self.extend_committed(in_flight.as_ref().map_or(&[], |t| installed_by(&t.op)));
         self.check_node(node, "reopen")
+    }
+}
+
+/// The entries a snapshot install covers (none for other operations).
+fn installed_by(op: &ReplicaOp) -> &[(u64, ControlPlaneEntry)] {
+    match op {
+        ReplicaOp::InstallSnapshot { covered, .. } => covered,
+        _ => &[],
     }
 }
 
@@ -453,6 +534,7 @@ pub fn random_replica_op(rng: &mut Rng, model: &ReplicaModel) -> ReplicaOp {
         7 if candidate => ReplicaOp::BecomeLeader(state.hard.term),
         7 => ReplicaOp::StartElection,
         8 if candidate => ReplicaOp::BecomeLeader(state.hard.term),
+        8 => install_op(rng, model),
         _ => ReplicaOp::Compact(rng.below(4)),
     }
 }
@@ -489,6 +571,7 @@ pub fn scripted_replica_op(step: usize, rng: &mut Rng, model: &ReplicaModel) -> 
         4 => advance_commit_op(rng, model).unwrap_or(ReplicaOp::Compact(0)),
         6 => ReplicaOp::AppendEntries(diverging_request(rng, model)),
         7 => ReplicaOp::Compact(rng.below(2)),
+        8 => install_op(rng, model),
         _ => random_replica_op(rng, model),
     }
 }
@@ -512,6 +595,62 @@ fn diverging_request(rng: &mut Rng, model: &ReplicaModel) -> AppendEntriesReques
         entries,
         leader_commit: commit_end.checked_sub(1).map(ControlPlaneIndex),
     }
+}
+
+/// A snapshot from a simulated leader, past our commit point: half the time
+/// the leader's log holds our uncommitted entries up to the snapshot's end
+/// (so our suffix is kept), otherwise it holds new entries of the next term
+/// there (so our log restarts at the snapshot's end).
+fn install_op(rng: &mut Rng, model: &ReplicaModel) -> ReplicaOp {
+    let state = &model.state;
+    let log = &state.log;
+    let mut covered = model.committed.clone();
+    let uncommitted = log.end_index() - state.commit_end;
+    let keeps_suffix = uncommitted > 0 && !model.leads() && rng.chance(1, 2);
+    let term = if keeps_suffix && state.hard.vote.is_none() {
+        state.hard.term.max(1)
+    } else {
+        state.hard.term + 1
+    };
+    if keeps_suffix {
+        let from = (state.commit_end - log.start_index) as usize;
+        let count = 1 + rng.below(uncommitted) as usize;
+        covered.extend(log.entries[from..from + count].iter().cloned());
+    } else {
+        covered.extend((0..1 + rng.below(3)).map(|_| (term, random_entry(rng))));
+    }
+    let request = InstallSnapshotRequest {
+        term: ControlPlaneTerm(term),
+        leader: leader_of(term),
+        snapshot: leader_snapshot(term, &covered),
+    };
+    ReplicaOp::InstallSnapshot { request, covered }
+}
+
+/// The snapshot file a leader holding `covered`, all committed, sends: built
+/// by a real replica on a disk of its own (never crashed).
+fn leader_snapshot(term: u64, covered: &[(u64, ControlPlaneEntry)]) -> Vec<u8> {
+    let mut leader = Replica::open_replica_with_storage(SimDisk::new(), leader_of(term), options())
+        .expect("leader opens");
+    let entries = covered
+        .iter()
+        .enumerate()
+        .map(|(index, (term, entry))| log_entry(index as u64, *term, entry.clone()))
+        .collect();
+    let request = AppendEntriesRequest {
+        term: ControlPlaneTerm(term),
+        leader: voter("CN=node-z"),
+        prev_log_index: None,
+        prev_log_term: ControlPlaneTerm(0),
+        entries,
+        leader_commit: (covered.len() as u64).checked_sub(1).map(ControlPlaneIndex),
+    };
+    leader.append_entries(&request).expect("leader's log");
+    leader.compact(0).expect("leader's snapshot");
+    leader
+        .snapshot_for_peer()
+        .expect("leader's snapshot reads")
+        .expect("leader has a snapshot")
 }
 
 /// A request from a simulated leader: stale now and then, mostly of a newer
@@ -664,6 +803,9 @@ impl ReplicaHarness {
             ReplicaOp::Compact(keep) => node
                 .compact(*keep)
                 .map(|report| ReplicaReply::Compacted(report.log_start.0)),
+            ReplicaOp::InstallSnapshot { request, .. } => {
+                node.install_snapshot(request).map(ReplicaReply::Append)
+            }
         };
         match result {
             Ok(reply) if reply == transition.reply => {
