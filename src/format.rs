@@ -213,20 +213,25 @@
 //! ## Installing a leader's snapshot
 //!
 //! A follower that receives a snapshot ending at `index_end` beyond its
-//! commit point: (1) makes the snapshot file durable as above; then, if its
-//! log holds `index_end - 1` with the snapshot's last term, compacts up to
-//! `index_end` as above and keeps the entries after it; otherwise (2)
-//! truncates every uncommitted entry (see "Truncation"), (3) saves the hard
-//! state with `log_start = index_end` and `commit_end = index_end`, (4)
-//! creates an empty segment (next generation) starting at `index_end`, (5)
-//! removes every older segment, oldest first, then (6) older snapshots.
-//! Recovery: after 1 or 2 the newest snapshot ends beyond the log, which is
-//! only ever an interrupted install, so the restart (3–5) is finished; after
-//! 3 every segment lies below `log_start`, so they are replaced by an empty
-//! segment at it; after 4 the older segments are a compacted head. A log
-//! that holds `index_end - 1` with another term than the snapshot's is
+//! commit point: if its log holds `index_end - 1` with the snapshot's last
+//! term, it makes the snapshot file durable as above, compacts up to
+//! `index_end` as above and keeps the entries after it. Otherwise it (1)
+//! truncates every uncommitted entry (see "Truncation"), (2) makes the
+//! snapshot file durable, (3) saves the hard state with
+//! `log_start = index_end` and `commit_end = index_end`, (4) creates an
+//! empty segment (next generation) starting at `index_end`, (5) removes
+//! every older segment, oldest first, then (6) older snapshots. Recovery:
+//! after 1 the log ends at the commit point and there is no new snapshot (a
+//! plain truncation); after 2 the newest snapshot ends beyond the log, which
+//! is only ever an interrupted install, so the restart (3–5) is finished;
+//! after 3 every segment lies below `log_start`, so they are replaced by an
+//! empty segment at it; after 4 the older segments are a compacted head. A
+//! log that holds `index_end - 1` with another term than the snapshot's is
 //! refused as [`CorruptionKind::SnapshotInvalid`](crate::CorruptionKind::SnapshotInvalid):
-//! step 2 cuts at the commit point, below `index_end`, so no crash leaves it.
+//! step 1 cuts at the commit point, below `index_end`, before the snapshot
+//! is durable, so no crash leaves it. (Writing the snapshot first, as an
+//! earlier version did, left it after a crash between the two steps: the
+//! node then refused to open.)
 //!
 //! ## openraft storage (feature `openraft`)
 //!

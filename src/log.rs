@@ -545,8 +545,9 @@ impl<S: Storage> SegmentedLog<S> {
     }
 
     /// Removes every entry at or after `from`, durably (G4): later segments
-    /// are removed newest first, then the hard state records the truncation,
-    /// then the removed records are zeroed and synced. `from` must not be
+    /// are removed newest first (after `hard_state` is saved as given, so the
+    /// commit point they may carry survives), then the hard state records
+    /// the truncation, then the removed records are zeroed and synced. `from` must not be
     /// below the log start.
     pub fn truncate_suffix(
         &mut self,
@@ -563,6 +564,12 @@ impl<S: Storage> SegmentedLog<S> {
                 reason: "cannot truncate below the log start",
             }
             .into());
+        }
+        if self.segments.len() > 1 && self.tail().first_index() > from {
+            // The segments about to go may hold the only records carrying the
+            // commit point (callers raise `hard_state.commit_end` for this):
+            // record it before they are removed.
+            hard_state_store.save(hard_state)?;
         }
         while self.segments.len() > 1 && self.tail().first_index() > from {
             let segment = self.segments.pop().expect("checked non-empty");

@@ -65,10 +65,16 @@ impl<S: Storage> DurableControlPlane<S> {
         if index_end <= self.commit_end {
             return Ok(self.append_reply(AppendOutcome::Accepted { match_index }));
         }
-        let written = write_snapshot(&*storage, index_end, &request.snapshot);
-        self.latch(written)?;
         let keeps_suffix = index_end <= self.log.end_index()
             && self.log.term_at(index_end - 1).ok() == Some(snapshot.last_term);
+        if !keeps_suffix {
+            // Before the snapshot is durable: a crash in between must not
+            // leave a log that contradicts the snapshot under its end.
+            let truncated = self.truncate_uncommitted();
+            self.latch(truncated)?;
+        }
+        let written = write_snapshot(&*storage, index_end, &request.snapshot);
+        self.latch(written)?;
         let replaced = if keeps_suffix {
             self.hard_state.commit_end = index_end;
             self.log.remove_prefix(
@@ -89,16 +95,24 @@ impl<S: Storage> DurableControlPlane<S> {
     }
 
     /// Truncates every uncommitted entry (the caller checked
-    /// `index_end > commit_end`; they may disagree with the snapshot), then
-    /// restarts the log empty at `index_end`, recording the commit point with
-    /// the new start. Cutting at the commit point rather than at `index_end`
-    /// matters for a crash in between: the log then ends below the snapshot,
-    /// which recovery recognises as an interrupted install, instead of
-    /// keeping an entry that contradicts the snapshot under it.
-    fn restart_log_at(&mut self, index_end: u64, last_term: u64) -> Result<()> {
+    /// `index_end > commit_end`; they may disagree with the snapshot). Done
+    /// before the snapshot file is written, and cutting at the commit point
+    /// rather than at `index_end`, so that a crash at any later step leaves
+    /// a log that ends below the snapshot, which recovery recognises as an
+    /// interrupted install, never one holding an entry that contradicts the
+    /// snapshot under its end.
+    fn truncate_uncommitted(&mut self) -> Result<()> {
         let cut = self.commit_end.max(self.log.start_index());
+        // The removed records may be the only ones carrying the commit point;
+        // the truncation's hard-state save carries it instead.
+        self.hard_state.commit_end = self.hard_state.commit_end.max(self.commit_end);
         self.log
-            .truncate_suffix(cut, &mut self.hard_state_store, &mut self.hard_state)?;
+            .truncate_suffix(cut, &mut self.hard_state_store, &mut self.hard_state)
+    }
+
+    /// Restarts the (already truncated) log empty at `index_end`, recording
+    /// the commit point with the new start.
+    fn restart_log_at(&mut self, index_end: u64, last_term: u64) -> Result<()> {
         self.hard_state.commit_end = index_end;
         self.log.restart_at(
             index_end,

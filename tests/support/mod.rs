@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test file uses a different part of the support code.
 
 pub mod fuzz_bodies;
+pub mod replica_workload;
 pub mod sim_disk;
 pub mod workload;
 

@@ -26,6 +26,10 @@
 //!
 //! Nothing else needs to change: [`Model::check_recovered`] already checks
 //! start index, entries, commit and hard state against the allowed shapes.
+//!
+//! The replication operations themselves need a node opened in replica mode
+//! and are modelled in [`super::replica_workload`] (reusing [`LogShape`]),
+//! driven by `tests/crash_sim_replica.rs`.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
