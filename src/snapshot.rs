@@ -126,6 +126,13 @@ pub fn list_snapshots<S: Storage>(storage: &S) -> Result<Vec<u64>> {
 }
 
 /// Removes every snapshot below `keep`, then syncs the directory.
+///
+/// No guarantee depends on that sync: the newest snapshot is durable before
+/// any older one is removed, open loads only the newest and removes older
+/// ones again, so a removal a crash undoes is harmless. The sync keeps the
+/// returned list truthful ("removed" means gone for good), at one directory
+/// fsync per compaction. It is the one sync the power-loss checkers cannot
+/// catch missing, by construction.
 pub fn remove_snapshots_below<S: Storage>(storage: &S, keep: u64) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for index_end in list_snapshots(storage)? {
