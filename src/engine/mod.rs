@@ -11,6 +11,7 @@ mod leader;
 mod reads;
 mod shared;
 
+pub(crate) use compaction::check_latest_snapshot;
 pub use compaction::CompactionReport;
 pub use follower::{AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint};
 pub use install::InstallSnapshotRequest;
