@@ -372,6 +372,37 @@ fn verify_damaged_snapshot_reports_corruption() {
     assert_eq!(snapshot(&dir), before, "verify modified a damaged snapshot");
 }
 
+#[test]
+fn verify_hard_state_behind_the_log_reports_corruption() {
+    // Goal: a hard state restored from an older copy (term 1) next to a log
+    // written in term 3 is corruption (exit 4) naming the hard-state file,
+    // both terms and the last index; nothing is changed. Method: copy the
+    // hard-state file after the first append, run two elections, append,
+    // put the old copy back, verify.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("stale");
+    let mut node = DurableControlPlane::open(&dir, voter("CN=stale"), Options::default()).unwrap();
+    let admit = |s| ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(s)));
+    node.try_append(&admit("CN=a")).unwrap();
+    let hard_state = dir.join(cpwal::format::HARD_STATE_FILE_NAME);
+    let backup = std::fs::read(&hard_state).unwrap();
+    node.start_election().unwrap();
+    node.start_election().unwrap();
+    node.try_append(&admit("CN=b")).unwrap();
+    drop(node);
+    std::fs::write(&hard_state, backup).unwrap();
+    let before = snapshot(&dir);
+    let output = cpwal(&["verify", path_arg(&dir)]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("hardstate offset 0 index 1"), "{stdout}");
+    assert!(
+        stdout.contains("TermAheadOfHardState { entry_term: 3, hard_state_term: 1 }"),
+        "{stdout}"
+    );
+    assert_eq!(snapshot(&dir), before, "verify changed a byte");
+}
+
 /// A writer process holding `dir`: the crash-test child, once it has opened.
 fn writer_process(dir: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cpwal"))

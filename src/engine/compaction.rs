@@ -117,9 +117,10 @@ pub(super) fn load_snapshot<S: Storage>(
 }
 
 /// The newest snapshot (if any), read and checked against the log and the
-/// hard state without changing anything: it must cover everything the log
-/// compacted, and where the log still holds its last covered entry, the
-/// terms must agree. Shared by the writable open ([`load_snapshot`]) and
+/// hard state without changing anything: neither it nor the log may carry a
+/// term above the hard state's, it must cover everything the log compacted,
+/// and where the log still holds its last covered entry, the terms must
+/// agree. Shared by the writable open ([`load_snapshot`]) and
 /// read-only inspection, so both refuse exactly the same directories.
 pub(crate) fn check_latest_snapshot<S: Storage>(
     log: &SegmentedLog<S>,
@@ -130,6 +131,7 @@ pub(crate) fn check_latest_snapshot<S: Storage>(
     let (index_end, last_term) = snapshot
         .as_ref()
         .map_or((0, 0), |s| (s.index_end, s.last_term));
+    check_terms_within_hard_state(log, hard_state, index_end, last_term)?;
     if hard_state.log_start > index_end {
         return Err(Error::corruption(
             storage.path_of(crate::format::HARD_STATE_FILE_NAME),
@@ -155,4 +157,35 @@ pub(crate) fn check_latest_snapshot<S: Storage>(
         }
     }
     Ok(snapshot)
+}
+
+/// No record and no snapshot can carry a term above the hard state's: a
+/// term is durable in the hard state before anything is written in it (a
+/// leader appends in its own term; a follower adopts the leader's term
+/// durably before writing its entries or installing its snapshot, which
+/// carries committed terms). A log ahead of its hard state means the hard
+/// state is stale (restored from an older backup, say) and may have
+/// forgotten a vote: corruption of the hard state, reported at the highest
+/// index whose term exceeds it.
+fn check_terms_within_hard_state<S: Storage>(
+    log: &SegmentedLog<S>,
+    hard_state: &HardState,
+    snapshot_end: u64,
+    snapshot_last_term: u64,
+) -> Result<()> {
+    let log_last = log.end_index().checked_sub(1);
+    let (index, entry_term) = match log_last {
+        Some(last) if log.last_term() > hard_state.term => (last, log.last_term()),
+        _ if snapshot_last_term > hard_state.term => (snapshot_end - 1, snapshot_last_term),
+        _ => return Ok(()),
+    };
+    Err(Error::corruption(
+        log.storage().path_of(crate::format::HARD_STATE_FILE_NAME),
+        0,
+        Some(index),
+        CorruptionKind::TermAheadOfHardState {
+            entry_term,
+            hard_state_term: hard_state.term,
+        },
+    ))
 }
