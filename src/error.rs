@@ -152,6 +152,16 @@ pub enum CorruptionKind {
     },
     /// A file in the data directory that cpwal did not create.
     UnexpectedFile,
+    /// The log or the snapshot holds a term above the hard state's term,
+    /// which no crash leaves (a term is durable in the hard state before
+    /// anything is written in it): the hard state is stale, e.g. restored
+    /// from an older backup, and may have forgotten a vote.
+    TermAheadOfHardState {
+        /// The term found in the log (its last entry) or the snapshot.
+        entry_term: u64,
+        /// The hard state's term.
+        hard_state_term: u64,
+    },
     /// A snapshot whose checksums hold but whose catalog breaks an invariant
     /// (a duplicate member or range, leader terms not increasing, items out
     /// of order).

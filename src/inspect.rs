@@ -7,19 +7,23 @@
 //! writer would, without changing a byte on disk: a torn tail is reported
 //! in [`Inspection::recovery`], not zeroed; leftover files are listed, not
 //! removed; no lock file is created. Damage recovery would refuse comes back
-//! as the same typed [`Error::Corruption`] a writer would get.
+//! as the same typed [`Error::Corruption`] a writer would get. The newest
+//! snapshot is read and checked exactly as a writable open checks it (the
+//! engine's own check is reused); older snapshots a writer would remove are
+//! listed with the leftover files.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::codec::decode_entry;
 use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm, DurableVoteState};
-use crate::engine::LogEntry;
+use crate::engine::{check_latest_snapshot, LogEntry};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
-use crate::io::{LockMode, OsStorage, StorageFile};
+use crate::io::{LockMode, OsStorage, Storage, StorageFile};
 use crate::log::{RecoveryReport, SegmentedLog};
+use crate::snapshot::{list_snapshots, Snapshot};
 
 /// Whether a segment still takes appends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,28 @@ pub struct SegmentSummary {
     pub state: SegmentState,
 }
 
+/// The newest snapshot file, as a reopened node would load it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSummary {
+    /// The file name (`snapshot-<index_end>`).
+    pub name: String,
+    /// Every index below this is applied in the snapshot.
+    pub index_end: u64,
+    /// The term of the entry at `index_end - 1` (0 when `index_end` is 0).
+    pub last_term: u64,
+    /// The file's length.
+    pub file_bytes: u64,
+    /// Members in the snapshot's catalog.
+    pub members: usize,
+    /// Ranges with an owner in the snapshot's catalog.
+    pub ranges: usize,
+    /// Leader configurations in the snapshot's catalog.
+    pub leader_configurations: usize,
+    /// Whether the snapshot lies beyond the log's end (an install a crash
+    /// interrupted): a writer would restart the log at `index_end`.
+    pub restart_pending: bool,
+}
+
 /// A data directory opened for reading only. Holds a shared lock for as long
 /// as it lives.
 #[derive(Debug)]
@@ -59,6 +85,7 @@ pub struct Inspection {
     hard_state: HardState,
     log: SegmentedLog<OsStorage>,
     recovery: RecoveryReport,
+    snapshot: Option<SnapshotSummary>,
 }
 
 impl Inspection {
@@ -70,19 +97,36 @@ impl Inspection {
         let directory = directory.as_ref().to_path_buf();
         let storage = Arc::new(OsStorage::open(&directory, LockMode::Shared)?);
         let (_store, hard_state) = HardStateStore::open(&*storage, false)?;
-        let (log, recovery) = SegmentedLog::open(
-            storage,
+        let (log, mut recovery) = SegmentedLog::open(
+            Arc::clone(&storage),
             &hard_state,
             crate::options::MIN_SEGMENT_SIZE_BYTES,
             false,
             |payload| decode_entry(payload).map(drop),
         )?;
+        let snapshot = check_latest_snapshot(&log, &hard_state)?
+            .map(|s| summarize_snapshot(&storage, &log, &s))
+            .transpose()?;
+        let keep = snapshot.as_ref().map_or(0, |s| s.index_end);
+        recovery.removed_files.extend(
+            list_snapshots(&*storage)?
+                .into_iter()
+                .filter(|&index_end| index_end < keep)
+                .map(crate::format::snapshot_file_name),
+        );
         Ok(Self {
             directory,
             hard_state,
             log,
             recovery,
+            snapshot,
         })
+    }
+
+    /// The newest snapshot, checked against the log as a writable open
+    /// checks it; `None` when the directory holds none.
+    pub fn snapshot(&self) -> Option<&SnapshotSummary> {
+        self.snapshot.as_ref()
     }
 
     /// The directory.
@@ -106,8 +150,10 @@ impl Inspection {
     /// The commit index a reopened node would have (`None`: nothing
     /// committed).
     pub fn commit_index(&self) -> Option<ControlPlaneIndex> {
+        let snapshot_end = self.snapshot.as_ref().map_or(0, |s| s.index_end);
         self.log
             .recovered_commit_end()
+            .max(snapshot_end)
             .checked_sub(1)
             .map(ControlPlaneIndex)
     }
@@ -201,4 +247,28 @@ impl Inspection {
         }
         Ok(self.log.end_index() - start)
     }
+}
+
+/// What [`Inspection`] reports about `snapshot` (already checked).
+fn summarize_snapshot(
+    storage: &OsStorage,
+    log: &SegmentedLog<OsStorage>,
+    snapshot: &Snapshot,
+) -> Result<SnapshotSummary> {
+    let name = crate::format::snapshot_file_name(snapshot.index_end);
+    let path = storage.path_of(&name);
+    let file_bytes = storage
+        .open(&name, false)
+        .and_then(|file| file.len())
+        .map_err(|e| Error::io("stat snapshot", &path, e))?;
+    Ok(SnapshotSummary {
+        name,
+        index_end: snapshot.index_end,
+        last_term: snapshot.last_term,
+        file_bytes,
+        members: snapshot.catalog.members().len(),
+        ranges: snapshot.catalog.ranges().len(),
+        leader_configurations: snapshot.catalog.leader_history().len(),
+        restart_pending: snapshot.index_end > log.end_index(),
+    })
 }

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneEntry, DurableControlPlane, Error, MembershipChange, Options,
+    OwnershipTransition,
 };
 
 fn cpwal(args: &[&str]) -> Output {
@@ -259,6 +260,147 @@ fn commands_on_a_fresh_directory() {
     assert_eq!(cpwal(&["verify", path_arg(&dir)]).status.code(), Some(0));
     let dump = text(&cpwal(&["dump", path_arg(&dir), "--from", "2"]).stdout);
     assert!(dump.contains(r#""member":"CN=c""#), "{dump}");
+}
+
+/// A directory compacted by the library: 120 entries (admits of `CN=m0`..
+/// `CN=m39`, 80 range transitions `r0`..`r79`) over 4 KiB segments,
+/// compacted keeping 10 entries (snapshot at 120, log start 110), then two
+/// more admits. Returns the directory and the compaction's report.
+fn compacted_directory(root: &Path) -> (PathBuf, cpwal::CompactionReport) {
+    let dir = root.join("compacted");
+    let options = Options {
+        segment_size_bytes: 4096,
+    };
+    let mut node = DurableControlPlane::open(&dir, voter("CN=compactor"), options).unwrap();
+    for i in 0..120 {
+        let entry = if i % 3 == 0 {
+            let member = voter(&format!("CN=m{}", i / 3));
+            ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member))
+        } else {
+            ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+                range: format!("r{}", i - i / 3 - 1),
+                new_owner: voter("CN=m0"),
+                ownership_epoch: 1,
+            })
+        };
+        node.try_append(&entry).unwrap();
+    }
+    let report = node.compact(10).unwrap();
+    for subject in ["CN=late-1", "CN=late-2"] {
+        let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(subject)));
+        node.try_append(&entry).unwrap();
+    }
+    drop(node);
+    (dir, report)
+}
+
+#[test]
+fn reading_commands_on_a_compacted_directory() {
+    // Goal: inspect (text and JSON), verify and dump understand a compacted
+    // directory: the snapshot is loaded and reported, the log starts after
+    // the compacted prefix, `dump --from` below it is a one-line error saying
+    // where the log starts, and no command changes a byte. Method: compact a
+    // directory with `DurableControlPlane::compact`, run every reader.
+    let root = tempfile::tempdir().unwrap();
+    let (dir, report) = compacted_directory(root.path());
+    assert_eq!(report.snapshot_index_end, 120);
+    assert_eq!(report.log_start.0, 110);
+    assert!(report.removed_segments > 0, "{report:?}");
+    let before = snapshot(&dir);
+    let snapshot_name = "snapshot-00000000000000000120";
+    let snapshot_bytes = before[snapshot_name].len();
+
+    let inspect = text(&cpwal(&["inspect", path_arg(&dir)]).stdout);
+    let expected = format!(
+        "snapshot:   {snapshot_name} covers indexes below 120 (last term 1), {snapshot_bytes} bytes; catalog: 40 members, 80 ranges"
+    );
+    assert!(inspect.contains(&expected), "{inspect}");
+    assert!(
+        inspect.contains("log:        indexes 110..=121 (12 entries)"),
+        "{inspect}"
+    );
+    assert!(inspect.contains("commit:     index 121"), "{inspect}");
+
+    let json = cpwal(&["inspect", "--json", path_arg(&dir)]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["snapshot"]["file"], snapshot_name);
+    assert_eq!(json["snapshot"]["index_end"], 120);
+    assert_eq!(json["snapshot"]["last_term"], 1);
+    assert_eq!(json["snapshot"]["file_bytes"], snapshot_bytes as u64);
+    assert_eq!(json["snapshot"]["members"], 40);
+    assert_eq!(json["snapshot"]["ranges"], 80);
+    assert_eq!(json["first_index"], 110);
+
+    let verify = cpwal(&["verify", path_arg(&dir)]);
+    let verified = text(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(0), "{verified}");
+    assert!(verified.contains("12 entries verified"), "{verified}");
+    assert!(
+        verified.contains(&format!("snapshot {snapshot_name} readable")),
+        "{verified}"
+    );
+
+    let below = cpwal(&["dump", path_arg(&dir), "--from", "5"]);
+    assert_one_line_error(&below, 1, "the log starts at index 110");
+    let dump = text(&cpwal(&["dump", path_arg(&dir)]).stdout);
+    let first: serde_json::Value = serde_json::from_str(dump.lines().next().unwrap()).unwrap();
+    assert_eq!(first["index"], 110);
+    assert_eq!(dump.lines().count(), 12);
+    assert_eq!(snapshot(&dir), before, "a reading command changed a byte");
+}
+
+#[test]
+fn verify_damaged_snapshot_reports_corruption() {
+    // Goal: a damaged snapshot (synced before it was named, so never torn) is
+    // corruption, exit 4, naming the snapshot file and the offset of its
+    // body, for verify and inspect alike, and nothing is repaired. Method:
+    // flip one bit in the body of a compacted directory's snapshot.
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _) = compacted_directory(root.path());
+    let file = dir.join("snapshot-00000000000000000120");
+    damage(&file, 100, |b| b[0] ^= 0x04);
+    let before = snapshot(&dir);
+    let output = cpwal(&["verify", path_arg(&dir)]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    assert!(
+        stdout.contains("snapshot-00000000000000000120 offset 64"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ChecksumMismatch"), "{stdout}");
+    assert_one_line_error(&cpwal(&["inspect", path_arg(&dir)]), 4, "corruption");
+    assert_eq!(snapshot(&dir), before, "verify modified a damaged snapshot");
+}
+
+#[test]
+fn verify_hard_state_behind_the_log_reports_corruption() {
+    // Goal: a hard state restored from an older copy (term 1) next to a log
+    // written in term 3 is corruption (exit 4) naming the hard-state file,
+    // both terms and the last index; nothing is changed. Method: copy the
+    // hard-state file after the first append, run two elections, append,
+    // put the old copy back, verify.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("stale");
+    let mut node = DurableControlPlane::open(&dir, voter("CN=stale"), Options::default()).unwrap();
+    let admit = |s| ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(s)));
+    node.try_append(&admit("CN=a")).unwrap();
+    let hard_state = dir.join(cpwal::format::HARD_STATE_FILE_NAME);
+    let backup = std::fs::read(&hard_state).unwrap();
+    node.start_election().unwrap();
+    node.start_election().unwrap();
+    node.try_append(&admit("CN=b")).unwrap();
+    drop(node);
+    std::fs::write(&hard_state, backup).unwrap();
+    let before = snapshot(&dir);
+    let output = cpwal(&["verify", path_arg(&dir)]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("hardstate offset 0 index 1"), "{stdout}");
+    assert!(
+        stdout.contains("TermAheadOfHardState { entry_term: 3, hard_state_term: 1 }"),
+        "{stdout}"
+    );
+    assert_eq!(snapshot(&dir), before, "verify changed a byte");
 }
 
 /// A writer process holding `dir`: the crash-test child, once it has opened.

@@ -9,7 +9,7 @@ use crate::hard_state::{HardState, HardStateStore};
 use crate::io::Storage;
 use crate::log::SegmentedLog;
 use crate::snapshot::{
-    encode_snapshot, list_snapshots, read_latest, remove_snapshots_below, write_snapshot,
+    encode_snapshot, list_snapshots, read_latest, remove_snapshots_below, write_snapshot, Snapshot,
 };
 
 use super::DurableControlPlane;
@@ -91,12 +91,12 @@ impl<S: Storage> DurableControlPlane<S> {
 }
 
 /// At open: the newest snapshot's catalog (or an empty one) and its
-/// `index_end`, after checking that it covers everything the log compacted;
-/// older snapshots are removed. A snapshot beyond the end of the log is an
-/// install from a leader that a crash interrupted before the log restarted
-/// at it (see [`DurableControlPlane::install_snapshot`]): the restart is
-/// finished here. (The entries below a snapshot are never needed again, so
-/// this cannot hide the loss of anything the node still needs.)
+/// `index_end`, after [`check_latest_snapshot`]; older snapshots are
+/// removed. A snapshot beyond the end of the log is an install from a leader
+/// that a crash interrupted before the log restarted at it (see
+/// [`DurableControlPlane::install_snapshot`]): the restart is finished here.
+/// (The entries below a snapshot are never needed again, so this cannot hide
+/// the loss of anything the node still needs.)
 pub(super) fn load_snapshot<S: Storage>(
     log: &mut SegmentedLog<S>,
     hard_state_store: &mut HardStateStore<S::File>,
@@ -104,10 +104,34 @@ pub(super) fn load_snapshot<S: Storage>(
     removed_files: &mut Vec<String>,
 ) -> Result<(ControlPlaneCatalog, u64)> {
     let storage = std::sync::Arc::clone(log.storage());
-    let (catalog, index_end, last_term) = match read_latest(&*storage)? {
+    let (catalog, index_end, last_term) = match check_latest_snapshot(log, hard_state)? {
         Some(snapshot) => (snapshot.catalog, snapshot.index_end, snapshot.last_term),
         None => (ControlPlaneCatalog::new(), 0, 0),
     };
+    if index_end > log.end_index() {
+        hard_state.commit_end = hard_state.commit_end.max(index_end);
+        log.restart_at(index_end, last_term, hard_state_store, hard_state)?;
+    }
+    removed_files.extend(remove_snapshots_below(&*storage, index_end)?);
+    Ok((catalog, index_end))
+}
+
+/// The newest snapshot (if any), read and checked against the log and the
+/// hard state without changing anything: neither it nor the log may carry a
+/// term above the hard state's, it must cover everything the log compacted,
+/// and where the log still holds its last covered entry, the terms must
+/// agree. Shared by the writable open ([`load_snapshot`]) and
+/// read-only inspection, so both refuse exactly the same directories.
+pub(crate) fn check_latest_snapshot<S: Storage>(
+    log: &SegmentedLog<S>,
+    hard_state: &HardState,
+) -> Result<Option<Snapshot>> {
+    let storage = log.storage();
+    let snapshot = read_latest(&**storage)?;
+    let (index_end, last_term) = snapshot
+        .as_ref()
+        .map_or((0, 0), |s| (s.index_end, s.last_term));
+    check_terms_within_hard_state(log, hard_state, index_end, last_term)?;
     if hard_state.log_start > index_end {
         return Err(Error::corruption(
             storage.path_of(crate::format::HARD_STATE_FILE_NAME),
@@ -132,10 +156,36 @@ pub(super) fn load_snapshot<S: Storage>(
             ));
         }
     }
-    if index_end > log.end_index() {
-        hard_state.commit_end = hard_state.commit_end.max(index_end);
-        log.restart_at(index_end, last_term, hard_state_store, hard_state)?;
-    }
-    removed_files.extend(remove_snapshots_below(&*storage, index_end)?);
-    Ok((catalog, index_end))
+    Ok(snapshot)
+}
+
+/// No record and no snapshot can carry a term above the hard state's: a
+/// term is durable in the hard state before anything is written in it (a
+/// leader appends in its own term; a follower adopts the leader's term
+/// durably before writing its entries or installing its snapshot, which
+/// carries committed terms). A log ahead of its hard state means the hard
+/// state is stale (restored from an older backup, say) and may have
+/// forgotten a vote: corruption of the hard state, reported at the highest
+/// index whose term exceeds it.
+fn check_terms_within_hard_state<S: Storage>(
+    log: &SegmentedLog<S>,
+    hard_state: &HardState,
+    snapshot_end: u64,
+    snapshot_last_term: u64,
+) -> Result<()> {
+    let log_last = log.end_index().checked_sub(1);
+    let (index, entry_term) = match log_last {
+        Some(last) if log.last_term() > hard_state.term => (last, log.last_term()),
+        _ if snapshot_last_term > hard_state.term => (snapshot_end - 1, snapshot_last_term),
+        _ => return Ok(()),
+    };
+    Err(Error::corruption(
+        log.storage().path_of(crate::format::HARD_STATE_FILE_NAME),
+        0,
+        Some(index),
+        CorruptionKind::TermAheadOfHardState {
+            entry_term,
+            hard_state_term: hard_state.term,
+        },
+    ))
 }

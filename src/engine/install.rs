@@ -182,6 +182,9 @@ mod tests {
                 .unwrap();
         }
         let bytes = encode_snapshot(&catalog, 2).unwrap();
+        // The leader's term (>= the snapshot's last term) is adopted durably
+        // before the snapshot is written, as `install_snapshot` does.
+        node.observe_term(ControlPlaneTerm(2)).unwrap();
         let storage = std::sync::Arc::clone(node.log.storage());
         write_snapshot(&*storage, 20, &bytes).unwrap();
         drop(storage);

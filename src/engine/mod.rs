@@ -11,6 +11,7 @@ mod leader;
 mod reads;
 mod shared;
 
+pub(crate) use compaction::check_latest_snapshot;
 pub use compaction::CompactionReport;
 pub use follower::{AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint};
 pub use install::InstallSnapshotRequest;
@@ -171,7 +172,7 @@ impl<S: Storage> DurableControlPlane<S> {
             &hard_state,
             options.segment_size_bytes,
             true,
-            |payload| decode_entry(payload).map(drop),
+            |_payload| Ok(()), // Decoded once, when applied or read (see `apply_committed`).
         )?;
         let (catalog, snapshot_end) = compaction::load_snapshot(
             &mut log,
@@ -392,7 +393,10 @@ impl<S: Storage> DurableControlPlane<S> {
     }
 
     /// Applies every committed entry not yet applied to the catalog, in
-    /// order. A storage or decoding failure is latched.
+    /// order. A storage or decoding failure is latched. At open this is the
+    /// only decoding of the committed entries after the snapshot (the
+    /// recovery scan checks checksums only): an entry that does not decode
+    /// fails the open as corruption at its file, offset and index.
     fn apply_committed(&mut self) -> Result<()> {
         while self.catalog.applied_end() < self.commit_end {
             let index = ControlPlaneIndex(self.catalog.applied_end());

@@ -15,7 +15,10 @@ pub fn run(directory: &Path, from: Option<u64>, to: Option<u64>) -> Result<(), C
     let first = inspection.first_index().0;
     let end = inspection.last_index().map_or(first, |i| i.0 + 1);
     for index in [from, to].into_iter().flatten() {
-        if index < first || index >= end {
+        if index < first {
+            return Err(CliError::Compacted { index, first });
+        }
+        if index >= end {
             return Err(CliError::IndexOutOfRange { index, first, end });
         }
     }

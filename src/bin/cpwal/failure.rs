@@ -38,6 +38,14 @@ pub enum CliError {
         /// One past the last index.
         end: u64,
     },
+    /// An index below the log's start was asked for: compaction removed it
+    /// (the snapshot holds its effect, not the entry).
+    Compacted {
+        /// The index asked for.
+        index: u64,
+        /// The first index still in the log.
+        first: u64,
+    },
     /// A filesystem step of the tool itself failed.
     Io {
         /// What the tool was doing, with the path.
@@ -125,6 +133,9 @@ impl fmt::Display for CliError {
             ),
             Self::IndexOutOfRange { index, first, end } => format!(
                 "index {index} is outside the log, which holds indexes {first}..{end}; pick --from/--to within it"
+            ),
+            Self::Compacted { index, first } => format!(
+                "index {index} was compacted into a snapshot; the log starts at index {first}; pick --from {first} or later"
             ),
             Self::Io { context, error } => {
                 format!("{context}: {error}; check the path, its permissions and free space")

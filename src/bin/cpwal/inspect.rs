@@ -7,7 +7,9 @@ use cpwal::{ControlPlaneEntry, ControlPlaneIndex};
 use serde_json::json;
 
 use crate::failure::CliError;
-use crate::render::{open_read_only, recovery_json, recovery_lines, segment_json, state_word};
+use crate::render::{
+    open_read_only, recovery_json, recovery_lines, segment_json, snapshot_json, state_word,
+};
 
 /// Where the leader history comes from: each `LeaderConfiguration` entry.
 struct LeaderRecord {
@@ -74,8 +76,8 @@ fn print_json(
                 "index": r.index, "term": r.term, "leader": r.leader,
             })).collect::<Vec<_>>(),
             "segments": segments.iter().map(segment_json).collect::<Vec<_>>(),
-            "recovery_would": recovery_json(inspection.recovery()),
-            "snapshot": null,
+            "recovery_would": recovery_json(inspection),
+            "snapshot": snapshot_json(inspection.snapshot()),
     });
     println!("{report:#}");
 }
@@ -121,7 +123,7 @@ fn print_text(
     if truncated_from != u64::MAX {
         println!("truncation: epoch {log_epoch}, latest from index {truncated_from}");
     }
-    println!("snapshot:   none (this build writes no snapshots)");
+    print_snapshot(inspection);
     println!(
         "leader history ({} LeaderConfiguration entries):",
         history.len()
@@ -145,11 +147,27 @@ fn print_text(
             state_word(s.state)
         );
     }
-    let repairs = recovery_lines(inspection.recovery());
+    let repairs = recovery_lines(inspection);
     if repairs.is_empty() {
         println!("recovery:   clean, a writer would change nothing");
     }
     for line in repairs {
         println!("recovery:   a writer would {line}");
+    }
+}
+
+fn print_snapshot(inspection: &Inspection) {
+    match inspection.snapshot() {
+        Some(s) => println!(
+            "snapshot:   {} covers indexes below {} (last term {}), {} bytes; catalog: {} members, {} ranges, {} leader configurations",
+            s.name,
+            s.index_end,
+            s.last_term,
+            s.file_bytes,
+            s.members,
+            s.ranges,
+            s.leader_configurations
+        ),
+        None => println!("snapshot:   none"),
     }
 }

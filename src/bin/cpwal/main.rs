@@ -60,7 +60,8 @@ enum Command {
         sabotage: Option<sabotage::Sabotage>,
     },
     /// Show what a data directory holds: term, vote, commit, first/last
-    /// index, leader history, segments, and what recovery would repair.
+    /// index, leader history, the newest snapshot, segments, and what
+    /// recovery would repair.
     /// Read-only (shared lock; refused while a writer holds the directory).
     Inspect {
         /// The data directory.

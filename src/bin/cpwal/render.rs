@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use cpwal::inspect::{Inspection, SegmentState, SegmentSummary};
-use cpwal::{ControlPlaneEntry, DroppedTail, LogEntry, MembershipChange, RecoveryReport};
+use cpwal::inspect::{Inspection, SegmentState, SegmentSummary, SnapshotSummary};
+use cpwal::{ControlPlaneEntry, DroppedTail, LogEntry, MembershipChange};
 use serde_json::{json, Value};
 
 use crate::failure::CliError;
@@ -80,18 +80,51 @@ fn dropped_json(tail: &Option<DroppedTail>) -> Value {
     }
 }
 
+/// The index a writer would restart the log at: a snapshot beyond the log's
+/// end (an install a crash interrupted).
+fn pending_restart(inspection: &Inspection) -> Option<u64> {
+    inspection
+        .snapshot()
+        .filter(|s| s.restart_pending)
+        .map(|s| s.index_end)
+}
+
+/// The newest snapshot as JSON (`null` without one).
+pub fn snapshot_json(snapshot: Option<&SnapshotSummary>) -> Value {
+    match snapshot {
+        Some(s) => json!({
+            "file": s.name,
+            "index_end": s.index_end,
+            "last_term": s.last_term,
+            "file_bytes": s.file_bytes,
+            "members": s.members,
+            "ranges": s.ranges,
+            "leader_configurations": s.leader_configurations,
+        }),
+        None => Value::Null,
+    }
+}
+
 /// What a writable open would repair, as JSON.
-pub fn recovery_json(report: &RecoveryReport) -> Value {
+pub fn recovery_json(inspection: &Inspection) -> Value {
+    let report = inspection.recovery();
     json!({
         "torn_tail": dropped_json(&report.torn_tail),
         "unfinished_truncation": dropped_json(&report.finished_truncation),
         "leftover_files": report.removed_files,
+        "restart_log_at_snapshot": pending_restart(inspection),
     })
 }
 
 /// What a writable open would repair, as one line of text per item.
-pub fn recovery_lines(report: &RecoveryReport) -> Vec<String> {
+pub fn recovery_lines(inspection: &Inspection) -> Vec<String> {
+    let report = inspection.recovery();
     let mut lines = Vec::new();
+    if let Some(index_end) = pending_restart(inspection) {
+        lines.push(format!(
+            "finish an interrupted snapshot install: restart the log empty at index {index_end}"
+        ));
+    }
     if let Some(t) = &report.torn_tail {
         lines.push(format!(
             "drop a torn tail of {} bytes at {} offset {} (index {} onward)",

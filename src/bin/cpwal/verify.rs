@@ -21,7 +21,7 @@ pub fn run(directory: &Path) -> Result<u8, CliError> {
         Err(error) if error.as_corruption().is_some() => return Ok(report_corruption(&error)),
         Err(error) => return Err(CliError::engine("cannot read an entry", error)),
     };
-    let repairs = recovery_lines(inspection.recovery());
+    let repairs = recovery_lines(&inspection);
     if !repairs.is_empty() {
         for line in &repairs {
             println!("torn: on next open a writer will {line}");
@@ -33,8 +33,12 @@ pub fn run(directory: &Path) -> Result<u8, CliError> {
         return Ok(EXIT_TORN_TAIL as u8);
     }
     let vote = inspection.durable_vote();
+    let snapshot = inspection.snapshot().map_or_else(
+        || "no snapshot".to_owned(),
+        |s| format!("snapshot {} readable", s.name),
+    );
     println!(
-        "clean: {entries} entries verified, term {}, {} segment file(s), hard state readable",
+        "clean: {entries} entries verified, term {}, {} segment file(s), {snapshot}, hard state readable",
         vote.term.0,
         inspection.segments().map_or(0, |s| s.len())
     );

@@ -1,0 +1,127 @@
+//! An entry whose record is intact (its checksum matches) but whose payload
+//! does not decode: no crash and no disk damage produces one (the checksum
+//! covers the payload, so it was written that way: a bug or a forgery), and
+//! it must never be applied or served. Open does not decode payloads during
+//! the recovery scan (the catalog rebuild after it decodes every committed
+//! entry once); these tests pin that such an entry is still reported as
+//! typed corruption naming its segment file, record offset and index: at
+//! open when it is committed and after the snapshot, on read otherwise, and
+//! by read-only inspection (`cpwal verify`) in every case.
+
+use std::path::{Path, PathBuf};
+
+use cpwal::codec::DecodeError;
+use cpwal::format::{segment_file_name, RecordHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use cpwal::inspect::Inspection;
+use cpwal::{
+    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, Corruption, CorruptionKind,
+    DurableControlPlane, Error, MembershipChange, Options,
+};
+
+fn voter(subject: &str) -> ClusterVoterIdentity {
+    ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
+}
+
+fn admit(subject: &str) -> ControlPlaneEntry {
+    ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(subject)))
+}
+
+/// The first segment's path (every test here writes far less than one
+/// segment).
+fn first_segment(dir: &Path) -> PathBuf {
+    dir.join(segment_file_name(1))
+}
+
+/// Rewrites the payload's first byte (the entry format version) of the
+/// record for `index` in the first segment to 99 and recomputes the record's
+/// checksum exactly as the writer does (salt of generation and offset, then
+/// header, payload and padding), so only decoding can tell. Returns the
+/// record's offset.
+fn forge_undecodable_record(dir: &Path, index: u64) -> u64 {
+    let path = first_segment(dir);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let generation = 1u64;
+    let mut offset = SEGMENT_HEADER_BYTES as usize;
+    loop {
+        let header: RecordHeader =
+            bytemuck::pod_read_unaligned(&bytes[offset..offset + RECORD_HEADER_BYTES as usize]);
+        let length = cpwal::format::record_bytes(u64::from(header.payload_bytes)) as usize;
+        if header.index == index {
+            bytes[offset + RECORD_HEADER_BYTES as usize] = 99;
+            let body_end = offset + length - 8;
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&generation.to_le_bytes());
+            hasher.update(&(offset as u64).to_le_bytes());
+            hasher.update(&bytes[offset..body_end]);
+            bytes[body_end..body_end + 4].copy_from_slice(&hasher.finalize().to_le_bytes());
+            std::fs::write(&path, bytes).unwrap();
+            return offset as u64;
+        }
+        offset += length;
+    }
+}
+
+fn expect_undecodable(result: Error, dir: &Path, offset: u64, index: u64) {
+    let expected = Corruption {
+        path: first_segment(dir),
+        offset,
+        index: Some(index),
+        kind: CorruptionKind::UndecodableEntry(DecodeError::UnknownVersion(99)),
+    };
+    assert_eq!(result.as_corruption(), Some(&expected), "{result:?}");
+}
+
+#[test]
+fn open_undecodable_committed_entry_is_corruption_at_its_record() {
+    // Goal: a committed entry that does not decode makes open fail with
+    // typed corruption at its file, offset and index (the catalog rebuild
+    // decodes it), and read-only inspection refuses the directory alike.
+    // Method: a sole voter writes four committed entries; the record of
+    // index 2 is forged (valid checksum, unknown format version); reopen.
+    let dir = tempfile::tempdir().unwrap();
+    let mut node =
+        DurableControlPlane::open(dir.path(), voter("CN=n"), Options::default()).unwrap();
+    for subject in ["CN=a", "CN=b", "CN=c", "CN=d"] {
+        node.try_append(&admit(subject)).unwrap();
+    }
+    drop(node);
+    let offset = forge_undecodable_record(dir.path(), 2);
+    let error = DurableControlPlane::open(dir.path(), voter("CN=n"), Options::default())
+        .expect_err("an undecodable committed entry was accepted");
+    expect_undecodable(error, dir.path(), offset, 2);
+    let inspected = Inspection::open(dir.path()).expect_err("inspection accepted it");
+    expect_undecodable(inspected, dir.path(), offset, 2);
+}
+
+#[test]
+fn read_undecodable_uncommitted_entry_is_corruption_at_its_record() {
+    // Goal: an undecodable entry that open does not apply (a replica's entry
+    // past the commit point) is typed corruption when it is read, and the
+    // node refuses to commit past it (applying it fails and is latched).
+    // Method: a replica leader appends three uncommitted entries; the record
+    // of index 1 is forged; reopen as a replica, read it, then lead a new
+    // term and try to commit an entry of it (which commits all before it).
+    let dir = tempfile::tempdir().unwrap();
+    let me = voter("CN=r");
+    let mut node =
+        DurableControlPlane::open_replica(dir.path(), me.clone(), Options::default()).unwrap();
+    let term = node.start_election().unwrap();
+    node.become_leader(term).unwrap();
+    for subject in ["CN=a", "CN=b", "CN=c"] {
+        node.try_append(&admit(subject)).unwrap();
+    }
+    drop(node);
+    let offset = forge_undecodable_record(dir.path(), 1);
+    let mut node = DurableControlPlane::open_replica(dir.path(), me, Options::default()).unwrap();
+    assert_eq!(node.applied_end(), 0);
+    let error = node.read(ControlPlaneIndex(1)).unwrap_err();
+    expect_undecodable(error, dir.path(), offset, 1);
+    assert!(node.read(ControlPlaneIndex(0)).is_ok());
+    let term = node.start_election().unwrap();
+    node.become_leader(term).unwrap();
+    let next = node.try_append(&admit("CN=e")).unwrap();
+    let commit = node.advance_commit(next);
+    let error = commit.expect_err("committed past an undecodable entry");
+    expect_undecodable(error, dir.path(), offset, 1);
+    assert_eq!(node.applied_end(), 1);
+}

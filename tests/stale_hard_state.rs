@@ -1,0 +1,53 @@
+//! A hard state behind its log: records (or a snapshot) carry a term above
+//! the hard state's term. No crash leaves this, since a term is durable in the
+//! hard state before anything is written in it; it is what restoring an old
+//! copy of the hard-state file next to a newer log produces, and opening it
+//! could grant a second vote in a term this node already voted in.
+
+use cpwal::format::HARD_STATE_FILE_NAME;
+use cpwal::inspect::Inspection;
+use cpwal::{
+    ClusterVoterIdentity, ControlPlaneEntry, Corruption, CorruptionKind, DurableControlPlane,
+    MembershipChange, Options,
+};
+
+fn voter(subject: &str) -> ClusterVoterIdentity {
+    ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
+}
+
+#[test]
+fn open_log_term_ahead_of_restored_hard_state_is_corruption() {
+    // Goal: opening (and inspecting) a directory whose log's last term is
+    // above the hard state's term fails with typed corruption at the hard
+    // state, naming the last index and both terms, and changes nothing.
+    // Method: a sole voter at term 1 has its hard-state file copied away; it
+    // then runs elections up to term 5 and appends in term 5; the old copy
+    // is restored and the directory reopened.
+    let dir = tempfile::tempdir().unwrap();
+    let me = voter("CN=stale");
+    let admit = |s| ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(s)));
+    let mut node = DurableControlPlane::open(dir.path(), me.clone(), Options::default()).unwrap();
+    node.try_append(&admit("CN=a")).unwrap();
+    let hard_state_path = dir.path().join(HARD_STATE_FILE_NAME);
+    let backup = std::fs::read(&hard_state_path).unwrap();
+    for _ in 0..4 {
+        node.start_election().unwrap();
+    }
+    node.try_append(&admit("CN=b")).unwrap();
+    drop(node);
+    std::fs::write(&hard_state_path, backup).unwrap();
+    let expected = Corruption {
+        path: hard_state_path,
+        offset: 0,
+        index: Some(1),
+        kind: CorruptionKind::TermAheadOfHardState {
+            entry_term: 5,
+            hard_state_term: 1,
+        },
+    };
+    let inspected = Inspection::open(dir.path()).expect_err("inspection accepted it");
+    assert_eq!(inspected.as_corruption(), Some(&expected), "{inspected:?}");
+    let error = DurableControlPlane::open(dir.path(), me, Options::default())
+        .expect_err("a hard state behind its log was accepted");
+    assert_eq!(error.as_corruption(), Some(&expected), "{error:?}");
+}
