@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::codec::decode_entry;
 use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm, DurableVoteState};
 use crate::engine::{check_latest_snapshot, LogEntry};
-use crate::error::{CorruptionKind, Error, Result};
+use crate::error::{Error, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsStorage, Storage, StorageFile};
@@ -221,21 +221,7 @@ impl Inspection {
 
     /// Reads the entry at `index`, re-verifying its checksum.
     pub fn read(&self, index: ControlPlaneIndex) -> Result<LogEntry> {
-        let (term, payload) = self.log.read(index.0)?;
-        let entry = decode_entry(&payload).map_err(|e| {
-            let (path, offset) = self.log.location_of(index.0);
-            Error::corruption(
-                path,
-                offset,
-                Some(index.0),
-                CorruptionKind::UndecodableEntry(e),
-            )
-        })?;
-        Ok(LogEntry {
-            index,
-            term: ControlPlaneTerm(term),
-            entry,
-        })
+        crate::engine::read_entry(&self.log, index)
     }
 
     /// Re-reads every entry (checksum and decoding), returning how many were

@@ -249,21 +249,7 @@ impl<S: Storage> DurableControlPlane<S> {
 
     /// Reads the entry at `index`, re-verifying its checksum.
     pub fn read(&self, index: ControlPlaneIndex) -> Result<LogEntry> {
-        let (term, payload) = self.log.read(index.0)?;
-        let entry = decode_entry(&payload).map_err(|e| {
-            let (path, offset) = self.log.location_of(index.0);
-            Error::corruption(
-                path,
-                offset,
-                Some(index.0),
-                CorruptionKind::UndecodableEntry(e),
-            )
-        })?;
-        Ok(LogEntry {
-            index,
-            term: ControlPlaneTerm(term),
-            entry,
-        })
+        read_entry(&self.log, index)
     }
 
     /// Reads the entries in `[from, to)`.
@@ -543,6 +529,25 @@ impl<S: Storage> DurableControlPlane<S> {
         }
         result
     }
+}
+
+/// Reads and decodes the entry at `index` of `log`, checksum re-verified; a
+/// payload that does not decode is corruption at its record.
+pub(crate) fn read_entry<S: Storage>(
+    log: &SegmentedLog<S>,
+    index: ControlPlaneIndex,
+) -> Result<LogEntry> {
+    let (term, payload) = log.read(index.0)?;
+    let entry = decode_entry(&payload).map_err(|e| {
+        let (path, offset) = log.location_of(index.0);
+        let kind = CorruptionKind::UndecodableEntry(e);
+        Error::corruption(path, offset, Some(index.0), kind)
+    })?;
+    Ok(LogEntry {
+        index,
+        term: ControlPlaneTerm(term),
+        entry,
+    })
 }
 
 fn open_or_create_hard_state<S: Storage>(
