@@ -550,7 +550,7 @@ pub(crate) fn read_entry<S: Storage>(
     })
 }
 
-fn open_or_create_hard_state<S: Storage>(
+pub(crate) fn open_or_create_hard_state<S: Storage>(
     storage: &S,
     identity: &ClusterVoterIdentity,
     sole_voter: bool,

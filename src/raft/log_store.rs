@@ -30,9 +30,9 @@ use openraft::{
 };
 
 use crate::error::{Error, InvalidInput, Result};
-use crate::hard_state::{HardState, HardStateStore, NodeRole};
+use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
-use crate::io::{LockMode, OsFile, OsStorage, Storage};
+use crate::io::{LockMode, OsFile, OsStorage};
 use crate::log::{CommitStamp, SegmentedLog};
 use crate::options::Options;
 use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
@@ -340,29 +340,14 @@ fn hole(index: u64) -> Error {
     .into()
 }
 
+/// The raft store's hard state: a replica's (no term, no vote at creation),
+/// with the engine's checks — identity, role, no re-bootstrap over a lost
+/// hard state.
 fn open_or_create(
     storage: &OsStorage,
     identity: &ClusterVoterIdentity,
 ) -> Result<(HardStateStore<OsFile>, HardState)> {
-    let names = storage
-        .list()
-        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-    if !names
-        .iter()
-        .any(|n| n == crate::format::HARD_STATE_FILE_NAME)
-    {
-        let state = HardState::new(identity.clone(), NodeRole::Replica);
-        let store = HardStateStore::create(storage, &state)?;
-        return Ok((store, state));
-    }
-    let (store, state) = HardStateStore::open(storage, true)?;
-    if state.node != *identity {
-        return Err(Error::IdentityMismatch {
-            stored: state.node,
-            requested: identity.clone(),
-        });
-    }
-    Ok((store, state))
+    crate::engine::open_or_create_hard_state(storage, identity, false)
 }
 
 fn range_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
