@@ -3,6 +3,7 @@
 //! Included by test files with `mod support;`.
 #![allow(dead_code)] // Each test file uses a different part of the support code.
 
+pub mod crash_driver;
 pub mod fuzz_bodies;
 pub mod replica_workload;
 pub mod sim_disk;
