@@ -34,7 +34,10 @@ use cpwal::{
 };
 
 use super::sim_disk::{Rng, SimDisk};
-use super::workload::{options, random_entry, voter, HardView, LogShape, LogView, NODE_SUBJECT};
+use super::workload::{
+    observe_hard, observe_log, options, random_entry, voter, HardView, LogShape, LogView,
+    NODE_SUBJECT,
+};
 
 /// The engine under test, in replica mode, on a simulated disk.
 pub type Replica = DurableControlPlane<SimDisk>;
@@ -492,26 +495,6 @@ impl CommitEnd for Replica {
     fn commit_index_end(&self) -> u64 {
         cpwal::ControlPlaneConsensus::commit_index(self).map_or(0, |i| i.0 + 1)
     }
-}
-
-fn observe_hard(node: &Replica) -> HardView {
-    let vote = cpwal::ControlPlaneConsensus::durable_vote(node);
-    HardView {
-        term: vote.term.0,
-        vote: vote.voted_for,
-    }
-}
-
-fn observe_log(node: &Replica) -> Result<LogView, String> {
-    let start = node.first_index();
-    let end = node.last_index().map_or(start.0, |i| i.0 + 1);
-    let entries = node
-        .read_range(start, ControlPlaneIndex(end))
-        .map_err(|e| format!("reading back the recovered log failed: {e}"))?;
-    Ok(LogView {
-        start_index: start.0,
-        entries: entries.into_iter().map(|e| (e.term.0, e.entry)).collect(),
-    })
 }
 
 /// The next operation, valid for the model's state (every call the
