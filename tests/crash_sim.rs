@@ -37,7 +37,7 @@ fn for_each_seed(
     default: u64,
     run: impl Fn(u64) -> Result<(), String>,
 ) {
-    crash_driver::for_each_seed("crash_sim", test_name, salt, default, run);
+    support::for_each_seed("crash_sim", test_name, salt, default, run);
 }
 
 #[test]
@@ -86,10 +86,7 @@ fn replay_one_seed() {
     // Goal: any failing seed replays alone. Method: with `CPWAL_SIM_SEED`
     // set, run that seed through both suites; without it, run seed 0 of
     // each so the replay path itself stays exercised.
-    let seed = std::env::var("CPWAL_SIM_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let seed = support::replay_seed().unwrap_or(0);
     for (name, result) in [
         ("exhaustive", exhaustive_seed(seed)),
         ("random", random_seed(seed)),

@@ -23,7 +23,7 @@ fn for_each_seed(
     default: u64,
     run: impl Fn(u64) -> Result<(), String>,
 ) {
-    crash_driver::for_each_seed("crash_sim_replica", test_name, salt, default, run);
+    support::for_each_seed("crash_sim_replica", test_name, salt, default, run);
 }
 
 fn run_scripted(harness: &mut ReplicaHarness) -> Result<(), String> {
@@ -104,10 +104,7 @@ fn replica_replay_seed_and_known_regressions() {
         ("exhaustive", 11_000_243, exhaustive_seed),
         ("random", 12_000_072, random_seed),
     ];
-    if let Some(seed) = std::env::var("CPWAL_SIM_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(seed) = support::replay_seed() {
         runs.push(("exhaustive", seed, exhaustive_seed));
         runs.push(("random", seed, random_seed));
     }

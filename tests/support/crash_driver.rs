@@ -8,7 +8,7 @@ use cpwal::Error;
 
 use super::replica_workload::ReplicaHarness;
 use super::sim_disk::{Rng, SimDisk};
-use super::workload::{replay_command, Harness, Step};
+use super::workload::{Harness, Step};
 
 /// A simulated disk with a node on it that can be opened (and checked),
 /// driven, and crashed.
@@ -68,25 +68,6 @@ impl CrashHarness for ReplicaHarness {
 
     fn crash(&mut self, seed: u64) {
         ReplicaHarness::crash(self, seed);
-    }
-}
-
-/// Runs `run(seed)` for each seed of [`super::seeds`], panicking with the
-/// command that replays the seed on the first failure.
-pub fn for_each_seed(
-    test_file: &str,
-    test_name: &str,
-    salt: u64,
-    default: u64,
-    run: impl Fn(u64) -> Result<(), String>,
-) {
-    for seed in super::seeds(salt, default) {
-        if let Err(violation) = run(seed) {
-            panic!(
-                "seed {seed}: {violation}\nreplay: {}",
-                replay_command(test_file, test_name, seed)
-            );
-        }
     }
 }
 
