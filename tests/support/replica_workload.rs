@@ -570,14 +570,7 @@ fn diverging_request(rng: &mut Rng, model: &ReplicaModel) -> AppendEntriesReques
         .map(|offset| log_entry(prev_end + offset, term, random_entry(rng)))
         .collect();
     let commit_end = prev_end + rng.below(entries.len() as u64 + 1);
-    AppendEntriesRequest {
-        term: ControlPlaneTerm(term),
-        leader: leader_of(term),
-        prev_log_index: prev_end.checked_sub(1).map(ControlPlaneIndex),
-        prev_log_term: ControlPlaneTerm(prev_term(model, prev_end, rng)),
-        entries,
-        leader_commit: commit_end.checked_sub(1).map(ControlPlaneIndex),
-    }
+    append_request(model, rng, term, prev_end, entries, commit_end)
 }
 
 /// A snapshot from a simulated leader, past our commit point: half the time
@@ -682,6 +675,20 @@ fn random_request(rng: &mut Rng, model: &ReplicaModel) -> AppendEntriesRequest {
     }
     let last_end = prev_end + entries.len() as u64;
     let commit_end = rng.below(last_end + 2);
+    append_request(model, rng, term, prev_end, entries, commit_end)
+}
+
+/// The request of `term`'s leader carrying `entries` after the first
+/// `prev_end` entries and a leader commit point of `commit_end` (one past);
+/// the previous entry's term is drawn by [`prev_term`].
+fn append_request(
+    model: &ReplicaModel,
+    rng: &mut Rng,
+    term: u64,
+    prev_end: u64,
+    entries: Vec<LogEntry>,
+    commit_end: u64,
+) -> AppendEntriesRequest {
     AppendEntriesRequest {
         term: ControlPlaneTerm(term),
         leader: leader_of(term),
