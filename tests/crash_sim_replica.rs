@@ -9,9 +9,8 @@
 
 mod support;
 
+use support::crash_driver::{self, RandomRun};
 use support::replica_workload::ReplicaHarness;
-use support::sim_disk::Rng;
-use support::workload::replay_command;
 
 /// Operations in one exhaustive workload (the scripted eight, then random).
 const EXHAUSTIVE_OPERATIONS: usize = 10;
@@ -24,14 +23,7 @@ fn for_each_seed(
     default: u64,
     run: impl Fn(u64) -> Result<(), String>,
 ) {
-    for seed in support::seeds(salt, default) {
-        if let Err(violation) = run(seed) {
-            panic!(
-                "seed {seed}: {violation}\nreplay: {}",
-                replay_command("crash_sim_replica", test_name, seed)
-            );
-        }
-    }
+    support::for_each_seed("crash_sim_replica", test_name, salt, default, run);
 }
 
 fn run_scripted(harness: &mut ReplicaHarness) -> Result<(), String> {
@@ -43,63 +35,10 @@ fn run_scripted(harness: &mut ReplicaHarness) -> Result<(), String> {
     Ok(())
 }
 
-fn run_random(harness: &mut ReplicaHarness, operations: usize) -> Result<(), String> {
-    for _ in 0..operations {
-        if !harness.step()? {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Reopens after a crash, crashing again and retrying while the open is cut.
-fn reopen(harness: &mut ReplicaHarness, crash_seed: u64) -> Result<(), String> {
-    let mut seed = crash_seed;
-    while harness.open()?.is_err() {
-        seed = seed.wrapping_add(1);
-        harness.crash(seed);
-    }
-    Ok(())
-}
-
-/// Cut before disk operation `cut`, crash, reopen and check; then a few more
-/// operations with a cut among the first writes after recovery, crash,
-/// reopen and check again.
-fn run_with_cut(seed: u64, cut: u64, crash_seed: u64) -> Result<(), String> {
-    let mut harness = ReplicaHarness::new(seed);
-    harness.disk.cut_power_before_operation(cut);
-    if harness.open()?.is_ok() {
-        run_scripted(&mut harness)?;
-    }
-    harness.crash(crash_seed);
-    reopen(&mut harness, crash_seed)?;
-    let mut rng = Rng::new(crash_seed);
-    let operations = harness.disk.counters().operations;
-    harness
-        .disk
-        .cut_power_before_operation(operations + 1 + rng.below(8));
-    run_random(&mut harness, 4)?;
-    harness.crash(crash_seed ^ 0xC0FFEE);
-    harness.disk.cut_power_before_operation(u64::MAX);
-    reopen(&mut harness, crash_seed ^ 0xBEEF)
-}
-
+/// Every crash point of the scripted workload of `seed` (see
+/// [`crash_driver::exhaustive_seed`]).
 fn exhaustive_seed(seed: u64) -> Result<(), String> {
-    let mut dry_run = ReplicaHarness::new(seed);
-    dry_run.open()?.map_err(|e| format!("dry run open: {e}"))?;
-    run_scripted(&mut dry_run)?;
-    let total = dry_run.disk.counters().operations;
-    for cut in 1..=total + 1 {
-        for attempt in 0..CRASHES_PER_POINT {
-            let crash_seed = seed
-                .wrapping_mul(0x9E37_79B9)
-                .wrapping_add(cut * 16 + attempt);
-            run_with_cut(seed, cut, crash_seed).map_err(|violation| {
-                format!("power cut before disk operation {cut} of {total}, crash attempt {attempt}: {violation}")
-            })?;
-        }
-    }
-    Ok(())
+    crash_driver::exhaustive_seed(seed, ReplicaHarness::new, run_scripted, CRASHES_PER_POINT)
 }
 
 #[test]
@@ -123,31 +62,12 @@ fn replica_crash_at_every_disk_operation_recovers_acknowledged_state() {
 /// A long replica workload with eight crashes in a row at random points,
 /// some during the recovery of the previous one.
 fn random_seed(seed: u64) -> Result<(), String> {
-    let mut rng = Rng::new(seed);
-    let mut harness = ReplicaHarness::new(seed);
-    let mut first = true;
-    for crash in 0..8u64 {
-        let operations = harness.disk.counters().operations;
-        let cut = operations + 1 + rng.below(if first { 300 } else { 200 });
-        harness.disk.cut_power_before_operation(cut);
-        let opened = if first { harness.open()?.is_ok() } else { true };
-        first = false;
-        if opened {
-            run_random(&mut harness, 100)?;
-        }
-        let crash_seed = rng.next_u64();
-        harness.crash(crash_seed);
-        if rng.chance(1, 4) {
-            let operations = harness.disk.counters().operations;
-            harness
-                .disk
-                .cut_power_before_operation(operations + 1 + rng.below(4));
-        }
-        reopen(&mut harness, crash_seed)
-            .map_err(|violation| format!("after crash {crash}: {violation}"))?;
-        harness.disk.cut_power_before_operation(u64::MAX);
-    }
-    Ok(())
+    let sizes = RandomRun {
+        first_cut_within: 300,
+        later_cut_within: 200,
+        operations_per_round: 100,
+    };
+    crash_driver::random_seed(seed, ReplicaHarness::new(seed), sizes)
 }
 
 #[test]
@@ -184,10 +104,7 @@ fn replica_replay_seed_and_known_regressions() {
         ("exhaustive", 11_000_243, exhaustive_seed),
         ("random", 12_000_072, random_seed),
     ];
-    if let Some(seed) = std::env::var("CPWAL_SIM_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(seed) = support::replay_seed() {
         runs.push(("exhaustive", seed, exhaustive_seed));
         runs.push(("random", seed, random_seed));
     }

@@ -11,12 +11,16 @@
 //! is written by the engine (4096-byte segments) and then damaged by the
 //! `damage_*` function next to its test.
 
+#[path = "support/records.rs"]
+mod records;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use records::records_of;
+
 use cpwal::format::{
-    record_bytes, HardStateSlot, RecordHeader, HARD_STATE_CRC_OFFSET, HARD_STATE_SLOT_BYTES,
-    RECORD_HEADER_BYTES, SECTOR_BYTES, SEGMENT_HEADER_BYTES,
+    HardStateSlot, HARD_STATE_CRC_OFFSET, HARD_STATE_SLOT_BYTES, SECTOR_BYTES, SEGMENT_HEADER_BYTES,
 };
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex,
@@ -101,24 +105,6 @@ fn segment_count(dir: &Path) -> u64 {
                 .starts_with("segment-")
         })
         .count() as u64
-}
-
-/// Records of a segment file: `(offset, bytes, index)`.
-fn records_of(image: &[u8]) -> Vec<(u64, u64, u64)> {
-    let mut records = Vec::new();
-    let mut offset = SEGMENT_HEADER_BYTES;
-    while offset + RECORD_HEADER_BYTES <= image.len() as u64 {
-        let start = offset as usize;
-        let header: RecordHeader =
-            bytemuck::pod_read_unaligned(&image[start..start + RECORD_HEADER_BYTES as usize]);
-        if header.magic == 0 {
-            break;
-        }
-        let bytes = record_bytes(u64::from(header.payload_bytes));
-        records.push((offset, bytes, header.index));
-        offset += bytes;
-    }
-    records
 }
 
 fn fixture_root() -> PathBuf {

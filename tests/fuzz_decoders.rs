@@ -13,10 +13,7 @@ use proptest::prelude::*;
 use support::fuzz_bodies;
 
 fn cases() -> u32 {
-    std::env::var("CPWAL_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024)
+    support::env_number("CPWAL_FUZZ_CASES").unwrap_or(1024)
 }
 
 /// Bytes that look like the valid ones with a few edits: more likely to get

@@ -7,27 +7,23 @@
 
 mod support;
 
-use cpwal::format::{record_bytes, RecordHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use cpwal::format::SEGMENT_HEADER_BYTES;
 use cpwal::{
     ControlPlaneConsensus, ControlPlaneTerm, CorruptionKind, Error, SegmentChainDetail, VoteRequest,
 };
+use support::records::records_of;
 use support::sim_disk::{Rng, SimDisk, SECTOR_BYTES};
-use support::workload::{replay_command, voter, Harness, Node, Op, Step, NODE_SUBJECT};
+use support::workload::{voter, Harness, Node, Op, Step, NODE_SUBJECT};
 
+/// Runs `run(seed)` for each seed, panicking with a replay command on the
+/// first failure.
 fn for_each_seed(
     test_name: &str,
     salt: u64,
     default: u64,
     run: impl Fn(u64) -> Result<(), String>,
 ) {
-    for seed in support::seeds(salt, default) {
-        if let Err(violation) = run(seed) {
-            panic!(
-                "seed {seed}: {violation}\nreplay: {}",
-                replay_command("sim_faults", test_name, seed)
-            );
-        }
-    }
+    support::for_each_seed("sim_faults", test_name, salt, default, run);
 }
 
 /// Every later state change on a latched node fails with `Error::Failed`.
@@ -151,24 +147,6 @@ fn full_disk_is_a_clean_no_space_error_and_loses_nothing() {
         1000,
         full_disk_seed,
     );
-}
-
-/// One record found by walking a segment image: `(offset, bytes, index)`.
-fn records_of(image: &[u8]) -> Vec<(u64, u64, u64)> {
-    let mut records = Vec::new();
-    let mut offset = SEGMENT_HEADER_BYTES;
-    while offset + RECORD_HEADER_BYTES <= image.len() as u64 {
-        let start = offset as usize;
-        let header: RecordHeader =
-            bytemuck::pod_read_unaligned(&image[start..start + RECORD_HEADER_BYTES as usize]);
-        if header.magic == 0 {
-            break;
-        }
-        let bytes = record_bytes(u64::from(header.payload_bytes));
-        records.push((offset, bytes, header.index));
-        offset += bytes;
-    }
-    records
 }
 
 /// A node with several segments of acknowledged appends, closed cleanly

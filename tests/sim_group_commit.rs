@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use cpwal::{ControlPlaneEntry, ControlPlaneIndex, OwnershipTransition, SharedControlPlane};
 use support::sim_disk::{Rng, SimDisk};
-use support::workload::{options, replay_command, voter, Node, NODE_SUBJECT};
+use support::workload::{options, voter, Node, NODE_SUBJECT};
 
 const THREADS: u64 = 3;
 const CALLS_PER_THREAD: u64 = 25;
@@ -171,16 +171,11 @@ fn group_commit_power_cut_keeps_every_acknowledged_entry_once() {
     // batches through one SharedControlPlane on the simulated disk; the
     // power is cut at a seeded disk operation; the disk crashes with a
     // seeded choice of surviving sectors; reopen and check the whole log.
-    for seed in support::seeds(21, 2000) {
-        if let Err(violation) = run_seed(seed) {
-            panic!(
-                "seed {seed}: {violation}\nreplay: {}",
-                replay_command(
-                    "sim_group_commit",
-                    "group_commit_power_cut_keeps_every_acknowledged_entry_once",
-                    seed
-                )
-            );
-        }
-    }
+    support::for_each_seed(
+        "sim_group_commit",
+        "group_commit_power_cut_keeps_every_acknowledged_entry_once",
+        21,
+        2000,
+        run_seed,
+    );
 }

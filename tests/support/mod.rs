@@ -3,29 +3,55 @@
 //! Included by test files with `mod support;`.
 #![allow(dead_code)] // Each test file uses a different part of the support code.
 
+pub mod crash_driver;
 pub mod fuzz_bodies;
+pub mod records;
 pub mod replica_workload;
 pub mod sim_disk;
 pub mod workload;
 
+/// The number in environment variable `name`, if it is set and parses.
+pub fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// The single seed to replay: `CPWAL_SIM_SEED`, when set.
+pub fn replay_seed() -> Option<u64> {
+    env_number("CPWAL_SIM_SEED")
+}
+
 /// Seeds to run: `CPWAL_SIM_SEEDS` or `default` (CI's budget).
 pub fn seed_count(default: u64) -> u64 {
-    std::env::var("CPWAL_SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    env_number("CPWAL_SIM_SEEDS").unwrap_or(default)
 }
 
 /// The seeds a test runs: just `CPWAL_SIM_SEED` when set (a replay), else
 /// `0..seed_count(default)` offset by a per-test salt.
 pub fn seeds(salt: u64, default: u64) -> Vec<u64> {
-    if let Some(seed) = std::env::var("CPWAL_SIM_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(seed) = replay_seed() {
         return vec![seed];
     }
     (0..seed_count(default))
         .map(|n| salt * 1_000_000 + n)
         .collect()
+}
+
+/// Runs `run(seed)` for each of [`seeds`]`(salt, default)`, panicking on the
+/// first failure with the command that replays that seed of
+/// `test_file`'s `test_name`.
+pub fn for_each_seed(
+    test_file: &str,
+    test_name: &str,
+    salt: u64,
+    default: u64,
+    run: impl Fn(u64) -> Result<(), String>,
+) {
+    for seed in seeds(salt, default) {
+        if let Err(violation) = run(seed) {
+            panic!(
+                "seed {seed}: {violation}\nreplay: {}",
+                workload::replay_command(test_file, test_name, seed)
+            );
+        }
+    }
 }

@@ -34,7 +34,10 @@ use cpwal::{
 };
 
 use super::sim_disk::{Rng, SimDisk};
-use super::workload::{options, random_entry, voter, HardView, LogShape, LogView, NODE_SUBJECT};
+use super::workload::{
+    observe_hard, observe_log, options, random_entry, voter, HardView, LogShape, LogView,
+    NODE_SUBJECT,
+};
 
 /// The engine under test, in replica mode, on a simulated disk.
 pub type Replica = DurableControlPlane<SimDisk>;
@@ -494,26 +497,6 @@ impl CommitEnd for Replica {
     }
 }
 
-fn observe_hard(node: &Replica) -> HardView {
-    let vote = cpwal::ControlPlaneConsensus::durable_vote(node);
-    HardView {
-        term: vote.term.0,
-        vote: vote.voted_for,
-    }
-}
-
-fn observe_log(node: &Replica) -> Result<LogView, String> {
-    let start = node.first_index();
-    let end = node.last_index().map_or(start.0, |i| i.0 + 1);
-    let entries = node
-        .read_range(start, ControlPlaneIndex(end))
-        .map_err(|e| format!("reading back the recovered log failed: {e}"))?;
-    Ok(LogView {
-        start_index: start.0,
-        entries: entries.into_iter().map(|e| (e.term.0, e.entry)).collect(),
-    })
-}
-
 /// The next operation, valid for the model's state (every call the
 /// generator makes is one the engine must accept).
 pub fn random_replica_op(rng: &mut Rng, model: &ReplicaModel) -> ReplicaOp {
@@ -587,14 +570,7 @@ fn diverging_request(rng: &mut Rng, model: &ReplicaModel) -> AppendEntriesReques
         .map(|offset| log_entry(prev_end + offset, term, random_entry(rng)))
         .collect();
     let commit_end = prev_end + rng.below(entries.len() as u64 + 1);
-    AppendEntriesRequest {
-        term: ControlPlaneTerm(term),
-        leader: leader_of(term),
-        prev_log_index: prev_end.checked_sub(1).map(ControlPlaneIndex),
-        prev_log_term: ControlPlaneTerm(prev_term(model, prev_end, rng)),
-        entries,
-        leader_commit: commit_end.checked_sub(1).map(ControlPlaneIndex),
-    }
+    append_request(model, rng, term, prev_end, entries, commit_end)
 }
 
 /// A snapshot from a simulated leader, past our commit point: half the time
@@ -699,6 +675,20 @@ fn random_request(rng: &mut Rng, model: &ReplicaModel) -> AppendEntriesRequest {
     }
     let last_end = prev_end + entries.len() as u64;
     let commit_end = rng.below(last_end + 2);
+    append_request(model, rng, term, prev_end, entries, commit_end)
+}
+
+/// The request of `term`'s leader carrying `entries` after the first
+/// `prev_end` entries and a leader commit point of `commit_end` (one past);
+/// the previous entry's term is drawn by [`prev_term`].
+fn append_request(
+    model: &ReplicaModel,
+    rng: &mut Rng,
+    term: u64,
+    prev_end: u64,
+    entries: Vec<LogEntry>,
+    commit_end: u64,
+) -> AppendEntriesRequest {
     AppendEntriesRequest {
         term: ControlPlaneTerm(term),
         leader: leader_of(term),

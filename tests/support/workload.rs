@@ -410,7 +410,8 @@ impl Model {
     }
 }
 
-fn observe_hard(node: &Node) -> HardView {
+/// The node's durable term and vote.
+pub fn observe_hard(node: &Node) -> HardView {
     let vote = node.durable_vote();
     HardView {
         term: vote.term.0,
@@ -419,7 +420,7 @@ fn observe_hard(node: &Node) -> HardView {
 }
 
 /// Reads the whole log back, every checksum re-verified.
-fn observe_log(node: &Node) -> Result<LogView, String> {
+pub fn observe_log(node: &Node) -> Result<LogView, String> {
     let start = node.first_index();
     let end = node.last_index().map_or(start.0, |i| i.0 + 1);
     let entries = node

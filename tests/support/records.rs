@@ -1,0 +1,24 @@
+//! Walking the records of a segment image, for tests that damage one
+//! record on purpose. Shared by `sim_faults` (through `mod support`) and
+//! `fixtures_damaged` (which includes this file alone by path).
+
+use cpwal::format::{record_bytes, RecordHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+
+/// The records of a segment image, up to the first zeroed header:
+/// `(offset, bytes, index)` each.
+pub fn records_of(image: &[u8]) -> Vec<(u64, u64, u64)> {
+    let mut records = Vec::new();
+    let mut offset = SEGMENT_HEADER_BYTES;
+    while offset + RECORD_HEADER_BYTES <= image.len() as u64 {
+        let start = offset as usize;
+        let header: RecordHeader =
+            bytemuck::pod_read_unaligned(&image[start..start + RECORD_HEADER_BYTES as usize]);
+        if header.magic == 0 {
+            break;
+        }
+        let bytes = record_bytes(u64::from(header.payload_bytes));
+        records.push((offset, bytes, header.index));
+        offset += bytes;
+    }
+    records
+}
