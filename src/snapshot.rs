@@ -3,6 +3,7 @@
 //! in [`crate::format`] (`snapshot-<index_end>`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use crate::catalog::{ControlPlaneCatalog, RangeOwnership};
 use crate::codec::{decode_entry, encode_entry, DecodeError};
@@ -161,8 +162,8 @@ pub fn read_latest<S: Storage>(storage: &S) -> Result<Option<Snapshot>> {
     read_snapshot(storage, index_end).map(Some)
 }
 
-/// Reads and validates `snapshot-<index_end>`.
-pub fn read_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<Snapshot> {
+/// Opens `snapshot-<index_end>` read-only: the file, its path, its length.
+fn open_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<(S::File, PathBuf, u64)> {
     let name = snapshot_file_name(index_end);
     let path = storage.path_of(&name);
     let file = storage
@@ -171,6 +172,12 @@ pub fn read_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<Snapshot
     let length = file
         .len()
         .map_err(|e| Error::io("stat snapshot", &path, e))?;
+    Ok((file, path, length))
+}
+
+/// Reads and validates `snapshot-<index_end>`.
+pub fn read_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<Snapshot> {
+    let (file, path, length) = open_snapshot(storage, index_end)?;
     let limit = SNAPSHOT_HEADER_BYTES + MAX_SNAPSHOT_BODY_BYTES;
     if length > limit {
         return Err(Error::corruption(
@@ -262,14 +269,7 @@ pub fn decode_snapshot(bytes: &[u8], path: &std::path::Path) -> Result<Snapshot>
 
 /// The raw bytes of `snapshot-<index_end>`, to send to a peer.
 pub fn snapshot_file_bytes<S: Storage>(storage: &S, index_end: u64) -> Result<Vec<u8>> {
-    let name = snapshot_file_name(index_end);
-    let path = storage.path_of(&name);
-    let file = storage
-        .open(&name, false)
-        .map_err(|e| Error::io("open snapshot", &path, e))?;
-    let length = file
-        .len()
-        .map_err(|e| Error::io("stat snapshot", &path, e))?;
+    let (file, path, length) = open_snapshot(storage, index_end)?;
     let bytes = file
         .read_at(
             0,

@@ -383,10 +383,7 @@ impl RaftLogReader<CpwalRaftConfig> for CpwalLogReader {
         &mut self,
         range: RB,
     ) -> std::result::Result<Vec<CpwalEntry>, CpwalStorageError> {
-        let (from, to) = range_bounds(&range);
-        lock(&self.shared)
-            .read_entries(from, to)
-            .map_err(read_error)
+        read_range(&self.shared, &range)
     }
 }
 
@@ -395,11 +392,17 @@ impl RaftLogReader<CpwalRaftConfig> for CpwalLogStore {
         &mut self,
         range: RB,
     ) -> std::result::Result<Vec<CpwalEntry>, CpwalStorageError> {
-        let (from, to) = range_bounds(&range);
-        lock(&self.shared)
-            .read_entries(from, to)
-            .map_err(read_error)
+        read_range(&self.shared, &range)
     }
+}
+
+/// The entries in `range`, for both the store and its readers.
+fn read_range(
+    shared: &Mutex<LogShared>,
+    range: &impl RangeBounds<u64>,
+) -> std::result::Result<Vec<CpwalEntry>, CpwalStorageError> {
+    let (from, to) = range_bounds(range);
+    lock(shared).read_entries(from, to).map_err(read_error)
 }
 
 impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
