@@ -397,6 +397,7 @@ impl RaftLogReader<CpwalRaftConfig> for CpwalLogStore {
 }
 
 /// The entries in `range`, for both the store and its readers.
+#[allow(clippy::result_large_err)] // openraft's error type, as its trait returns it
 fn read_range(
     shared: &Mutex<LogShared>,
     range: &impl RangeBounds<u64>,
