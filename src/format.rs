@@ -467,6 +467,34 @@ pub struct RecordTrailer {
     pub end_magic: u32,
 }
 
+/// The checks every file header gets, in the order the version rules
+/// require: the magic first (is this our file at all?), then the format
+/// version (a future version may lay the rest out differently, so its
+/// checksum means nothing to us), then the checksum and declared header size.
+pub(crate) fn check_file_header(
+    path: &std::path::Path,
+    magic_matches: bool,
+    format_version: u32,
+    checksum_and_size_match: bool,
+) -> crate::Result<()> {
+    use crate::{CorruptionKind, Error};
+    if !magic_matches {
+        return Err(Error::corruption(path, 0, None, CorruptionKind::BadMagic));
+    }
+    if format_version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if !checksum_and_size_match {
+        let kind = CorruptionKind::ChecksumMismatch;
+        return Err(Error::corruption(path, 0, None, kind));
+    }
+    Ok(())
+}
+
 /// Bytes a record with `payload_bytes` of payload occupies on disk.
 pub const fn record_bytes(payload_bytes: u64) -> u64 {
     align_up(RECORD_HEADER_BYTES + payload_bytes) + RECORD_TRAILER_BYTES

@@ -351,21 +351,13 @@ fn validate_header<F: StorageFile>(
         .read_at(0, SEGMENT_HEADER_BYTES as usize)
         .map_err(|e| Error::io("read segment header", path, e))?;
     let header: SegmentHeader = bytemuck::pod_read_unaligned(&bytes);
-    if header.magic != SEGMENT_MAGIC {
-        return Err(corrupt(0, CorruptionKind::BadMagic));
-    }
-    if header.format_version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: header.format_version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    if header.crc != crc32fast::hash(&bytes[..SEGMENT_HEADER_CRC_OFFSET])
-        || header.header_bytes as u64 != SEGMENT_HEADER_BYTES
-    {
-        return Err(corrupt(0, CorruptionKind::ChecksumMismatch));
-    }
+    crate::format::check_file_header(
+        path,
+        header.magic == SEGMENT_MAGIC,
+        header.format_version,
+        header.crc == crc32fast::hash(&bytes[..SEGMENT_HEADER_CRC_OFFSET])
+            && u64::from(header.header_bytes) == SEGMENT_HEADER_BYTES,
+    )?;
     if header.size_bytes > u32::MAX as u64 || header.size_bytes < SEGMENT_HEADER_BYTES {
         return Err(corrupt(
             40,

@@ -218,21 +218,13 @@ pub fn decode_snapshot(bytes: &[u8], path: &std::path::Path) -> Result<Snapshot>
     }
     let head = &bytes[..SNAPSHOT_HEADER_BYTES as usize];
     let header: SnapshotHeader = bytemuck::pod_read_unaligned(head);
-    if header.magic != SNAPSHOT_MAGIC {
-        return Err(corrupt(0, CorruptionKind::BadMagic));
-    }
-    if header.format_version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: header.format_version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    if header.crc != crc32fast::hash(&head[..SNAPSHOT_HEADER_CRC_OFFSET])
-        || u64::from(header.header_bytes) != SNAPSHOT_HEADER_BYTES
-    {
-        return Err(corrupt(0, CorruptionKind::ChecksumMismatch));
-    }
+    crate::format::check_file_header(
+        path,
+        header.magic == SNAPSHOT_MAGIC,
+        header.format_version,
+        header.crc == crc32fast::hash(&head[..SNAPSHOT_HEADER_CRC_OFFSET])
+            && u64::from(header.header_bytes) == SNAPSHOT_HEADER_BYTES,
+    )?;
     if header.body_bytes > MAX_SNAPSHOT_BODY_BYTES {
         return Err(corrupt(
             32,

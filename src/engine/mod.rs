@@ -97,6 +97,13 @@ pub struct DurableControlPlane<S: Storage = OsStorage> {
     entry_spans: Vec<(u64, std::ops::Range<usize>)>,
 }
 
+/// Validates `options` before touching the disk, then opens (creating if
+/// needed) and exclusively locks `directory`.
+fn lock_directory(directory: impl AsRef<Path>, options: &Options) -> Result<OsStorage> {
+    options.validate()?;
+    OsStorage::open(directory, LockMode::Exclusive)
+}
+
 impl DurableControlPlane<OsStorage> {
     /// Opens (creating if needed) the data directory `directory` as node
     /// `identity`, locking it exclusively and recovering from any crash.
@@ -105,8 +112,7 @@ impl DurableControlPlane<OsStorage> {
         identity: ClusterVoterIdentity,
         options: Options,
     ) -> Result<Self> {
-        options.validate()?;
-        let storage = OsStorage::open(directory, LockMode::Exclusive)?;
+        let storage = lock_directory(directory, &options)?;
         Self::open_with_storage(storage, identity, options)
     }
 
@@ -117,8 +123,7 @@ impl DurableControlPlane<OsStorage> {
         identity: ClusterVoterIdentity,
         options: Options,
     ) -> Result<Self> {
-        options.validate()?;
-        let storage = OsStorage::open(directory, LockMode::Exclusive)?;
+        let storage = lock_directory(directory, &options)?;
         Self::open_replica_with_storage(storage, identity, options)
     }
 }
