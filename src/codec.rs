@@ -19,6 +19,7 @@ use crate::consensus::{
 };
 use crate::error::InvalidInput;
 use crate::identity::{self, ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
+use crate::text::first_control_character;
 
 /// The entry encoding this build writes and reads.
 pub const ENTRY_FORMAT_VERSION: u8 = 1;
@@ -93,7 +94,9 @@ pub fn validate_entry(entry: &ControlPlaneEntry) -> Result<(), InvalidInput> {
 }
 
 fn is_valid_range_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_RANGE_NAME_BYTES && !name.chars().any(char::is_control)
+    !name.is_empty()
+        && name.len() <= MAX_RANGE_NAME_BYTES
+        && first_control_character(name).is_none()
 }
 
 /// Appends the encoding of `entry` to `out`. The entry must have passed

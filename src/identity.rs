@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::text::first_control_character;
+
 /// The longest identity cpwal accepts, in bytes of UTF-8. Identities go to disk
 /// (votes, log entries), so they are bounded; 255 leaves room for any
 /// realistic certificate subject and fits a one-byte length.
@@ -77,7 +79,7 @@ pub(crate) fn validate(text: &str) -> Result<(), IdentityError> {
             length_bytes: text.len(),
         });
     }
-    if let Some((offset, _)) = text.char_indices().find(|(_, c)| c.is_control()) {
+    if let Some(offset) = first_control_character(text) {
         return Err(IdentityError::ControlCharacter { offset });
     }
     if text.trim().len() != text.len() {

@@ -30,6 +30,7 @@ mod record;
 mod segment;
 mod single_node;
 mod snapshot;
+mod text;
 
 pub use catalog::{ApplyOutcome, ControlPlaneCatalog, RangeOwnership};
 pub use consensus::{

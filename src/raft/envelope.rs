@@ -12,6 +12,7 @@ use crate::codec::{decode_entry, decode_identity, encode_entry, validate_entry, 
 use crate::error::InvalidInput;
 use crate::raft::node_id::NodeId;
 use crate::raft::types::{ClusterNode, CpwalMembership, CpwalRaftConfig, MAX_ADDRESS_BYTES};
+use crate::text::first_control_character;
 
 /// The envelope version this build writes and reads.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -60,7 +61,7 @@ pub fn validate_membership(membership: &CpwalMembership) -> Result<(), InvalidIn
 }
 
 fn is_valid_address(address: &str) -> bool {
-    address.len() <= MAX_ADDRESS_BYTES && !address.chars().any(char::is_control)
+    address.len() <= MAX_ADDRESS_BYTES && first_control_character(address).is_none()
 }
 
 /// Appends the envelope of `payload` (which passed [`validate_payload`]).
