@@ -138,6 +138,9 @@ impl<S: Storage> DurableControlPlane<S> {
         term: ControlPlaneTerm,
         leader: &ClusterVoterIdentity,
     ) -> Result<()> {
+        // A follower's log may be truncated and rewritten by the leader:
+        // entries remembered as this node's own may no longer be the log's.
+        self.unapplied.clear();
         if term.0 > self.hard_state.term {
             let next = HardState {
                 term: term.0,

@@ -10,6 +10,7 @@ mod install;
 mod leader;
 mod reads;
 mod shared;
+mod unapplied;
 
 pub(crate) use compaction::check_latest_snapshot;
 pub use compaction::CompactionReport;
@@ -30,6 +31,7 @@ use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsStorage, Storage};
 use crate::log::{CommitStamp, RecoveryReport, SegmentedLog};
 use crate::options::Options;
+use unapplied::UnappliedEntries;
 
 /// One entry read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +97,9 @@ pub struct DurableControlPlane<S: Storage = OsStorage> {
     catalog: ControlPlaneCatalog,
     /// Reused per batch: each entry's term and span in `encode_buffer`.
     entry_spans: Vec<(u64, std::ops::Range<usize>)>,
+    /// A sole voter's entries written through [`SharedControlPlane`] and
+    /// not yet applied, so the catalog applies them without a read back.
+    unapplied: UnappliedEntries,
 }
 
 /// Validates `options` before touching the disk, then opens (creating if
@@ -200,6 +205,7 @@ impl<S: Storage> DurableControlPlane<S> {
             sole_voter,
             catalog,
             entry_spans: Vec::new(),
+            unapplied: UnappliedEntries::default(),
         };
         if node.sole_voter && node.holds_own_vote() {
             node.leader = Some(node.identity.clone());
@@ -328,6 +334,10 @@ impl<S: Storage> DurableControlPlane<S> {
     ) -> Result<std::ops::Range<u64>> {
         let start = self.log.end_index();
         self.write_unsynced(entries)?;
+        if self.sole_voter {
+            // Committed by the next sync, which applies them from here.
+            self.unapplied.remember(start, entries);
+        }
         Ok(start..self.log.end_index())
     }
 
@@ -391,9 +401,14 @@ impl<S: Storage> DurableControlPlane<S> {
     fn apply_committed(&mut self) -> Result<()> {
         while self.catalog.applied_end() < self.commit_end {
             let index = ControlPlaneIndex(self.catalog.applied_end());
-            let entry = self.read(index);
-            let entry = self.latch(entry)?;
-            let applied = self.catalog.apply(index, &entry.entry);
+            let entry = match self.unapplied.take(index.0) {
+                Some(entry) => entry,
+                None => {
+                    let read = self.read(index);
+                    self.latch(read)?.entry
+                }
+            };
+            let applied = self.catalog.apply(index, &entry);
             self.latch(applied)?;
         }
         Ok(())
