@@ -79,9 +79,11 @@
 //!
 //! A [`SegmentHeader`] at offset 0, then records from offset 64, each at an
 //! 8-byte aligned offset, then zeros up to the end of the file. Segments are
-//! created as `segment-<generation>.tmp`, allocated, given their header,
-//! synced, renamed and the directory synced; so every segment under its final
-//! name has a valid header. Generations increase by one per segment created;
+//! created under a temporary name (`segment-<generation>.tmp`, or the spare
+//! `segment-spare.tmp` allocated while the previous segment filled), allocated
+//! in full, given their header, synced, renamed and the directory synced; so
+//! every segment under its final name has a valid header, and every `.tmp`
+//! file is a leftover that recovery removes. Generations increase by one per segment created;
 //! each header names its predecessor, so a missing, stale or duplicated
 //! segment breaks the chain and is reported.
 //!

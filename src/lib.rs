@@ -30,6 +30,7 @@ mod record;
 mod segment;
 mod single_node;
 mod snapshot;
+mod spare_segment;
 mod text;
 
 pub use catalog::{ApplyOutcome, ControlPlaneCatalog, RangeOwnership};

@@ -17,7 +17,8 @@ use crate::format::{
 use crate::hard_state::{HardState, HardStateStore};
 use crate::io::{Storage, StorageFile};
 use crate::record::{encode_record, parse_record, RecordFault, RecordPlace, RecordRead};
-use crate::segment::{Liveness, ScanEnd, Segment, TermRun};
+use crate::segment::{new_header, Liveness, ScanEnd, Segment, TermRun};
+use crate::spare_segment::{SpareSegment, SPARE_SEGMENT_FILE_NAME};
 
 /// How a record says which entries are committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,8 @@ pub struct SegmentedLog<S: Storage> {
     liveness: Liveness,
     recovered_commit_end: u64,
     write_buffer: Vec<u8>,
+    /// The next segment's file, prepared while the tail fills.
+    spare: SpareSegment<S>,
 }
 
 #[allow(dead_code)] // Truncation, compaction and group-commit hooks land with issues 4 and 5.
@@ -94,6 +97,7 @@ impl<S: Storage> SegmentedLog<S> {
         let mut report = RecoveryReport::default();
         let generations = list_segments(&*storage, writable, &mut report)?;
         let mut log = Self {
+            spare: SpareSegment::new(Arc::clone(&storage), segment_size_bytes),
             storage,
             segment_size_bytes,
             segments: Vec::with_capacity(generations.len()),
@@ -433,7 +437,11 @@ impl<S: Storage> SegmentedLog<S> {
             }
             self.encode_into_buffer(term, payload, commit);
         }
-        self.flush_buffer()
+        self.flush_buffer()?;
+        if self.tail().free_bytes() < self.segment_size_bytes / 2 {
+            self.spare.prepare_ahead();
+        }
+        Ok(())
     }
 
     /// Refuses, before anything is written, an entry no segment could hold.
@@ -503,17 +511,22 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
-    /// Syncs the full tail and starts a new segment after it.
+    /// Syncs the full tail and starts a new segment after it, in the spare
+    /// file prepared while the tail filled.
     fn roll_over(&mut self) -> Result<()> {
         self.sync()?;
         let tail = self.tail();
-        let segment = Segment::create(
-            &*self.storage,
+        let header = new_header(
             tail.generation() + 1,
             tail.generation(),
             self.end_index,
             self.segment_size_bytes,
-        )?;
+        );
+        let spare = self.spare.take().map_err(|e| {
+            let path = self.storage.path_of(SPARE_SEGMENT_FILE_NAME);
+            Error::io("prepare segment", path, e)
+        })?;
+        let segment = Segment::install(&*self.storage, spare, SPARE_SEGMENT_FILE_NAME, header)?;
         self.segments.push(segment);
         Ok(())
     }

@@ -120,9 +120,9 @@ impl<F: StorageFile> Segment<F> {
     }
 
     /// Creates the segment of `generation` atomically: a temporary file is
-    /// allocated in full, given its header and synced, then renamed into place
-    /// and the directory synced. A crash leaves either no segment or a whole
-    /// one (plus perhaps a temporary file that recovery removes).
+    /// allocated in full, then installed (see [`Segment::install`]). A crash
+    /// leaves either no segment or a whole one (plus perhaps a temporary file
+    /// that recovery removes).
     pub fn create<S: Storage<File = F>>(
         storage: &S,
         generation: u64,
@@ -130,22 +130,39 @@ impl<F: StorageFile> Segment<F> {
         first_index: u64,
         size_bytes: u64,
     ) -> Result<Self> {
-        let name = segment_file_name(generation);
-        let temporary = format!("{name}{TEMPORARY_FILE_SUFFIX}");
-        let temporary_path = storage.path_of(&temporary);
-        let header = new_header(generation, previous_generation, first_index, size_bytes);
+        let temporary = format!("{}{TEMPORARY_FILE_SUFFIX}", segment_file_name(generation));
         let io = |op| {
-            let path = temporary_path.clone();
+            let path = storage.path_of(&temporary);
             move |e| Error::io(op, path, e)
         };
         let file = storage.create(&temporary).map_err(io("create segment"))?;
         file.allocate(size_bytes).map_err(io("allocate segment"))?;
+        let header = new_header(generation, previous_generation, first_index, size_bytes);
+        Self::install(storage, file, &temporary, header)
+    }
+
+    /// Makes the allocated temporary file `temporary` the segment `header`
+    /// describes: header written, file synced, renamed to its final name,
+    /// directory synced. Before the rename the file is a temporary one, which
+    /// recovery removes; after it, a whole segment with a valid header.
+    pub fn install<S: Storage<File = F>>(
+        storage: &S,
+        file: F,
+        temporary: &str,
+        header: SegmentHeader,
+    ) -> Result<Self> {
+        let name = segment_file_name(header.generation);
+        let temporary_path = storage.path_of(temporary);
+        let io = |op| {
+            let path = temporary_path.clone();
+            move |e| Error::io(op, path, e)
+        };
         file.write_at(0, bytemuck::bytes_of(&header))
             .map_err(io("write segment header"))?;
         file.sync_data().map_err(io("fdatasync segment"))?;
         storage
-            .rename(&temporary, &name)
-            .map_err(|e| Error::io("rename segment", &temporary_path, e))?;
+            .rename(temporary, &name)
+            .map_err(io("rename segment"))?;
         storage
             .sync_directory()
             .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
@@ -311,7 +328,8 @@ fn judge_failure(
     }
 }
 
-fn new_header(
+/// The header of a new segment.
+pub(crate) fn new_header(
     generation: u64,
     previous_generation: u64,
     first_index: u64,

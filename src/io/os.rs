@@ -179,6 +179,10 @@ impl Storage for OsStorage {
     fn path_of(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
+
+    fn allows_background_work(&self) -> bool {
+        self.mode == LockMode::Exclusive
+    }
 }
 
 /// A real file. Reads are served from a read-only shared memory map of the
