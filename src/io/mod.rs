@@ -49,8 +49,8 @@ pub trait Storage: Send + Sync + 'static {
     /// The path to show in errors for `name` (the directory itself for "").
     fn path_of(&self, name: &str) -> PathBuf;
 
-    /// Whether slow preparation (allocating the next segment ahead of time,
-    /// see [`crate::spare_segment`]) may run on a background thread. The
+    /// Whether slow preparation (allocating the next segment while the tail
+    /// segment fills) may run on a background thread. The
     /// default, no, keeps every operation in line, as a simulated disk needs
     /// for crash points that replay exactly from a seed.
     fn allows_background_work(&self) -> bool {
