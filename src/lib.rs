@@ -31,6 +31,7 @@ mod segment;
 mod single_node;
 mod snapshot;
 mod spare_segment;
+mod sync_gate;
 mod text;
 
 pub use catalog::{ApplyOutcome, ControlPlaneCatalog, RangeOwnership};

@@ -19,6 +19,7 @@ use crate::io::{Storage, StorageFile};
 use crate::record::{encode_record, parse_record, RecordFault, RecordPlace, RecordRead};
 use crate::segment::{new_header, Liveness, ScanEnd, Segment, TermRun};
 use crate::spare_segment::{SpareSegment, SPARE_SEGMENT_FILE_NAME};
+use crate::sync_gate::SyncGate;
 
 /// How a record says which entries are committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,31 @@ pub struct DroppedTail {
     pub bytes: u64,
 }
 
+/// One sync of the tail segment, taken under the engine lock and run
+/// without it (group commit): it makes durable every entry below
+/// `covered_end`, which were all written before it was taken.
+#[derive(Debug)]
+pub struct TailSync<F> {
+    file: Arc<F>,
+    path: PathBuf,
+    covered_end: u64,
+    gate: Arc<SyncGate>,
+}
+
+impl<F: StorageFile> TailSync<F> {
+    /// One past the last index this sync makes durable.
+    pub fn covered_end(&self) -> u64 {
+        self.covered_end
+    }
+
+    /// Runs the sync through the log's [`SyncGate`].
+    pub fn run(&self) -> Result<()> {
+        self.gate
+            .sync(&*self.file)
+            .map_err(|e| Error::io("fdatasync segment", &self.path, e))
+    }
+}
+
 /// The log's files and in-memory index.
 ///
 /// Invariants (checked by [`SegmentedLog::check_invariants`]):
@@ -79,6 +105,8 @@ pub struct SegmentedLog<S: Storage> {
     write_buffer: Vec<u8>,
     /// The next segment's file, prepared while the tail fills.
     spare: SpareSegment<S>,
+    /// Every sync of a segment goes through it (see [`SyncGate`]).
+    sync_gate: Arc<SyncGate>,
 }
 
 #[allow(dead_code)] // Truncation, compaction and group-commit hooks land with issues 4 and 5.
@@ -98,6 +126,7 @@ impl<S: Storage> SegmentedLog<S> {
         let generations = list_segments(&*storage, writable, &mut report)?;
         let mut log = Self {
             spare: SpareSegment::new(Arc::clone(&storage), segment_size_bytes),
+            sync_gate: Arc::default(),
             storage,
             segment_size_bytes,
             segments: Vec::with_capacity(generations.len()),
@@ -255,7 +284,11 @@ impl<S: Storage> SegmentedLog<S> {
                 }
             }
             if writable && dropped.bytes > 0 {
-                segment.zero_range(dropped.offset, dropped.offset + dropped.bytes)?;
+                segment.zero_range(
+                    dropped.offset,
+                    dropped.offset + dropped.bytes,
+                    &self.sync_gate,
+                )?;
             }
             self.term_runs.extend(scan.term_runs);
             self.recovered_commit_end = self.recovered_commit_end.max(scan.commit_end);
@@ -537,18 +570,23 @@ impl<S: Storage> SegmentedLog<S> {
             return Ok(());
         }
         let tail = self.tail();
-        tail.file
-            .sync_data()
+        self.sync_gate
+            .sync(&*tail.file)
             .map_err(|e| Error::io("fdatasync segment", &tail.path, e))?;
         self.durable_end = self.end_index;
         Ok(())
     }
 
-    /// A handle that syncs the tail segment, usable without `&mut self` (for
+    /// A sync of the tail segment that can run without `&mut self` (for
     /// group commit), and the index it will make durable.
-    pub fn tail_sync_handle(&self) -> (Arc<S::File>, PathBuf, u64) {
+    pub fn tail_sync_handle(&self) -> TailSync<S::File> {
         let tail = self.tail();
-        (Arc::clone(&tail.file), tail.path.clone(), self.end_index)
+        TailSync {
+            file: Arc::clone(&tail.file),
+            path: tail.path.clone(),
+            covered_end: self.end_index,
+            gate: Arc::clone(&self.sync_gate),
+        }
     }
 
     /// Records that a sync through a [`SegmentedLog::tail_sync_handle`]
@@ -603,7 +641,7 @@ impl<S: Storage> SegmentedLog<S> {
             .offsets
             .get(keep)
             .map_or(tail.end_offset, |&o| u64::from(o));
-        tail.zero_range(cut, tail.end_offset)?;
+        tail.zero_range(cut, tail.end_offset, &self.sync_gate)?;
         tail.offsets.truncate(keep);
         tail.end_offset = cut;
         self.end_index = from;

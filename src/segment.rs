@@ -16,6 +16,7 @@ use crate::record::{
     has_tear_shape, highest_vouched_end, read_record, written_end, RecordFault, RecordPlace,
     RecordRead,
 };
+use crate::sync_gate::SyncGate;
 
 /// Which records count as part of the log, given the hard state's record of
 /// the last suffix truncation. Records written before that truncation at or
@@ -276,9 +277,9 @@ impl<F: StorageFile> Segment<F> {
         })
     }
 
-    /// Zeroes `[from, to)` and syncs, so removed or torn bytes can neither be
-    /// read back nor vouch for anything after a crash.
-    pub fn zero_range(&self, from: u64, to: u64) -> Result<()> {
+    /// Zeroes `[from, to)` and syncs through `gate`, so removed or torn bytes
+    /// can neither be read back nor vouch for anything after a crash.
+    pub fn zero_range(&self, from: u64, to: u64, gate: &SyncGate) -> Result<()> {
         if to <= from {
             return Ok(());
         }
@@ -292,8 +293,7 @@ impl<F: StorageFile> Segment<F> {
                 .map_err(|e| Error::io("zero segment tail", &self.path, e))?;
             at += length;
         }
-        self.file
-            .sync_data()
+        gate.sync(&*self.file)
             .map_err(|e| Error::io("fdatasync segment", &self.path, e))
     }
 }

@@ -31,6 +31,8 @@ struct Gate {
     hold_syncs: bool,
     /// The next sync to pass the gate fails.
     fail_next: bool,
+    /// The sync that entered the gate with this count (1 for the first) fails.
+    fail_entered: Option<usize>,
     /// Syncs that reached the gate.
     entered: usize,
 }
@@ -45,11 +47,12 @@ impl Faults {
     fn pass_gate(&self) -> bool {
         let mut gate = self.gate.lock().unwrap();
         gate.entered += 1;
+        let me = gate.entered;
         self.gate_changed.notify_all();
         while gate.hold_syncs {
             gate = self.gate_changed.wait(gate).unwrap();
         }
-        std::mem::take(&mut gate.fail_next)
+        std::mem::take(&mut gate.fail_next) || gate.fail_entered == Some(me)
     }
 
     fn entered(&self) -> usize {
@@ -413,4 +416,62 @@ fn shared_append_catalog_matches_the_log_replayed_in_order() {
     let replayed = reopen(dir.path());
     assert_eq!(replayed.catalog(), &live);
     assert_eq!(live.applied_end(), 8 * 60 + 8 * 30);
+}
+
+#[test]
+fn shared_append_no_sync_after_a_failed_one_acknowledges_anything() {
+    // Goal: a sync of the log that overlaps or follows a failed one never
+    // acknowledges entries: Linux reports a writeback error to one fdatasync
+    // only and marks the pages clean, so such a sync can succeed for pages
+    // the failed one lost. Method: 4 KiB segments; hold the leader's sync;
+    // another thread writes a batch that rolls the segment over, which syncs
+    // the same file under the engine lock; the leader's sync (first into the
+    // gate) fails. Every call that returned Ok must find its entries after a
+    // power loss. (Without the log's sync gate the rollover's sync ran beside
+    // the leader's, succeeded, and the leader's entry was acknowledged and
+    // lost; with it, the rollover's sync waits and then fails.)
+    let dir = tempfile::tempdir().unwrap();
+    let (shared, faults) = open_losing(dir.path(), 4096);
+    let first_sync = faults.entered() + 1;
+    faults.set(|g| {
+        g.hold_syncs = true;
+        g.fail_entered = Some(first_sync);
+    });
+    let leader = {
+        let shared = shared.clone();
+        std::thread::spawn(move || shared.append(&admit(0)).map(|i| vec![i.0]))
+    };
+    wait_until("the leader's sync", || faults.entered() == first_sync);
+    let roller = {
+        let shared = shared.clone();
+        let batch: Vec<_> = (1..60).map(admit).collect();
+        std::thread::spawn(move || shared.append_batch(&batch).map(|r| r.collect::<Vec<_>>()))
+    };
+    // Without the gate the rollover's sync enters the fault gate too; with
+    // it, it waits behind the held sync and never gets there while held.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while faults.entered() == first_sync && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    faults.set(|g| g.hold_syncs = false);
+    let acknowledged: Vec<u64> = [leader.join().unwrap(), roller.join().unwrap()]
+        .into_iter()
+        .filter_map(Result::ok)
+        .flatten()
+        .collect();
+    drop(shared);
+    let reopened = DurableControlPlane::open(
+        dir.path(),
+        voter("CN=node-a"),
+        Options {
+            segment_size_bytes: 4096,
+        },
+    );
+    let node = reopened.expect("recovery after the failed sync");
+    for index in acknowledged {
+        assert!(
+            node.read(ControlPlaneIndex(index)).is_ok(),
+            "entry {index} was acknowledged and lost"
+        );
+    }
 }

@@ -8,7 +8,9 @@
 //! 2. Without the engine lock the caller waits until `durable_end >= my_end`.
 //!    If no sync is in flight it becomes the *leader*: under the engine lock
 //!    it takes [`SegmentedLog::tail_sync_handle`] (the tail file and the end
-//!    it covers), releases the lock, runs `fdatasync`, then under the lock
+//!    it covers), releases the lock, runs `fdatasync` (through the log's
+//!    `SyncGate`, so it never overlaps a sync made under the lock, and fails
+//!    if any earlier sync of the log failed), then under the lock
 //!    records the result with [`SegmentedLog::mark_durable`] and advances the
 //!    commit point to what is durable. Everyone who wrote while that sync was
 //!    in flight waits for the next one, which one of them leads: so a burst of
@@ -40,7 +42,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::consensus::{ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex};
 use crate::error::{Error, Result};
-use crate::io::{OsStorage, Storage, StorageFile};
+use crate::io::{OsStorage, Storage};
 
 use super::DurableControlPlane;
 
@@ -244,7 +246,7 @@ impl<S: Storage> SharedControlPlane<S> {
     /// written before it started; the result is recorded in the engine and
     /// published to the waiters.
     fn lead_sync(&self) {
-        let (file, path, covered_end) = {
+        let tail_sync = {
             let engine = self.lock_engine();
             if let Some(cause) = engine.failure.clone() {
                 drop(engine);
@@ -252,12 +254,10 @@ impl<S: Storage> SharedControlPlane<S> {
             }
             engine.log.tail_sync_handle()
         };
-        let synced = file
-            .sync_data()
-            .map_err(|e| Error::io("fdatasync segment", path, e));
+        let synced = tail_sync.run();
         let mut engine = self.lock_engine();
         if engine.latch(synced).is_ok() {
-            engine.note_durable(covered_end);
+            engine.note_durable(tail_sync.covered_end());
         }
         let (durable_end, failure) = (engine.log.durable_end(), engine.failure.clone());
         drop(engine);
