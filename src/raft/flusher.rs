@@ -23,18 +23,15 @@ use std::thread::JoinHandle;
 use openraft::storage::LogFlushed;
 
 use crate::error::{Error, Result};
-use crate::io::{OsFile, StorageFile};
+use crate::io::OsFile;
+use crate::log::TailSync;
 use crate::raft::log_store::LogShared;
 use crate::raft::types::CpwalRaftConfig;
 
 /// A request to make the log durable up to `end` and then report.
 pub(crate) struct FlushRequest {
-    /// The tail segment when the entries were written.
-    pub(crate) file: Arc<OsFile>,
-    /// Its path, for errors.
-    pub(crate) path: PathBuf,
-    /// One past the last entry to make durable.
-    pub(crate) end: u64,
+    /// The sync of the tail segment as it was when the entries were written.
+    pub(crate) sync: TailSync<OsFile>,
     /// The log's rewrite count when the entries were written; a sync may
     /// only mark the log durable if no truncation or restart came since.
     pub(crate) rewrites: u64,
@@ -89,21 +86,20 @@ fn run(shared: &Mutex<LogShared>, receiver: &Receiver<FlushRequest>) {
         let mut batch = vec![first];
         batch.extend(receiver.try_iter());
         let newest = batch.last().expect("batch is not empty");
-        let synced = newest.file.sync_data();
+        let synced = newest.sync.run();
         let outcome = {
             let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
             match synced {
                 Ok(()) => match guard.check_not_failed() {
                     Ok(()) => {
                         if guard.rewrites == newest.rewrites {
-                            guard.log.mark_durable(newest.end);
+                            guard.log.mark_durable(newest.sync.covered_end());
                         }
                         Ok(())
                     }
                     Err(error) => Err(error),
                 },
-                Err(e) => {
-                    let error = Error::io("fdatasync segment", &newest.path, e);
+                Err(error) => {
                     let _ = guard.latch::<()>(Err(error.clone()));
                     Err(error)
                 }

@@ -33,7 +33,7 @@ use crate::error::{Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsFile, OsStorage};
-use crate::log::{CommitStamp, SegmentedLog};
+use crate::log::{CommitStamp, SegmentedLog, TailSync};
 use crate::options::Options;
 use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
 use crate::raft::flusher::{FlushRequest, Flusher};
@@ -153,9 +153,9 @@ pub struct CpwalLogStore {
     encode_buffer: Vec<u8>,
 }
 
-/// A sync the flusher must perform: the tail file, its path, the end to
-/// make durable and the rewrite count at writing.
-type SyncRequest = (Arc<OsFile>, std::path::PathBuf, u64, u64);
+/// A sync the flusher must perform (the tail and the end it makes durable)
+/// and the rewrite count at writing.
+type SyncRequest = (TailSync<OsFile>, u64);
 
 /// A reader over the same log, for openraft's replication tasks.
 #[derive(Debug, Clone)]
@@ -273,8 +273,7 @@ impl CpwalLogStore {
         let stamp = CommitStamp::Known(shared.hard_state.commit_end);
         let written = shared.log.write(payloads, stamp);
         shared.latch(written)?;
-        let (file, path, end) = shared.log.tail_sync_handle();
-        Ok(Some((file, path, end, shared.rewrites)))
+        Ok(Some((shared.log.tail_sync_handle(), shared.rewrites)))
     }
 
     /// Checks that an append starts at the end of the log. openraft always
@@ -501,11 +500,9 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
         I::IntoIter: Send,
     {
         match self.write_entries(entries.into_iter().collect()) {
-            Ok(Some((file, path, end, rewrites))) => {
+            Ok(Some((sync, rewrites))) => {
                 self.flusher.request(FlushRequest {
-                    file,
-                    path,
-                    end,
+                    sync,
                     rewrites,
                     callback,
                 });
