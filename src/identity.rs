@@ -64,6 +64,22 @@ impl ClusterVoterIdentity {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The identity of `text`, which must already have passed [`validate`]
+    /// (as the codec's borrowed entries have): no second check, no trim.
+    pub(crate) fn from_validated(text: &str) -> Self {
+        debug_assert!(validate(text).is_ok());
+        Self(text.to_owned())
+    }
+}
+
+/// Identities compare, order and hash exactly as their text does (the
+/// derived impls use the one `String` field), so sets and maps of identities
+/// can be searched with a `&str`.
+impl std::borrow::Borrow<str> for ClusterVoterIdentity {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Checks every invariant of an identity's text (see [`ClusterVoterIdentity`]).
@@ -77,7 +93,7 @@ pub(crate) fn validate(text: &str) -> Result<(), IdentityError> {
             length_bytes: text.len(),
         });
     }
-    if let Some((offset, _)) = text.char_indices().find(|(_, c)| c.is_control()) {
+    if let Some(offset) = first_control_character(text) {
         return Err(IdentityError::ControlCharacter { offset });
     }
     if text.trim().len() != text.len() {
@@ -85,6 +101,20 @@ pub(crate) fn validate(text: &str) -> Result<(), IdentityError> {
         return Err(IdentityError::Blank);
     }
     Ok(())
+}
+
+/// The byte offset of the first control character ([`char::is_control`]) in
+/// `text`, if any. Text that is all printable ASCII (the usual case for
+/// identities and range names) is settled by one pass over its bytes
+/// (for ASCII, `is_control` is exactly `< 0x20` or `0x7f`); anything else
+/// is checked character by character.
+pub(crate) fn first_control_character(text: &str) -> Option<usize> {
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    text.char_indices()
+        .find(|(_, c)| c.is_control())
+        .map(|(offset, _)| offset)
 }
 
 impl fmt::Display for ClusterVoterIdentity {
@@ -136,6 +166,20 @@ mod tests {
             Err(IdentityError::ControlCharacter { offset: 4 })
         );
         assert!(ClusterVoterIdentity::from_certificate_subject("CN=a\nb").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn first_control_character_matches_a_scan_of_every_character(
+            text in "(\\PC|[\\x00-\\x7f]|[\\u{80}-\\u{a0}]){0,24}"
+        ) {
+            // Goal: the ASCII fast path finds exactly what checking each
+            // character with `char::is_control` finds. Method: arbitrary text
+            // mixing printable characters, ASCII controls and the C1
+            // controls (U+0080..U+009F), compared with the plain scan.
+            let expected = text.char_indices().find(|(_, c)| c.is_control()).map(|(o, _)| o);
+            proptest::prop_assert_eq!(first_control_character(&text), expected);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod follower;
 mod install;
 mod leader;
 mod reads;
+mod rebuild;
 mod shared;
 
 pub(crate) use compaction::check_latest_snapshot;
@@ -177,7 +178,7 @@ impl<S: Storage> DurableControlPlane<S> {
             &hard_state,
             options.segment_size_bytes,
             true,
-            |_payload| Ok(()), // Decoded once, when applied or read (see `apply_committed`).
+            |_payload| Ok(()), // Decoded once, when applied (`apply_committed_at_open`) or read.
         )?;
         let (catalog, snapshot_end) = compaction::load_snapshot(
             &mut log,
@@ -204,7 +205,7 @@ impl<S: Storage> DurableControlPlane<S> {
         if node.sole_voter && node.holds_own_vote() {
             node.leader = Some(node.identity.clone());
         }
-        node.apply_committed()?;
+        node.apply_committed_at_open()?;
         Ok(node)
     }
 
