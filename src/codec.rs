@@ -421,7 +421,8 @@ pub(crate) mod tests {
 
     #[test]
     fn decode_entry_revalidates_identities_from_disk() {
-        // Admit of an identity with a NUL byte, and of a blank one.
+        // Admit of an identity with a NUL byte, of a blank one, of one with
+        // trailing bytes, and of untrimmed ones.
         assert!(matches!(
             decode_entry(&[1, TAG_ADMIT, 3, b'a', 0, b'b']),
             Err(DecodeError::Identity(
@@ -436,5 +437,14 @@ pub(crate) mod tests {
             decode_entry(&[1, TAG_ADMIT, 1, b'a', 0]),
             Err(DecodeError::TrailingBytes(1))
         );
+        // Untrimmed identities (whitespace before or after the text).
+        for untrimmed in [&b" a"[..], b"a ", "a\u{2003}".as_bytes()] {
+            let mut bytes = vec![1, TAG_ADMIT, untrimmed.len() as u8];
+            bytes.extend_from_slice(untrimmed);
+            assert_eq!(
+                decode_entry(&bytes),
+                Err(DecodeError::Identity(IdentityError::Blank))
+            );
+        }
     }
 }

@@ -96,8 +96,8 @@ pub(crate) fn validate(text: &str) -> Result<(), IdentityError> {
     if let Some(offset) = first_control_character(text) {
         return Err(IdentityError::ControlCharacter { offset });
     }
-    if text.trim().len() != text.len() {
-        // Only reachable from disk: constructors trim first.
+    if text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+        // Not trimmed. Only reachable from disk: constructors trim first.
         return Err(IdentityError::Blank);
     }
     Ok(())
@@ -109,12 +109,23 @@ pub(crate) fn validate(text: &str) -> Result<(), IdentityError> {
 /// (for ASCII, `is_control` is exactly `< 0x20` or `0x7f`); anything else
 /// is checked character by character.
 pub(crate) fn first_control_character(text: &str) -> Option<usize> {
-    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if is_printable_ascii(text.as_bytes()) {
         return None;
     }
     text.char_indices()
         .find(|(_, c)| c.is_control())
         .map(|(offset, _)| offset)
+}
+
+/// Whether every byte is printable ASCII (`0x20..0x7f`). No early exit
+/// within a block of bytes, so the check compiles to vector instructions.
+fn is_printable_ascii(bytes: &[u8]) -> bool {
+    const BLOCK_BYTES: usize = 32;
+    bytes.chunks(BLOCK_BYTES).all(|block| {
+        block
+            .iter()
+            .fold(true, |printable, &b| printable & (0x20..0x7f).contains(&b))
+    })
 }
 
 impl fmt::Display for ClusterVoterIdentity {
