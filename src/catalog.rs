@@ -121,7 +121,8 @@ impl ControlPlaneCatalog {
 
     /// The one apply behind both entry points. With
     /// [`OutcomeDetail::Discarded`] an ownership transfer reports
-    /// `previous: None` whatever it replaced (saving a copy of the owner).
+    /// `previous: None` whatever it replaced, and the new owner is written
+    /// over the old one's buffer instead of being allocated.
     fn apply_view(
         &mut self,
         index: ControlPlaneIndex,
@@ -190,18 +191,20 @@ impl ControlPlaneCatalog {
             };
         }
         let previous_epoch = std::mem::replace(&mut current.epoch, epoch);
-        let previous_owner = if current.owner.as_str() == new_owner {
-            (detail == OutcomeDetail::Full).then(|| current.owner.clone())
+        if detail == OutcomeDetail::Discarded {
+            current.owner.set_validated(new_owner);
+            return ApplyOutcome::OwnershipTransferred { previous: None };
+        }
+        let owner = if current.owner.as_str() == new_owner {
+            current.owner.clone()
         } else {
             let owner = ClusterVoterIdentity::from_validated(new_owner);
-            Some(std::mem::replace(&mut current.owner, owner))
+            std::mem::replace(&mut current.owner, owner)
         };
-        let previous = previous_owner
-            .filter(|_| detail == OutcomeDetail::Full)
-            .map(|owner| RangeOwnership {
-                owner,
-                epoch: previous_epoch,
-            });
+        let previous = Some(RangeOwnership {
+            owner,
+            epoch: previous_epoch,
+        });
         ApplyOutcome::OwnershipTransferred { previous }
     }
 

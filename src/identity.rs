@@ -71,6 +71,14 @@ impl ClusterVoterIdentity {
         debug_assert!(validate(text).is_ok());
         Self(text.to_owned())
     }
+
+    /// Makes this the identity of `text`, which must already have passed
+    /// [`validate`], reusing this identity's buffer when it is large enough.
+    pub(crate) fn set_validated(&mut self, text: &str) {
+        debug_assert!(validate(text).is_ok());
+        self.0.clear();
+        self.0.push_str(text);
+    }
 }
 
 /// Identities compare, order and hash exactly as their text does (the
@@ -117,15 +125,13 @@ pub(crate) fn first_control_character(text: &str) -> Option<usize> {
         .map(|(offset, _)| offset)
 }
 
-/// Whether every byte is printable ASCII (`0x20..0x7f`). No early exit
-/// within a block of bytes, so the check compiles to vector instructions.
+/// Whether every byte is printable ASCII (`0x20..0x7f`). No early exit, so
+/// the check compiles to vector instructions (the texts checked are at most
+/// [`crate::codec::MAX_RANGE_NAME_BYTES`] long).
 fn is_printable_ascii(bytes: &[u8]) -> bool {
-    const BLOCK_BYTES: usize = 32;
-    bytes.chunks(BLOCK_BYTES).all(|block| {
-        block
-            .iter()
-            .fold(true, |printable, &b| printable & (0x20..0x7f).contains(&b))
-    })
+    bytes.iter().fold(0u8, |outside, &b| {
+        outside | u8::from(!(0x20..0x7f).contains(&b))
+    }) == 0
 }
 
 impl fmt::Display for ClusterVoterIdentity {
