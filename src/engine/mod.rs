@@ -385,10 +385,9 @@ impl<S: Storage> DurableControlPlane<S> {
     }
 
     /// Applies every committed entry not yet applied to the catalog, in
-    /// order. A storage or decoding failure is latched. At open this is the
-    /// only decoding of the committed entries after the snapshot (the
-    /// recovery scan checks checksums only): an entry that does not decode
-    /// fails the open as corruption at its file, offset and index.
+    /// order, each read back with its checksum re-verified. A storage or
+    /// decoding failure is latched. Open uses
+    /// [`Self::apply_committed_at_open`] instead.
     fn apply_committed(&mut self) -> Result<()> {
         while self.catalog.applied_end() < self.commit_end {
             let index = ControlPlaneIndex(self.catalog.applied_end());
