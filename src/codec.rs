@@ -21,6 +21,81 @@ use crate::error::InvalidInput;
 use crate::identity::{self, ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
 use crate::text::first_control_character;
 
+/// An entry decoded in place: its strings borrow the encoded bytes. It holds
+/// exactly what the owned [`ControlPlaneEntry`] holds and meets the same
+/// invariants (every identity passed [`identity::validate`], every range
+/// name [`is_valid_range_name`]); it is built only by
+/// [`decode_entry_view`] or borrowed from an owned entry with
+/// [`EntryView::of`], so those checks cannot be skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryView<'a> {
+    /// [`MembershipChange::Admit`] of this identity.
+    Admit(&'a str),
+    /// [`MembershipChange::Remove`] of this identity.
+    Remove(&'a str),
+    /// An [`OwnershipTransition`].
+    OwnershipTransition {
+        range: &'a str,
+        new_owner: &'a str,
+        ownership_epoch: u64,
+    },
+    /// [`ControlPlaneEntry::LeaderConfiguration`].
+    LeaderConfiguration {
+        term: ControlPlaneTerm,
+        leader: &'a str,
+    },
+}
+
+impl<'a> EntryView<'a> {
+    /// The view of an owned entry (valid by construction, see
+    /// [`validate_entry`] for its range name).
+    pub(crate) fn of(entry: &'a ControlPlaneEntry) -> Self {
+        match entry {
+            ControlPlaneEntry::MembershipChange(MembershipChange::Admit(id)) => {
+                Self::Admit(id.as_str())
+            }
+            ControlPlaneEntry::MembershipChange(MembershipChange::Remove(id)) => {
+                Self::Remove(id.as_str())
+            }
+            ControlPlaneEntry::OwnershipTransition(t) => Self::OwnershipTransition {
+                range: &t.range,
+                new_owner: t.new_owner.as_str(),
+                ownership_epoch: t.ownership_epoch,
+            },
+            ControlPlaneEntry::LeaderConfiguration { term, leader } => Self::LeaderConfiguration {
+                term: *term,
+                leader: leader.as_str(),
+            },
+        }
+    }
+
+    /// The owned entry, copying the strings.
+    pub(crate) fn to_entry(self) -> ControlPlaneEntry {
+        let id = ClusterVoterIdentity::from_validated;
+        match self {
+            Self::Admit(member) => {
+                ControlPlaneEntry::MembershipChange(MembershipChange::Admit(id(member)))
+            }
+            Self::Remove(member) => {
+                ControlPlaneEntry::MembershipChange(MembershipChange::Remove(id(member)))
+            }
+            Self::OwnershipTransition {
+                range,
+                new_owner,
+                ownership_epoch,
+            } => ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+                range: range.to_owned(),
+                new_owner: id(new_owner),
+                ownership_epoch,
+            }),
+            Self::LeaderConfiguration { term, leader } => ControlPlaneEntry::LeaderConfiguration {
+                term,
+                leader: id(leader),
+            },
+        }
+    }
+}
+
 /// The entry encoding this build writes and reads.
 pub const ENTRY_FORMAT_VERSION: u8 = 1;
 
@@ -142,33 +217,29 @@ fn put_identity(out: &mut Vec<u8>, id: &ClusterVoterIdentity) {
 
 /// Decodes one entry that must fill `bytes` exactly.
 pub fn decode_entry(bytes: &[u8]) -> Result<ControlPlaneEntry, DecodeError> {
+    decode_entry_view(bytes).map(EntryView::to_entry)
+}
+
+/// Decodes one entry that must fill `bytes` exactly, in place: the one
+/// decoder, which [`decode_entry`] wraps. Nothing is allocated.
+pub(crate) fn decode_entry_view(bytes: &[u8]) -> Result<EntryView<'_>, DecodeError> {
     let mut reader = Reader { bytes };
     let version = reader.u8()?;
     if version != ENTRY_FORMAT_VERSION {
         return Err(DecodeError::UnknownVersion(version));
     }
     let entry = match reader.u8()? {
-        TAG_ADMIT => {
-            ControlPlaneEntry::MembershipChange(MembershipChange::Admit(reader.identity()?))
-        }
-        TAG_REMOVE => {
-            ControlPlaneEntry::MembershipChange(MembershipChange::Remove(reader.identity()?))
-        }
-        TAG_OWNERSHIP_TRANSITION => {
-            let range = reader.range_name()?;
-            let new_owner = reader.identity()?;
-            let ownership_epoch = reader.u64()?;
-            ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
-                range,
-                new_owner,
-                ownership_epoch,
-            })
-        }
-        TAG_LEADER_CONFIGURATION => {
-            let term = ControlPlaneTerm(reader.u64()?);
-            let leader = reader.identity()?;
-            ControlPlaneEntry::LeaderConfiguration { term, leader }
-        }
+        TAG_ADMIT => EntryView::Admit(reader.identity()?),
+        TAG_REMOVE => EntryView::Remove(reader.identity()?),
+        TAG_OWNERSHIP_TRANSITION => EntryView::OwnershipTransition {
+            range: reader.range_name()?,
+            new_owner: reader.identity()?,
+            ownership_epoch: reader.u64()?,
+        },
+        TAG_LEADER_CONFIGURATION => EntryView::LeaderConfiguration {
+            term: ControlPlaneTerm(reader.u64()?),
+            leader: reader.identity()?,
+        },
         tag => return Err(DecodeError::UnknownTag(tag)),
     };
     if !reader.bytes.is_empty() {
@@ -179,9 +250,15 @@ pub fn decode_entry(bytes: &[u8]) -> Result<ControlPlaneEntry, DecodeError> {
 
 /// Decodes identity text read from disk, re-checking every invariant.
 pub fn decode_identity(bytes: &[u8]) -> Result<ClusterVoterIdentity, DecodeError> {
+    decode_identity_text(bytes).map(ClusterVoterIdentity::from_validated)
+}
+
+/// Identity text read from disk, in place, once every invariant of
+/// [`ClusterVoterIdentity`] is checked ([`identity::validate`]).
+fn decode_identity_text(bytes: &[u8]) -> Result<&str, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?;
     identity::validate(text).map_err(DecodeError::Identity)?;
-    ClusterVoterIdentity::from_certificate_subject(text).map_err(DecodeError::Identity)
+    Ok(text)
 }
 
 /// A cursor that refuses to read past its input.
@@ -208,12 +285,12 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(bytes.try_into().expect("took 8 bytes")))
     }
 
-    fn identity(&mut self) -> Result<ClusterVoterIdentity, DecodeError> {
+    fn identity(&mut self) -> Result<&'a str, DecodeError> {
         let length = self.u8()? as usize;
-        decode_identity(self.take(length)?)
+        decode_identity_text(self.take(length)?)
     }
 
-    fn range_name(&mut self) -> Result<String, DecodeError> {
+    fn range_name(&mut self) -> Result<&'a str, DecodeError> {
         let length = u16::from_le_bytes(self.take(2)?.try_into().expect("took 2 bytes")) as usize;
         if length > MAX_RANGE_NAME_BYTES {
             return Err(DecodeError::RangeName);
@@ -222,7 +299,7 @@ impl<'a> Reader<'a> {
         if !is_valid_range_name(text) {
             return Err(DecodeError::RangeName);
         }
-        Ok(text.to_owned())
+        Ok(text)
     }
 }
 
@@ -275,6 +352,15 @@ pub(crate) mod tests {
             prop_assert!(bytes.len() <= MAX_ENTRY_BYTES);
             prop_assert!(longest_zero_run(&bytes) <= MAX_ZERO_RUN_BYTES);
             prop_assert_eq!(decode_entry(&bytes), Ok(entry));
+        }
+
+        #[test]
+        fn decode_entry_view_borrows_what_decode_entry_owns(entry in entry_strategy()) {
+            // Goal: the in-place decoder (used at open) and the owned one see
+            // the same entry. Method: decode an encoding both ways.
+            let bytes = encoded_entry(&entry);
+            prop_assert_eq!(decode_entry_view(&bytes), Ok(EntryView::of(&entry)));
+            prop_assert_eq!(decode_entry_view(&bytes).map(EntryView::to_entry), Ok(entry));
         }
 
         #[test]
@@ -336,7 +422,8 @@ pub(crate) mod tests {
 
     #[test]
     fn decode_entry_revalidates_identities_from_disk() {
-        // Admit of an identity with a NUL byte, and of a blank one.
+        // Admit of an identity with a NUL byte, of a blank one, of one with
+        // trailing bytes, and of untrimmed ones.
         assert!(matches!(
             decode_entry(&[1, TAG_ADMIT, 3, b'a', 0, b'b']),
             Err(DecodeError::Identity(
@@ -351,5 +438,14 @@ pub(crate) mod tests {
             decode_entry(&[1, TAG_ADMIT, 1, b'a', 0]),
             Err(DecodeError::TrailingBytes(1))
         );
+        // Untrimmed identities (whitespace before or after the text).
+        for untrimmed in [&b" a"[..], b"a ", "a\u{2003}".as_bytes()] {
+            let mut bytes = vec![1, TAG_ADMIT, untrimmed.len() as u8];
+            bytes.extend_from_slice(untrimmed);
+            assert_eq!(
+                decode_entry(&bytes),
+                Err(DecodeError::Identity(IdentityError::Blank))
+            );
+        }
     }
 }

@@ -66,6 +66,30 @@ impl ClusterVoterIdentity {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The identity of `text`, which must already have passed [`validate`]
+    /// (as the codec's borrowed entries have): no second check, no trim.
+    pub(crate) fn from_validated(text: &str) -> Self {
+        debug_assert!(validate(text).is_ok());
+        Self(text.to_owned())
+    }
+
+    /// Makes this the identity of `text`, which must already have passed
+    /// [`validate`], reusing this identity's buffer when it is large enough.
+    pub(crate) fn set_validated(&mut self, text: &str) {
+        debug_assert!(validate(text).is_ok());
+        self.0.clear();
+        self.0.push_str(text);
+    }
+}
+
+/// Identities compare, order and hash exactly as their text does (the
+/// derived impls use the one `String` field), so sets and maps of identities
+/// can be searched with a `&str`.
+impl std::borrow::Borrow<str> for ClusterVoterIdentity {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Checks every invariant of an identity's text (see [`ClusterVoterIdentity`]).
@@ -82,8 +106,8 @@ pub(crate) fn validate(text: &str) -> Result<(), IdentityError> {
     if let Some(offset) = first_control_character(text) {
         return Err(IdentityError::ControlCharacter { offset });
     }
-    if text.trim().len() != text.len() {
-        // Only reachable from disk: constructors trim first.
+    if text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+        // Not trimmed. Only reachable from disk: constructors trim first.
         return Err(IdentityError::Blank);
     }
     Ok(())

@@ -273,7 +273,11 @@ impl<F: StorageFile> Segment<F> {
             term_runs,
             commit_end,
             end,
-            written_end: written_end(bytes, offset),
+            // A clean end was found by checking that nothing follows.
+            written_end: match end {
+                ScanEnd::Clean => offset,
+                _ => written_end(bytes, offset),
+            },
         })
     }
 

@@ -5,43 +5,26 @@
 
 /// The byte offset of the first control character in `text`, if any.
 ///
-/// Names are almost always ASCII and this runs for every appended entry, so
-/// ASCII text is checked eight bytes at a time; other text is walked char by char.
+/// Names are almost always printable ASCII and this runs for every appended
+/// and every recovered entry, so such text is settled by one branch-free pass
+/// over its bytes; anything else is walked char by char.
 pub(crate) fn first_control_character(text: &str) -> Option<usize> {
-    match ascii_has_control(text.as_bytes()) {
-        Some(false) => None,
-        Some(true) => text.bytes().position(|byte| byte.is_ascii_control()),
-        None => text
-            .char_indices()
-            .find(|(_, c)| c.is_control())
-            .map(|(offset, _)| offset),
-    }
-}
-
-/// `None` if `bytes` are not all ASCII; otherwise whether they hold a control
-/// (0x00..=0x1f or 0x7f). Tested a 64-bit word at a time with the classic
-/// "has a byte less than n" and "has a zero byte" tricks, which are exact for
-/// words whose bytes are all below 0x80 (checked first).
-fn ascii_has_control(bytes: &[u8]) -> Option<bool> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
-    let has_byte_below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGH_BITS != 0;
-    let mut words = bytes.chunks_exact(8);
-    let mut found = false;
-    for chunk in words.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        if word & HIGH_BITS != 0 {
-            return None;
-        }
-        found |= has_byte_below(word, 0x20) | has_byte_below(word ^ (ONES * 0x7f), 1);
-    }
-    let tail = words.remainder();
-    if !tail.is_ascii() {
+    if is_printable_ascii(text.as_bytes()) {
         return None;
     }
-    Some(found || tail.iter().any(u8::is_ascii_control))
+    text.char_indices()
+        .find(|(_, c)| c.is_control())
+        .map(|(offset, _)| offset)
+}
+
+/// Whether every byte is printable ASCII (`0x20..0x7f`; for ASCII,
+/// `char::is_control` is exactly `< 0x20` or `0x7f`). No early exit, so the
+/// check compiles to vector instructions (the texts checked are at most
+/// [`crate::codec::MAX_RANGE_NAME_BYTES`] long).
+fn is_printable_ascii(bytes: &[u8]) -> bool {
+    bytes.iter().fold(0u8, |outside, &b| {
+        outside | u8::from(!(0x20..0x7f).contains(&b))
+    }) == 0
 }
 
 #[cfg(test)]
@@ -79,5 +62,19 @@ mod tests {
         }
         assert_eq!(first_control_character(""), None);
         assert_eq!(first_control_character("plain"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn first_control_character_matches_a_scan_of_every_character(
+            text in "(\\PC|[\\x00-\\x7f]|[\\u{80}-\\u{a0}]){0,24}"
+        ) {
+            // Goal: the ASCII fast path finds exactly what checking each
+            // character with `char::is_control` finds. Method: arbitrary text
+            // mixing printable characters, ASCII controls and the C1
+            // controls (U+0080..U+009F), compared with the plain scan.
+            let expected = text.char_indices().find(|(_, c)| c.is_control()).map(|(o, _)| o);
+            proptest::prop_assert_eq!(first_control_character(&text), expected);
+        }
     }
 }

@@ -97,24 +97,45 @@ pub fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 /// An ownership transition whose encoded payload is exactly `payload_bytes`
-/// (between 64 and cpwal's entry limit), varied by `n`.
+/// (between 64 and cpwal's entry limit), varied by `n`: range `n`, owner
+/// `CN=owner`, epoch `n`.
 pub fn entry_of_size(payload_bytes: usize, n: u64) -> ControlPlaneEntry {
+    transition_of_size(payload_bytes, n, "CN=owner", n)
+}
+
+/// An ownership transition of `range` (a number, padded into the name) to
+/// `owner` at `epoch`, whose encoded payload is exactly `payload_bytes`.
+pub fn transition_of_size(
+    payload_bytes: usize,
+    range: u64,
+    owner: &str,
+    epoch: u64,
+) -> ControlPlaneEntry {
     let make = |range_bytes: usize| {
-        let mut range = format!("r{n:015}");
-        range.extend(std::iter::repeat_n(
+        let mut name = format!("r{range:015}");
+        name.extend(std::iter::repeat_n(
             'x',
-            range_bytes.saturating_sub(range.len()),
+            range_bytes.saturating_sub(name.len()),
         ));
         ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
-            range,
-            new_owner: voter("CN=owner"),
-            ownership_epoch: n,
+            range: name,
+            new_owner: voter(owner),
+            ownership_epoch: epoch,
         })
     };
     let overhead = cpwal::codec::encoded_entry(&make(16)).len() - 16;
     let entry = make(payload_bytes - overhead);
     assert_eq!(cpwal::codec::encoded_entry(&entry).len(), payload_bytes);
     entry
+}
+
+/// The realistic open workload: entry `n` moves range `n % ranges` to the
+/// next of three owners at epoch `n + 1`, so every transition is accepted
+/// (epochs keep rising), changes the owner, and the catalog stays at
+/// `ranges` ranges however long the log grows.
+pub fn rising_transition(payload_bytes: usize, ranges: u64, n: u64) -> ControlPlaneEntry {
+    let owner = ["CN=owner-0", "CN=owner-1", "CN=owner-2"][(n % 3) as usize];
+    transition_of_size(payload_bytes, n % ranges, owner, n + 1)
 }
 
 /// The bytes cpwal writes for one entry of `payload_bytes`.
@@ -212,14 +233,22 @@ pub fn prepare_file(path: &Path, size_bytes: u64, preparation: Preparation) -> F
 pub const PAYLOAD_BYTES: usize = 128;
 
 /// Builds a log of `entries` entries of [`PAYLOAD_BYTES`] in `dir`, in
-/// batches of 1000.
+/// batches of 1000: the same 1000 transitions (ranges 0..1000, epochs
+/// 0..1000) over and over, so after the first batch every entry is fenced
+/// and the catalog holds 1000 ranges.
 pub fn build_log(dir: &Path, entries: u64) {
-    let mut engine = open_engine(dir);
     let batch: Vec<_> = (0..1000).map(|n| entry_of_size(PAYLOAD_BYTES, n)).collect();
+    build_log_of(dir, entries, |n| batch[(n % 1000) as usize].clone());
+}
+
+/// Builds a log in `dir` of `entries` entries, entry `n` being `entry(n)`,
+/// appended in batches of 1000.
+pub fn build_log_of(dir: &Path, entries: u64, entry: impl Fn(u64) -> ControlPlaneEntry) {
+    let mut engine = open_engine(dir);
     let mut written = 0;
     while written < entries {
-        let n = (entries - written).min(1000) as usize;
-        engine.try_append_batch(&batch[..n]).unwrap();
-        written += n as u64;
+        let batch: Vec<_> = (written..entries.min(written + 1000)).map(&entry).collect();
+        engine.try_append_batch(&batch).unwrap();
+        written += batch.len() as u64;
     }
 }

@@ -9,6 +9,7 @@ mod follower;
 mod install;
 mod leader;
 mod reads;
+mod rebuild;
 mod shared;
 mod unapplied;
 
@@ -182,7 +183,7 @@ impl<S: Storage> DurableControlPlane<S> {
             &hard_state,
             options.segment_size_bytes,
             true,
-            |_payload| Ok(()), // Decoded once, when applied or read (see `apply_committed`).
+            |_payload| Ok(()), // Decoded once, when applied (`apply_committed_at_open`) or read.
         )?;
         let (catalog, snapshot_end) = compaction::load_snapshot(
             &mut log,
@@ -210,7 +211,7 @@ impl<S: Storage> DurableControlPlane<S> {
         if node.sole_voter && node.holds_own_vote() {
             node.leader = Some(node.identity.clone());
         }
-        node.apply_committed()?;
+        node.apply_committed_at_open()?;
         Ok(node)
     }
 
@@ -394,10 +395,9 @@ impl<S: Storage> DurableControlPlane<S> {
     }
 
     /// Applies every committed entry not yet applied to the catalog, in
-    /// order. A storage or decoding failure is latched. At open this is the
-    /// only decoding of the committed entries after the snapshot (the
-    /// recovery scan checks checksums only): an entry that does not decode
-    /// fails the open as corruption at its file, offset and index.
+    /// order, each read back with its checksum re-verified. A storage or
+    /// decoding failure is latched. Open uses
+    /// [`Self::apply_committed_at_open`] instead.
     fn apply_committed(&mut self) -> Result<()> {
         while self.catalog.applied_end() < self.commit_end {
             let index = ControlPlaneIndex(self.catalog.applied_end());
