@@ -105,7 +105,14 @@ pub struct SegmentedLog<S: Storage> {
     durable_end: u64,
     liveness: Liveness,
     recovered_commit_end: u64,
+    /// Records encoded by [`SegmentedLog::write`] and not yet written to the
+    /// tail file: they go out in one `pwrite` when the log is synced (or a
+    /// sync handle taken, or the tail is full), so group commit makes one
+    /// write per sync, not one per caller. They follow `tail.end_offset`.
     write_buffer: Vec<u8>,
+    /// How many records `write_buffer` holds: the last ones below
+    /// `end_index`, which cannot be read until written.
+    buffered_records: u64,
     /// The next segment's file, prepared while the tail fills.
     spare: SpareSegment<S>,
     /// Every sync of a segment goes through it (see [`SyncGate`]).
@@ -144,6 +151,7 @@ impl<S: Storage> SegmentedLog<S> {
             },
             recovered_commit_end: hard_state.commit_end,
             write_buffer: Vec::new(),
+            buffered_records: 0,
         };
         for generation in generations {
             let name = crate::format::segment_file_name(generation);
@@ -381,10 +389,14 @@ impl<S: Storage> SegmentedLog<S> {
                 first_index: self.start_index,
             });
         }
-        if index >= self.end_index {
+        let written_end = self.end_index - self.buffered_records;
+        if index >= written_end {
+            // Buffered records exist only between a group-commit write and
+            // its sync, when no reader can reach the log; refuse rather than
+            // read what is not in the file yet.
             return Err(Error::NotFound {
                 index,
-                end_index: self.end_index,
+                end_index: written_end,
             });
         }
         Ok(())
@@ -503,10 +515,13 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
-    /// Writes entries after the end of the log, without syncing the last
-    /// segment (see [`SegmentedLog::sync`]). Each element is `(term, payload)`.
-    /// A full segment is synced before the next one is created, so only the
-    /// last segment ever holds unsynced records.
+    /// Appends entries after the end of the log, without syncing (see
+    /// [`SegmentedLog::sync`]). Each element is `(term, payload)`. The
+    /// records are encoded into the write buffer and reach the file when the
+    /// log is synced or a [`SegmentedLog::tail_sync_handle`] is taken, so one
+    /// `pwrite` serves every write since the last sync; a full segment is
+    /// written and synced before the next one is created, so only the last
+    /// segment ever holds unsynced records.
     ///
     /// On error the handle must be considered failed: in-memory state may be
     /// ahead of the disk.
@@ -516,17 +531,14 @@ impl<S: Storage> SegmentedLog<S> {
         commit: CommitStamp,
     ) -> Result<()> {
         self.check_fits(entries.clone())?;
-        self.write_buffer.clear();
         for (term, payload) in entries {
             let size = record_bytes(payload.len() as u64);
             if size > self.pending_room() {
-                self.flush_buffer()?;
                 self.roll_over()?;
             }
             self.encode_into_buffer(term, payload, commit);
         }
-        self.flush_buffer()?;
-        if self.tail().free_bytes() < self.segment_size_bytes / 2 {
+        if self.pending_room() < self.segment_size_bytes / 2 {
             self.spare.prepare_ahead();
         }
         Ok(())
@@ -575,6 +587,7 @@ impl<S: Storage> SegmentedLog<S> {
             offset,
         };
         encode_record(&mut self.write_buffer, place, header, payload);
+        self.buffered_records += 1;
         tail.offsets.push(offset as u32);
         if self.term_runs.last().map(|r| r.term) != Some(term) {
             self.term_runs.push(TermRun {
@@ -596,6 +609,7 @@ impl<S: Storage> SegmentedLog<S> {
             .map_err(|e| Error::io("write segment", &tail.path, e))?;
         tail.end_offset += self.write_buffer.len() as u64;
         self.write_buffer.clear();
+        self.buffered_records = 0;
         Ok(())
     }
 
@@ -624,6 +638,7 @@ impl<S: Storage> SegmentedLog<S> {
         if self.durable_end == self.end_index {
             return Ok(());
         }
+        self.flush_buffer()?;
         let tail = self.tail();
         self.sync_gate
             .sync(&*tail.file)
@@ -632,16 +647,18 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
-    /// A sync of the tail segment that can run without `&mut self` (for
-    /// group commit), and the index it will make durable.
-    pub fn tail_sync_handle(&self) -> TailSync<S::File> {
+    /// Writes the buffered records, then returns a sync of the tail segment
+    /// that can run without `&mut self` (group commit) and the index it will
+    /// make durable.
+    pub fn tail_sync_handle(&mut self) -> Result<TailSync<S::File>> {
+        self.flush_buffer()?;
         let tail = self.tail();
-        TailSync {
+        Ok(TailSync {
             file: Arc::clone(&tail.file),
             path: tail.path.clone(),
             covered_end: self.end_index,
             gate: Arc::clone(&self.sync_gate),
-        }
+        })
     }
 
     /// Records that a sync through a [`SegmentedLog::tail_sync_handle`]
@@ -661,6 +678,7 @@ impl<S: Storage> SegmentedLog<S> {
         hard_state_store: &mut HardStateStore<S::File>,
         hard_state: &mut HardState,
     ) -> Result<()> {
+        self.flush_buffer()?;
         if from >= self.end_index {
             return Ok(());
         }
@@ -717,6 +735,7 @@ impl<S: Storage> SegmentedLog<S> {
         hard_state_store: &mut HardStateStore<S::File>,
         hard_state: &mut HardState,
     ) -> Result<()> {
+        self.flush_buffer()?;
         if new_start <= self.start_index {
             return Ok(());
         }
@@ -777,6 +796,7 @@ impl<S: Storage> SegmentedLog<S> {
         hard_state_store: &mut HardStateStore<S::File>,
         hard_state: &mut HardState,
     ) -> Result<()> {
+        self.flush_buffer()?;
         if new_start < self.end_index {
             return Err(InvalidInput::Index {
                 index: new_start,

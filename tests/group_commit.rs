@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,6 @@ use cpwal::{
 struct Faults {
     gate: Mutex<Gate>,
     gate_changed: Condvar,
-    /// `write_at` calls so far.
-    writes: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -128,7 +126,6 @@ impl StorageFile for LosingFile {
     }
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         self.pending.lock().unwrap().push((offset, bytes.to_vec()));
-        self.faults.writes.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
     fn read_at(&self, offset: u64, length: usize) -> io::Result<Cow<'_, [u8]>> {
@@ -267,7 +264,7 @@ fn appends_behind_held_sync(
     callers: u64,
     release: impl FnOnce(&mut Gate),
 ) -> Vec<cpwal::Result<ControlPlaneIndex>> {
-    let writes_before = faults.writes.load(Ordering::SeqCst);
+    let written_before = shared.last_written_index().map_or(0, |i| i.0 + 1);
     let entered_before = faults.entered();
     faults.set(|g| g.hold_syncs = true);
     let spawn = |n: u64| {
@@ -279,8 +276,9 @@ fn appends_behind_held_sync(
         faults.entered() == entered_before + 1
     });
     workers.extend((1..callers).map(spawn));
+    // Writes wait in the log's buffer: the next leader writes them all.
     wait_until("every write", || {
-        faults.writes.load(Ordering::SeqCst) == writes_before + callers as usize
+        shared.last_written_index() == Some(ControlPlaneIndex(written_before + callers - 1))
     });
     faults.set(release);
     workers.into_iter().map(|w| w.join().unwrap()).collect()

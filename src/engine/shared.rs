@@ -2,13 +2,14 @@
 //! through which many threads append at once, sharing syncs.
 //!
 //! # How an append goes
-//! 1. Under the engine lock the entries are validated, encoded and written
-//!    after the log's end with one `pwrite` (no sync). The caller remembers
-//!    `my_end`, one past its last index.
+//! 1. Under the engine lock the entries are validated and encoded into the
+//!    log's write buffer (no system call). The caller remembers `my_end`,
+//!    one past its last index.
 //! 2. Without the engine lock the caller waits until `durable_end >= my_end`.
 //!    If no sync is in flight it becomes the *leader*: under the engine lock
-//!    it takes [`SegmentedLog::tail_sync_handle`] (the tail file and the end
-//!    it covers), releases the lock, runs `fdatasync` (through the log's
+//!    it takes [`SegmentedLog::tail_sync_handle`] (which writes everything
+//!    buffered with one `pwrite`, and returns the tail file and the end it
+//!    covers), releases the lock, runs `fdatasync` (through the log's
 //!    `SyncGate`, so it never overlaps a sync made under the lock, and fails
 //!    if any earlier sync of the log failed), then under the lock
 //!    records the result with [`SegmentedLog::mark_durable`] and advances the
@@ -181,6 +182,13 @@ impl<S: Storage> SharedControlPlane<S> {
         self.lock_engine().commit_index()
     }
 
+    /// The last index written, durable or not: entries after
+    /// [`SharedControlPlane::commit_index`] are waiting for their sync (and
+    /// may still be in the write buffer). Does not sync.
+    pub fn last_written_index(&self) -> Option<ControlPlaneIndex> {
+        self.lock_engine().last_index()
+    }
+
     /// The engine back, if this is the last handle.
     pub fn into_inner(self) -> std::result::Result<DurableControlPlane<S>, Self> {
         match Arc::try_unwrap(self.inner) {
@@ -247,12 +255,24 @@ impl<S: Storage> SharedControlPlane<S> {
     /// published to the waiters.
     fn lead_sync(&self) {
         let tail_sync = {
-            let engine = self.lock_engine();
-            if let Some(cause) = engine.failure.clone() {
-                drop(engine);
-                return self.publish_after_sync(0, Some(cause));
+            let mut engine = self.lock_engine();
+            // Writes the records buffered since the last sync (one `pwrite`
+            // for the whole group), unless the engine already failed.
+            let handle = match engine.failure {
+                None => {
+                    let handle = engine.log.tail_sync_handle();
+                    engine.latch(handle).ok()
+                }
+                Some(_) => None,
+            };
+            match handle {
+                Some(handle) => handle,
+                None => {
+                    let cause = engine.failure.clone();
+                    drop(engine);
+                    return self.publish_after_sync(0, cause);
+                }
             }
-            engine.log.tail_sync_handle()
         };
         let synced = tail_sync.run();
         let mut engine = self.lock_engine();

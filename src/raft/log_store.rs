@@ -273,7 +273,9 @@ impl CpwalLogStore {
         let stamp = CommitStamp::Known(shared.hard_state.commit_end);
         let written = shared.log.write(payloads, stamp);
         shared.latch(written)?;
-        Ok(Some((shared.log.tail_sync_handle(), shared.rewrites)))
+        let handle = shared.log.tail_sync_handle();
+        let handle = shared.latch(handle)?;
+        Ok(Some((handle, shared.rewrites)))
     }
 
     /// Checks that an append starts at the end of the log. openraft always
