@@ -25,8 +25,10 @@ use crate::text::first_control_character;
 /// exactly what the owned [`ControlPlaneEntry`] holds and meets the same
 /// invariants (every identity passed [`identity::validate`], every range
 /// name [`is_valid_range_name`]); it is built only by
-/// [`decode_entry_view`] or borrowed from an owned entry with
-/// [`EntryView::of`], so those checks cannot be skipped.
+/// [`decode_entry_view`], borrowed from an owned entry with
+/// [`EntryView::of`], or rebuilt by group commit's cache of unapplied
+/// entries from the strings of such a view, so those checks cannot be
+/// skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EntryView<'a> {
     /// [`MembershipChange::Admit`] of this identity.

@@ -21,7 +21,7 @@ pub use reads::PeerBatch;
 pub use shared::SharedControlPlane;
 
 use crate::catalog::ControlPlaneCatalog;
-use crate::codec::{decode_entry, decode_entry_view, encode_entry, validate_entry};
+use crate::codec::{decode_entry, encode_entry, validate_entry};
 use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState,
@@ -337,8 +337,7 @@ impl<S: Storage> DurableControlPlane<S> {
         self.write_unsynced(entries)?;
         if self.sole_voter {
             // Committed by the next sync, which applies them from here.
-            let spans = self.entry_spans.iter().map(|(_, span)| span.clone());
-            self.unapplied.remember(start, &self.encode_buffer, spans);
+            self.unapplied.remember(start, entries);
         }
         Ok(start..self.log.end_index())
     }
@@ -402,8 +401,8 @@ impl<S: Storage> DurableControlPlane<S> {
     fn apply_committed(&mut self) -> Result<()> {
         while self.catalog.applied_end() < self.commit_end {
             let index = ControlPlaneIndex(self.catalog.applied_end());
-            let applied = match self.unapplied.take(index.0).map(decode_entry_view) {
-                Some(Ok(entry)) => self.catalog.apply_decoded(index, entry),
+            let applied = match self.unapplied.take(index.0) {
+                Some(entry) => self.catalog.apply_decoded(index, entry),
                 _ => {
                     let read = self.read(index);
                     let entry = self.latch(read)?.entry;

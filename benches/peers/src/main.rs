@@ -18,11 +18,11 @@ use cpwal::{
 };
 
 const PAYLOAD_BYTES: usize = 128;
-const SINGLE_CALLS: usize = 200;
-const BATCH_CALLS: usize = 100;
+const SINGLE_CALLS: usize = 500;
+const BATCH_CALLS: usize = 300;
 const BATCH_ENTRIES: usize = 64;
 const THREADS: usize = 16;
-const CALLS_PER_THREAD: usize = 30;
+const CALLS_PER_THREAD: usize = 100;
 
 /// One system under test: appends `entries` as one durable unit, from any
 /// thread.
