@@ -47,9 +47,13 @@ pub fn encode_record(
 
 /// The checksum of a record's body (header, payload and padding) at `place`.
 pub fn record_checksum(place: RecordPlace, body: &[u8]) -> u32 {
+    // The salt (generation, then offset, little-endian) in one update: the
+    // same checksum as two, at one small-input call fewer per record.
+    let mut salt = [0u8; 16];
+    salt[..8].copy_from_slice(&place.generation.to_le_bytes());
+    salt[8..].copy_from_slice(&place.offset.to_le_bytes());
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&place.generation.to_le_bytes());
-    hasher.update(&place.offset.to_le_bytes());
+    hasher.update(&salt);
     hasher.update(body);
     hasher.finalize()
 }

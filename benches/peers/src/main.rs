@@ -41,11 +41,16 @@ impl Cpwal {
         let identity = ClusterVoterIdentity::from_certificate_subject("CN=bench").unwrap();
         let engine = DurableControlPlane::open(dir, identity, Options::default()).unwrap();
         let owner = ClusterVoterIdentity::from_certificate_subject("CN=owner").unwrap();
+        // Range names as in cpwal's own benches: the number first, padded
+        // with 'x' to make 128-byte entries (names that differ only in their
+        // last characters would make every catalog lookup compare 100 bytes).
         let entries = (0..BATCH_ENTRIES as u64)
             .map(|n| {
                 let make = |len: usize| {
+                    let mut range = format!("r{n:015}");
+                    range.extend(std::iter::repeat_n('x', len.saturating_sub(range.len())));
                     ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
-                        range: format!("{n:0len$}"),
+                        range,
                         new_owner: owner.clone(),
                         ownership_epoch: n,
                     })
