@@ -7,7 +7,7 @@
 //! [`DurableControlPlane`] is the engine; it implements the
 //! [`ControlPlaneConsensus`] boundary, as does the in-memory
 //! [`SingleNodeControlPlane`]. The file format and the crash argument are in
-//! [`format`]; the io seam that makes power loss testable is [`io`].
+//! [`format`](mod@format); the io seam that makes power loss testable is [`io`].
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
