@@ -119,7 +119,6 @@ pub struct SegmentedLog<S: Storage> {
     sync_gate: Arc<SyncGate>,
 }
 
-#[allow(dead_code)] // Truncation, compaction and group-commit hooks land with issues 4 and 5.
 impl<S: Storage> SegmentedLog<S> {
     /// Opens the log described by `hard_state`, recovering from any crash:
     /// leftover files are removed, a torn tail dropped, an interrupted
