@@ -15,8 +15,8 @@
 //!
 //! Crash safety is unchanged: until the rollover renames it, the spare is a
 //! temporary file ([`SPARE_SEGMENT_FILE_NAME`] ends in `.tmp`), which
-//! recovery removes; it never holds anything but zeros and, once installed,
-//! the header.
+//! recovery removes after a crash (a clean close removes it itself); it never
+//! holds anything but zeros and, once installed, the header.
 //!
 //! Preparation runs on a background thread only when the storage allows it
 //! ([`crate::io::Storage::allows_background_work`]); the simulated disks of
@@ -93,11 +93,15 @@ impl<S: Storage> SpareSegment<S> {
 }
 
 impl<S: Storage> Drop for SpareSegment<S> {
+    /// Waits for a preparation under way, so no thread writes the spare once
+    /// the log is gone, then removes the spare so that a cleanly closed
+    /// directory holds no leftover (`cpwal verify` would report one). Both
+    /// are best effort: a spare left behind is only a temporary file, which
+    /// the next open removes.
     fn drop(&mut self) {
         if let Some(preparing) = self.preparing.take() {
-            // The file stays for recovery to remove; what matters is that no
-            // thread writes it once the log is gone.
             let _ = preparing.join();
+            let _ = self.storage.remove(SPARE_SEGMENT_FILE_NAME);
         }
     }
 }

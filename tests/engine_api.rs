@@ -419,10 +419,11 @@ fn open_in_the_other_role_is_refused() {
 #[test]
 fn rollover_installs_the_spare_prepared_while_the_tail_filled() {
     // Goal: the next segment's file is prepared ahead, off the append path,
-    // the rollover installs it, and a spare left at shutdown is removed by
-    // the next open. Method: 4 KiB segments; append
-    // past half a segment and wait for `segment-spare.tmp`; append through
-    // two rollovers; stop with a spare present; reopen and read everything.
+    // the rollover installs it, a clean close removes a spare prepared
+    // ahead, and one left by a crash is removed by the next open. Method:
+    // 4 KiB segments; append past half a segment and wait for
+    // `segment-spare.tmp`; append through two rollovers; close with a spare
+    // present; plant one as a crash would; reopen and read everything.
     let dir = tempfile::tempdir().unwrap();
     let spare = dir.path().join("segment-spare.tmp");
     let mut node = open(dir.path());
@@ -466,6 +467,9 @@ fn rollover_installs_the_spare_prepared_while_the_tail_filled() {
     assert_eq!(segments, 3);
     wait_for_spare();
     drop(node);
+    assert!(!spare.exists(), "a clean close removes the spare");
+    // A crash during preparation leaves one behind: the next open removes it.
+    std::fs::write(&spare, [0u8; 4096]).unwrap();
     let node = open(dir.path());
     assert!(!spare.exists());
     let removed = &node.recovery_report().removed_files;
