@@ -395,7 +395,8 @@ impl<S: Storage> DurableControlPlane<S> {
     }
 
     /// Applies every committed entry not yet applied to the catalog, in
-    /// order, each read back with its checksum re-verified. A storage or
+    /// order: from group commit's in-memory copy when it holds the entry,
+    /// otherwise read back with its checksum re-verified. A storage or
     /// decoding failure is latched. Open uses
     /// [`Self::apply_committed_at_open`] instead.
     fn apply_committed(&mut self) -> Result<()> {
@@ -403,7 +404,7 @@ impl<S: Storage> DurableControlPlane<S> {
             let index = ControlPlaneIndex(self.catalog.applied_end());
             let applied = match self.unapplied.take(index.0) {
                 Some(entry) => self.catalog.apply_decoded(index, entry),
-                _ => {
+                None => {
                     let read = self.read(index);
                     let entry = self.latch(read)?.entry;
                     self.catalog.apply(index, &entry).map(drop)
