@@ -258,21 +258,18 @@ impl<S: Storage> SharedControlPlane<S> {
             let mut engine = self.lock_engine();
             // Writes the records buffered since the last sync (one `pwrite`
             // for the whole group), unless the engine already failed.
-            let handle = match engine.failure {
-                None => {
-                    let handle = engine.log.tail_sync_handle();
-                    engine.latch(handle).ok()
-                }
-                Some(_) => None,
+            let handle = if engine.failure.is_none() {
+                let handle = engine.log.tail_sync_handle();
+                engine.latch(handle).ok()
+            } else {
+                None
             };
-            match handle {
-                Some(handle) => handle,
-                None => {
-                    let cause = engine.failure.clone();
-                    drop(engine);
-                    return self.publish_after_sync(0, cause);
-                }
-            }
+            let Some(handle) = handle else {
+                let cause = engine.failure.clone();
+                drop(engine);
+                return self.publish_after_sync(0, cause);
+            };
+            handle
         };
         let synced = tail_sync.run();
         let mut engine = self.lock_engine();
