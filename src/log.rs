@@ -108,11 +108,9 @@ pub struct SegmentedLog<S: Storage> {
     /// Records encoded by [`SegmentedLog::write`] and not yet written to the
     /// tail file: they go out in one `pwrite` when the log is synced (or a
     /// sync handle taken, or the tail is full), so group commit makes one
-    /// write per sync, not one per caller. They follow `tail.end_offset`.
+    /// write per sync, not one per caller. They belong to the tail and
+    /// follow its `end_offset` (their offsets are already in its index).
     write_buffer: Vec<u8>,
-    /// How many records `write_buffer` holds: the last ones below
-    /// `end_index`, which cannot be read until written.
-    buffered_records: u64,
     /// The next segment's file, prepared while the tail fills.
     spare: SpareSegment<S>,
     /// Every sync of a segment goes through it (see [`SyncGate`]).
@@ -150,7 +148,6 @@ impl<S: Storage> SegmentedLog<S> {
             },
             recovered_commit_end: hard_state.commit_end,
             write_buffer: Vec::new(),
-            buffered_records: 0,
         };
         for generation in generations {
             let name = crate::format::segment_file_name(generation);
@@ -388,7 +385,7 @@ impl<S: Storage> SegmentedLog<S> {
                 first_index: self.start_index,
             });
         }
-        let written_end = self.end_index - self.buffered_records;
+        let written_end = self.written_end();
         if index >= written_end {
             // Buffered records exist only between a group-commit write and
             // its sync, when no reader can reach the log; refuse rather than
@@ -556,6 +553,18 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
+    /// One past the last entry in the file: the buffered ones, at or after
+    /// the tail's `end_offset`, are not there yet.
+    fn written_end(&self) -> u64 {
+        let Some(tail) = self.segments.last() else {
+            return self.end_index; // A read-only open of an empty directory.
+        };
+        let in_file = tail
+            .offsets
+            .partition_point(|&offset| u64::from(offset) < tail.end_offset);
+        tail.first_index() + in_file as u64
+    }
+
     fn tail(&self) -> &Segment<S::File> {
         self.segments.last().expect("an open log has a segment")
     }
@@ -586,7 +595,6 @@ impl<S: Storage> SegmentedLog<S> {
             offset,
         };
         encode_record(&mut self.write_buffer, place, header, payload);
-        self.buffered_records += 1;
         tail.offsets.push(offset as u32);
         if self.term_runs.last().map(|r| r.term) != Some(term) {
             self.term_runs.push(TermRun {
@@ -608,7 +616,6 @@ impl<S: Storage> SegmentedLog<S> {
             .map_err(|e| Error::io("write segment", &tail.path, e))?;
         tail.end_offset += self.write_buffer.len() as u64;
         self.write_buffer.clear();
-        self.buffered_records = 0;
         Ok(())
     }
 
@@ -982,5 +989,36 @@ mod tests {
         assert_eq!(payload_at(&bytes, place, 7, true), Some(&b"qayload"[..]));
         bytes[0] ^= 1;
         assert_eq!(payload_at(&bytes, place, 7, true), None);
+    }
+
+    #[test]
+    fn read_refuses_buffered_records_until_they_are_written() {
+        // Goal: records waiting in the write buffer are never read as if
+        // they were in the file (the file holds zeros there). Method: write
+        // two entries on real files without syncing; both reads refuse with
+        // NotFound naming the written end; after `sync`, both read back.
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crate::io::OsStorage::open(dir.path(), crate::io::LockMode::Exclusive);
+        let node = crate::identity::ClusterVoterIdentity::from_certificate_subject("CN=a");
+        let state = HardState::new(node.unwrap(), crate::hard_state::NodeRole::SoleVoter);
+        let storage = Arc::new(storage.unwrap());
+        let (mut log, _) = SegmentedLog::open(storage, &state, 1 << 16, true, |_| Ok(())).unwrap();
+        let payloads: [&[u8]; 2] = [b"first", b"second"];
+        log.write(
+            payloads.iter().map(|p| (1, *p)),
+            CommitStamp::SelfCommitting,
+        )
+        .unwrap();
+        for index in 0..2 {
+            let refused = log.read(index).map(|_| ());
+            assert!(
+                matches!(refused, Err(Error::NotFound { end_index: 0, .. })),
+                "{refused:?}"
+            );
+        }
+        log.sync().unwrap();
+        for (index, payload) in payloads.iter().enumerate() {
+            assert_eq!(&*log.read(index as u64).unwrap().1, *payload);
+        }
     }
 }
