@@ -26,12 +26,8 @@ mod log;
 mod options;
 #[cfg(feature = "openraft")]
 pub mod raft;
-mod record;
-mod segment;
 mod single_node;
 mod snapshot;
-mod spare_segment;
-mod sync_gate;
 mod text;
 
 pub use catalog::{ApplyOutcome, ControlPlaneCatalog, RangeOwnership};

@@ -6,17 +6,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::record::{
+    has_tear_shape, highest_vouched_end, read_record, written_end, RecordFault, RecordPlace,
+    RecordRead,
+};
+use super::sync_gate::SyncGate;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader, FORMAT_VERSION,
     SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC, TEMPORARY_FILE_SUFFIX,
 };
 use crate::io::{Storage, StorageFile};
-use crate::record::{
-    has_tear_shape, highest_vouched_end, read_record, written_end, RecordFault, RecordPlace,
-    RecordRead,
-};
-use crate::sync_gate::SyncGate;
 
 /// Which records count as part of the log, given the hard state's record of
 /// the last suffix truncation. Records written before that truncation at or

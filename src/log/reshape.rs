@@ -1,0 +1,188 @@
+//! Reshaping the log: removing a suffix (a leader's conflict), a prefix
+//! (compaction behind a snapshot), or everything (a restart at a snapshot's
+//! end). Each is durable on return; the crash argument for each order of
+//! steps is in [`crate::format`].
+
+use crate::error::{Error, InvalidInput, Result};
+use crate::hard_state::{HardState, HardStateStore};
+use crate::io::Storage;
+
+use super::segment::{Liveness, Segment};
+use super::{RecoveryReport, SegmentedLog};
+
+impl<S: Storage> SegmentedLog<S> {
+    /// Removes every entry at or after `from`, durably (G4): later segments
+    /// are removed newest first (after `hard_state` is saved as given, so the
+    /// commit point they may carry survives), then the hard state records
+    /// the truncation, then the removed records are zeroed and synced. `from` must not be
+    /// below the log start.
+    pub fn truncate_suffix(
+        &mut self,
+        from: u64,
+        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state: &mut HardState,
+    ) -> Result<()> {
+        self.flush_buffer()?;
+        if from >= self.end_index {
+            return Ok(());
+        }
+        if from < self.start_index {
+            return Err(InvalidInput::Index {
+                index: from,
+                reason: "cannot truncate below the log start",
+            }
+            .into());
+        }
+        if self.segments.len() > 1 && self.tail().first_index() > from {
+            // The segments about to go may hold the only records carrying the
+            // commit point (callers raise `hard_state.commit_end` for this):
+            // record it before they are removed.
+            hard_state_store.save(hard_state)?;
+        }
+        while self.segments.len() > 1 && self.tail().first_index() > from {
+            let segment = self.segments.pop().expect("checked non-empty");
+            self.remove_file(&segment.name)?;
+        }
+        let mut next = hard_state.clone();
+        next.log_epoch += 1;
+        next.truncated_from = from;
+        hard_state_store.save(&next)?;
+        *hard_state = next;
+        self.liveness = Liveness {
+            log_epoch: hard_state.log_epoch,
+            truncated_from: from,
+        };
+        let tail = self.segments.last_mut().expect("an open log has a segment");
+        let keep = (from - tail.first_index()) as usize;
+        let cut = tail
+            .offsets
+            .get(keep)
+            .map_or(tail.end_offset, |&o| u64::from(o));
+        tail.zero_range(cut, tail.end_offset, &self.sync_gate)?;
+        tail.offsets.truncate(keep);
+        tail.end_offset = cut;
+        self.end_index = from;
+        self.durable_end = self.durable_end.min(from);
+        let runs = self.term_runs.partition_point(|r| r.first_index < from);
+        self.term_runs.truncate(runs);
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Forgets every entry below `new_start` (whose predecessor has term
+    /// `previous_term`): the hard state records the new start first, then
+    /// segments wholly below it are removed, oldest first.
+    pub fn remove_prefix(
+        &mut self,
+        new_start: u64,
+        previous_term: u64,
+        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state: &mut HardState,
+    ) -> Result<()> {
+        self.flush_buffer()?;
+        if new_start <= self.start_index {
+            return Ok(());
+        }
+        if new_start > self.end_index {
+            return Err(InvalidInput::Index {
+                index: new_start,
+                reason: "cannot compact past the end of the log",
+            }
+            .into());
+        }
+        self.save_start(new_start, previous_term, hard_state_store, hard_state)?;
+        while self.segments.len() > 1 && self.segments[1].first_index() <= new_start {
+            let segment = self.segments.remove(0);
+            self.remove_file(&segment.name)?;
+        }
+        let first_kept = self.segments[0].first_index();
+        let runs = self
+            .term_runs
+            .partition_point(|r| r.first_index <= first_kept);
+        self.term_runs.drain(..runs.saturating_sub(1));
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Makes `new_start` (whose predecessor has term `previous_term`) the
+    /// durable log start in the hard state, then adopts it in memory.
+    fn save_start(
+        &mut self,
+        new_start: u64,
+        previous_term: u64,
+        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state: &mut HardState,
+    ) -> Result<()> {
+        let mut next = hard_state.clone();
+        next.log_start = new_start;
+        next.log_start_previous_term = previous_term;
+        hard_state_store.save(&next)?;
+        *hard_state = next;
+        self.start_index = new_start;
+        self.start_previous_term = previous_term;
+        Ok(())
+    }
+
+    /// Discards the whole log and restarts it, empty, at `new_start` (whose
+    /// predecessor has term `previous_term`): used when a snapshot installed
+    /// from a leader covers everything this log holds. `new_start` must not
+    /// be below the end of the log (truncate first). Steps, each durable
+    /// before the next: the hard state records the new start; a fresh
+    /// segment starting there is created; every older segment is removed,
+    /// oldest first. Recovery finishes an interrupted restart: with only the
+    /// hard state written every segment lies below the start and is
+    /// replaced; with the new segment created the older ones are a compacted
+    /// head.
+    pub fn restart_at(
+        &mut self,
+        new_start: u64,
+        previous_term: u64,
+        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state: &mut HardState,
+    ) -> Result<()> {
+        self.flush_buffer()?;
+        if new_start < self.end_index {
+            return Err(InvalidInput::Index {
+                index: new_start,
+                reason: "a restart must begin at or after the end of the log",
+            }
+            .into());
+        }
+        self.save_start(new_start, previous_term, hard_state_store, hard_state)?;
+        let last = self.tail().generation();
+        self.replace_segments(last, &mut RecoveryReport::default())
+    }
+
+    /// Creates an empty segment at the log start after generation `last`,
+    /// then removes every older segment, oldest first.
+    pub(super) fn replace_segments(
+        &mut self,
+        last: u64,
+        report: &mut RecoveryReport,
+    ) -> Result<()> {
+        let fresh = Segment::create(
+            &*self.storage,
+            last + 1,
+            last,
+            self.start_index,
+            self.segment_size_bytes,
+        )?;
+        for old in std::mem::replace(&mut self.segments, vec![fresh]) {
+            self.remove_file(&old.name)?;
+            report.removed_files.push(old.name);
+        }
+        self.term_runs.clear();
+        self.end_index = self.start_index;
+        self.durable_end = self.start_index;
+        Ok(())
+    }
+
+    pub(super) fn remove_file(&self, name: &str) -> Result<()> {
+        self.storage
+            .remove(name)
+            .map_err(|e| Error::io("remove file", self.storage.path_of(name), e))?;
+        self.storage
+            .sync_directory()
+            .map_err(|e| Error::io("fsync directory", self.storage.path_of(""), e))
+    }
+}
