@@ -12,14 +12,14 @@
 //! written record can contain a zero sector, a zero sector inside a failed
 //! record proves the write was torn rather than the data rotted.
 
-use std::fmt;
-
 use crate::consensus::{
     ControlPlaneEntry, ControlPlaneTerm, MembershipChange, OwnershipTransition,
 };
+pub use crate::decode_error::DecodeError;
 use crate::error::InvalidInput;
-use crate::identity::{self, ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
+use crate::identity::{self, ClusterVoterIdentity, MAX_IDENTITY_BYTES};
 use crate::text::first_control_character;
+pub use crate::text::MAX_RANGE_NAME_BYTES;
 
 /// An entry decoded in place: its strings borrow the encoded bytes. It holds
 /// exactly what the owned [`ControlPlaneEntry`] holds and meets the same
@@ -101,9 +101,6 @@ impl<'a> EntryView<'a> {
 /// The entry encoding this build writes and reads.
 pub const ENTRY_FORMAT_VERSION: u8 = 1;
 
-/// The longest range name accepted in an [`OwnershipTransition`], in bytes.
-pub const MAX_RANGE_NAME_BYTES: usize = 1024;
-
 /// The largest encoded entry: an ownership transition with a maximal range
 /// name and a maximal identity.
 pub const MAX_ENTRY_BYTES: usize = 2 + (2 + MAX_RANGE_NAME_BYTES) + (1 + MAX_IDENTITY_BYTES) + 8;
@@ -116,45 +113,6 @@ const TAG_ADMIT: u8 = 1;
 const TAG_REMOVE: u8 = 2;
 const TAG_OWNERSHIP_TRANSITION: u8 = 3;
 const TAG_LEADER_CONFIGURATION: u8 = 4;
-
-/// Why bytes do not decode into an entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecodeError {
-    /// The input ends before the entry does.
-    Truncated,
-    /// The entry was written by an encoding version this build does not know.
-    UnknownVersion(u8),
-    /// The entry kind is not one this version defines.
-    UnknownTag(u8),
-    /// An identity fails validation.
-    Identity(IdentityError),
-    /// A range name is empty, too long or holds control characters.
-    RangeName,
-    /// A string is not UTF-8.
-    NotUtf8,
-    /// Bytes remain after the entry.
-    TrailingBytes(usize),
-    /// A field of an enclosing structure (such as the openraft entry
-    /// envelope) is out of its documented range; names the field.
-    Malformed(&'static str),
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Truncated => write!(f, "entry is truncated"),
-            Self::UnknownVersion(v) => write!(f, "unknown entry encoding version {v}"),
-            Self::UnknownTag(t) => write!(f, "unknown entry kind {t}"),
-            Self::Identity(e) => write!(f, "bad identity: {e}"),
-            Self::RangeName => write!(f, "bad range name"),
-            Self::NotUtf8 => write!(f, "string is not UTF-8"),
-            Self::TrailingBytes(n) => write!(f, "{n} bytes after the entry"),
-            Self::Malformed(field) => write!(f, "malformed {field}"),
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
 
 /// Checks what the codec cannot take: a range name that is empty, longer than
 /// [`MAX_RANGE_NAME_BYTES`] or holding control characters. Identities are
@@ -313,6 +271,7 @@ pub fn longest_zero_run(bytes: &[u8]) -> usize {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::identity::IdentityError;
     use proptest::prelude::*;
 
     pub fn identity_strategy() -> impl Strategy<Value = ClusterVoterIdentity> {

@@ -6,9 +6,9 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::codec::DecodeError;
-use crate::hard_state::NodeRole;
+use crate::decode_error::DecodeError;
 use crate::identity::{ClusterVoterIdentity, IdentityError};
+use crate::node_role::NodeRole;
 
 /// Everything that can go wrong in cpwal.
 #[derive(Debug, Clone)]
@@ -418,7 +418,7 @@ impl fmt::Display for InvalidInput {
             InvalidInput::RangeName { length_bytes } => write!(
                 f,
                 "range name of {length_bytes} bytes is empty, longer than {} bytes, or holds control characters",
-                crate::codec::MAX_RANGE_NAME_BYTES
+                crate::text::MAX_RANGE_NAME_BYTES
             ),
             InvalidInput::BatchTooLarge { bytes, limit } => write!(
                 f,

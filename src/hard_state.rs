@@ -13,34 +13,7 @@ use crate::format::{
 };
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{Storage, StorageFile};
-
-/// How a node takes part in consensus; fixed when its directory is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NodeRole {
-    /// The only voter of its cluster: leads with its own vote and commits
-    /// every durable entry.
-    SoleVoter,
-    /// One voter of a multi-node cluster: leadership and commit come from
-    /// quorums the caller counts.
-    Replica,
-}
-
-impl NodeRole {
-    fn to_disk(self) -> u16 {
-        match self {
-            NodeRole::SoleVoter => 0,
-            NodeRole::Replica => 1,
-        }
-    }
-
-    fn from_disk(value: u16) -> Option<Self> {
-        match value {
-            0 => Some(NodeRole::SoleVoter),
-            1 => Some(NodeRole::Replica),
-            _ => None,
-        }
-    }
-}
+pub use crate::node_role::NodeRole;
 
 /// Everything the node must never forget, in one value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@
 mod catalog;
 pub mod codec;
 mod consensus;
+mod decode_error;
 mod engine;
 mod error;
 pub mod format;
@@ -23,6 +24,7 @@ mod identity;
 pub mod inspect;
 pub mod io;
 mod log;
+mod node_role;
 mod options;
 #[cfg(feature = "openraft")]
 pub mod raft;
@@ -43,8 +45,8 @@ pub use engine::{
 pub use error::{
     Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result, SegmentChainDetail,
 };
-pub use hard_state::NodeRole;
 pub use identity::{ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
 pub use log::{DroppedTail, RecoveryReport};
+pub use node_role::NodeRole;
 pub use options::{Options, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES};
 pub use single_node::SingleNodeControlPlane;

@@ -3,6 +3,10 @@
 //! (Unicode category Cc), which would let a name forge lines in logs and
 //! tool output.
 
+/// The longest range name accepted in an
+/// [`OwnershipTransition`](crate::OwnershipTransition), in bytes.
+pub const MAX_RANGE_NAME_BYTES: usize = 1024;
+
 /// The byte offset of the first control character in `text`, if any.
 ///
 /// Names are almost always printable ASCII and this runs for every appended
@@ -20,7 +24,7 @@ pub(crate) fn first_control_character(text: &str) -> Option<usize> {
 /// Whether every byte is printable ASCII (`0x20..0x7f`; for ASCII,
 /// `char::is_control` is exactly `< 0x20` or `0x7f`). No early exit, so the
 /// check compiles to vector instructions (the texts checked are at most
-/// [`crate::codec::MAX_RANGE_NAME_BYTES`] long).
+/// [`MAX_RANGE_NAME_BYTES`] long).
 fn is_printable_ascii(bytes: &[u8]) -> bool {
     bytes.iter().fold(0u8, |outside, &b| {
         outside | u8::from(!(0x20..0x7f).contains(&b))
