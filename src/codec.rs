@@ -109,6 +109,11 @@ pub const MAX_ENTRY_BYTES: usize = 2 + (2 + MAX_RANGE_NAME_BYTES) + (1 + MAX_IDE
 /// is zero followed by nothing, or preceded by the high byte of a length.
 pub const MAX_ZERO_RUN_BYTES: usize = 9;
 
+// An encoded entry is a record payload: it must fit the record framing and
+// keep the torn-write rule (see `crate::format`).
+const _: () = assert!(MAX_ENTRY_BYTES <= crate::format::MAX_RECORD_PAYLOAD_BYTES);
+const _: () = assert!(MAX_ZERO_RUN_BYTES <= crate::format::MAX_PAYLOAD_ZERO_RUN_BYTES);
+
 const TAG_ADMIT: u8 = 1;
 const TAG_REMOVE: u8 = 2;
 const TAG_OWNERSHIP_TRANSITION: u8 = 3;

@@ -206,11 +206,21 @@ pub enum InvalidInput {
         /// Length of the name in bytes.
         length_bytes: usize,
     },
-    /// A batch is larger than one segment can hold.
-    BatchTooLarge {
-        /// Bytes the batch needs.
+    /// An entry's encoding is larger than a record can carry
+    /// ([`MAX_RECORD_PAYLOAD_BYTES`](crate::format::MAX_RECORD_PAYLOAD_BYTES)).
+    EntryTooLarge {
+        /// Bytes of the entry's encoding.
         bytes: u64,
-        /// Bytes a segment can hold.
+        /// The largest encoding a record carries.
+        limit: u64,
+    },
+    /// An entry whose encoding is empty: a record carries at least one byte.
+    EmptyEntry,
+    /// A snapshot is larger than the snapshot format accepts.
+    SnapshotTooLarge {
+        /// Bytes of the snapshot's body.
+        bytes: u64,
+        /// The largest body accepted.
         limit: u64,
     },
     /// An option is out of its documented range.
@@ -420,9 +430,14 @@ impl fmt::Display for InvalidInput {
                 "range name of {length_bytes} bytes is empty, longer than {} bytes, or holds control characters",
                 crate::text::MAX_RANGE_NAME_BYTES
             ),
-            InvalidInput::BatchTooLarge { bytes, limit } => write!(
+            InvalidInput::EntryTooLarge { bytes, limit } => write!(
                 f,
-                "batch needs {bytes} bytes but a segment holds {limit}"
+                "an entry of {bytes} bytes is larger than a record carries ({limit} bytes)"
+            ),
+            InvalidInput::EmptyEntry => write!(f, "an entry must not be empty"),
+            InvalidInput::SnapshotTooLarge { bytes, limit } => write!(
+                f,
+                "a snapshot body of {bytes} bytes is larger than the limit of {limit} bytes"
             ),
             InvalidInput::Option { name, reason } => write!(f, "option {name}: {reason}"),
             InvalidInput::Index { index, reason } => write!(f, "index {index}: {reason}"),

@@ -103,7 +103,7 @@
 //! record (8-byte aligned; 48-byte header, payload, zero padding, 8-byte trailer)
 //! offset size field
 //!      0    4 magic                 0x4C415743 ("CWAL")
-//!      4    4 payload_bytes         1..=MAX_ENTRY_BYTES
+//!      4    4 payload_bytes         1..=MAX_RECORD_PAYLOAD_BYTES (64 KiB)
 //!      8    8 log_epoch             hard state's log_epoch when written
 //!     16    8 index                 the entry's log index
 //!     24    8 term                  the entry's term
@@ -135,10 +135,11 @@
 //! 4. the failure has the shape of a tear: some sector of the record is still
 //!    at its pre-write content, zero. A written record never holds a zero
 //!    sector — its header starts with a non-zero magic, its trailer ends with
-//!    one, and an encoded entry never holds more than
-//!    [`MAX_ZERO_RUN_BYTES`](crate::codec::MAX_ZERO_RUN_BYTES) zeros in a
-//!    row — so a failed record whose sectors all hold data was written whole
-//!    and then damaged.
+//!    one, and no payload codec writes more than
+//!    [`MAX_PAYLOAD_ZERO_RUN_BYTES`] zeros in a row (the header's fields
+//!    and padding add fewer than 64), so every sector-aligned piece of a
+//!    record holds a non-zero byte, however long the record — so a failed
+//!    record whose sectors all hold data was written whole and then damaged.
 //!
 //! The bytes of a dropped tail are zeroed and synced before the log accepts
 //! a new write, so the next tear is again measured against zeros.
@@ -262,10 +263,13 @@
 //!                         1 address_bytes (<= 255), address (UTF-8)
 //! ```
 //!
-//! An envelope holds fewer than 32 zero bytes in a row (a zero identity or
-//! address length sits between two node ids, and ids are distinct), so the
-//! torn-write argument above still holds: a record never holds a zero
-//! sector.
+//! An envelope holds at most 18 zero bytes in a row (a zero identity or
+//! address length sits between two node ids, and ids are distinct; see
+//! `MAX_ENVELOPE_ZERO_RUN_BYTES` in `src/raft/envelope.rs`), within
+//! [`MAX_PAYLOAD_ZERO_RUN_BYTES`], so the torn-write argument above still
+//! holds: a record never holds a zero sector. Its largest encoding (a
+//! membership of 64 nodes with 255-byte identities and addresses, 34 313
+//! bytes) is within [`MAX_RECORD_PAYLOAD_BYTES`].
 //!
 //! **`snapshot`** (written to `snapshot.tmp`, synced, renamed over
 //! `snapshot`, directory synced — so it is always whole):
@@ -303,6 +307,13 @@
 //!   Bytes 76..80 of a hard-state copy, reserved and
 //!   zero until the openraft adapter, now hold `vote_committed` (0 or 1), so
 //!   files written before read as "vote not committed".
+//!
+//! * 1, unchanged layout — the record payload limit, `MAX_ENTRY_BYTES`
+//!   (1292) at first, is [`MAX_RECORD_PAYLOAD_BYTES`] (64 KiB), so that the
+//!   openraft envelope's largest membership fits; and a segment may be
+//!   larger than `segment_size_bytes` when one record needs it. Files
+//!   written before read unchanged; a build from before refuses a record
+//!   above 1292 bytes as `ImpossibleLength`.
 //!
 //! A file with another `format_version` is refused with
 //! [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion); cpwal never
@@ -495,6 +506,30 @@ pub(crate) fn check_file_header(
         return Err(Error::corruption(path, 0, None, kind));
     }
     Ok(())
+}
+
+/// The largest payload one record carries: the one limit of the record
+/// framing. Every payload codec's maximum fits, as compile-time assertions
+/// beside each codec check (the control-plane entry,
+/// [`crate::codec::MAX_ENTRY_BYTES`] ≈ 1.3 KiB; the openraft envelope, whose
+/// largest membership — 64 nodes with 255-byte identities and addresses —
+/// is ≈ 34 KiB). A segment holds any record: one that does not fit in a
+/// segment of the configured size gets a segment just large enough.
+pub const MAX_RECORD_PAYLOAD_BYTES: usize = 64 << 10;
+
+/// The longest run of zero bytes a payload codec may write. The torn-write
+/// rule ("Torn tail or corruption", 4) needs every run of zeros inside a
+/// record to be shorter than a sector; a record's header, padding and
+/// trailer contribute fewer than 64 more.
+pub const MAX_PAYLOAD_ZERO_RUN_BYTES: usize = 32;
+
+const _: () = assert!(MAX_PAYLOAD_ZERO_RUN_BYTES + 64 < SECTOR_BYTES as usize);
+const _: () = assert!(MAX_RECORD_PAYLOAD_BYTES <= u32::MAX as usize);
+
+/// The length of a segment that holds one record of `payload_bytes` after
+/// its header, rounded up to 4096 bytes as segment sizes are.
+pub const fn segment_bytes_holding(payload_bytes: u64) -> u64 {
+    (SEGMENT_HEADER_BYTES + record_bytes(payload_bytes)).div_ceil(4096) * 4096
 }
 
 /// Bytes a record with `payload_bytes` of payload occupies on disk.

@@ -62,7 +62,7 @@ pub fn encode_snapshot(catalog: &ControlPlaneCatalog, last_term: u64) -> Result<
         body.extend_from_slice(&encoded);
     }
     if body.len() as u64 > MAX_SNAPSHOT_BODY_BYTES || items.len() > u32::MAX as usize {
-        return Err(crate::error::InvalidInput::BatchTooLarge {
+        return Err(crate::error::InvalidInput::SnapshotTooLarge {
             bytes: body.len() as u64,
             limit: MAX_SNAPSHOT_BODY_BYTES,
         }

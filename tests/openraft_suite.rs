@@ -222,3 +222,60 @@ fn reopen_after_each_step_preserves_the_store() {
         assert_eq!(last.committed, Some(log_id(3, 42)));
     });
 }
+
+/// A membership of `count` nodes, ids from `first_id`, whose identities and
+/// addresses are `identity_bytes` and `address_bytes` long.
+fn wide_membership(
+    (term, index): (u64, u64),
+    first_id: u64,
+    count: u64,
+    identity_bytes: usize,
+    address_bytes: usize,
+) -> CpwalEntry {
+    let nodes: BTreeMap<u64, ClusterNode> = (first_id..first_id + count)
+        .map(|n| {
+            let prefix = format!("CN=node-{n},O=");
+            let subject = format!("{prefix}{}", "x".repeat(identity_bytes - prefix.len()));
+            let address = format!(
+                "{n}:{}",
+                "a".repeat(address_bytes - 1 - n.to_string().len())
+            );
+            (n, ClusterNode::new(identity(&subject), address))
+        })
+        .collect();
+    let voters: BTreeSet<u64> = nodes.keys().copied().collect();
+    CpwalEntry {
+        log_id: log_id(term, index),
+        payload: EntryPayload::Membership(CpwalMembership::new(vec![voters], nodes)),
+    }
+}
+
+#[test]
+fn append_membership_the_envelope_accepts_is_stored() {
+    // Goal: every membership the envelope accepts (`validate_payload`) is
+    // stored by the log, whatever the segment size: the record payload
+    // limit covers the envelope's maximum. Method: append a 5-node
+    // membership of long subjects (about 1.4 KiB, above the entry codec's
+    // maximum) and the largest one the envelope takes (64 nodes, 255-byte
+    // identities and addresses) into 4 KiB segments; reopen and read both
+    // back.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let five = wide_membership((1, 0), 100, 5, 200, 60);
+    let largest = wide_membership((1, 1), 200, 64, 255, 255);
+    for entry in [&five, &largest] {
+        let EntryPayload::Membership(membership) = &entry.payload else {
+            unreachable!()
+        };
+        cpwal::raft::envelope::validate_membership(membership).unwrap();
+    }
+    runtime.block_on(async {
+        let (mut log, machine) = open_stores(&dir);
+        append(&mut log, vec![five.clone()]).await;
+        append(&mut log, vec![largest.clone()]).await;
+        drop((log, machine));
+        let (mut log, _machine) = open_stores(&dir);
+        let stored = log.try_get_log_entries(0..2).await.unwrap();
+        assert_eq!(stored, vec![five, largest]);
+    });
+}

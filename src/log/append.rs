@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, InvalidInput, Result};
-use crate::format::{record_bytes, RecordHeader, SEGMENT_HEADER_BYTES};
+use crate::format::{record_bytes, segment_bytes_holding, RecordHeader, MAX_RECORD_PAYLOAD_BYTES};
 use crate::io::{Storage, StorageFile};
 
 use super::record::{encode_record, RecordPlace};
@@ -57,11 +57,11 @@ impl<S: Storage> SegmentedLog<S> {
         entries: impl IntoIterator<Item = (u64, &'a [u8])> + Clone,
         commit: CommitStamp,
     ) -> Result<()> {
-        self.check_fits(entries.clone())?;
+        Self::check_fits(entries.clone())?;
         for (term, payload) in entries {
             let size = record_bytes(payload.len() as u64);
             if size > self.pending_room() {
-                self.roll_over()?;
+                self.roll_over(payload.len() as u64)?;
             }
             self.encode_into_buffer(term, payload, commit);
         }
@@ -71,14 +71,21 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
-    /// Refuses, before anything is written, an entry no segment could hold.
-    fn check_fits<'a>(&self, entries: impl IntoIterator<Item = (u64, &'a [u8])>) -> Result<()> {
-        let limit = self.segment_size_bytes - SEGMENT_HEADER_BYTES;
+    /// Refuses, before anything is written, an entry no record can carry:
+    /// an empty one, or one above [`MAX_RECORD_PAYLOAD_BYTES`]. Any other
+    /// entry fits a segment (see [`Self::roll_over`]), so a batch is never
+    /// refused for its size.
+    fn check_fits<'a>(entries: impl IntoIterator<Item = (u64, &'a [u8])>) -> Result<()> {
         for (_, payload) in entries {
-            let bytes = record_bytes(payload.len() as u64);
-            if bytes > limit || payload.is_empty() || payload.len() > crate::codec::MAX_ENTRY_BYTES
-            {
-                return Err(InvalidInput::BatchTooLarge { bytes, limit }.into());
+            if payload.is_empty() {
+                return Err(InvalidInput::EmptyEntry.into());
+            }
+            if payload.len() > MAX_RECORD_PAYLOAD_BYTES {
+                return Err(InvalidInput::EntryTooLarge {
+                    bytes: payload.len() as u64,
+                    limit: MAX_RECORD_PAYLOAD_BYTES as u64,
+                }
+                .into());
             }
         }
         Ok(())
@@ -134,15 +141,27 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
-    /// Syncs the full tail and starts a new segment after it, in the spare
-    /// file prepared while the tail filled.
-    fn roll_over(&mut self) -> Result<()> {
+    /// Syncs the full tail and starts a new segment after it that holds at
+    /// least a record of `payload_bytes`: in the spare file prepared while
+    /// the tail filled, or, for a record larger than a segment of the
+    /// configured size holds (an openraft membership of many long names in
+    /// small segments), in a segment created just large enough for it.
+    fn roll_over(&mut self, payload_bytes: u64) -> Result<()> {
         self.sync()?;
         let tail = self.tail();
+        let (generation, first_index) = (tail.generation() + 1, self.end_index);
+        let needed = segment_bytes_holding(payload_bytes);
+        if needed > self.segment_size_bytes {
+            let previous = tail.generation();
+            let segment =
+                Segment::create(&*self.storage, generation, previous, first_index, needed)?;
+            self.segments.push(segment);
+            return Ok(());
+        }
         let header = new_header(
-            tail.generation() + 1,
+            generation,
             tail.generation(),
-            self.end_index,
+            first_index,
             self.segment_size_bytes,
         );
         let spare = self.spare.take().map_err(|e| {
@@ -186,5 +205,67 @@ impl<S: Storage> SegmentedLog<S> {
     /// made everything below `durable_end` durable.
     pub fn mark_durable(&mut self, durable_end: u64) {
         self.durable_end = self.durable_end.max(durable_end.min(self.end_index));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::hard_state::HardState;
+    use crate::identity::ClusterVoterIdentity;
+    use crate::io::{LockMode, OsStorage};
+    use crate::node_role::NodeRole;
+
+    fn open(dir: &std::path::Path, state: &HardState) -> SegmentedLog<OsStorage> {
+        let storage = Arc::new(OsStorage::open(dir, LockMode::Exclusive).unwrap());
+        SegmentedLog::open(storage, state, 4096, true, |_| Ok(()))
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn write_refuses_only_entries_no_record_can_carry() {
+        // Goal: an empty entry, or one above the record payload limit, gets
+        // its own typed error before anything is written; every other entry
+        // is stored whatever the segment size, the largest one in a segment
+        // made large enough for it. Method: 4 KiB segments; write batches
+        // holding an empty entry and an entry one byte over the limit (each
+        // behind a valid one); then a small entry and the largest; sync,
+        // reopen and read both back.
+        let dir = tempfile::tempdir().unwrap();
+        let node = ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
+        let state = HardState::new(node, NodeRole::Replica);
+        let mut log = open(dir.path(), &state);
+        let largest = vec![7u8; MAX_RECORD_PAYLOAD_BYTES];
+        let over = vec![7u8; MAX_RECORD_PAYLOAD_BYTES + 1];
+        let stamp = CommitStamp::Known(0);
+        let empty = log.write([(1, &b"ok"[..]), (1, &b""[..])], stamp);
+        assert!(
+            matches!(empty, Err(Error::InvalidInput(InvalidInput::EmptyEntry))),
+            "{empty:?}"
+        );
+        let too_large = log.write([(1, &b"ok"[..]), (1, &over[..])], stamp);
+        let expected = InvalidInput::EntryTooLarge {
+            bytes: over.len() as u64,
+            limit: MAX_RECORD_PAYLOAD_BYTES as u64,
+        };
+        assert!(
+            matches!(&too_large, Err(Error::InvalidInput(e)) if *e == expected),
+            "{too_large:?}"
+        );
+        assert_eq!(log.end_index(), 0, "a refused batch writes nothing");
+        log.write([(1, &b"ok"[..]), (1, &largest[..])], stamp)
+            .unwrap();
+        log.sync().unwrap();
+        let sizes: Vec<u64> = log.segments().iter().map(|s| s.header.size_bytes).collect();
+        assert_eq!(
+            sizes,
+            vec![4096, segment_bytes_holding(largest.len() as u64)]
+        );
+        drop(log);
+        let log = open(dir.path(), &state);
+        assert_eq!(&*log.read(0).unwrap().1, b"ok");
+        assert_eq!(&*log.read(1).unwrap().1, &largest[..]);
     }
 }

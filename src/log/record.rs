@@ -2,10 +2,10 @@
 //! and — when a check fails — judged as a torn write or as damage.
 //! The byte layout is in [`crate::format`].
 
-use crate::codec::MAX_ENTRY_BYTES;
 use crate::format::{
-    align_up, record_bytes, RecordHeader, RecordTrailer, RECORD_ALIGNMENT_BYTES, RECORD_END_MAGIC,
-    RECORD_HEADER_BYTES, RECORD_MAGIC, RECORD_TRAILER_BYTES, SECTOR_BYTES,
+    align_up, record_bytes, RecordHeader, RecordTrailer, MAX_RECORD_PAYLOAD_BYTES,
+    RECORD_ALIGNMENT_BYTES, RECORD_END_MAGIC, RECORD_HEADER_BYTES, RECORD_MAGIC,
+    RECORD_TRAILER_BYTES, SECTOR_BYTES,
 };
 
 /// Where a record belongs; mixed into its checksum so that a copy of the
@@ -26,7 +26,7 @@ pub fn encode_record(
     mut header: RecordHeader,
     payload: &[u8],
 ) {
-    debug_assert!(!payload.is_empty() && payload.len() <= MAX_ENTRY_BYTES);
+    debug_assert!(!payload.is_empty() && payload.len() <= MAX_RECORD_PAYLOAD_BYTES);
     header.magic = RECORD_MAGIC;
     header.payload_bytes = payload.len() as u32;
     let start = out.len();
@@ -113,7 +113,8 @@ pub fn parse_record(bytes: &[u8], place: RecordPlace) -> RecordRead<'_> {
     }
     let payload_bytes = u64::from(header.payload_bytes);
     let total = record_bytes(payload_bytes);
-    if payload_bytes == 0 || payload_bytes > MAX_ENTRY_BYTES as u64 || total > bytes.len() as u64 {
+    let too_long = payload_bytes > MAX_RECORD_PAYLOAD_BYTES as u64;
+    if payload_bytes == 0 || too_long || total > bytes.len() as u64 {
         return RecordRead::Invalid(RecordFault::ImpossibleLength(payload_bytes));
     }
     let body_end = (total - RECORD_TRAILER_BYTES) as usize;

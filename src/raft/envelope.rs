@@ -10,6 +10,7 @@ use openraft::EntryPayload;
 
 use crate::codec::{decode_entry, decode_identity, encode_entry, validate_entry, DecodeError};
 use crate::error::InvalidInput;
+use crate::identity::MAX_IDENTITY_BYTES;
 use crate::raft::node_id::NodeId;
 use crate::raft::types::{ClusterNode, CpwalMembership, CpwalRaftConfig, MAX_ADDRESS_BYTES};
 use crate::text::first_control_character;
@@ -22,6 +23,28 @@ pub const MAX_MEMBERSHIP_NODES: usize = 64;
 
 /// The most configurations in a membership: two during a joint change.
 pub const MAX_JOINT_CONFIGS: usize = 2;
+
+/// The largest envelope: a joint membership of two configurations of
+/// [`MAX_MEMBERSHIP_NODES`] voters each, and as many nodes, each with a
+/// 255-byte identity and a 255-byte address (a control-plane entry, at most
+/// [`crate::codec::MAX_ENTRY_BYTES`] plus two, is smaller).
+pub const MAX_ENVELOPE_BYTES: usize = 2
+    + 1
+    + MAX_JOINT_CONFIGS * (2 + 8 * MAX_MEMBERSHIP_NODES)
+    + 2
+    + MAX_MEMBERSHIP_NODES * (8 + 1 + MAX_IDENTITY_BYTES + 1 + MAX_ADDRESS_BYTES);
+
+/// The longest run of zero bytes an envelope can hold: the zero high byte
+/// of the node count, a node id 0, its empty identity and address lengths,
+/// then the seven zero low bytes of the next id (2^56); two ids are never
+/// both zero, and text holds no NUL.
+pub const MAX_ENVELOPE_ZERO_RUN_BYTES: usize = 1 + 8 + 1 + 1 + 7;
+
+// An envelope is a record payload: it must fit the record framing and keep
+// the torn-write rule (see `crate::format`).
+const _: () = assert!(MAX_ENVELOPE_BYTES <= crate::format::MAX_RECORD_PAYLOAD_BYTES);
+const _: () = assert!(2 + crate::codec::MAX_ENTRY_BYTES <= MAX_ENVELOPE_BYTES);
+const _: () = assert!(MAX_ENVELOPE_ZERO_RUN_BYTES <= crate::format::MAX_PAYLOAD_ZERO_RUN_BYTES);
 
 const KIND_BLANK: u8 = 1;
 const KIND_NORMAL: u8 = 2;
@@ -267,11 +290,54 @@ mod tests {
             validate_payload(&payload).unwrap();
             let mut bytes = Vec::new();
             encode_payload(&payload, &mut bytes);
-            assert!(longest_zero_run(&bytes) < 32, "{bytes:?}");
+            assert!(
+                longest_zero_run(&bytes) <= MAX_ENVELOPE_ZERO_RUN_BYTES,
+                "{bytes:?}"
+            );
             assert_eq!(decode_payload(&bytes).unwrap(), payload);
             for cut in 0..bytes.len() {
                 assert!(decode_payload(&bytes[..cut]).is_err());
             }
+        }
+    }
+
+    #[test]
+    fn encode_payload_bounds_hold_at_their_extremes() {
+        // Goal: `MAX_ENVELOPE_BYTES` and `MAX_ENVELOPE_ZERO_RUN_BYTES` are
+        // reached, not just upper bounds on a guess. Method: encode the
+        // largest membership the envelope accepts (two configurations of 64
+        // voters, 64 nodes with 255-byte identities and addresses), and the
+        // membership built for the longest zero run (node count 2, node 0
+        // with empty identity and address, then node 2^56); check both
+        // round-trip and measure them.
+        let wide = |n: u64| {
+            let prefix = format!("CN={n},O=");
+            let subject = format!("{prefix}{}", "x".repeat(MAX_IDENTITY_BYTES - prefix.len()));
+            let address = format!("{n:0>width$}", width = MAX_ADDRESS_BYTES);
+            ClusterNode::new(id(&subject), address)
+        };
+        let nodes: BTreeMap<NodeId, ClusterNode> = (1..=64).map(|n| (n, wide(n))).collect();
+        let configs: Vec<BTreeSet<NodeId>> = vec![(1..=64).collect(), (1..=64).collect()];
+        let largest = EntryPayload::Membership(CpwalMembership::new(configs, nodes));
+        let zeros: BTreeMap<NodeId, ClusterNode> = [
+            (0, ClusterNode::default()),
+            (1 << 56, ClusterNode::default()),
+        ]
+        .into();
+        let zeros = CpwalMembership::new(vec![[0].into()], zeros);
+        let zeros = EntryPayload::Membership(zeros);
+        let mut bytes = Vec::new();
+        for (payload, length, zero_run) in [
+            (largest, Some(MAX_ENVELOPE_BYTES), None),
+            (zeros, None, Some(MAX_ENVELOPE_ZERO_RUN_BYTES)),
+        ] {
+            validate_payload(&payload).unwrap();
+            bytes.clear();
+            encode_payload(&payload, &mut bytes);
+            assert_eq!(decode_payload(&bytes).unwrap(), payload);
+            assert!(length.is_none_or(|l| bytes.len() == l), "{}", bytes.len());
+            let run = longest_zero_run(&bytes);
+            assert!(zero_run.is_none_or(|z| run == z), "{run}");
         }
     }
 
