@@ -289,7 +289,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Wraps an I/O error, classifying a full disk as [`Error::NoSpace`].
+    /// An error out of the latched storage is already typed: it is returned
+    /// as it was latched (see [`LatchedFailure`]).
     pub(crate) fn io(operation: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        if let Some(latched) = LatchedFailure::unwrap(&source) {
+            return latched;
+        }
         let path = path.into();
         if is_no_space(&source) {
             return Error::NoSpace { path };
@@ -325,6 +330,51 @@ impl Error {
         }
     }
 }
+
+/// What an [`io::Error`] out of the latched storage
+/// ([`crate::log::latch`]) carries: the latched error, and whether this call
+/// is the one that failed (else it was refused after it). Defined here so
+/// that [`Error::io`] recognises it without depending on the log.
+#[derive(Debug)]
+pub(crate) struct LatchedFailure {
+    error: Arc<Error>,
+    first: bool,
+}
+
+impl LatchedFailure {
+    pub(crate) fn wrap(error: Arc<Error>, first: bool) -> io::Error {
+        let kind = match &*error {
+            Error::Io { source, .. } => source.kind(),
+            Error::NoSpace { .. } => io::ErrorKind::StorageFull,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, Self { error, first })
+    }
+
+    /// The typed error behind `error`, if it came out of the wrapper: the
+    /// latched error itself for the call that failed, [`Error::Failed`] for
+    /// a call refused after it.
+    pub(crate) fn unwrap(error: &io::Error) -> Option<Error> {
+        let latched = error.get_ref()?.downcast_ref::<Self>()?;
+        Some(match latched.first {
+            true => (*latched.error).clone(),
+            false => Error::Failed {
+                cause: Arc::clone(&latched.error),
+            },
+        })
+    }
+}
+
+impl fmt::Display for LatchedFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.first {
+            true => self.error.fmt(f),
+            false => write!(f, "refused after an earlier failure ({})", self.error),
+        }
+    }
+}
+
+impl std::error::Error for LatchedFailure {}
 
 fn is_no_space(error: &io::Error) -> bool {
     // ENOSPC and EDQUOT both mean "no room to store this".

@@ -95,7 +95,8 @@ impl Inspection {
     /// `NotFound` on the hard-state path.
     pub fn open(directory: impl AsRef<Path>) -> Result<Self> {
         let directory = directory.as_ref().to_path_buf();
-        let storage = Arc::new(OsStorage::open(&directory, LockMode::Shared)?);
+        let storage = OsStorage::open(&directory, LockMode::Shared)?;
+        let storage = Arc::new(crate::log::LatchedStorage::new(storage));
         let (_store, hard_state) = HardStateStore::open(&*storage, false)?;
         let (log, mut recovery) = SegmentedLog::open(
             Arc::clone(&storage),
@@ -105,7 +106,7 @@ impl Inspection {
             |payload| decode_entry(payload).map(drop),
         )?;
         let snapshot = check_latest_snapshot(&log, &hard_state)?
-            .map(|s| summarize_snapshot(&storage, &log, &s))
+            .map(|s| summarize_snapshot(&*storage, &log, &s))
             .transpose()?;
         let keep = snapshot.as_ref().map_or(0, |s| s.index_end);
         recovery.removed_files.extend(
@@ -237,7 +238,7 @@ impl Inspection {
 
 /// What [`Inspection`] reports about `snapshot` (already checked).
 fn summarize_snapshot(
-    storage: &OsStorage,
+    storage: &impl Storage,
     log: &SegmentedLog<OsStorage>,
     snapshot: &Snapshot,
 ) -> Result<SnapshotSummary> {

@@ -425,9 +425,10 @@ fn shared_append_no_sync_after_a_failed_one_acknowledges_anything() {
     // another thread writes a batch that rolls the segment over, which syncs
     // the same file under the engine lock; the leader's sync (first into the
     // gate) fails. Every call that returned Ok must find its entries after a
-    // power loss. (Without the log's sync gate the rollover's sync ran beside
-    // the leader's, succeeded, and the leader's entry was acknowledged and
-    // lost; with it, the rollover's sync waits and then fails.)
+    // power loss. (Without the latch's one sync at a time per file the
+    // rollover's sync ran beside the leader's, succeeded, and the leader's
+    // entry was acknowledged and lost; with it, the rollover's sync waits
+    // and then fails.)
     let dir = tempfile::tempdir().unwrap();
     let (shared, faults) = open_losing(dir.path(), 4096);
     let first_sync = faults.entered() + 1;
@@ -445,8 +446,9 @@ fn shared_append_no_sync_after_a_failed_one_acknowledges_anything() {
         let batch: Vec<_> = (1..60).map(admit).collect();
         std::thread::spawn(move || shared.append_batch(&batch).map(|r| r.collect::<Vec<_>>()))
     };
-    // Without the gate the rollover's sync enters the fault gate too; with
-    // it, it waits behind the held sync and never gets there while held.
+    // Without the latch's rule the rollover's sync enters the fault gate
+    // too; with it, it waits behind the held sync and never gets there while
+    // held.
     let deadline = Instant::now() + Duration::from_millis(300);
     while faults.entered() == first_sync && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));

@@ -7,7 +7,7 @@ use crate::consensus::ControlPlaneIndex;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::io::Storage;
-use crate::log::SegmentedLog;
+use crate::log::{LogFile, SegmentedLog};
 use crate::snapshot::{
     encode_snapshot, list_snapshots, read_latest, remove_snapshots_below, write_snapshot, Snapshot,
 };
@@ -41,7 +41,7 @@ impl<S: Storage> DurableControlPlane<S> {
         let index_end = self.catalog.applied_end();
         let storage = std::sync::Arc::clone(self.log.storage());
         let written = self.write_snapshot_at_applied(&*storage);
-        self.latch(written)?;
+        written?;
         let segments_before = self.log.segments().len();
         let new_start = index_end
             .saturating_sub(keep_entries)
@@ -55,10 +55,10 @@ impl<S: Storage> DurableControlPlane<S> {
                 &mut self.hard_state_store,
                 &mut self.hard_state,
             );
-            self.latch(removed)?;
+            removed?;
         }
         let removed_snapshots = remove_snapshots_below(&*storage, index_end);
-        let removed_snapshots = self.latch(removed_snapshots)?;
+        let removed_snapshots = removed_snapshots?;
         Ok(CompactionReport {
             snapshot_index_end: index_end,
             log_start: ControlPlaneIndex(self.log.start_index()),
@@ -68,7 +68,7 @@ impl<S: Storage> DurableControlPlane<S> {
     }
 
     /// Writes the snapshot of the catalog unless one at the same index exists.
-    fn write_snapshot_at_applied(&self, storage: &S) -> Result<()> {
+    fn write_snapshot_at_applied(&self, storage: &impl Storage) -> Result<()> {
         let index_end = self.catalog.applied_end();
         if list_snapshots(storage)?.last() == Some(&index_end) {
             return Ok(());
@@ -99,7 +99,7 @@ impl<S: Storage> DurableControlPlane<S> {
 /// the loss of anything the node still needs.)
 pub(super) fn load_snapshot<S: Storage>(
     log: &mut SegmentedLog<S>,
-    hard_state_store: &mut HardStateStore<S::File>,
+    hard_state_store: &mut HardStateStore<LogFile<S>>,
     hard_state: &mut HardState,
     removed_files: &mut Vec<String>,
 ) -> Result<(ControlPlaneCatalog, u64)> {

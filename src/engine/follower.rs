@@ -233,7 +233,7 @@ impl<S: Storage> DurableControlPlane<S> {
             let truncated =
                 self.log
                     .truncate_suffix(index, &mut self.hard_state_store, &mut self.hard_state);
-            self.latch(truncated)?;
+            truncated?;
             return Ok(position);
         }
         Ok(entries.len())

@@ -71,10 +71,10 @@ impl<S: Storage> DurableControlPlane<S> {
             // Before the snapshot is durable: a crash in between must not
             // leave a log that contradicts the snapshot under its end.
             let truncated = self.truncate_uncommitted();
-            self.latch(truncated)?;
+            truncated?;
         }
         let written = write_snapshot(&*storage, index_end, &request.snapshot);
-        self.latch(written)?;
+        written?;
         let replaced = if keeps_suffix {
             self.hard_state.commit_end = index_end;
             self.log.remove_prefix(
@@ -86,11 +86,11 @@ impl<S: Storage> DurableControlPlane<S> {
         } else {
             self.restart_log_at(index_end, snapshot.last_term)
         };
-        self.latch(replaced)?;
+        replaced?;
         self.catalog = snapshot.catalog;
         self.commit_end = index_end;
         let removed = remove_snapshots_below(&*storage, index_end);
-        self.latch(removed)?;
+        removed?;
         Ok(self.append_reply(AppendOutcome::Accepted { match_index }))
     }
 

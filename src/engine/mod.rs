@@ -30,7 +30,8 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsStorage, Storage};
-use crate::log::{CommitStamp, RecoveryReport, SegmentedLog};
+use crate::log::latch::Latch;
+use crate::log::{CommitStamp, LatchedStorage, LogFile, RecoveryReport, SegmentedLog};
 use crate::options::Options;
 use unapplied::UnappliedEntries;
 
@@ -82,12 +83,11 @@ pub struct VoteResponse {
 #[derive(Debug)]
 pub struct DurableControlPlane<S: Storage = OsStorage> {
     identity: ClusterVoterIdentity,
-    hard_state_store: HardStateStore<S::File>,
+    hard_state_store: HardStateStore<LogFile<S>>,
     hard_state: HardState,
     log: SegmentedLog<S>,
     leader: Option<ClusterVoterIdentity>,
     commit_end: u64,
-    failure: Option<Arc<Error>>,
     last_error: Option<Error>,
     recovery: RecoveryReport,
     encode_buffer: Vec<u8>,
@@ -175,7 +175,7 @@ impl<S: Storage> DurableControlPlane<S> {
         sole_voter: bool,
     ) -> Result<Self> {
         options.validate()?;
-        let storage = Arc::new(storage);
+        let storage = Arc::new(LatchedStorage::new(storage));
         let (mut hard_state_store, mut hard_state) =
             open_or_create_hard_state(&*storage, &identity, sole_voter)?;
         let (mut log, mut recovery) = SegmentedLog::open(
@@ -199,7 +199,6 @@ impl<S: Storage> DurableControlPlane<S> {
             hard_state,
             log,
             commit_end,
-            failure: None,
             last_error: None,
             recovery,
             encode_buffer: Vec::new(),
@@ -229,7 +228,7 @@ impl<S: Storage> DurableControlPlane<S> {
     /// The storage failure that stopped this handle, if any. Once set, every
     /// state change fails with [`Error::Failed`]; reopen to recover.
     pub fn failure(&self) -> Option<&Error> {
-        self.failure.as_deref()
+        self.latch().failure().map(|cause| &**cause)
     }
 
     /// The typed error behind the most recent refusal of a trait method whose
@@ -297,8 +296,7 @@ impl<S: Storage> DurableControlPlane<S> {
     ) -> Result<std::ops::Range<u64>> {
         let start = self.log.end_index();
         self.write_unsynced(entries)?;
-        let synced = self.log.sync();
-        self.latch(synced)?;
+        self.log.sync()?;
         if self.sole_voter {
             self.commit_end = self.log.durable_end();
             self.apply_in_hand(start, entries)?;
@@ -349,7 +347,8 @@ impl<S: Storage> DurableControlPlane<S> {
         self.log.mark_durable(durable_end);
         if self.sole_voter {
             self.commit_end = self.commit_end.max(self.log.durable_end());
-            // Latched on failure; the caller reads the latch.
+            // A failure stops the handle (`stop_on_failure`); the caller
+            // reads the latch.
             let _ = self.apply_committed();
         }
     }
@@ -363,8 +362,7 @@ impl<S: Storage> DurableControlPlane<S> {
         stamp: CommitStamp,
     ) -> Result<()> {
         self.write_entries(entries, stamp)?;
-        let synced = self.log.sync();
-        self.latch(synced)
+        self.log.sync()
     }
 
     /// Encodes and writes `(term, entry)` pairs after the end of the log, in
@@ -391,7 +389,7 @@ impl<S: Storage> DurableControlPlane<S> {
         let written = self.log.write(payloads, stamp);
         self.encode_buffer = buffer;
         self.entry_spans = spans;
-        self.latch(written)
+        written
     }
 
     /// Applies every committed entry not yet applied to the catalog, in
@@ -406,11 +404,11 @@ impl<S: Storage> DurableControlPlane<S> {
                 Some(entry) => self.catalog.apply_decoded(index, entry),
                 None => {
                     let read = self.read(index);
-                    let entry = self.latch(read)?.entry;
+                    let entry = self.stop_on_failure(read)?.entry;
                     self.catalog.apply(index, &entry).map(drop)
                 }
             };
-            self.latch(applied)?;
+            self.stop_on_failure(applied)?;
         }
         Ok(())
     }
@@ -424,7 +422,7 @@ impl<S: Storage> DurableControlPlane<S> {
                 let applied = self
                     .catalog
                     .apply(ControlPlaneIndex(start + offset as u64), entry);
-                self.latch(applied)?;
+                self.stop_on_failure(applied)?;
             }
         }
         self.apply_committed()
@@ -524,29 +522,40 @@ impl<S: Storage> DurableControlPlane<S> {
 
     fn save_hard_state(&mut self, next: HardState) -> Result<()> {
         self.check_not_failed()?;
-        let saved = self.hard_state_store.save(&next);
-        self.latch(saved)?;
+        self.hard_state_store.save(&next)?;
         self.hard_state = next;
         Ok(())
     }
 
-    fn check_not_failed(&self) -> Result<()> {
-        match &self.failure {
-            Some(cause) => Err(Error::Failed {
-                cause: Arc::clone(cause),
-            }),
-            None => Ok(()),
+    /// The leader this node follows or is; none once a failure stopped the
+    /// node (it steps down: it can no longer make anything durable).
+    fn known_leader(&self) -> Option<&ClusterVoterIdentity> {
+        match self.failure() {
+            Some(_) => None,
+            None => self.leader.as_ref(),
         }
     }
 
-    /// Latches a storage failure: the node steps down and refuses every later
-    /// change. Invalid input is not a failure of the node and is not latched.
-    fn latch<T>(&mut self, result: Result<T>) -> Result<T> {
+    /// `Err(Error::Failed)` once the storage latch holds a failure.
+    fn check_not_failed(&self) -> Result<()> {
+        self.latch().check()
+    }
+
+    /// The latched failure, shared (for group commit's waiters).
+    pub(super) fn latched_failure(&self) -> Option<Arc<Error>> {
+        self.latch().failure().cloned()
+    }
+
+    /// The storage latch: the one record of whether this handle failed.
+    fn latch(&self) -> &Latch {
+        self.log.storage().latch()
+    }
+
+    /// Stops the handle on a failure to apply a committed entry (see
+    /// [`Latch::stop`]); storage failures are latched already.
+    fn stop_on_failure<T>(&self, result: Result<T>) -> Result<T> {
         if let Err(error) = &result {
-            if !matches!(error, Error::InvalidInput(_) | Error::Replication(_)) {
-                self.failure = Some(Arc::new(error.clone()));
-                self.leader = None;
-            }
+            self.latch().stop(error);
         }
         result
     }
@@ -647,11 +656,11 @@ impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
     }
 
     fn leader(&self) -> Option<ClusterVoterIdentity> {
-        self.leader.clone()
+        self.known_leader().cloned()
     }
 
     fn is_leader(&self) -> bool {
-        self.leader.as_ref() == Some(&self.identity)
+        self.known_leader() == Some(&self.identity)
     }
 
     fn durable_vote(&self) -> DurableVoteState {
@@ -677,7 +686,7 @@ impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
             Err(error) => {
                 self.last_error = Some(error);
                 Err(ControlPlaneError::NotLeader {
-                    leader: self.leader.clone(),
+                    leader: self.leader(),
                 })
             }
         }

@@ -34,6 +34,6 @@ impl<S: Storage> DurableControlPlane<S> {
             })?;
             catalog.apply_decoded(ControlPlaneIndex(index), entry)
         });
-        self.latch(applied)
+        self.stop_on_failure(applied)
     }
 }

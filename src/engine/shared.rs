@@ -10,7 +10,7 @@
 //!    it takes [`SegmentedLog::tail_sync_handle`] (which writes everything
 //!    buffered with one `pwrite`, and returns the tail file and the end it
 //!    covers), releases the lock, runs `fdatasync` (through the log's
-//!    `SyncGate`, so it never overlaps a sync made under the lock, and fails
+//!    latched storage, so it never overlaps a sync made under the lock, and fails
 //!    if any earlier sync of the log failed), then under the lock
 //!    records the result with [`SegmentedLog::mark_durable`] and advances the
 //!    commit point to what is durable. Everyone who wrote while that sync was
@@ -130,7 +130,7 @@ impl<S: Storage> SharedControlPlane<S> {
         let group = GroupState {
             durable_end: engine.log.durable_end(),
             sync_in_flight: false,
-            failure: engine.failure.clone(),
+            failure: engine.latched_failure(),
         };
         Self {
             inner: Arc::new(Inner {
@@ -163,13 +163,12 @@ impl<S: Storage> SharedControlPlane<S> {
     pub fn with_engine<T>(&self, f: impl FnOnce(&mut DurableControlPlane<S>) -> T) -> Result<T> {
         let mut engine = self.lock_engine();
         engine.check_not_failed()?;
-        let synced = engine.log.sync();
-        engine.latch(synced)?;
+        engine.log.sync()?;
         let durable_end = engine.log.durable_end();
         engine.note_durable(durable_end);
         let durable_end = engine.log.durable_end();
         let result = f(&mut engine);
-        let failure = engine.failure.clone();
+        let failure = engine.latched_failure();
         drop(engine);
         self.publish(durable_end, failure);
         Ok(result)
@@ -258,14 +257,14 @@ impl<S: Storage> SharedControlPlane<S> {
             let mut engine = self.lock_engine();
             // Writes the records buffered since the last sync (one `pwrite`
             // for the whole group), unless the engine already failed.
-            let handle = if engine.failure.is_none() {
+            let handle = if engine.latched_failure().is_none() {
                 let handle = engine.log.tail_sync_handle();
-                engine.latch(handle).ok()
+                handle.ok()
             } else {
                 None
             };
             let Some(handle) = handle else {
-                let cause = engine.failure.clone();
+                let cause = engine.latched_failure();
                 drop(engine);
                 return self.publish_after_sync(0, cause);
             };
@@ -273,10 +272,10 @@ impl<S: Storage> SharedControlPlane<S> {
         };
         let synced = tail_sync.run();
         let mut engine = self.lock_engine();
-        if engine.latch(synced).is_ok() {
+        if synced.is_ok() {
             engine.note_durable(tail_sync.covered_end());
         }
-        let (durable_end, failure) = (engine.log.durable_end(), engine.failure.clone());
+        let (durable_end, failure) = (engine.log.durable_end(), engine.latched_failure());
         drop(engine);
         self.publish_after_sync(durable_end, failure);
     }

@@ -13,8 +13,7 @@ use crate::io::{Storage, StorageFile};
 use super::record::{encode_record, RecordPlace};
 use super::segment::{new_header, Segment, TermRun};
 use super::spare_segment::SPARE_SEGMENT_FILE_NAME;
-use super::sync_gate::SyncGate;
-use super::{CommitStamp, SegmentedLog};
+use super::{CommitStamp, LogFile, SegmentedLog};
 
 /// One sync of the tail segment, taken under the engine lock and run
 /// without it (group commit): it makes durable every entry below
@@ -24,7 +23,6 @@ pub struct TailSync<F> {
     file: Arc<F>,
     path: PathBuf,
     covered_end: u64,
-    gate: Arc<SyncGate>,
 }
 
 impl<F: StorageFile> TailSync<F> {
@@ -33,10 +31,11 @@ impl<F: StorageFile> TailSync<F> {
         self.covered_end
     }
 
-    /// Runs the sync through the log's [`SyncGate`].
+    /// Runs the sync; the latch keeps it from overlapping another sync of
+    /// the file, and refuses it after any failure.
     pub fn run(&self) -> Result<()> {
-        self.gate
-            .sync(&*self.file)
+        self.file
+            .sync_data()
             .map_err(|e| Error::io("fdatasync segment", &self.path, e))
     }
 }
@@ -180,8 +179,8 @@ impl<S: Storage> SegmentedLog<S> {
         }
         self.flush_buffer()?;
         let tail = self.tail();
-        self.sync_gate
-            .sync(&*tail.file)
+        tail.file
+            .sync_data()
             .map_err(|e| Error::io("fdatasync segment", &tail.path, e))?;
         self.durable_end = self.end_index;
         Ok(())
@@ -190,14 +189,13 @@ impl<S: Storage> SegmentedLog<S> {
     /// Writes the buffered records, then returns a sync of the tail segment
     /// that can run without `&mut self` (group commit) and the index it will
     /// make durable.
-    pub fn tail_sync_handle(&mut self) -> Result<TailSync<S::File>> {
+    pub fn tail_sync_handle(&mut self) -> Result<TailSync<LogFile<S>>> {
         self.flush_buffer()?;
         let tail = self.tail();
         Ok(TailSync {
             file: Arc::clone(&tail.file),
             path: tail.path.clone(),
             covered_end: self.end_index,
-            gate: Arc::clone(&self.sync_gate),
         })
     }
 
@@ -215,10 +213,12 @@ mod tests {
     use crate::hard_state::HardState;
     use crate::identity::ClusterVoterIdentity;
     use crate::io::{LockMode, OsStorage};
+    use crate::log::LatchedStorage;
     use crate::node_role::NodeRole;
 
     fn open(dir: &std::path::Path, state: &HardState) -> SegmentedLog<OsStorage> {
-        let storage = Arc::new(OsStorage::open(dir, LockMode::Exclusive).unwrap());
+        let storage = OsStorage::open(dir, LockMode::Exclusive).unwrap();
+        let storage = Arc::new(LatchedStorage::new(storage));
         SegmentedLog::open(storage, state, 4096, true, |_| Ok(()))
             .unwrap()
             .0

@@ -13,15 +13,17 @@
 //! * [`reshape`]: suffix truncation, prefix removal, restart at a new start;
 //! * [`segment`], [`record`], [`spare_segment`]: one segment file, one
 //!   record's framing, the next segment prepared ahead;
-//! * [`sync_gate`]: one `fdatasync` at a time, and the first failure latched.
+//! * [`latch`]: the storage wrapper that latches the first failure of any
+//!   write, sync, create, rename or remove, and keeps syncs of one file from
+//!   overlapping.
 
 mod append;
+pub(crate) mod latch;
 pub(crate) mod record;
 mod recovery;
 mod reshape;
 pub(crate) mod segment;
 mod spare_segment;
-mod sync_gate;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -33,7 +35,8 @@ use crate::io::{Storage, StorageFile};
 use record::{parse_record, read_record, RecordPlace, RecordRead};
 use segment::{Liveness, Segment, TermRun};
 use spare_segment::SpareSegment;
-use sync_gate::SyncGate;
+
+pub use latch::{LatchedFile, LatchedStorage};
 
 #[cfg(feature = "openraft")]
 pub use append::TailSync;
@@ -84,9 +87,9 @@ pub struct DroppedTail {
 ///   strictly increasing `first_index`.
 #[derive(Debug)]
 pub struct SegmentedLog<S: Storage> {
-    storage: Arc<S>,
+    storage: Arc<LatchedStorage<S>>,
     segment_size_bytes: u64,
-    segments: Vec<Segment<S::File>>,
+    segments: Vec<Segment<LogFile<S>>>,
     term_runs: Vec<TermRun>,
     start_index: u64,
     start_previous_term: u64,
@@ -102,13 +105,15 @@ pub struct SegmentedLog<S: Storage> {
     write_buffer: Vec<u8>,
     /// The next segment's file, prepared while the tail fills.
     spare: SpareSegment<S>,
-    /// Every sync of a segment goes through it (see [`SyncGate`]).
-    sync_gate: Arc<SyncGate>,
 }
 
+/// A file of the log: the storage's file, under its latch.
+pub type LogFile<S> = LatchedFile<<S as Storage>::File>;
+
 impl<S: Storage> SegmentedLog<S> {
-    /// The storage the log's files live in.
-    pub fn storage(&self) -> &Arc<S> {
+    /// The storage the log's files live in, under the latch every owner
+    /// reads (hard state and snapshots are written through it too).
+    pub fn storage(&self) -> &Arc<LatchedStorage<S>> {
         &self.storage
     }
 
@@ -134,7 +139,7 @@ impl<S: Storage> SegmentedLog<S> {
     }
 
     /// The segments, oldest first.
-    pub fn segments(&self) -> &[Segment<S::File>] {
+    pub fn segments(&self) -> &[Segment<LogFile<S>>] {
         &self.segments
     }
 
@@ -180,7 +185,7 @@ impl<S: Storage> SegmentedLog<S> {
 
     /// The segment holding `index` (which must be readable) and the record's
     /// offset in it.
-    fn locate(&self, index: u64) -> (&Segment<S::File>, u64) {
+    fn locate(&self, index: u64) -> (&Segment<LogFile<S>>, u64) {
         let position = self.segments.partition_point(|s| s.first_index() <= index) - 1;
         let segment = &self.segments[position];
         let offset = u64::from(segment.offsets[(index - segment.first_index()) as usize]);
@@ -303,7 +308,7 @@ impl<S: Storage> SegmentedLog<S> {
         tail.first_index() + in_file as u64
     }
 
-    fn tail(&self) -> &Segment<S::File> {
+    fn tail(&self) -> &Segment<LogFile<S>> {
         self.segments.last().expect("an open log has a segment")
     }
 
@@ -409,7 +414,7 @@ mod tests {
         let storage = crate::io::OsStorage::open(dir.path(), crate::io::LockMode::Exclusive);
         let node = crate::identity::ClusterVoterIdentity::from_certificate_subject("CN=a");
         let state = HardState::new(node.unwrap(), crate::hard_state::NodeRole::SoleVoter);
-        let storage = Arc::new(storage.unwrap());
+        let storage = Arc::new(LatchedStorage::new(storage.unwrap()));
         let (mut log, _) = SegmentedLog::open(storage, &state, 1 << 16, true, |_| Ok(())).unwrap();
         let payloads: [&[u8]; 2] = [b"first", b"second"];
         log.write(

@@ -16,7 +16,7 @@ use crate::io::Storage;
 use super::record::RecordFault;
 use super::segment::{Liveness, ScanEnd, Segment};
 use super::spare_segment::SpareSegment;
-use super::{DroppedTail, RecoveryReport, SegmentedLog};
+use super::{DroppedTail, LatchedStorage, RecoveryReport, SegmentedLog};
 
 impl<S: Storage> SegmentedLog<S> {
     /// Opens the log described by `hard_state`, recovering from any crash:
@@ -24,7 +24,7 @@ impl<S: Storage> SegmentedLog<S> {
     /// truncation finished. Damage that a crash cannot explain is an error.
     /// With `writable == false` nothing on disk is changed.
     pub fn open(
-        storage: Arc<S>,
+        storage: Arc<LatchedStorage<S>>,
         hard_state: &HardState,
         segment_size_bytes: u64,
         writable: bool,
@@ -34,7 +34,6 @@ impl<S: Storage> SegmentedLog<S> {
         let generations = list_segments(&*storage, writable, &mut report)?;
         let mut log = Self {
             spare: SpareSegment::new(Arc::clone(&storage), segment_size_bytes),
-            sync_gate: Arc::default(),
             storage,
             segment_size_bytes,
             segments: Vec::with_capacity(generations.len()),
@@ -192,11 +191,7 @@ impl<S: Storage> SegmentedLog<S> {
                 }
             }
             if writable && dropped.bytes > 0 {
-                segment.zero_range(
-                    dropped.offset,
-                    dropped.offset + dropped.bytes,
-                    &self.sync_gate,
-                )?;
+                segment.zero_range(dropped.offset, dropped.offset + dropped.bytes)?;
             }
             self.term_runs.extend(scan.term_runs);
             self.recovered_commit_end = self.recovered_commit_end.max(scan.commit_end);

@@ -8,7 +8,7 @@ use crate::hard_state::{HardState, HardStateStore};
 use crate::io::Storage;
 
 use super::segment::{Liveness, Segment};
-use super::{RecoveryReport, SegmentedLog};
+use super::{LogFile, RecoveryReport, SegmentedLog};
 
 impl<S: Storage> SegmentedLog<S> {
     /// Removes every entry at or after `from`, durably (G4): later segments
@@ -19,7 +19,7 @@ impl<S: Storage> SegmentedLog<S> {
     pub fn truncate_suffix(
         &mut self,
         from: u64,
-        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
         self.flush_buffer()?;
@@ -58,7 +58,7 @@ impl<S: Storage> SegmentedLog<S> {
             .offsets
             .get(keep)
             .map_or(tail.end_offset, |&o| u64::from(o));
-        tail.zero_range(cut, tail.end_offset, &self.sync_gate)?;
+        tail.zero_range(cut, tail.end_offset)?;
         tail.offsets.truncate(keep);
         tail.end_offset = cut;
         self.end_index = from;
@@ -76,7 +76,7 @@ impl<S: Storage> SegmentedLog<S> {
         &mut self,
         new_start: u64,
         previous_term: u64,
-        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
         self.flush_buffer()?;
@@ -110,7 +110,7 @@ impl<S: Storage> SegmentedLog<S> {
         &mut self,
         new_start: u64,
         previous_term: u64,
-        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
         let mut next = hard_state.clone();
@@ -137,7 +137,7 @@ impl<S: Storage> SegmentedLog<S> {
         &mut self,
         new_start: u64,
         previous_term: u64,
-        hard_state_store: &mut HardStateStore<S::File>,
+        hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
         self.flush_buffer()?;

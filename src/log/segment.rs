@@ -10,7 +10,6 @@ use super::record::{
     has_tear_shape, highest_vouched_end, read_record, written_end, RecordFault, RecordPlace,
     RecordRead,
 };
-use super::sync_gate::SyncGate;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader, FORMAT_VERSION,
@@ -281,9 +280,9 @@ impl<F: StorageFile> Segment<F> {
         })
     }
 
-    /// Zeroes `[from, to)` and syncs through `gate`, so removed or torn bytes
-    /// can neither be read back nor vouch for anything after a crash.
-    pub fn zero_range(&self, from: u64, to: u64, gate: &SyncGate) -> Result<()> {
+    /// Zeroes `[from, to)` and syncs, so removed or torn bytes can neither
+    /// be read back nor vouch for anything after a crash.
+    pub fn zero_range(&self, from: u64, to: u64) -> Result<()> {
         if to <= from {
             return Ok(());
         }
@@ -297,7 +296,8 @@ impl<F: StorageFile> Segment<F> {
                 .map_err(|e| Error::io("zero segment tail", &self.path, e))?;
             at += length;
         }
-        gate.sync(&*self.file)
+        self.file
+            .sync_data()
             .map_err(|e| Error::io("fdatasync segment", &self.path, e))
     }
 }

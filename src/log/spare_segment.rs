@@ -23,12 +23,25 @@
 //! the tests do not, so every crash point stays reproducible from its seed,
 //! and the spare is then prepared in line at the rollover, through the same
 //! code.
+//!
+//! The background preparation goes around the log's latch
+//! ([`super::latch`]); the preparation in line at rollover goes through it.
+//! No acknowledged byte depends on the background work: the spare is a
+//! fresh file (its own inode) that holds nothing but zeros, so a failed
+//! allocation, write or sync of it says nothing about the pages of any
+//! other file (Linux keeps writeback errors per inode), and it is never
+//! installed unless every one of its syncs succeeded — a failed preparation
+//! is discarded and the spare made again in line, under the latch, where a
+//! failure stops the log as any other does. Latching the background's
+//! failures instead would stop a node for a file it never relied on.
 
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::io::{Storage, StorageFile};
+
+use super::latch::{LatchedFile, LatchedStorage};
 
 /// The spare's name: a temporary file, removed by recovery if a crash
 /// leaves it behind.
@@ -40,16 +53,24 @@ pub const SPARE_SEGMENT_FILE_NAME: &str = "segment-spare.tmp";
 /// file; dropping a `SpareSegment` waits for that thread, so the file is never
 /// written after the log that owns it is gone (and the directory lock, held
 /// through `storage`, outlives the work).
-#[derive(Debug)]
 pub struct SpareSegment<S: Storage> {
-    storage: Arc<S>,
+    storage: Arc<LatchedStorage<S>>,
     size_bytes: u64,
     preparing: Option<JoinHandle<io::Result<S::File>>>,
 }
 
+impl<S: Storage> std::fmt::Debug for SpareSegment<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpareSegment")
+            .field("size_bytes", &self.size_bytes)
+            .field("preparing", &self.preparing.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: Storage> SpareSegment<S> {
     /// No spare yet; segments will be `size_bytes` long.
-    pub fn new(storage: Arc<S>, size_bytes: u64) -> Self {
+    pub fn new(storage: Arc<LatchedStorage<S>>, size_bytes: u64) -> Self {
         Self {
             storage,
             size_bytes,
@@ -63,7 +84,9 @@ impl<S: Storage> SpareSegment<S> {
         if self.preparing.is_some() || !self.storage.allows_background_work() {
             return;
         }
-        let (storage, size_bytes) = (Arc::clone(&self.storage), self.size_bytes);
+        // Around the latch: see the module documentation.
+        let storage = Arc::clone(self.storage.unlatched());
+        let size_bytes = self.size_bytes;
         let spawned = std::thread::Builder::new()
             .name("cpwal-spare-segment".into())
             .spawn(move || prepare(&*storage, size_bytes, BACKGROUND_STEP_BYTES));
@@ -73,20 +96,20 @@ impl<S: Storage> SpareSegment<S> {
     }
 
     /// The spare file, allocated in full, zero-filled and synced, under
-    /// [`SPARE_SEGMENT_FILE_NAME`]: the background preparation's if it
-    /// succeeded, else one prepared now (whose error, such as a full disk, is
-    /// the one returned).
-    pub fn take(&mut self) -> io::Result<S::File> {
+    /// [`SPARE_SEGMENT_FILE_NAME`]: the background preparation's if every
+    /// step of it succeeded, else one prepared now through the latch (whose
+    /// error, such as a full disk, is the one returned, and latched).
+    pub fn take(&mut self) -> io::Result<LatchedFile<S::File>> {
         let prepared = match self.preparing.take().map(JoinHandle::join) {
-            Some(Ok(Ok(file))) => return Ok(file),
+            Some(Ok(Ok(file))) => return Ok(self.storage.adopt(file, SPARE_SEGMENT_FILE_NAME)),
             Some(Ok(Err(error))) => Err(error),
             Some(Err(_panic)) => Err(io::Error::other("spare segment preparation panicked")),
             None => Ok(()),
         };
         if prepared.is_err() {
             // Retried below; what the failed attempt left would make the
-            // retry's `create` fail.
-            let _ = self.storage.remove(SPARE_SEGMENT_FILE_NAME);
+            // retry's `create` fail. Best effort, so around the latch.
+            let _ = self.storage.unlatched().remove(SPARE_SEGMENT_FILE_NAME);
         }
         prepare(&*self.storage, self.size_bytes, self.size_bytes)
     }
@@ -101,16 +124,16 @@ impl<S: Storage> Drop for SpareSegment<S> {
     fn drop(&mut self) {
         if let Some(preparing) = self.preparing.take() {
             let _ = preparing.join();
-            let _ = self.storage.remove(SPARE_SEGMENT_FILE_NAME);
+            let _ = self.storage.unlatched().remove(SPARE_SEGMENT_FILE_NAME);
         }
     }
 }
 
 /// How much of the spare the background thread zero-fills between syncs.
 /// Appends share the disk with it: a foreground `fdatasync` waits behind the
-/// background writes already queued, so they go out a megabyte at a time
-/// (one 16 MiB flush held an append up for 5–9 ms here; 1 MiB steps keep
-/// that to about a millisecond).
+/// background writes already queued, so they go out 256 KiB at a time (one
+/// 16 MiB flush held an append up for 5–9 ms here; a step's flush is a
+/// sixty-fourth of that).
 const BACKGROUND_STEP_BYTES: u64 = 256 << 10;
 
 /// Creates [`SPARE_SEGMENT_FILE_NAME`] and allocates it in full, syncing

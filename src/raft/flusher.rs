@@ -23,15 +23,15 @@ use std::thread::JoinHandle;
 use openraft::storage::LogFlushed;
 
 use crate::error::{Error, Result};
-use crate::io::OsFile;
-use crate::log::TailSync;
+use crate::io::OsStorage;
+use crate::log::{LogFile, TailSync};
 use crate::raft::log_store::LogShared;
 use crate::raft::types::CpwalRaftConfig;
 
 /// A request to make the log durable up to `end` and then report.
 pub(crate) struct FlushRequest {
     /// The sync of the tail segment as it was when the entries were written.
-    pub(crate) sync: TailSync<OsFile>,
+    pub(crate) sync: TailSync<LogFile<OsStorage>>,
     /// The log's rewrite count when the entries were written; a sync may
     /// only mark the log durable if no truncation or restart came since.
     pub(crate) rewrites: u64,
@@ -99,10 +99,7 @@ fn run(shared: &Mutex<LogShared>, receiver: &Receiver<FlushRequest>) {
                     }
                     Err(error) => Err(error),
                 },
-                Err(error) => {
-                    let _ = guard.latch::<()>(Err(error.clone()));
-                    Err(error)
-                }
+                Err(error) => Err(error),
             }
         };
         for request in batch {

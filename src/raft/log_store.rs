@@ -32,53 +32,35 @@ use openraft::{
 use crate::error::{Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
-use crate::io::{LockMode, OsFile, OsStorage};
-use crate::log::{CommitStamp, SegmentedLog, TailSync};
+use crate::io::{LockMode, OsStorage};
+use crate::log::{CommitStamp, LatchedStorage, LogFile, SegmentedLog, TailSync};
 use crate::options::Options;
 use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
 use crate::raft::flusher::{FlushRequest, Flusher};
 use crate::raft::node_id::{NodeId, NodeRegistry};
 use crate::raft::types::{CpwalEntry, CpwalLogId, CpwalRaftConfig, CpwalStorageError, CpwalVote};
 
-/// The log, the hard state and the latched failure, behind one lock shared
-/// with the flusher.
+/// The log and the hard state, behind one lock shared with the flusher.
 #[derive(Debug)]
 pub(crate) struct LogShared {
     pub(crate) log: SegmentedLog<OsStorage>,
-    pub(crate) hard_state_store: HardStateStore<OsFile>,
+    pub(crate) hard_state_store: HardStateStore<LogFile<OsStorage>>,
     pub(crate) hard_state: HardState,
     /// Bumped whenever entries are removed from the end or the log
     /// restarts, so a sync requested before cannot mark newer writes
     /// durable.
     pub(crate) rewrites: u64,
-    /// The first storage failure; every later operation fails with it.
-    pub(crate) failure: Option<Arc<Error>>,
 }
 
 impl LogShared {
+    /// `Err(Error::Failed)` once the storage latch holds a failure.
     pub(crate) fn check_not_failed(&self) -> Result<()> {
-        match &self.failure {
-            Some(cause) => Err(Error::Failed {
-                cause: Arc::clone(cause),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Latches a storage failure (not a refusal of bad input).
-    pub(crate) fn latch<T>(&mut self, result: Result<T>) -> Result<T> {
-        if let Err(error) = &result {
-            if !matches!(error, Error::InvalidInput(_)) && self.failure.is_none() {
-                self.failure = Some(Arc::new(error.clone()));
-            }
-        }
-        result
+        self.log.storage().latch().check()
     }
 
     fn save_hard_state(&mut self, next: HardState) -> Result<()> {
         self.check_not_failed()?;
-        let saved = self.hard_state_store.save(&next);
-        self.latch(saved)?;
+        self.hard_state_store.save(&next)?;
         self.hard_state = next;
         Ok(())
     }
@@ -155,7 +137,7 @@ pub struct CpwalLogStore {
 
 /// A sync the flusher must perform (the tail and the end it makes durable)
 /// and the rewrite count at writing.
-type SyncRequest = (TailSync<OsFile>, u64);
+type SyncRequest = (TailSync<LogFile<OsStorage>>, u64);
 
 /// A reader over the same log, for openraft's replication tasks.
 #[derive(Debug, Clone)]
@@ -182,7 +164,8 @@ impl CpwalLogStore {
         options.validate()?;
         std::fs::create_dir_all(directory.as_ref())
             .map_err(|e| Error::io("create directory", directory.as_ref(), e))?;
-        let storage = Arc::new(OsStorage::open(directory, LockMode::Exclusive)?);
+        let storage = OsStorage::open(directory, LockMode::Exclusive)?;
+        let storage = Arc::new(LatchedStorage::new(storage));
         let (hard_state_store, hard_state) = open_or_create(&storage, &identity)?;
         let (log, _report) = SegmentedLog::open(
             storage,
@@ -196,7 +179,6 @@ impl CpwalLogStore {
             hard_state_store,
             hard_state,
             rewrites: 0,
-            failure: None,
         }));
         let flusher = Flusher::start(Arc::clone(&shared))?;
         Ok(Self {
@@ -216,7 +198,7 @@ impl CpwalLogStore {
 
     /// The storage failure that stopped this store, if any.
     pub fn failure(&self) -> Option<Arc<Error>> {
-        lock(&self.shared).failure.clone()
+        lock(&self.shared).log.storage().latch().failure().cloned()
     }
 
     fn vote_of(&self, state: &HardState) -> Result<Option<CpwalVote>> {
@@ -271,10 +253,8 @@ impl CpwalLogStore {
         let buffer = &self.encode_buffer;
         let payloads = bounds.iter().map(|&(term, b, e)| (term, &buffer[b..e]));
         let stamp = CommitStamp::Known(shared.hard_state.commit_end);
-        let written = shared.log.write(payloads, stamp);
-        shared.latch(written)?;
-        let handle = shared.log.tail_sync_handle();
-        let handle = shared.latch(handle)?;
+        shared.log.write(payloads, stamp)?;
+        let handle = shared.log.tail_sync_handle()?;
         Ok(Some((handle, shared.rewrites)))
     }
 
@@ -298,13 +278,12 @@ impl CpwalLogStore {
             ..
         } = shared;
         *rewrites += 1;
-        let restarted = log.restart_at(
+        log.restart_at(
             first.index,
             first.leader_id.term,
             hard_state_store,
             hard_state,
-        );
-        shared.latch(restarted)
+        )
     }
 
     fn register_nodes(&self, payload: &EntryPayload<CpwalRaftConfig>) -> Result<()> {
@@ -345,9 +324,9 @@ fn hole(index: u64) -> Error {
 /// with the engine's checks — identity, role, no re-bootstrap over a lost
 /// hard state.
 fn open_or_create(
-    storage: &OsStorage,
+    storage: &LatchedStorage<OsStorage>,
     identity: &ClusterVoterIdentity,
-) -> Result<(HardStateStore<OsFile>, HardState)> {
+) -> Result<(HardStateStore<LogFile<OsStorage>>, HardState)> {
     crate::engine::open_or_create_hard_state(storage, identity, false)
 }
 
@@ -529,8 +508,8 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
             ..
         } = &mut *shared;
         *rewrites += 1;
-        let truncated = log.truncate_suffix(log_id.index, hard_state_store, hard_state);
-        shared.latch(truncated).map_err(write_error)
+        log.truncate_suffix(log_id.index, hard_state_store, hard_state)
+            .map_err(write_error)
     }
 
     async fn purge(&mut self, log_id: CpwalLogId) -> std::result::Result<(), CpwalStorageError> {
@@ -551,6 +530,6 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
             *rewrites += 1;
             log.restart_at(new_start, term, hard_state_store, hard_state)
         };
-        shared.latch(purged).map_err(write_error)
+        purged.map_err(write_error)
     }
 }

@@ -10,7 +10,7 @@ use openraft::StoredMembership;
 use crate::catalog::ControlPlaneCatalog;
 use crate::codec::DecodeError;
 use crate::error::{CorruptionKind, Error, Result};
-use crate::io::{OsStorage, Storage, StorageFile};
+use crate::io::{Storage, StorageFile};
 use crate::raft::envelope::{encode_membership, Reader};
 use crate::raft::log_store::log_id;
 use crate::raft::node_id::NodeId;
@@ -149,7 +149,7 @@ fn decode_body(body: &[u8]) -> std::result::Result<(SnapshotContent, &[u8]), Dec
 
 /// Replaces the snapshot file with `bytes`, atomically and durably:
 /// written and synced under a temporary name, renamed, directory synced.
-pub fn write_snapshot_file(storage: &OsStorage, bytes: &[u8]) -> Result<()> {
+pub fn write_snapshot_file(storage: &impl Storage, bytes: &[u8]) -> Result<()> {
     let temporary = format!(
         "{RAFT_SNAPSHOT_FILE_NAME}{}",
         crate::format::TEMPORARY_FILE_SUFFIX
@@ -180,7 +180,7 @@ pub fn write_snapshot_file(storage: &OsStorage, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reads and verifies the snapshot file, if there is one.
-pub fn read_snapshot_file(storage: &OsStorage) -> Result<Option<(SnapshotContent, Vec<u8>)>> {
+pub fn read_snapshot_file(storage: &impl Storage) -> Result<Option<(SnapshotContent, Vec<u8>)>> {
     let names = storage
         .list()
         .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;

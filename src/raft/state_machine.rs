@@ -20,6 +20,7 @@ use crate::catalog::{ApplyOutcome, ControlPlaneCatalog};
 use crate::consensus::ControlPlaneIndex;
 use crate::error::{Error, Result};
 use crate::io::{LockMode, OsStorage, Storage};
+use crate::log::LatchedStorage;
 use crate::raft::log_store::{register_membership, storage_error};
 use crate::raft::node_id::{NodeId, NodeRegistry};
 use crate::raft::snapshot_file::{
@@ -41,7 +42,7 @@ struct Applied {
 #[derive(Debug, Clone)]
 pub struct CpwalStateMachine {
     applied: Arc<Mutex<Applied>>,
-    storage: Arc<OsStorage>,
+    storage: Arc<LatchedStorage<OsStorage>>,
     registry: NodeRegistry,
     builds: Arc<AtomicU64>,
 }
@@ -60,14 +61,15 @@ impl CpwalStateMachine {
     pub fn open(directory: impl AsRef<Path>, registry: NodeRegistry) -> Result<Self> {
         std::fs::create_dir_all(directory.as_ref())
             .map_err(|e| Error::io("create directory", directory.as_ref(), e))?;
-        let storage = Arc::new(OsStorage::open(directory, LockMode::Exclusive)?);
+        let storage = OsStorage::open(directory, LockMode::Exclusive)?;
+        let storage = Arc::new(LatchedStorage::new(storage));
         let mut applied = Applied {
             catalog: ControlPlaneCatalog::new(),
             last_applied: None,
             membership: StoredMembership::default(),
             snapshot: None,
         };
-        if let Some((content, bytes)) = read_snapshot_file(&storage)? {
+        if let Some((content, bytes)) = read_snapshot_file(&*storage)? {
             register_membership(&registry, content.membership.membership())?;
             applied.snapshot = Some((meta_of(&content), bytes));
             applied.catalog = content.catalog;
@@ -124,7 +126,7 @@ impl CpwalStateMachine {
         content: &SnapshotContent,
         bytes: Vec<u8>,
     ) -> Result<Snapshot<CpwalRaftConfig>> {
-        write_snapshot_file(&self.storage, &bytes)?;
+        write_snapshot_file(&*self.storage, &bytes)?;
         let meta = meta_of(content);
         applied.snapshot = Some((meta.clone(), bytes.clone()));
         Ok(Snapshot {

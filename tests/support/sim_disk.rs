@@ -149,6 +149,25 @@ impl DirectoryChange {
     }
 }
 
+/// A kind of mutating call, for [`SimDisk::fail_next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskCall {
+    /// `Storage::create`.
+    Create,
+    /// `StorageFile::allocate`.
+    Allocate,
+    /// `StorageFile::write_at`.
+    Write,
+    /// `StorageFile::sync_data`.
+    Sync,
+    /// `Storage::rename` (the name is the source's).
+    Rename,
+    /// `Storage::remove`.
+    Remove,
+    /// `Storage::sync_directory` (the name is empty).
+    SyncDirectory,
+}
+
 /// Counters a test reads to find crash points.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DiskCounters {
@@ -173,6 +192,8 @@ struct DiskState {
     cut_before_operation: Option<u64>,
     fail_sync_number: Option<u64>,
     space_budget_bytes: Option<u64>,
+    /// The next call of this kind on a name with this prefix fails (EIO).
+    fail_next_call: Option<(DiskCall, String)>,
 }
 
 fn dead() -> io::Error {
@@ -219,6 +240,29 @@ impl DiskState {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Fails the call if it is the one [`SimDisk::fail_next`] chose: EIO,
+    /// nothing changed.
+    fn check_injected(&mut self, call: DiskCall, name: &str) -> io::Result<()> {
+        let chosen = self.fail_next_call.as_ref();
+        if chosen.is_some_and(|(kind, prefix)| *kind == call && name.starts_with(prefix.as_str())) {
+            self.fail_next_call = None;
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
+        Ok(())
+    }
+
+    /// The name `inode` has now (in the volatile table), if any.
+    fn name_of(&self, inode: u64) -> String {
+        let named = self.volatile_names.iter().find(|(_, &i)| i == inode);
+        named.map_or_else(String::new, |(name, _)| name.clone())
+    }
+
+    /// [`Self::check_injected`] for a call on an open file.
+    fn check_injected_on(&mut self, call: DiskCall, inode: u64) -> io::Result<()> {
+        let name = self.name_of(inode);
+        self.check_injected(call, &name)
     }
 
     fn inode_of(&self, name: &str) -> io::Result<u64> {
@@ -286,6 +330,12 @@ impl SimDisk {
         self.lock().fail_sync_number = Some(sync);
     }
 
+    /// The next `call` on a file whose name starts with `name_prefix` fails
+    /// with EIO without changing anything (for `SyncDirectory`, use "").
+    pub fn fail_next(&self, call: DiskCall, name_prefix: &str) {
+        self.lock().fail_next_call = Some((call, name_prefix.to_owned()));
+    }
+
     /// Allocations and writes that would grow the files' total size beyond
     /// `budget` fail with ENOSPC; `None` lifts the limit.
     pub fn set_space_budget(&self, budget: Option<u64>) {
@@ -350,6 +400,7 @@ impl SimDisk {
         state.powered_off = false;
         state.cut_before_operation = None;
         state.fail_sync_number = None;
+        state.fail_next_call = None;
     }
 
     /// Names in the durable directory table, sorted.
@@ -446,6 +497,7 @@ impl StorageFile for SimFile {
         self.check_writable()?;
         let mut state = self.state()?;
         state.begin_mutation()?;
+        state.check_injected_on(DiskCall::Allocate, self.inode)?;
         let current = state.inodes[&self.inode].volatile.len() as u64;
         if length_bytes > current {
             state.reserve(length_bytes - current)?;
@@ -459,6 +511,7 @@ impl StorageFile for SimFile {
         self.check_writable()?;
         let mut state = self.state()?;
         state.begin_mutation()?;
+        state.check_injected_on(DiskCall::Write, self.inode)?;
         let end = offset + bytes.len() as u64;
         let current = state.inodes[&self.inode].volatile.len() as u64;
         if end > current {
@@ -492,6 +545,7 @@ impl StorageFile for SimFile {
     fn sync_data(&self) -> io::Result<()> {
         let mut state = self.state()?;
         state.begin_sync()?;
+        state.check_injected_on(DiskCall::Sync, self.inode)?;
         state
             .inodes
             .get_mut(&self.inode)
@@ -515,6 +569,7 @@ impl Storage for SimDisk {
     fn create(&self, name: &str) -> io::Result<SimFile> {
         let mut state = self.lock();
         state.begin_mutation()?;
+        state.check_injected(DiskCall::Create, name)?;
         if state.volatile_names.contains_key(name) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
@@ -550,6 +605,7 @@ impl Storage for SimDisk {
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let mut state = self.lock();
         state.begin_mutation()?;
+        state.check_injected(DiskCall::Rename, from)?;
         let inode = state.inode_of(from)?;
         state.volatile_names.remove(from);
         state.volatile_names.insert(to.to_owned(), inode);
@@ -563,6 +619,7 @@ impl Storage for SimDisk {
     fn remove(&self, name: &str) -> io::Result<()> {
         let mut state = self.lock();
         state.begin_mutation()?;
+        state.check_injected(DiskCall::Remove, name)?;
         state.inode_of(name)?;
         state.volatile_names.remove(name);
         state.journal.push(DirectoryChange::Unlink {
@@ -574,6 +631,7 @@ impl Storage for SimDisk {
     fn sync_directory(&self) -> io::Result<()> {
         let mut state = self.lock();
         state.begin_sync()?;
+        state.check_injected(DiskCall::SyncDirectory, "")?;
         let journal = std::mem::take(&mut state.journal);
         for change in &journal {
             change.apply(&mut state.durable_names);

@@ -1,0 +1,132 @@
+//! The one fail-stop latch, seen from the engine on the simulated disk: a
+//! failed write, allocation, sync, create, rename, remove or directory sync
+//! of any file the node keeps — segments, hard state, snapshots, the
+//! directory — stops the node, and every later change, whatever file it
+//! would touch, fails with `Error::Failed` naming that first error, without
+//! reaching the disk.
+
+mod support;
+
+use cpwal::{ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneTerm, Error, MembershipChange};
+use support::sim_disk::{DiskCall, SimDisk};
+use support::workload::{options, voter, Node, NODE_SUBJECT};
+
+fn admit(n: u64) -> ControlPlaneEntry {
+    ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!("CN=m-{n}"))))
+}
+
+fn batch(from: u64, count: u64) -> Vec<ControlPlaneEntry> {
+    (from..from + count).map(admit).collect()
+}
+
+/// What makes the node touch the file under test.
+type Trigger = fn(&mut Node) -> cpwal::Result<()>;
+
+fn vote(node: &mut Node) -> cpwal::Result<()> {
+    let next = ControlPlaneTerm(node.current_term().0 + 1);
+    node.observe_term(next).map(drop)
+}
+
+fn append(node: &mut Node) -> cpwal::Result<()> {
+    node.try_append(&admit(9_000)).map(drop)
+}
+
+/// A batch that fills several 4 KiB segments: rollovers.
+fn roll_over(node: &mut Node) -> cpwal::Result<()> {
+    node.try_append_batch(&batch(10_000, 150)).map(drop)
+}
+
+/// A new snapshot, segments removed behind it, the older snapshot removed.
+fn compact(node: &mut Node) -> cpwal::Result<()> {
+    node.compact(10).map(drop)
+}
+
+/// A sole voter with a snapshot, a compacted head and entries after it.
+fn prepared_node(disk: &SimDisk) -> Node {
+    let mut node = Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options()).unwrap();
+    node.try_append_batch(&batch(0, 100)).unwrap();
+    node.compact(10).unwrap();
+    node.try_append_batch(&batch(100, 100)).unwrap();
+    node
+}
+
+/// Every kind of change the node makes, each on other files than some
+/// case's: each must fail with `Failed` naming `first`.
+fn check_every_later_change_fails(node: &mut Node, first: &Error) -> Result<(), String> {
+    let changes: [(&str, Trigger); 5] = [
+        ("append", append),
+        ("vote", vote),
+        ("roll over", roll_over),
+        ("compact", compact),
+        ("election", |n| n.start_election().map(drop)),
+    ];
+    for (name, change) in changes {
+        match change(node) {
+            Err(Error::Failed { cause }) if cause.to_string() == first.to_string() => {}
+            other => return Err(format!("{name} after the failure returned {other:?}")),
+        }
+    }
+    if node.is_leader() {
+        return Err("a stopped node still leads".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn storage_failure_of_each_kind_latches_and_stops_every_later_change() {
+    // Goal: every mutating call on every kind of file latches its failure,
+    // typed (operation and path), and afterwards nothing reaches the disk.
+    // Method: for each (call, file) pair, prepare a node with a snapshot
+    // and several segments, make the next such call fail with EIO, run the
+    // operation that makes it; the operation returns the typed error and
+    // `failure()` holds it; then every kind of change fails with `Failed`
+    // naming it, and the disk counts no further mutating call.
+    let cases: [(DiskCall, &str, Trigger, &str); 15] = [
+        (DiskCall::Write, "hardstate", vote, "write hard state"),
+        (DiskCall::Sync, "hardstate", vote, "fdatasync hard state"),
+        (DiskCall::Write, "segment-", append, "write segment"),
+        (DiskCall::Sync, "segment-", append, "fdatasync segment"),
+        (DiskCall::Create, "segment-", roll_over, "create segment"),
+        (
+            DiskCall::Allocate,
+            "segment-",
+            roll_over,
+            "allocate segment",
+        ),
+        (DiskCall::Rename, "segment-", roll_over, "rename segment"),
+        (DiskCall::SyncDirectory, "", roll_over, "fsync directory"),
+        (DiskCall::Remove, "segment-", compact, "remove segment"),
+        (DiskCall::Create, "snapshot-", compact, "create snapshot"),
+        (DiskCall::Write, "snapshot-", compact, "write snapshot"),
+        (DiskCall::Sync, "snapshot-", compact, "fdatasync snapshot"),
+        (DiskCall::Rename, "snapshot-", compact, "rename snapshot"),
+        (DiskCall::Remove, "snapshot-", compact, "remove snapshot"),
+        (DiskCall::SyncDirectory, "", compact, "fsync directory"),
+    ];
+    for (call, prefix, trigger, expected_operation) in cases {
+        let case = format!("{call:?} of {prefix:?}");
+        let disk = SimDisk::new();
+        let mut node = prepared_node(&disk);
+        disk.fail_next(call, prefix);
+        let first = trigger(&mut node).expect_err(&case);
+        match &first {
+            Error::Io {
+                operation, path, ..
+            } => {
+                assert_eq!(*operation, expected_operation, "{case}");
+                let name = path.file_name().map_or("", |n| n.to_str().unwrap_or(""));
+                assert!(name.starts_with(prefix), "{case}: {path:?}");
+            }
+            other => panic!("{case}: the failure surfaced as {other:?}"),
+        }
+        let latched = node.failure().map(ToString::to_string);
+        assert_eq!(latched, Some(first.to_string()), "{case}");
+        let operations = disk.counters().operations;
+        check_every_later_change_fails(&mut node, &first).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(
+            disk.counters().operations,
+            operations,
+            "{case}: a call reached the disk after the failure"
+        );
+    }
+}
