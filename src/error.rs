@@ -83,6 +83,16 @@ pub enum Error {
     /// A replication request that would break a Raft safety rule; nothing
     /// was changed (see [`ReplicationError`]).
     Replication(ReplicationError),
+    /// Entries written through group commit were removed by a suffix
+    /// truncation (a new leader's entries replaced them) before the call
+    /// that wrote them returned: they are not acknowledged, and the indexes
+    /// now hold other entries or none.
+    Truncated {
+        /// The indexes the call wrote.
+        written: std::ops::Range<u64>,
+        /// The first of them the truncation removed.
+        removed_from: u64,
+    },
     /// The requested entry is beyond the end of the log.
     NotFound {
         /// The index asked for.
@@ -439,6 +449,14 @@ impl fmt::Display for Error {
                 "index {index} was compacted; the log starts at {first_index}"
             ),
             Error::Replication(e) => write!(f, "replication safety: {e:?}"),
+            Error::Truncated {
+                written,
+                removed_from,
+            } => write!(
+                f,
+                "entries {}..{} are not acknowledged: a truncation removed the log from index {removed_from} on before they were durable",
+                written.start, written.end
+            ),
             Error::NotFound { index, end_index } => {
                 write!(f, "index {index} is past the end of the log ({end_index})")
             }

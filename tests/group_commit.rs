@@ -475,3 +475,76 @@ fn shared_append_no_sync_after_a_failed_one_acknowledges_anything() {
         );
     }
 }
+
+#[test]
+fn shared_append_on_a_replica_truncated_during_its_sync_is_not_acknowledged() {
+    // Goal: an append through `SharedControlPlane` on a replica leader whose
+    // entry is removed by a suffix truncation while its sync is in flight
+    // never returns `Ok`: the index it would report holds another leader's
+    // entry. Method: a replica leads term 1 and holds index 0; its append of
+    // index 1 is held in fdatasync; meanwhile `with_engine` takes the engine
+    // lock and serves a term-2 leader's AppendEntries that replaces index 1
+    // (it waits for the file's sync, then truncates); release the sync and
+    // check the append's answer (a typed `Truncated`, never `Ok`) and what
+    // index 1 holds.
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, faults) = LosingStorage::open(dir.path());
+    let options = Options {
+        segment_size_bytes: 1 << 20,
+    };
+    let mut engine =
+        DurableControlPlane::open_replica_with_storage(storage, voter("CN=node-a"), options)
+            .unwrap();
+    let term = engine.start_election().unwrap();
+    engine.become_leader(term).unwrap();
+    let shared = SharedControlPlane::new(engine);
+    assert_eq!(shared.append(&admit(0)).unwrap(), ControlPlaneIndex(0));
+    let entered_before = faults.entered();
+    faults.set(|g| g.hold_syncs = true);
+    let appender = {
+        let shared = shared.clone();
+        std::thread::spawn(move || shared.append_batch(&[admit(1)]))
+    };
+    wait_until("the append's sync", || {
+        faults.entered() == entered_before + 1
+    });
+    let replacement = cpwal::LogEntry {
+        index: ControlPlaneIndex(1),
+        term: cpwal::ControlPlaneTerm(2),
+        entry: admit(99),
+    };
+    let request = cpwal::AppendEntriesRequest {
+        term: cpwal::ControlPlaneTerm(2),
+        leader: voter("CN=node-b"),
+        prev_log_index: Some(ControlPlaneIndex(0)),
+        prev_log_term: cpwal::ControlPlaneTerm(1),
+        entries: vec![replacement],
+        leader_commit: None,
+    };
+    let truncator = {
+        let shared = shared.clone();
+        std::thread::spawn(move || shared.with_engine(|e| e.append_entries(&request)))
+    };
+    // Nothing to observe while `with_engine` waits for the held sync under
+    // the engine lock; give it ample time to get there.
+    std::thread::sleep(Duration::from_millis(300));
+    faults.set(|g| g.hold_syncs = false);
+    let appended = appender.join().unwrap();
+    let reply = truncator.join().unwrap().unwrap().unwrap();
+    assert!(
+        matches!(reply.outcome, cpwal::AppendOutcome::Accepted { .. }),
+        "{reply:?}"
+    );
+    let held = shared
+        .with_engine(|e| e.read(ControlPlaneIndex(1)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.entry, admit(99), "the term-2 leader's entry is at 1");
+    assert!(
+        matches!(
+            &appended,
+            Err(Error::Truncated { written, removed_from: 1 }) if *written == (1..2)
+        ),
+        "the append returned {appended:?}, but index 1 holds the term-2 leader's entry"
+    );
+}

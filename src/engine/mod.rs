@@ -31,7 +31,9 @@ use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsStorage, Storage};
 use crate::log::latch::Latch;
-use crate::log::{CommitStamp, LatchedStorage, LogFile, RecoveryReport, SegmentedLog};
+use crate::log::{
+    CommitStamp, LatchedStorage, LogFile, RecoveryReport, SegmentedLog, TailSync, Ticket,
+};
 use crate::options::Options;
 use unapplied::UnappliedEntries;
 
@@ -326,29 +328,42 @@ impl<S: Storage> DurableControlPlane<S> {
         self.write_entries(entries.iter().map(|e| (term, e)), stamp)
     }
 
-    /// [`Self::write_unsynced`], returning the index range written.
+    /// [`Self::write_unsynced`], returning the index range written and the
+    /// group-commit ticket that redeems it.
     pub(super) fn write_batch_unsynced(
         &mut self,
         entries: &[ControlPlaneEntry],
-    ) -> Result<std::ops::Range<u64>> {
+    ) -> Result<(std::ops::Range<u64>, Ticket)> {
         let start = self.log.end_index();
         self.write_unsynced(entries)?;
+        let written = start..self.log.end_index();
         if self.sole_voter {
-            // Committed by the next sync, which applies them from here.
+            // Committed by the sync that makes them durable, which applies
+            // them from here; a rollover inside the write may have done so.
             self.unapplied.remember(start, entries);
+            self.commit_durable();
         }
-        Ok(start..self.log.end_index())
+        let ticket = self.log.ticket(written.clone());
+        Ok((written, ticket))
     }
 
-    /// Records that a sync made every index below `durable_end` durable. A
-    /// sole voter's durable entries are committed, so its commit point
-    /// follows and the catalog applies them (a failure there is latched).
-    pub(super) fn note_durable(&mut self, durable_end: u64) {
-        self.log.mark_durable(durable_end);
+    /// Records a group-commit sync that succeeded, then commits what it made
+    /// durable (a sole voter).
+    pub(super) fn finish_sync(&mut self, sync: &TailSync<LogFile<S>>) {
+        self.log.mark_durable(sync);
+        self.commit_durable();
+    }
+
+    /// A sole voter's durable entries are committed: its commit point
+    /// follows the log's durable end and the catalog applies them. Called,
+    /// under the lock that guards the engine, after anything that can make
+    /// entries durable, before the lock is released: a group-commit waiter
+    /// may return as soon as the log says its entries are durable, and
+    /// whoever then looks finds them committed. A failure to apply stops the
+    /// handle (`stop_on_failure`); callers read the latch.
+    pub(super) fn commit_durable(&mut self) {
         if self.sole_voter {
             self.commit_end = self.commit_end.max(self.log.durable_end());
-            // A failure stops the handle (`stop_on_failure`); the caller
-            // reads the latch.
             let _ = self.apply_committed();
         }
     }
@@ -539,11 +554,6 @@ impl<S: Storage> DurableControlPlane<S> {
     /// `Err(Error::Failed)` once the storage latch holds a failure.
     fn check_not_failed(&self) -> Result<()> {
         self.latch().check()
-    }
-
-    /// The latched failure, shared (for group commit's waiters).
-    pub(super) fn latched_failure(&self) -> Option<Arc<Error>> {
-        self.latch().failure().cloned()
     }
 
     /// The storage latch: the one record of whether this handle failed.

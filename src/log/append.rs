@@ -3,6 +3,7 @@
 //! and the next segment installed (rollover); the tail's sync can be taken
 //! out of the owner's lock (group commit).
 
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::error::{Error, InvalidInput, Result};
 use crate::format::{record_bytes, segment_bytes_holding, RecordHeader, MAX_RECORD_PAYLOAD_BYTES};
 use crate::io::{Storage, StorageFile};
 
+use super::group_commit::Ticket;
 use super::record::{encode_record, RecordPlace};
 use super::segment::{new_header, Segment, TermRun};
 use super::spare_segment::SPARE_SEGMENT_FILE_NAME;
@@ -23,14 +25,11 @@ pub struct TailSync<F> {
     file: Arc<F>,
     path: PathBuf,
     covered_end: u64,
+    /// The log's epoch when it was taken.
+    epoch: u64,
 }
 
 impl<F: StorageFile> TailSync<F> {
-    /// One past the last index this sync makes durable.
-    pub fn covered_end(&self) -> u64 {
-        self.covered_end
-    }
-
     /// Runs the sync; the latch keeps it from overlapping another sync of
     /// the file, and refuses it after any failure.
     pub fn run(&self) -> Result<()> {
@@ -172,7 +171,8 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
-    /// Makes every written entry durable.
+    /// Makes every written entry durable (and tells group commit's
+    /// waiters).
     pub fn sync(&mut self) -> Result<()> {
         if self.durable_end == self.end_index {
             return Ok(());
@@ -182,13 +182,13 @@ impl<S: Storage> SegmentedLog<S> {
         tail.file
             .sync_data()
             .map_err(|e| Error::io("fdatasync segment", &tail.path, e))?;
-        self.durable_end = self.end_index;
+        self.set_durable_end(self.end_index);
         Ok(())
     }
 
     /// Writes the buffered records, then returns a sync of the tail segment
-    /// that can run without `&mut self` (group commit) and the index it will
-    /// make durable.
+    /// that can run without `&mut self` (group commit), stamped with the
+    /// log's epoch, and the index it will make durable.
     pub fn tail_sync_handle(&mut self) -> Result<TailSync<LogFile<S>>> {
         self.flush_buffer()?;
         let tail = self.tail();
@@ -196,13 +196,27 @@ impl<S: Storage> SegmentedLog<S> {
             file: Arc::clone(&tail.file),
             path: tail.path.clone(),
             covered_end: self.end_index,
+            epoch: self.epoch,
         })
     }
 
-    /// Records that a sync through a [`SegmentedLog::tail_sync_handle`]
-    /// made everything below `durable_end` durable.
-    pub fn mark_durable(&mut self, durable_end: u64) {
-        self.durable_end = self.durable_end.max(durable_end.min(self.end_index));
+    /// Records that `sync`, taken with [`SegmentedLog::tail_sync_handle`],
+    /// succeeded: everything below its end is durable — unless a truncation
+    /// or restart came since it was taken (its epoch is then stale), when it
+    /// proves nothing about the entries the log holds now.
+    pub fn mark_durable(&mut self, sync: &TailSync<LogFile<S>>) {
+        if sync.epoch == self.epoch {
+            let covered = sync.covered_end.min(self.end_index);
+            self.set_durable_end(self.durable_end.max(covered));
+        }
+        self.check_invariants();
+    }
+
+    /// A [`Ticket`] for the entries at `written`, just written under the
+    /// owner's lock, to redeem with [`GroupCommit::wait`](super::GroupCommit::wait).
+    pub fn ticket(&self, written: Range<u64>) -> Ticket {
+        debug_assert!(written.end <= self.end_index);
+        self.group.ticket(written, self.epoch)
     }
 }
 

@@ -75,6 +75,7 @@ impl Latch {
             Error::InvalidInput(_)
                 | Error::Replication(_)
                 | Error::NotLeader { .. }
+                | Error::Truncated { .. }
                 | Error::Failed { .. }
         );
         if !refusal {
@@ -194,6 +195,11 @@ impl<S: Storage> LatchedStorage<S> {
     /// The latch: what every owner reads.
     pub fn latch(&self) -> &Latch {
         &self.latch
+    }
+
+    /// The latch, to share with those who only read it.
+    pub(crate) fn shared_latch(&self) -> Arc<Latch> {
+        Arc::clone(&self.latch)
     }
 
     /// The storage underneath, which no latch guards. Only for work whose

@@ -13,11 +13,15 @@
 //! * [`reshape`]: suffix truncation, prefix removal, restart at a new start;
 //! * [`segment`], [`record`], [`spare_segment`]: one segment file, one
 //!   record's framing, the next segment prepared ahead;
+//! * [`group_commit`]: many writers, one sync, stamped with the log's
+//!   epoch so that no sync taken before a truncation acknowledges anything
+//!   after it;
 //! * [`latch`]: the storage wrapper that latches the first failure of any
 //!   write, sync, create, rename or remove, and keeps syncs of one file from
 //!   overlapping.
 
 mod append;
+mod group_commit;
 pub(crate) mod latch;
 pub(crate) mod record;
 mod recovery;
@@ -38,8 +42,8 @@ use spare_segment::SpareSegment;
 
 pub use latch::{LatchedFile, LatchedStorage};
 
-#[cfg(feature = "openraft")]
 pub use append::TailSync;
+pub use group_commit::{GroupCommit, SyncOwner, Ticket};
 
 /// How a record says which entries are committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +109,12 @@ pub struct SegmentedLog<S: Storage> {
     write_buffer: Vec<u8>,
     /// The next segment's file, prepared while the tail fills.
     spare: SpareSegment<S>,
+    /// Raised by every suffix truncation and every restart, in memory: a
+    /// sync or a ticket of an older epoch may describe entries the log no
+    /// longer holds (see [`GroupCommit`]).
+    epoch: u64,
+    /// The waiters for durability; told of every change of `durable_end`.
+    group: Arc<GroupCommit>,
 }
 
 /// A file of the log: the storage's file, under its latch.
@@ -130,6 +140,28 @@ impl<S: Storage> SegmentedLog<S> {
     /// One past the last index known durable.
     pub fn durable_end(&self) -> u64 {
         self.durable_end
+    }
+
+    /// The one group commit of this log.
+    pub fn group_commit(&self) -> &Arc<GroupCommit> {
+        &self.group
+    }
+
+    /// Moves the durable end and tells group commit's waiters. Every change
+    /// of `durable_end` goes through here (or [`Self::cut_durable_end`]), so
+    /// no path that syncs can forget to publish.
+    fn set_durable_end(&mut self, durable_end: u64) {
+        self.durable_end = durable_end;
+        self.group.publish(durable_end);
+    }
+
+    /// Starts a new epoch because every index from `from` on is about to be
+    /// removed: syncs and tickets taken before are stale, and waiters whose
+    /// entries reach `from` are told they were truncated.
+    fn cut_durable_end(&mut self, from: u64) {
+        self.epoch += 1;
+        self.durable_end = self.durable_end.min(from);
+        self.group.publish_cut(from, self.durable_end);
     }
 
     /// The highest commit point recovery found (hard state or records),

@@ -16,7 +16,7 @@ use crate::io::Storage;
 use super::record::RecordFault;
 use super::segment::{Liveness, ScanEnd, Segment};
 use super::spare_segment::SpareSegment;
-use super::{DroppedTail, LatchedStorage, RecoveryReport, SegmentedLog};
+use super::{DroppedTail, GroupCommit, LatchedStorage, RecoveryReport, SegmentedLog};
 
 impl<S: Storage> SegmentedLog<S> {
     /// Opens the log described by `hard_state`, recovering from any crash:
@@ -32,7 +32,10 @@ impl<S: Storage> SegmentedLog<S> {
     ) -> Result<(Self, RecoveryReport)> {
         let mut report = RecoveryReport::default();
         let generations = list_segments(&*storage, writable, &mut report)?;
+        let latch = storage.shared_latch();
         let mut log = Self {
+            epoch: 0,
+            group: Arc::new(GroupCommit::new(hard_state.log_start, latch)),
             spare: SpareSegment::new(Arc::clone(&storage), segment_size_bytes),
             storage,
             segment_size_bytes,
@@ -198,7 +201,7 @@ impl<S: Storage> SegmentedLog<S> {
             expected_first = end_index;
         }
         self.end_index = expected_first;
-        self.durable_end = expected_first;
+        self.set_durable_end(expected_first);
         if self.end_index < self.start_index && writable && !self.segments.is_empty() {
             // Every segment lies below the recorded start: a restart after an
             // installed snapshot (`restart_at`) was interrupted; finish it.

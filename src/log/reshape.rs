@@ -33,6 +33,9 @@ impl<S: Storage> SegmentedLog<S> {
             }
             .into());
         }
+        // Before anything is removed: should a step fail, no waiter whose
+        // entries may be gone is told they are durable.
+        self.cut_durable_end(from);
         if self.segments.len() > 1 && self.tail().first_index() > from {
             // The segments about to go may hold the only records carrying the
             // commit point (callers raise `hard_state.commit_end` for this):
@@ -62,7 +65,6 @@ impl<S: Storage> SegmentedLog<S> {
         tail.offsets.truncate(keep);
         tail.end_offset = cut;
         self.end_index = from;
-        self.durable_end = self.durable_end.min(from);
         let runs = self.term_runs.partition_point(|r| r.first_index < from);
         self.term_runs.truncate(runs);
         self.check_invariants();
@@ -173,7 +175,10 @@ impl<S: Storage> SegmentedLog<S> {
         }
         self.term_runs.clear();
         self.end_index = self.start_index;
-        self.durable_end = self.start_index;
+        // Everything below the new start is behind a durable snapshot.
+        self.epoch += 1;
+        self.set_durable_end(self.start_index);
+        self.check_invariants();
         Ok(())
     }
 

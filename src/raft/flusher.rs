@@ -1,40 +1,35 @@
-//! The flusher: a thread that makes appended entries durable and only then
-//! fires openraft's `LogFlushed` callbacks — group commit for the
-//! replicated log.
+//! The flusher: a thread that makes appended entries durable through the
+//! log's group commit ([`crate::log::GroupCommit`]) and only then fires
+//! openraft's `LogFlushed` callbacks.
 //!
-//! `append` writes its records under the log lock and queues a
-//! [`FlushRequest`] naming the tail segment and the end it must make
-//! durable. The thread takes every request queued so far, syncs the tail of
-//! the newest one once (earlier segments were synced in full when the log
-//! rolled over), marks the log durable up to it and fires all their
-//! callbacks. Appends that arrive during a sync therefore share the next
-//! one. The sync runs outside the lock, through
-//! [`SegmentedLog::tail_sync_handle`](crate::log::SegmentedLog::tail_sync_handle).
+//! `append` writes its records under the log lock, takes a group-commit
+//! ticket and queues it with its callback. The thread takes every request
+//! queued so far and redeems their tickets in order: the first one leads a
+//! sync that covers all of them (they were written before it was taken),
+//! the others find their entries durable. Appends that arrive during a sync
+//! share the next one. The sync runs outside the lock.
 //!
-//! A sync failure is latched as the log's failure (the page cache can no
-//! longer be trusted) and every pending callback receives the error.
+//! A callback gets an error when a failure stopped the log before its
+//! entries were durable, and when a truncation removed them first (openraft
+//! waits for each append's callback before it truncates, so it never sees
+//! the latter; its storage suite might).
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use openraft::storage::LogFlushed;
 
 use crate::error::{Error, Result};
-use crate::io::OsStorage;
-use crate::log::{LogFile, TailSync};
-use crate::raft::log_store::LogShared;
+use crate::log::{GroupCommit, SyncOwner, Ticket};
 use crate::raft::types::CpwalRaftConfig;
 
-/// A request to make the log durable up to `end` and then report.
+/// A request to report once the entries of `ticket` are durable.
 pub(crate) struct FlushRequest {
-    /// The sync of the tail segment as it was when the entries were written.
-    pub(crate) sync: TailSync<LogFile<OsStorage>>,
-    /// The log's rewrite count when the entries were written; a sync may
-    /// only mark the log durable if no truncation or restart came since.
-    pub(crate) rewrites: u64,
+    /// The appended entries' claim on the log's group commit.
+    pub(crate) ticket: Ticket,
     /// openraft's completion callback.
     pub(crate) callback: LogFlushed<CpwalRaftConfig>,
 }
@@ -48,12 +43,16 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    /// Starts the thread for the log in `shared`.
-    pub(crate) fn start(shared: Arc<Mutex<LogShared>>) -> Result<Self> {
+    /// Starts the thread for the log `owner` locks, whose group commit is
+    /// `group`.
+    pub(crate) fn start<O>(owner: O, group: Arc<GroupCommit>) -> Result<Self>
+    where
+        O: SyncOwner + Send + 'static,
+    {
         let (sender, receiver) = channel();
         let thread = std::thread::Builder::new()
             .name("cpwal-raft-flusher".into())
-            .spawn(move || run(&shared, &receiver))
+            .spawn(move || run(&owner, &group, &receiver))
             .map_err(|e| Error::io("spawn flusher thread", PathBuf::new(), e))?;
         Ok(Self {
             sender: Some(sender),
@@ -81,33 +80,14 @@ impl Drop for Flusher {
     }
 }
 
-fn run(shared: &Mutex<LogShared>, receiver: &Receiver<FlushRequest>) {
+fn run(owner: &impl SyncOwner, group: &GroupCommit, receiver: &Receiver<FlushRequest>) {
     while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
-        batch.extend(receiver.try_iter());
-        let newest = batch.last().expect("batch is not empty");
-        let synced = newest.sync.run();
-        let outcome = {
-            let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
-            match synced {
-                Ok(()) => match guard.check_not_failed() {
-                    Ok(()) => {
-                        if guard.rewrites == newest.rewrites {
-                            guard.log.mark_durable(newest.sync.covered_end());
-                        }
-                        Ok(())
-                    }
-                    Err(error) => Err(error),
-                },
-                Err(error) => Err(error),
-            }
-        };
+        let batch: Vec<_> = std::iter::once(first).chain(receiver.try_iter()).collect();
         for request in batch {
-            let result = outcome
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| io::Error::other(e.clone()));
-            request.callback.log_io_completed(result);
+            let durable = group.wait(&request.ticket, owner);
+            request
+                .callback
+                .log_io_completed(durable.map_err(io::Error::other));
         }
     }
 }

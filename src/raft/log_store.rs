@@ -33,7 +33,7 @@ use crate::error::{Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsStorage};
-use crate::log::{CommitStamp, LatchedStorage, LogFile, SegmentedLog, TailSync};
+use crate::log::{CommitStamp, LatchedStorage, LogFile, SegmentedLog, SyncOwner, TailSync, Ticket};
 use crate::options::Options;
 use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
 use crate::raft::flusher::{FlushRequest, Flusher};
@@ -46,10 +46,6 @@ pub(crate) struct LogShared {
     pub(crate) log: SegmentedLog<OsStorage>,
     pub(crate) hard_state_store: HardStateStore<LogFile<OsStorage>>,
     pub(crate) hard_state: HardState,
-    /// Bumped whenever entries are removed from the end or the log
-    /// restarts, so a sync requested before cannot mark newer writes
-    /// durable.
-    pub(crate) rewrites: u64,
 }
 
 impl LogShared {
@@ -135,9 +131,20 @@ pub struct CpwalLogStore {
     encode_buffer: Vec<u8>,
 }
 
-/// A sync the flusher must perform (the tail and the end it makes durable)
-/// and the rewrite count at writing.
-type SyncRequest = (TailSync<LogFile<OsStorage>>, u64);
+/// How the flusher's group commit reaches the log: through the store's lock.
+struct LockedLog(Arc<Mutex<LogShared>>);
+
+impl SyncOwner for LockedLog {
+    type Storage = OsStorage;
+
+    fn begin_sync(&self) -> Result<TailSync<LogFile<OsStorage>>> {
+        lock(&self.0).log.tail_sync_handle()
+    }
+
+    fn end_sync(&self, sync: &TailSync<LogFile<OsStorage>>) {
+        lock(&self.0).log.mark_durable(sync);
+    }
+}
 
 /// A reader over the same log, for openraft's replication tasks.
 #[derive(Debug, Clone)]
@@ -178,9 +185,9 @@ impl CpwalLogStore {
             log,
             hard_state_store,
             hard_state,
-            rewrites: 0,
         }));
-        let flusher = Flusher::start(Arc::clone(&shared))?;
+        let group = Arc::clone(lock(&shared).log.group_commit());
+        let flusher = Flusher::start(LockedLog(Arc::clone(&shared)), group)?;
         Ok(Self {
             shared,
             flusher,
@@ -221,12 +228,12 @@ impl CpwalLogStore {
         Ok(Some(vote))
     }
 
-    /// Writes `entries` (without syncing) and returns the sync request that
-    /// will make them durable. Entries below the log start are skipped:
+    /// Writes `entries` (without syncing) and returns the group-commit
+    /// ticket that redeems them. Entries below the log start are skipped:
     /// they are covered by the snapshot, hence committed, hence (by log
     /// matching) equal to what was purged. openraft itself never sends
     /// them; its storage suite does.
-    fn write_entries(&mut self, entries: Vec<CpwalEntry>) -> Result<Option<SyncRequest>> {
+    fn write_entries(&mut self, entries: Vec<CpwalEntry>) -> Result<Option<Ticket>> {
         let mut shared = lock(&self.shared);
         shared.check_not_failed()?;
         let start = shared.log.start_index();
@@ -253,9 +260,9 @@ impl CpwalLogStore {
         let buffer = &self.encode_buffer;
         let payloads = bounds.iter().map(|&(term, b, e)| (term, &buffer[b..e]));
         let stamp = CommitStamp::Known(shared.hard_state.commit_end);
+        let start = shared.log.end_index();
         shared.log.write(payloads, stamp)?;
-        let handle = shared.log.tail_sync_handle()?;
-        Ok(Some((handle, shared.rewrites)))
+        Ok(Some(shared.log.ticket(start..shared.log.end_index())))
     }
 
     /// Checks that an append starts at the end of the log. openraft always
@@ -274,10 +281,7 @@ impl CpwalLogStore {
             log,
             hard_state_store,
             hard_state,
-            rewrites,
-            ..
         } = shared;
-        *rewrites += 1;
         log.restart_at(
             first.index,
             first.leader_id.term,
@@ -481,12 +485,8 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
         I::IntoIter: Send,
     {
         match self.write_entries(entries.into_iter().collect()) {
-            Ok(Some((sync, rewrites))) => {
-                self.flusher.request(FlushRequest {
-                    sync,
-                    rewrites,
-                    callback,
-                });
+            Ok(Some(ticket)) => {
+                self.flusher.request(FlushRequest { ticket, callback });
                 Ok(())
             }
             Ok(None) => {
@@ -504,10 +504,7 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
             log,
             hard_state_store,
             hard_state,
-            rewrites,
-            ..
         } = &mut *shared;
-        *rewrites += 1;
         log.truncate_suffix(log_id.index, hard_state_store, hard_state)
             .map_err(write_error)
     }
@@ -521,13 +518,10 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
             log,
             hard_state_store,
             hard_state,
-            rewrites,
-            ..
         } = &mut *shared;
         let purged = if new_start <= log.end_index() {
             log.remove_prefix(new_start, term, hard_state_store, hard_state)
         } else {
-            *rewrites += 1;
             log.restart_at(new_start, term, hard_state_store, hard_state)
         };
         purged.map_err(write_error)

@@ -1,0 +1,358 @@
+//! [`GroupCommit`]: many writers, one sync — the one group commit of cpwal,
+//! used by the engine's [`SharedControlPlane`](crate::SharedControlPlane)
+//! and the openraft log store's flusher alike.
+//!
+//! # How a write becomes durable
+//! 1. Under its owner's lock (the engine's, the raft store's) a writer
+//!    encodes its records into the log's write buffer
+//!    ([`SegmentedLog::write`]) and takes a [`Ticket`]: the indexes it
+//!    wrote and the log's epoch, which every suffix truncation and every
+//!    restart raises.
+//! 2. Without that lock it [waits](GroupCommit::wait). If no sync is in
+//!    flight it *leads* one: under the owner's lock it takes the tail's sync
+//!    ([`SegmentedLog::tail_sync_handle`], which writes everything buffered
+//!    with one `pwrite` and stamps the sync with the epoch), runs `fdatasync`
+//!    without the lock, then under the lock records it
+//!    ([`SegmentedLog::mark_durable`]) and lets the owner act on it (a sole
+//!    voter commits and applies). Everyone who wrote while that sync was in
+//!    flight waits for the next one, which one of them leads: a burst of
+//!    callers costs two syncs, not one per caller.
+//!
+//! # Why it is safe
+//! * **No sync skipped.** The durable end the waiters see only moves when
+//!   the log records a sync that was taken after every record it covers was
+//!   written (the log publishes it itself, from every path that syncs).
+//! * **No stale sync.** A sync taken before a truncation or a restart
+//!   carries the old epoch; [`SegmentedLog::mark_durable`] ignores it, so it
+//!   can never mark entries written after the truncation durable.
+//! * **Truncated entries are never acknowledged.** For every epoch that
+//!   still has tickets out, the group keeps the lowest index any truncation
+//!   since then cut the log at. A ticket whose indexes reach that cut gets
+//!   [`Error::Truncated`], never `Ok`, even if its records had been synced
+//!   before another leader's entries replaced them.
+//! * **Entries behind a restart.** A restart moves the log start to or past
+//!   the end of the log, behind a snapshot its owner made durable first; the
+//!   durable end becomes the new start, so tickets below it are done.
+//! * **Fail-stop.** A failed sync is latched by the storage
+//!   ([`super::latch`]); every waiter it did not cover fails with
+//!   [`Error::Failed`], and no later sync is attempted, so nothing written
+//!   before the failure is acknowledged after it.
+//!
+//! The owner's lock is never taken while the group's own lock is held (the
+//! log publishes to the group under the owner's lock, never the reverse),
+//! so the two cannot deadlock.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::error::{Error, Result};
+use crate::io::Storage;
+
+use super::latch::Latch;
+use super::{LogFile, TailSync};
+
+/// How group commit reaches the log through its owner's lock. Implemented
+/// by the engine's shared handle and by the openraft log store, which lock
+/// their logs differently.
+pub trait SyncOwner {
+    /// The storage of the owner's log.
+    type Storage: Storage;
+
+    /// Under the owner's lock: [`SegmentedLog::tail_sync_handle`].
+    ///
+    /// [`SegmentedLog::tail_sync_handle`]: super::SegmentedLog::tail_sync_handle
+    fn begin_sync(&self) -> Result<TailSync<LogFile<Self::Storage>>>;
+
+    /// Under the owner's lock: [`SegmentedLog::mark_durable`] with `sync`,
+    /// which succeeded, then whatever the owner does with newly durable
+    /// entries.
+    ///
+    /// [`SegmentedLog::mark_durable`]: super::SegmentedLog::mark_durable
+    fn end_sync(&self, sync: &TailSync<LogFile<Self::Storage>>);
+}
+
+/// The shared state of one log's group commit.
+#[derive(Debug)]
+pub struct GroupCommit {
+    state: Mutex<GroupState>,
+    /// Signalled whenever `state` changes.
+    changed: Condvar,
+    latch: Arc<Latch>,
+}
+
+/// Invariants: `durable_end` is the log's durable end (published by the
+/// log under its owner's lock); at most one waiter leads a sync
+/// (`sync_in_flight`); `open_epochs` holds exactly the epochs with a live
+/// [`Ticket`], each with the lowest truncation point since it.
+#[derive(Debug)]
+struct GroupState {
+    durable_end: u64,
+    sync_in_flight: bool,
+    open_epochs: BTreeMap<u64, OpenEpoch>,
+}
+
+#[derive(Debug)]
+struct OpenEpoch {
+    tickets: usize,
+    /// The lowest index a truncation cut the log at since this epoch
+    /// (`u64::MAX`: none).
+    lowest_cut: u64,
+}
+
+/// A writer's claim on its entries: the indexes it wrote and the log's
+/// epoch then. Redeemed with [`GroupCommit::wait`].
+#[derive(Debug)]
+pub struct Ticket {
+    written: Range<u64>,
+    epoch: u64,
+    group: Arc<GroupCommit>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut state = self.group.lock();
+        if let Some(open) = state.open_epochs.get_mut(&self.epoch) {
+            open.tickets -= 1;
+            if open.tickets == 0 {
+                state.open_epochs.remove(&self.epoch);
+            }
+        }
+    }
+}
+
+/// What a waiting caller does next.
+enum Turn {
+    Done(Result<()>),
+    Lead,
+}
+
+impl GroupCommit {
+    /// The group of a log whose entries below `durable_end` are durable,
+    /// failing with `latch`.
+    pub(super) fn new(durable_end: u64, latch: Arc<Latch>) -> Self {
+        let state = GroupState {
+            durable_end,
+            sync_in_flight: false,
+            open_epochs: BTreeMap::new(),
+        };
+        Self {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            latch,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GroupState> {
+        // The state is updated field by field, each update complete; a
+        // panic elsewhere while the lock was held leaves it consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A ticket for `written`, written at `epoch` (under the owner's lock).
+    pub(super) fn ticket(self: &Arc<Self>, written: Range<u64>, epoch: u64) -> Ticket {
+        let mut state = self.lock();
+        let open = state.open_epochs.entry(epoch).or_insert(OpenEpoch {
+            tickets: 0,
+            lowest_cut: u64::MAX,
+        });
+        open.tickets += 1;
+        Ticket {
+            written,
+            epoch,
+            group: Arc::clone(self),
+        }
+    }
+
+    /// The log's durable end is now `durable_end`.
+    pub(super) fn publish(&self, durable_end: u64) {
+        self.lock().durable_end = durable_end;
+        self.changed.notify_all();
+    }
+
+    /// A truncation removed every index from `from` on, and the durable end
+    /// is now `durable_end`.
+    pub(super) fn publish_cut(&self, from: u64, durable_end: u64) {
+        let mut state = self.lock();
+        for open in state.open_epochs.values_mut() {
+            open.lowest_cut = open.lowest_cut.min(from);
+        }
+        state.durable_end = durable_end;
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// Returns once `ticket`'s entries are durable, leading syncs through
+    /// `owner` as needed. Errors: [`Error::Truncated`] when a truncation
+    /// removed some of them; [`Error::Failed`] when a failure stopped the
+    /// log before they were durable.
+    pub fn wait(&self, ticket: &Ticket, owner: &impl SyncOwner) -> Result<()> {
+        debug_assert!(
+            std::ptr::eq(self, &*ticket.group),
+            "a ticket of another log"
+        );
+        loop {
+            match self.next_turn(ticket) {
+                Turn::Done(result) => return result,
+                Turn::Lead => self.lead(owner)?,
+            }
+        }
+    }
+
+    /// Waits until `ticket` is settled or no sync is in flight (then the
+    /// caller leads the next one).
+    fn next_turn(&self, ticket: &Ticket) -> Turn {
+        let mut state = self.lock();
+        loop {
+            let lowest_cut = state.open_epochs[&ticket.epoch].lowest_cut;
+            if lowest_cut < ticket.written.end {
+                return Turn::Done(Err(Error::Truncated {
+                    written: ticket.written.clone(),
+                    removed_from: lowest_cut.max(ticket.written.start),
+                }));
+            }
+            if state.durable_end >= ticket.written.end {
+                return Turn::Done(Ok(()));
+            }
+            if let Some(cause) = self.latch.failure() {
+                let cause = Arc::clone(cause);
+                return Turn::Done(Err(Error::Failed { cause }));
+            }
+            if !state.sync_in_flight {
+                state.sync_in_flight = true;
+                return Turn::Lead;
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// One sync of the tail, outside the owner's lock, covering everything
+    /// written before it started. A failure is latched by the storage (the
+    /// waiters see it); one that is not (which no storage call makes) is
+    /// returned to the leader.
+    fn lead(&self, owner: &impl SyncOwner) -> Result<()> {
+        let synced = owner.begin_sync().and_then(|sync| {
+            sync.run()?;
+            owner.end_sync(&sync);
+            Ok(())
+        });
+        self.lock().sync_in_flight = false;
+        self.changed.notify_all();
+        match synced {
+            Err(error) if self.latch.failure().is_none() => Err(error),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hard_state::{HardState, HardStateStore};
+    use crate::identity::ClusterVoterIdentity;
+    use crate::io::{LockMode, OsStorage};
+    use crate::log::{CommitStamp, LatchedStorage, SegmentedLog};
+    use crate::node_role::NodeRole;
+
+    /// A replica's log and hard state behind one lock, as the raft store
+    /// keeps them.
+    struct Owned {
+        log: SegmentedLog<OsStorage>,
+        store: HardStateStore<LogFile<OsStorage>>,
+        state: HardState,
+    }
+
+    struct Owner(Mutex<Owned>);
+
+    impl SyncOwner for Owner {
+        type Storage = OsStorage;
+        fn begin_sync(&self) -> Result<TailSync<LogFile<OsStorage>>> {
+            self.0.lock().unwrap().log.tail_sync_handle()
+        }
+        fn end_sync(&self, sync: &TailSync<LogFile<OsStorage>>) {
+            self.0.lock().unwrap().log.mark_durable(sync);
+        }
+    }
+
+    impl Owned {
+        fn open(dir: &std::path::Path) -> Self {
+            let storage = OsStorage::open(dir, LockMode::Exclusive).unwrap();
+            let storage = Arc::new(LatchedStorage::new(storage));
+            let node = ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
+            let state = HardState::new(node, NodeRole::Replica);
+            let store = HardStateStore::create(&*storage, &state).unwrap();
+            let (log, _) = SegmentedLog::open(storage, &state, 1 << 16, true, |_| Ok(())).unwrap();
+            Self { log, store, state }
+        }
+
+        /// Writes `count` entries of `term` and returns their ticket.
+        fn write(&mut self, count: u64, term: u64) -> Ticket {
+            let start = self.log.end_index();
+            let payloads: Vec<_> = (0..count).map(|i| (term, vec![1 + i as u8; 16])).collect();
+            let entries = payloads.iter().map(|(t, p)| (*t, &p[..]));
+            self.log.write(entries, CommitStamp::Known(0)).unwrap();
+            self.log.ticket(start..self.log.end_index())
+        }
+
+        fn truncate(&mut self, from: u64) {
+            let Owned { log, store, state } = self;
+            log.truncate_suffix(from, store, state).unwrap();
+        }
+    }
+
+    #[test]
+    fn wait_tells_truncated_tickets_from_surviving_ones() {
+        // Goal: a truncation fails exactly the tickets whose indexes it
+        // reached, with their indexes, and the others are acknowledged once
+        // durable. Method: write tickets for 0..2 and 2..4, truncate at 3,
+        // write 3..5 with a new ticket; redeem all three.
+        let dir = tempfile::tempdir().unwrap();
+        let mut owned = Owned::open(dir.path());
+        let (low, high) = (owned.write(2, 1), owned.write(2, 1));
+        owned.truncate(3);
+        let after = owned.write(2, 2);
+        let group = Arc::clone(owned.log.group_commit());
+        let owner = Owner(Mutex::new(owned));
+        assert!(group.wait(&low, &owner).is_ok());
+        let truncated = group.wait(&high, &owner);
+        assert!(
+            matches!(&truncated, Err(Error::Truncated { written, removed_from: 3 }) if *written == (2..4)),
+            "{truncated:?}"
+        );
+        assert!(group.wait(&after, &owner).is_ok());
+        assert_eq!(owner.0.lock().unwrap().log.durable_end(), 5);
+        drop((low, high, after));
+        assert!(group.lock().open_epochs.is_empty(), "every ticket released");
+    }
+
+    #[test]
+    fn mark_durable_ignores_a_sync_taken_before_a_truncation() {
+        // Goal: a sync taken before a truncation never marks the entries
+        // written after it durable, though it covers their indexes. Method:
+        // write 0..3 and take the tail's sync; truncate at 1 and write two
+        // new entries (1..3, unsynced); run the old sync and record it: the
+        // durable end stays where it was (0: nothing was recorded durable
+        // before), and a ticket for the new entries still waits (its wait
+        // leads a new sync).
+        let dir = tempfile::tempdir().unwrap();
+        let mut owned = Owned::open(dir.path());
+        drop(owned.write(3, 1));
+        let stale = owned.log.tail_sync_handle().unwrap();
+        owned.truncate(1);
+        let rewritten = owned.write(2, 2);
+        stale.run().unwrap();
+        owned.log.mark_durable(&stale);
+        assert_eq!(
+            owned.log.durable_end(),
+            0,
+            "a stale sync marked entries durable"
+        );
+        let group = Arc::clone(owned.log.group_commit());
+        let owner = Owner(Mutex::new(owned));
+        assert!(group.wait(&rewritten, &owner).is_ok());
+        assert_eq!(owner.0.lock().unwrap().log.durable_end(), 3);
+    }
+}
