@@ -115,6 +115,11 @@ impl Storage for LosingStorage {
     fn path_of(&self, name: &str) -> PathBuf {
         self.inner.path_of(name)
     }
+    fn open_subdirectory(&self, name: &str) -> cpwal::Result<Self> {
+        let inner = self.inner.open_subdirectory(name)?;
+        let faults = Arc::clone(&self.faults);
+        Ok(Self { inner, faults })
+    }
 }
 
 impl StorageFile for LosingFile {

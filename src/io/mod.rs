@@ -10,7 +10,8 @@
 //! * bytes passed to [`StorageFile::write_at`] are durable once a later
 //!   [`StorageFile::sync_data`] on the same file returns `Ok`;
 //! * a create, rename or remove is durable once a later
-//!   [`Storage::sync_directory`] returns `Ok`;
+//!   [`Storage::sync_directory`] returns `Ok`; a subdirectory is durable
+//!   once [`Storage::open_subdirectory`] returns;
 //! * before that, a crash may keep any subset of the unsynced 512-byte sectors
 //!   and of the unsynced directory changes.
 
@@ -48,6 +49,14 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The path to show in errors for `name` (the directory itself for "").
     fn path_of(&self, name: &str) -> PathBuf;
+
+    /// Opens the subdirectory `name` as a storage of its own (held as this
+    /// one is), creating it durably if it is missing: the directory is
+    /// created, then this one synced, before it is returned — a crash can
+    /// then no longer lose it with the files made in it.
+    fn open_subdirectory(&self, name: &str) -> crate::Result<Self>
+    where
+        Self: Sized;
 
     /// Whether slow preparation (allocating the next segment while the tail
     /// segment fills) may run on a background thread. The

@@ -112,12 +112,23 @@ impl OsStorage {
     }
 }
 
+/// Creates `root` and every missing ancestor, each followed by a sync of
+/// its parent, so that no directory cpwal created can vanish in a crash
+/// with the files made in it.
 fn create_directory_durably(root: &Path) -> Result<()> {
-    fs::create_dir_all(root).map_err(|e| Error::io("create directory", root, e))?;
     let parent = root
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    if !parent.exists() {
+        create_directory_durably(parent)?;
+    }
+    match fs::create_dir(root) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(Error::io("create directory", root, e))
+        }
+        _ => {}
+    }
     sync_directory_at(parent).map_err(|e| Error::io("fsync directory", parent, e))
 }
 
@@ -178,6 +189,12 @@ impl Storage for OsStorage {
 
     fn path_of(&self, name: &str) -> PathBuf {
         self.root.join(name)
+    }
+
+    /// [`OsStorage::open`] on `root/name`, in this handle's lock mode: the
+    /// subdirectory has its own lock file.
+    fn open_subdirectory(&self, name: &str) -> Result<Self> {
+        OsStorage::open(self.root.join(name), self.mode)
     }
 
     fn allows_background_work(&self) -> bool {

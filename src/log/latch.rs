@@ -290,6 +290,23 @@ impl<S: Storage> Storage for LatchedStorage<S> {
         self.inner.path_of(name)
     }
 
+    /// The subdirectory under this storage's latch: a failure in either
+    /// stops both. A failed creation or sync of it is latched; a lock held
+    /// by another handle is not a failure of this one.
+    fn open_subdirectory(&self, name: &str) -> Result<Self> {
+        self.latch.check()?;
+        let inner = self.inner.open_subdirectory(name).inspect_err(|error| {
+            if matches!(error, Error::Io { .. } | Error::NoSpace { .. }) {
+                self.latch.stop(error);
+            }
+        })?;
+        Ok(Self {
+            inner: Arc::new(inner),
+            latch: Arc::clone(&self.latch),
+            created: Mutex::default(),
+        })
+    }
+
     fn allows_background_work(&self) -> bool {
         self.inner.allows_background_work()
     }
@@ -438,6 +455,11 @@ mod tests {
         }
         fn path_of(&self, name: &str) -> PathBuf {
             self.inner.path_of(name)
+        }
+        fn open_subdirectory(&self, name: &str) -> Result<Self> {
+            let inner = self.inner.open_subdirectory(name)?;
+            let script = Arc::clone(&self.script);
+            Ok(Scripted { inner, script })
         }
     }
 

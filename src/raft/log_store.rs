@@ -32,7 +32,7 @@ use openraft::{
 use crate::error::{Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
-use crate::io::{LockMode, OsStorage};
+use crate::io::{LockMode, OsStorage, Storage};
 use crate::log::{CommitStamp, LatchedStorage, LogFile, SegmentedLog, SyncOwner, TailSync, Ticket};
 use crate::options::Options;
 use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
@@ -42,13 +42,13 @@ use crate::raft::types::{CpwalEntry, CpwalLogId, CpwalRaftConfig, CpwalStorageEr
 
 /// The log and the hard state, behind one lock shared with the flusher.
 #[derive(Debug)]
-pub(crate) struct LogShared {
-    pub(crate) log: SegmentedLog<OsStorage>,
-    pub(crate) hard_state_store: HardStateStore<LogFile<OsStorage>>,
+pub(crate) struct LogShared<S: Storage> {
+    pub(crate) log: SegmentedLog<S>,
+    pub(crate) hard_state_store: HardStateStore<LogFile<S>>,
     pub(crate) hard_state: HardState,
 }
 
-impl LogShared {
+impl<S: Storage> LogShared<S> {
     /// `Err(Error::Failed)` once the storage latch holds a failure.
     pub(crate) fn check_not_failed(&self) -> Result<()> {
         self.log.storage().latch().check()
@@ -122,46 +122,55 @@ fn write_error(error: Error) -> CpwalStorageError {
     storage_error(StorageIOError::write_logs, &error)
 }
 
-/// The log half of a cpwal openraft node.
+/// The log half of a cpwal openraft node, over any [`Storage`] (the real
+/// file system by default; a simulated disk in tests).
 #[derive(Debug)]
-pub struct CpwalLogStore {
-    shared: Arc<Mutex<LogShared>>,
+pub struct CpwalLogStore<S: Storage = OsStorage> {
+    shared: Arc<Mutex<LogShared<S>>>,
     flusher: Flusher,
     registry: NodeRegistry,
     encode_buffer: Vec<u8>,
 }
 
 /// How the flusher's group commit reaches the log: through the store's lock.
-struct LockedLog(Arc<Mutex<LogShared>>);
+struct LockedLog<S: Storage>(Arc<Mutex<LogShared<S>>>);
 
-impl SyncOwner for LockedLog {
-    type Storage = OsStorage;
+impl<S: Storage> SyncOwner for LockedLog<S> {
+    type Storage = S;
 
-    fn begin_sync(&self) -> Result<TailSync<LogFile<OsStorage>>> {
+    fn begin_sync(&self) -> Result<TailSync<LogFile<S>>> {
         lock(&self.0).log.tail_sync_handle()
     }
 
-    fn end_sync(&self, sync: &TailSync<LogFile<OsStorage>>) {
+    fn end_sync(&self, sync: &TailSync<LogFile<S>>) {
         lock(&self.0).log.mark_durable(sync);
     }
 }
 
 /// A reader over the same log, for openraft's replication tasks.
-#[derive(Debug, Clone)]
-pub struct CpwalLogReader {
-    shared: Arc<Mutex<LogShared>>,
+#[derive(Debug)]
+pub struct CpwalLogReader<S: Storage = OsStorage> {
+    shared: Arc<Mutex<LogShared<S>>>,
 }
 
-fn lock(shared: &Mutex<LogShared>) -> MutexGuard<'_, LogShared> {
+impl<S: Storage> Clone for CpwalLogReader<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+fn lock<S: Storage>(shared: &Mutex<LogShared<S>>) -> MutexGuard<'_, LogShared<S>> {
     // A panic while holding the lock leaves the log as the panicking call
     // left it; the latched failure (if any) still guards it.
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl CpwalLogStore {
-    /// Opens (creating if needed) the log directory `directory` of node
-    /// `identity`, locking it and recovering from any crash. Votes name
-    /// nodes through `registry`.
+impl CpwalLogStore<OsStorage> {
+    /// Opens (creating it durably if needed, with any missing parent) the
+    /// log directory `directory` of node `identity`, locking it and
+    /// recovering from any crash. Votes name nodes through `registry`.
     pub fn open(
         directory: impl AsRef<Path>,
         identity: ClusterVoterIdentity,
@@ -169,11 +178,25 @@ impl CpwalLogStore {
         options: Options,
     ) -> Result<Self> {
         options.validate()?;
-        std::fs::create_dir_all(directory.as_ref())
-            .map_err(|e| Error::io("create directory", directory.as_ref(), e))?;
         let storage = OsStorage::open(directory, LockMode::Exclusive)?;
+        Self::open_with_storage(storage, identity, registry, options)
+    }
+}
+
+impl<S: Storage> CpwalLogStore<S> {
+    /// Opens the log directory `storage` (for a node on a simulated disk,
+    /// the node's storage's [`Storage::open_subdirectory`] of
+    /// [`LOG_DIRECTORY`](crate::raft::LOG_DIRECTORY)), as
+    /// [`CpwalLogStore::open`] does.
+    pub fn open_with_storage(
+        storage: S,
+        identity: ClusterVoterIdentity,
+        registry: NodeRegistry,
+        options: Options,
+    ) -> Result<Self> {
+        options.validate()?;
         let storage = Arc::new(LatchedStorage::new(storage));
-        let (hard_state_store, hard_state) = open_or_create(&storage, &identity)?;
+        let (hard_state_store, hard_state) = open_or_create(&*storage, &identity)?;
         let (log, _report) = SegmentedLog::open(
             storage,
             &hard_state,
@@ -197,7 +220,7 @@ impl CpwalLogStore {
     }
 
     /// A reader sharing this store's log (and its view of the hard state).
-    pub fn reader(&self) -> CpwalLogReader {
+    pub fn reader(&self) -> CpwalLogReader<S> {
         CpwalLogReader {
             shared: Arc::clone(&self.shared),
         }
@@ -269,7 +292,7 @@ impl CpwalLogStore {
     /// appends there; only an empty log may be asked to start further on
     /// (openraft's storage suite does so), which restarts it at that index
     /// with the entry's own term standing for its unknown predecessor's.
-    fn place_first_entry(&self, shared: &mut LogShared, first: CpwalLogId) -> Result<()> {
+    fn place_first_entry(&self, shared: &mut LogShared<S>, first: CpwalLogId) -> Result<()> {
         let end = shared.log.end_index();
         if first.index == end {
             return Ok(());
@@ -327,10 +350,10 @@ fn hole(index: u64) -> Error {
 /// The raft store's hard state: a replica's (no term, no vote at creation),
 /// with the engine's checks — identity, role, no re-bootstrap over a lost
 /// hard state.
-fn open_or_create(
-    storage: &LatchedStorage<OsStorage>,
+fn open_or_create<S: Storage>(
+    storage: &LatchedStorage<S>,
     identity: &ClusterVoterIdentity,
-) -> Result<(HardStateStore<LogFile<OsStorage>>, HardState)> {
+) -> Result<(HardStateStore<LogFile<S>>, HardState)> {
     crate::engine::open_or_create_hard_state(storage, identity, false)
 }
 
@@ -348,7 +371,7 @@ fn range_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
     (from, to)
 }
 
-impl CpwalLogReader {
+impl<S: Storage> CpwalLogReader<S> {
     /// The durable vote state as cpwal types: term and voted-for identity.
     pub fn durable_vote(&self) -> (u64, Option<ClusterVoterIdentity>) {
         let shared = lock(&self.shared);
@@ -362,7 +385,7 @@ impl CpwalLogReader {
     }
 }
 
-impl RaftLogReader<CpwalRaftConfig> for CpwalLogReader {
+impl<S: Storage> RaftLogReader<CpwalRaftConfig> for CpwalLogReader<S> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
@@ -371,7 +394,7 @@ impl RaftLogReader<CpwalRaftConfig> for CpwalLogReader {
     }
 }
 
-impl RaftLogReader<CpwalRaftConfig> for CpwalLogStore {
+impl<S: Storage> RaftLogReader<CpwalRaftConfig> for CpwalLogStore<S> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
@@ -382,16 +405,16 @@ impl RaftLogReader<CpwalRaftConfig> for CpwalLogStore {
 
 /// The entries in `range`, for both the store and its readers.
 #[allow(clippy::result_large_err)] // openraft's error type, as its trait returns it
-fn read_range(
-    shared: &Mutex<LogShared>,
+fn read_range<S: Storage>(
+    shared: &Mutex<LogShared<S>>,
     range: &impl RangeBounds<u64>,
 ) -> std::result::Result<Vec<CpwalEntry>, CpwalStorageError> {
     let (from, to) = range_bounds(range);
     lock(shared).read_entries(from, to).map_err(read_error)
 }
 
-impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
-    type LogReader = CpwalLogReader;
+impl<S: Storage> RaftLogStorage<CpwalRaftConfig> for CpwalLogStore<S> {
+    type LogReader = CpwalLogReader<S>;
 
     async fn get_log_state(
         &mut self,

@@ -1,5 +1,5 @@
 //! [`CpwalStateMachine`]: openraft's [`RaftStateMachine`] over the
-//! control-plane [catalog](crate::raft::catalog), with snapshots kept
+//! control-plane [catalog](crate::ControlPlaneCatalog), with snapshots kept
 //! durably in the node's `snapshot/` directory.
 //!
 //! The applied state lives in memory; what survives a restart is the last
@@ -38,13 +38,26 @@ struct Applied {
     snapshot: Option<(SnapshotMeta<NodeId, ClusterNode>, Vec<u8>)>,
 }
 
-/// The state-machine half of a cpwal openraft node.
-#[derive(Debug, Clone)]
-pub struct CpwalStateMachine {
+/// The state-machine half of a cpwal openraft node, over any [`Storage`]
+/// (the real file system by default; a simulated disk in tests). Clones
+/// share the machine.
+#[derive(Debug)]
+pub struct CpwalStateMachine<S: Storage = OsStorage> {
     applied: Arc<Mutex<Applied>>,
-    storage: Arc<LatchedStorage<OsStorage>>,
+    storage: Arc<LatchedStorage<S>>,
     registry: NodeRegistry,
     builds: Arc<AtomicU64>,
+}
+
+impl<S: Storage> Clone for CpwalStateMachine<S> {
+    fn clone(&self) -> Self {
+        Self {
+            applied: Arc::clone(&self.applied),
+            storage: Arc::clone(&self.storage),
+            registry: self.registry.clone(),
+            builds: Arc::clone(&self.builds),
+        }
+    }
 }
 
 fn meta_of(content: &SnapshotContent) -> SnapshotMeta<NodeId, ClusterNode> {
@@ -55,13 +68,22 @@ fn meta_of(content: &SnapshotContent) -> SnapshotMeta<NodeId, ClusterNode> {
     }
 }
 
-impl CpwalStateMachine {
-    /// Opens (creating if needed) the snapshot directory `directory` and
-    /// restores the last durable snapshot, if any.
+impl CpwalStateMachine<OsStorage> {
+    /// Opens (creating it durably if needed, with any missing parent) the
+    /// snapshot directory `directory` and restores the last durable
+    /// snapshot, if any.
     pub fn open(directory: impl AsRef<Path>, registry: NodeRegistry) -> Result<Self> {
-        std::fs::create_dir_all(directory.as_ref())
-            .map_err(|e| Error::io("create directory", directory.as_ref(), e))?;
         let storage = OsStorage::open(directory, LockMode::Exclusive)?;
+        Self::open_with_storage(storage, registry)
+    }
+}
+
+impl<S: Storage> CpwalStateMachine<S> {
+    /// Opens the snapshot directory `storage` (for a node on a simulated
+    /// disk, the node's storage's [`Storage::open_subdirectory`] of
+    /// [`SNAPSHOT_DIRECTORY`](crate::raft::SNAPSHOT_DIRECTORY)), as
+    /// [`CpwalStateMachine::open`] does.
+    pub fn open_with_storage(storage: S, registry: NodeRegistry) -> Result<Self> {
         let storage = Arc::new(LatchedStorage::new(storage));
         let mut applied = Applied {
             catalog: ControlPlaneCatalog::new(),
@@ -136,7 +158,7 @@ impl CpwalStateMachine {
     }
 }
 
-impl RaftSnapshotBuilder<CpwalRaftConfig> for CpwalStateMachine {
+impl<S: Storage> RaftSnapshotBuilder<CpwalRaftConfig> for CpwalStateMachine<S> {
     async fn build_snapshot(
         &mut self,
     ) -> std::result::Result<Snapshot<CpwalRaftConfig>, CpwalStorageError> {
@@ -159,7 +181,7 @@ impl RaftSnapshotBuilder<CpwalRaftConfig> for CpwalStateMachine {
     }
 }
 
-impl RaftStateMachine<CpwalRaftConfig> for CpwalStateMachine {
+impl<S: Storage> RaftStateMachine<CpwalRaftConfig> for CpwalStateMachine<S> {
     type SnapshotBuilder = Self;
 
     async fn applied_state(

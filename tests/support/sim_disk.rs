@@ -30,6 +30,12 @@
 //!   only syncs) lets a test crash between every write of a multi-file
 //!   operation, not just at sync points.
 //!
+//! * Subdirectories ([`Storage::open_subdirectory`]) share the disk, its
+//!   power and its crashes. A subdirectory is an entry of its parent, made
+//!   durable like a file's by a sync of the parent; each directory's sync
+//!   makes only its own changes durable. A crash drops every file whose
+//!   directory's entry did not survive.
+//!
 //! Faults are injected per instance; there are no globals.
 
 use std::borrow::Cow;
@@ -131,7 +137,25 @@ enum DirectoryChange {
     Unlink { name: String },
 }
 
+/// The directory holding `name` (a path from the disk's root, ending in
+/// `/`; "" for the root); a subdirectory's own entry, `name/`, belongs to
+/// its parent.
+fn directory_of(name: &str) -> &str {
+    let trimmed = name.strip_suffix('/').unwrap_or(name);
+    trimmed.rfind('/').map_or("", |end| &name[..=end])
+}
+
 impl DirectoryChange {
+    /// The directory this change is made in.
+    fn directory(&self) -> &str {
+        match self {
+            DirectoryChange::Link { name, .. } | DirectoryChange::Unlink { name } => {
+                directory_of(name)
+            }
+            DirectoryChange::Rename { from, .. } => directory_of(from),
+        }
+    }
+
     fn apply(&self, table: &mut BTreeMap<String, u64>) {
         match self {
             DirectoryChange::Link { name, inode } => {
@@ -262,7 +286,8 @@ impl DiskState {
     /// [`Self::check_injected`] for a call on an open file.
     fn check_injected_on(&mut self, call: DiskCall, inode: u64) -> io::Result<()> {
         let name = self.name_of(inode);
-        self.check_injected(call, &name)
+        let local = &name[directory_of(&name).len()..];
+        self.check_injected(call, local)
     }
 
     fn inode_of(&self, name: &str) -> io::Result<u64> {
@@ -282,6 +307,9 @@ impl DiskState {
 #[derive(Clone, Default)]
 pub struct SimDisk {
     state: Arc<Mutex<DiskState>>,
+    /// The directory this handle stands for: "" for the root, `name/` for
+    /// a subdirectory (see [`Storage::open_subdirectory`]).
+    directory: String,
 }
 
 impl std::fmt::Debug for SimDisk {
@@ -379,6 +407,12 @@ impl SimDisk {
         for change in &kept {
             change.apply(&mut state.durable_names);
         }
+        let names = state.durable_names.clone();
+        let reachable = |name: &str| {
+            let directory = directory_of(name);
+            directory.is_empty() || names.contains_key(directory)
+        };
+        state.durable_names.retain(|name, _| reachable(name));
         // Mix all-or-nothing crashes with sector-by-sector ones: each extreme
         // is a case worth hitting often.
         let mode = if lose_everything { 0 } else { rng.below(4) };
@@ -555,6 +589,13 @@ impl StorageFile for SimFile {
     }
 }
 
+impl SimDisk {
+    /// `name` in this handle's directory, as the disk's tables key it.
+    fn full(&self, name: &str) -> String {
+        format!("{}{name}", self.directory)
+    }
+}
+
 impl Storage for SimDisk {
     type File = SimFile;
 
@@ -563,24 +604,28 @@ impl Storage for SimDisk {
         if state.powered_off {
             return Err(dead());
         }
-        Ok(state.volatile_names.keys().cloned().collect())
+        let here = |name: &&String| directory_of(name) == self.directory && !name.ends_with('/');
+        Ok(state
+            .volatile_names
+            .keys()
+            .filter(here)
+            .map(|name| name[self.directory.len()..].to_owned())
+            .collect())
     }
 
     fn create(&self, name: &str) -> io::Result<SimFile> {
         let mut state = self.lock();
         state.begin_mutation()?;
         state.check_injected(DiskCall::Create, name)?;
-        if state.volatile_names.contains_key(name) {
+        let name = self.full(name);
+        if state.volatile_names.contains_key(&name) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
         let inode = state.next_inode;
         state.next_inode += 1;
         state.inodes.insert(inode, Inode::default());
-        state.volatile_names.insert(name.to_owned(), inode);
-        state.journal.push(DirectoryChange::Link {
-            name: name.to_owned(),
-            inode,
-        });
+        state.volatile_names.insert(name.clone(), inode);
+        state.journal.push(DirectoryChange::Link { name, inode });
         Ok(SimFile {
             disk: self.clone(),
             inode,
@@ -596,7 +641,7 @@ impl Storage for SimDisk {
         }
         Ok(SimFile {
             disk: self.clone(),
-            inode: state.inode_of(name)?,
+            inode: state.inode_of(&self.full(name))?,
             epoch: state.epoch,
             writable,
         })
@@ -606,13 +651,11 @@ impl Storage for SimDisk {
         let mut state = self.lock();
         state.begin_mutation()?;
         state.check_injected(DiskCall::Rename, from)?;
-        let inode = state.inode_of(from)?;
-        state.volatile_names.remove(from);
-        state.volatile_names.insert(to.to_owned(), inode);
-        state.journal.push(DirectoryChange::Rename {
-            from: from.to_owned(),
-            to: to.to_owned(),
-        });
+        let (from, to) = (self.full(from), self.full(to));
+        let inode = state.inode_of(&from)?;
+        state.volatile_names.remove(&from);
+        state.volatile_names.insert(to.clone(), inode);
+        state.journal.push(DirectoryChange::Rename { from, to });
         Ok(())
     }
 
@@ -620,26 +663,66 @@ impl Storage for SimDisk {
         let mut state = self.lock();
         state.begin_mutation()?;
         state.check_injected(DiskCall::Remove, name)?;
-        state.inode_of(name)?;
-        state.volatile_names.remove(name);
-        state.journal.push(DirectoryChange::Unlink {
-            name: name.to_owned(),
-        });
+        let name = self.full(name);
+        state.inode_of(&name)?;
+        state.volatile_names.remove(&name);
+        state.journal.push(DirectoryChange::Unlink { name });
         Ok(())
     }
 
+    /// Makes this directory's changes durable (not its subdirectories').
     fn sync_directory(&self) -> io::Result<()> {
         let mut state = self.lock();
         state.begin_sync()?;
         state.check_injected(DiskCall::SyncDirectory, "")?;
         let journal = std::mem::take(&mut state.journal);
-        for change in &journal {
+        let (here, elsewhere) = journal
+            .into_iter()
+            .partition::<Vec<_>, _>(|change| change.directory() == self.directory);
+        for change in &here {
             change.apply(&mut state.durable_names);
         }
+        state.journal = elsewhere;
         Ok(())
     }
 
+    /// The subdirectory `name`: created (one mutating operation) and this
+    /// directory synced, unless it exists.
+    fn open_subdirectory(&self, name: &str) -> cpwal::Result<Self> {
+        let directory = format!("{}{name}/", self.directory);
+        let path = self.path_of(name);
+        let failed = |operation, source| cpwal::Error::Io {
+            operation,
+            path: path.clone(),
+            source: Arc::new(source),
+        };
+        let mut state = self.lock();
+        if state.powered_off {
+            return Err(failed("open directory", dead()));
+        }
+        if !state.volatile_names.contains_key(&directory) {
+            state
+                .begin_mutation()
+                .map_err(|e| failed("create directory", e))?;
+            let inode = state.next_inode;
+            state.next_inode += 1;
+            state.inodes.insert(inode, Inode::default());
+            state.volatile_names.insert(directory.clone(), inode);
+            state.journal.push(DirectoryChange::Link {
+                name: directory.clone(),
+                inode,
+            });
+            drop(state);
+            self.sync_directory()
+                .map_err(|e| failed("fsync directory", e))?;
+        }
+        Ok(Self {
+            state: Arc::clone(&self.state),
+            directory,
+        })
+    }
+
     fn path_of(&self, name: &str) -> PathBuf {
-        PathBuf::from("/sim").join(name)
+        PathBuf::from("/sim").join(self.full(name))
     }
 }
