@@ -40,25 +40,22 @@ impl<S: Storage> DurableControlPlane<S> {
         self.check_not_failed()?;
         let index_end = self.catalog.applied_end();
         let storage = std::sync::Arc::clone(self.log.storage());
-        let written = self.write_snapshot_at_applied(&*storage);
-        written?;
+        self.write_snapshot_at_applied(&*storage)?;
         let segments_before = self.log.segments().len();
         let new_start = index_end
             .saturating_sub(keep_entries)
             .max(self.log.start_index());
         if new_start > self.log.start_index() {
             let previous_term = self.log.term_at(new_start - 1)?;
-            self.hard_state.commit_end = self.hard_state.commit_end.max(self.commit_end);
-            let removed = self.log.remove_prefix(
+            self.log.remove_prefix(
                 new_start,
                 previous_term,
+                self.commit_end,
                 &mut self.hard_state_store,
                 &mut self.hard_state,
-            );
-            removed?;
+            )?;
         }
-        let removed_snapshots = remove_snapshots_below(&*storage, index_end);
-        let removed_snapshots = removed_snapshots?;
+        let removed_snapshots = remove_snapshots_below(&*storage, index_end)?;
         Ok(CompactionReport {
             snapshot_index_end: index_end,
             log_start: ControlPlaneIndex(self.log.start_index()),
@@ -109,8 +106,14 @@ pub(super) fn load_snapshot<S: Storage>(
         None => (ControlPlaneCatalog::new(), 0, 0),
     };
     if index_end > log.end_index() {
-        hard_state.commit_end = hard_state.commit_end.max(index_end);
-        log.restart_at(index_end, last_term, hard_state_store, hard_state)?;
+        // The snapshot's entries are committed: the floor is its end.
+        log.restart_at(
+            index_end,
+            last_term,
+            index_end,
+            hard_state_store,
+            hard_state,
+        )?;
     }
     removed_files.extend(remove_snapshots_below(&*storage, index_end)?);
     Ok((catalog, index_end))

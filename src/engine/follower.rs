@@ -229,11 +229,12 @@ impl<S: Storage> DurableControlPlane<S> {
             // The removed records may be the only ones carrying the commit
             // point (stamped by an earlier call); the truncation's hard-state
             // save carries it instead, at no extra sync.
-            self.hard_state.commit_end = self.hard_state.commit_end.max(self.commit_end);
-            let truncated =
-                self.log
-                    .truncate_suffix(index, &mut self.hard_state_store, &mut self.hard_state);
-            truncated?;
+            self.log.truncate_suffix(
+                index,
+                self.commit_end,
+                &mut self.hard_state_store,
+                &mut self.hard_state,
+            )?;
             return Ok(position);
         }
         Ok(entries.len())

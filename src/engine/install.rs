@@ -70,27 +70,30 @@ impl<S: Storage> DurableControlPlane<S> {
         if !keeps_suffix {
             // Before the snapshot is durable: a crash in between must not
             // leave a log that contradicts the snapshot under its end.
-            let truncated = self.truncate_uncommitted();
-            truncated?;
+            self.truncate_uncommitted()?;
         }
-        let written = write_snapshot(&*storage, index_end, &request.snapshot);
-        written?;
-        let replaced = if keeps_suffix {
-            self.hard_state.commit_end = index_end;
+        write_snapshot(&*storage, index_end, &request.snapshot)?;
+        // The snapshot's entries are committed: the floor is its end.
+        if keeps_suffix {
             self.log.remove_prefix(
                 index_end,
                 snapshot.last_term,
+                index_end,
                 &mut self.hard_state_store,
                 &mut self.hard_state,
-            )
+            )?;
         } else {
-            self.restart_log_at(index_end, snapshot.last_term)
-        };
-        replaced?;
+            self.log.restart_at(
+                index_end,
+                snapshot.last_term,
+                index_end,
+                &mut self.hard_state_store,
+                &mut self.hard_state,
+            )?;
+        }
         self.catalog = snapshot.catalog;
         self.commit_end = index_end;
-        let removed = remove_snapshots_below(&*storage, index_end);
-        removed?;
+        remove_snapshots_below(&*storage, index_end)?;
         Ok(self.append_reply(AppendOutcome::Accepted { match_index }))
     }
 
@@ -103,20 +106,9 @@ impl<S: Storage> DurableControlPlane<S> {
     /// snapshot under its end.
     fn truncate_uncommitted(&mut self) -> Result<()> {
         let cut = self.commit_end.max(self.log.start_index());
-        // The removed records may be the only ones carrying the commit point;
-        // the truncation's hard-state save carries it instead.
-        self.hard_state.commit_end = self.hard_state.commit_end.max(self.commit_end);
-        self.log
-            .truncate_suffix(cut, &mut self.hard_state_store, &mut self.hard_state)
-    }
-
-    /// Restarts the (already truncated) log empty at `index_end`, recording
-    /// the commit point with the new start.
-    fn restart_log_at(&mut self, index_end: u64, last_term: u64) -> Result<()> {
-        self.hard_state.commit_end = index_end;
-        self.log.restart_at(
-            index_end,
-            last_term,
+        self.log.truncate_suffix(
+            cut,
+            self.commit_end,
             &mut self.hard_state_store,
             &mut self.hard_state,
         )
@@ -155,7 +147,7 @@ mod tests {
         // state: no entry that contradicts the snapshot stays under its end.
         // Method: a follower holds 30 term-1 entries, 2 committed; run the
         // install's first two steps (snapshot file, truncation at the cut
-        // `restart_log_at` uses) on the real files, drop the handle (the
+        // `truncate_uncommitted` uses) on the real files, drop the handle (the
         // crash), reopen.
         let dir = tempfile::tempdir().unwrap();
         let mut node = open(dir.path());
@@ -190,7 +182,12 @@ mod tests {
         drop(storage);
         let cut = node.commit_end.max(node.log.start_index());
         node.log
-            .truncate_suffix(cut, &mut node.hard_state_store, &mut node.hard_state)
+            .truncate_suffix(
+                cut,
+                node.commit_end,
+                &mut node.hard_state_store,
+                &mut node.hard_state,
+            )
             .unwrap();
         drop(node);
         let node = open(dir.path());

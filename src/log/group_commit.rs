@@ -299,7 +299,7 @@ mod tests {
 
         fn truncate(&mut self, from: u64) {
             let Owned { log, store, state } = self;
-            log.truncate_suffix(from, store, state).unwrap();
+            log.truncate_suffix(from, 0, store, state).unwrap();
         }
     }
 

@@ -2,6 +2,11 @@
 //! (compaction behind a snapshot), or everything (a restart at a snapshot's
 //! end). Each is durable on return; the crash argument for each order of
 //! steps is in [`crate::format`].
+//!
+//! Each takes the owner's commit point as `commit_floor` and records it in
+//! the hard state it saves: the records a reshape removes may be the only
+//! ones that carry it (every record is stamped with the commit point known
+//! when it was written), so the hard state must hold it before they go.
 
 use crate::error::{Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore};
@@ -12,13 +17,14 @@ use super::{LogFile, RecoveryReport, SegmentedLog};
 
 impl<S: Storage> SegmentedLog<S> {
     /// Removes every entry at or after `from`, durably (G4): later segments
-    /// are removed newest first (after `hard_state` is saved as given, so the
-    /// commit point they may carry survives), then the hard state records
-    /// the truncation, then the removed records are zeroed and synced. `from` must not be
-    /// below the log start.
+    /// are removed newest first (after the hard state records
+    /// `commit_floor`, which they may be the only ones to carry), then the
+    /// hard state records the truncation, then the removed records are
+    /// zeroed and synced. `from` must not be below the log start.
     pub fn truncate_suffix(
         &mut self,
         from: u64,
+        commit_floor: u64,
         hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
@@ -36,17 +42,17 @@ impl<S: Storage> SegmentedLog<S> {
         // Before anything is removed: should a step fail, no waiter whose
         // entries may be gone is told they are durable.
         self.cut_durable_end(from);
+        let mut next = with_commit_floor(hard_state, commit_floor);
         if self.segments.len() > 1 && self.tail().first_index() > from {
             // The segments about to go may hold the only records carrying the
-            // commit point (callers raise `hard_state.commit_end` for this):
-            // record it before they are removed.
-            hard_state_store.save(hard_state)?;
+            // commit point: record it before they are removed.
+            hard_state_store.save(&next)?;
+            *hard_state = next.clone();
         }
         while self.segments.len() > 1 && self.tail().first_index() > from {
             let segment = self.segments.pop().expect("checked non-empty");
             self.remove_file(&segment.name)?;
         }
-        let mut next = hard_state.clone();
         next.log_epoch += 1;
         next.truncated_from = from;
         hard_state_store.save(&next)?;
@@ -72,12 +78,14 @@ impl<S: Storage> SegmentedLog<S> {
     }
 
     /// Forgets every entry below `new_start` (whose predecessor has term
-    /// `previous_term`): the hard state records the new start first, then
-    /// segments wholly below it are removed, oldest first.
+    /// `previous_term`): the hard state records the new start (and
+    /// `commit_floor`) first, then segments wholly below it are removed,
+    /// oldest first.
     pub fn remove_prefix(
         &mut self,
         new_start: u64,
         previous_term: u64,
+        commit_floor: u64,
         hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
@@ -92,7 +100,8 @@ impl<S: Storage> SegmentedLog<S> {
             }
             .into());
         }
-        self.save_start(new_start, previous_term, hard_state_store, hard_state)?;
+        let next = with_commit_floor(hard_state, commit_floor);
+        self.save_start(new_start, previous_term, next, hard_state_store, hard_state)?;
         while self.segments.len() > 1 && self.segments[1].first_index() <= new_start {
             let segment = self.segments.remove(0);
             self.remove_file(&segment.name)?;
@@ -107,15 +116,16 @@ impl<S: Storage> SegmentedLog<S> {
     }
 
     /// Makes `new_start` (whose predecessor has term `previous_term`) the
-    /// durable log start in the hard state, then adopts it in memory.
+    /// durable log start in the hard state, saving `next` with it, then
+    /// adopts it in memory.
     fn save_start(
         &mut self,
         new_start: u64,
         previous_term: u64,
+        mut next: HardState,
         hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
-        let mut next = hard_state.clone();
         next.log_start = new_start;
         next.log_start_previous_term = previous_term;
         hard_state_store.save(&next)?;
@@ -129,7 +139,9 @@ impl<S: Storage> SegmentedLog<S> {
     /// predecessor has term `previous_term`): used when a snapshot installed
     /// from a leader covers everything this log holds. `new_start` must not
     /// be below the end of the log (truncate first). Steps, each durable
-    /// before the next: the hard state records the new start; a fresh
+    /// before the next: the hard state records the new start (and
+    /// `commit_floor`, at least `new_start` when the snapshot is committed
+    /// state); a fresh
     /// segment starting there is created; every older segment is removed,
     /// oldest first. Recovery finishes an interrupted restart: with only the
     /// hard state written every segment lies below the start and is
@@ -139,6 +151,7 @@ impl<S: Storage> SegmentedLog<S> {
         &mut self,
         new_start: u64,
         previous_term: u64,
+        commit_floor: u64,
         hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
@@ -150,7 +163,8 @@ impl<S: Storage> SegmentedLog<S> {
             }
             .into());
         }
-        self.save_start(new_start, previous_term, hard_state_store, hard_state)?;
+        let next = with_commit_floor(hard_state, commit_floor);
+        self.save_start(new_start, previous_term, next, hard_state_store, hard_state)?;
         let last = self.tail().generation();
         self.replace_segments(last, &mut RecoveryReport::default())
     }
@@ -189,5 +203,13 @@ impl<S: Storage> SegmentedLog<S> {
         self.storage
             .sync_directory()
             .map_err(|e| Error::io("fsync directory", self.storage.path_of(""), e))
+    }
+}
+
+/// `hard_state` with its commit point raised to at least `commit_floor`.
+fn with_commit_floor(hard_state: &HardState, commit_floor: u64) -> HardState {
+    HardState {
+        commit_end: hard_state.commit_end.max(commit_floor),
+        ..hard_state.clone()
     }
 }

@@ -308,6 +308,7 @@ impl<S: Storage> CpwalLogStore<S> {
         log.restart_at(
             first.index,
             first.leader_id.term,
+            hard_state.commit_end,
             hard_state_store,
             hard_state,
         )
@@ -528,7 +529,10 @@ impl<S: Storage> RaftLogStorage<CpwalRaftConfig> for CpwalLogStore<S> {
             hard_state_store,
             hard_state,
         } = &mut *shared;
-        log.truncate_suffix(log_id.index, hard_state_store, hard_state)
+        // openraft records its commit point itself (`save_committed`): the
+        // floor is the one on record.
+        let floor = hard_state.commit_end;
+        log.truncate_suffix(log_id.index, floor, hard_state_store, hard_state)
             .map_err(write_error)
     }
 
@@ -542,10 +546,11 @@ impl<S: Storage> RaftLogStorage<CpwalRaftConfig> for CpwalLogStore<S> {
             hard_state_store,
             hard_state,
         } = &mut *shared;
+        let floor = hard_state.commit_end;
         let purged = if new_start <= log.end_index() {
-            log.remove_prefix(new_start, term, hard_state_store, hard_state)
+            log.remove_prefix(new_start, term, floor, hard_state_store, hard_state)
         } else {
-            log.restart_at(new_start, term, hard_state_store, hard_state)
+            log.restart_at(new_start, term, floor, hard_state_store, hard_state)
         };
         purged.map_err(write_error)
     }
