@@ -319,6 +319,8 @@
 //! [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion); cpwal never
 //! guesses at a format it does not know.
 
+use std::mem::offset_of;
+
 use bytemuck::{Pod, Zeroable};
 
 #[cfg(target_endian = "big")]
@@ -364,6 +366,13 @@ pub struct SnapshotHeader {
     pub reserved: [u8; 16],
     pub crc: u32,
 }
+
+/// Where the snapshot header's `index_end` field starts.
+pub const SNAPSHOT_INDEX_END_OFFSET: u64 = offset_of!(SnapshotHeader, index_end) as u64;
+/// Where the snapshot header's `last_term` field starts.
+pub const SNAPSHOT_LAST_TERM_OFFSET: u64 = offset_of!(SnapshotHeader, last_term) as u64;
+/// Where the snapshot header's `body_bytes` field starts.
+pub const SNAPSHOT_BODY_BYTES_OFFSET: u64 = offset_of!(SnapshotHeader, body_bytes) as u64;
 
 /// The file name of the snapshot covering the entries below `index_end`.
 pub fn snapshot_file_name(index_end: u64) -> String {
@@ -447,6 +456,16 @@ pub struct SegmentHeader {
     pub reserved: [u8; 12],
     pub crc: u32,
 }
+
+/// Where the segment header's `generation` field starts.
+pub const SEGMENT_GENERATION_OFFSET: u64 = offset_of!(SegmentHeader, generation) as u64;
+/// Where the segment header's `previous_generation` field starts.
+pub const SEGMENT_PREVIOUS_GENERATION_OFFSET: u64 =
+    offset_of!(SegmentHeader, previous_generation) as u64;
+/// Where the segment header's `first_index` field starts.
+pub const SEGMENT_FIRST_INDEX_OFFSET: u64 = offset_of!(SegmentHeader, first_index) as u64;
+/// Where the segment header's `size_bytes` field starts.
+pub const SEGMENT_SIZE_OFFSET: u64 = offset_of!(SegmentHeader, size_bytes) as u64;
 
 /// First bytes of every record.
 pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"CWAL");
@@ -589,6 +608,14 @@ mod tests {
             SNAPSHOT_HEADER_CRC_OFFSET
         );
         assert_eq!(std::mem::offset_of!(SnapshotHeader, body_crc), 40);
+        // The diagrams' offsets of the fields errors point at.
+        assert_eq!(SEGMENT_GENERATION_OFFSET, 16);
+        assert_eq!(SEGMENT_PREVIOUS_GENERATION_OFFSET, 24);
+        assert_eq!(SEGMENT_FIRST_INDEX_OFFSET, 32);
+        assert_eq!(SEGMENT_SIZE_OFFSET, 40);
+        assert_eq!(SNAPSHOT_INDEX_END_OFFSET, 16);
+        assert_eq!(SNAPSHOT_LAST_TERM_OFFSET, 24);
+        assert_eq!(SNAPSHOT_BODY_BYTES_OFFSET, 32);
         assert_eq!(
             std::mem::size_of::<RecordHeader>() as u64,
             RECORD_HEADER_BYTES

@@ -9,10 +9,10 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     HardStateSlot, FORMAT_VERSION, HARD_STATE_CRC_OFFSET, HARD_STATE_FILE_BYTES,
     HARD_STATE_FILE_NAME, HARD_STATE_MAGIC, HARD_STATE_SLOT_BYTES, IDENTITY_FIELD_BYTES,
-    TEMPORARY_FILE_SUFFIX,
 };
 use crate::identity::ClusterVoterIdentity;
-use crate::io::{Storage, StorageFile};
+use crate::io::whole_file;
+use crate::io::{Access, Storage, StorageFile};
 pub use crate::node_role::NodeRole;
 
 /// Everything the node must never forget, in one value.
@@ -73,49 +73,32 @@ pub struct HardStateStore<F> {
 
 impl<F: StorageFile> HardStateStore<F> {
     /// Creates the hard-state file for a new directory with `state` in both
-    /// copies: written and synced under a temporary name, then renamed into
-    /// place and the directory synced, so `hardstate` is never seen half made.
+    /// copies, whole ([`whole_file`]: written and synced under a temporary
+    /// name, then renamed into place and the directory synced), so
+    /// `hardstate` is never seen half made.
     pub fn create<S: Storage<File = F>>(storage: &S, state: &HardState) -> Result<Self> {
-        let temporary = format!("{HARD_STATE_FILE_NAME}{TEMPORARY_FILE_SUFFIX}");
-        let temporary_path = storage.path_of(&temporary);
-        // A crash during an earlier creation can leave the temporary behind
-        // (its create made durable by the journal, the rename not). It holds
-        // nothing acknowledged; without removing it, `create` would refuse
-        // the name and the directory could never be opened again.
-        let names = storage
-            .list()
-            .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-        if names.contains(&temporary) {
-            storage
-                .remove(&temporary)
-                .map_err(|e| Error::io("remove file", &temporary_path, e))?;
-        }
-        let file = storage
-            .create(&temporary)
-            .map_err(|e| Error::io("create hard state", &temporary_path, e))?;
-        file.allocate(HARD_STATE_FILE_BYTES)
-            .map_err(|e| Error::io("allocate hard state", &temporary_path, e))?;
+        let temporary = whole_file::temporary_name(HARD_STATE_FILE_NAME);
+        let file = whole_file::create_temporary(storage, HARD_STATE_FILE_NAME)?;
         let mut store = Self {
             file,
-            path: temporary_path,
+            path: storage.path_of(&temporary),
             sequence: 0,
         };
+        store
+            .file
+            .allocate(HARD_STATE_FILE_BYTES)
+            .map_err(|e| Error::io("allocate hard state", &store.path, e))?;
         store.save(state)?;
-        storage
-            .rename(&temporary, HARD_STATE_FILE_NAME)
-            .map_err(|e| Error::io("rename hard state", &store.path, e))?;
-        storage
-            .sync_directory()
-            .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
+        whole_file::install(storage, &store.file, &temporary, HARD_STATE_FILE_NAME)?;
         store.path = storage.path_of(HARD_STATE_FILE_NAME);
         Ok(store)
     }
 
     /// Opens the hard-state file and returns the newest valid copy.
-    pub fn open<S: Storage<File = F>>(storage: &S, writable: bool) -> Result<(Self, HardState)> {
+    pub fn open<S: Storage<File = F>>(storage: &S, access: Access) -> Result<(Self, HardState)> {
         let path = storage.path_of(HARD_STATE_FILE_NAME);
         let file = storage
-            .open(HARD_STATE_FILE_NAME, writable)
+            .open(HARD_STATE_FILE_NAME, access.is_writable())
             .map_err(|e| Error::io("open hard state", &path, e))?;
         let length = file
             .len()
@@ -161,7 +144,7 @@ impl<F: StorageFile> HardStateStore<F> {
             path,
             sequence,
         };
-        if let (true, Some(slot)) = (writable, stale_slot) {
+        if let (Access::Writable, Some(slot)) = (access, stale_slot) {
             store.repair_copy(slot, &state)?;
         }
         Ok((store, state))

@@ -21,7 +21,7 @@ use crate::engine::{check_latest_snapshot, LogEntry};
 use crate::error::{Error, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
-use crate::io::{LockMode, OsStorage, Storage, StorageFile};
+use crate::io::{Access, LockMode, OsStorage, Storage, StorageFile};
 use crate::log::{RecoveryReport, SegmentedLog};
 use crate::snapshot::{list_snapshots, Snapshot};
 
@@ -97,12 +97,12 @@ impl Inspection {
         let directory = directory.as_ref().to_path_buf();
         let storage = OsStorage::open(&directory, LockMode::Shared)?;
         let storage = Arc::new(crate::log::LatchedStorage::new(storage));
-        let (_store, hard_state) = HardStateStore::open(&*storage, false)?;
+        let (_store, hard_state) = HardStateStore::open(&*storage, Access::ReadOnly)?;
         let (log, mut recovery) = SegmentedLog::open(
             Arc::clone(&storage),
             &hard_state,
             crate::options::MIN_SEGMENT_SIZE_BYTES,
-            false,
+            Access::ReadOnly,
             |payload| decode_entry(payload).map(drop),
         )?;
         let snapshot = check_latest_snapshot(&log, &hard_state)?

@@ -11,9 +11,10 @@ use crate::consensus::{ControlPlaneEntry, MembershipChange, OwnershipTransition}
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     parse_snapshot_file_name, snapshot_file_name, SnapshotHeader, FORMAT_VERSION,
-    MAX_SNAPSHOT_BODY_BYTES, SNAPSHOT_HEADER_BYTES, SNAPSHOT_HEADER_CRC_OFFSET, SNAPSHOT_MAGIC,
-    TEMPORARY_FILE_SUFFIX,
+    MAX_SNAPSHOT_BODY_BYTES, SNAPSHOT_BODY_BYTES_OFFSET, SNAPSHOT_HEADER_BYTES,
+    SNAPSHOT_HEADER_CRC_OFFSET, SNAPSHOT_INDEX_END_OFFSET, SNAPSHOT_MAGIC,
 };
+use crate::io::whole_file;
 use crate::io::{Storage, StorageFile};
 
 /// A snapshot read back from disk.
@@ -82,35 +83,19 @@ pub fn encode_snapshot(catalog: &ControlPlaneCatalog, last_term: u64) -> Result<
     Ok(file)
 }
 
-/// Writes `bytes` (from [`encode_snapshot`]) as `snapshot-<index_end>`
-/// atomically: temporary file, write, sync, rename, directory sync.
+/// Writes `bytes` (from [`encode_snapshot`]) as `snapshot-<index_end>`,
+/// whole ([`whole_file`]: temporary file, write, sync, rename, directory
+/// sync).
 pub fn write_snapshot<S: Storage>(storage: &S, index_end: u64, bytes: &[u8]) -> Result<()> {
     let name = snapshot_file_name(index_end);
-    let temporary = format!("{name}{TEMPORARY_FILE_SUFFIX}");
-    let temporary_path = storage.path_of(&temporary);
-    let io = |operation| {
-        let path = temporary_path.clone();
-        move |e| Error::io(operation, path, e)
-    };
-    if storage
-        .list()
-        .map_err(io("list directory"))?
-        .contains(&temporary)
-    {
-        storage.remove(&temporary).map_err(io("remove file"))?;
-    }
-    let file = storage.create(&temporary).map_err(io("create snapshot"))?;
-    file.allocate(bytes.len() as u64)
-        .map_err(io("allocate snapshot"))?;
-    file.write_at(0, bytes).map_err(io("write snapshot"))?;
-    file.sync_data().map_err(io("fdatasync snapshot"))?;
-    drop(file);
-    storage
-        .rename(&temporary, &name)
-        .map_err(io("rename snapshot"))?;
-    storage
-        .sync_directory()
-        .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))
+    let path = storage.path_of(&whole_file::temporary_name(&name));
+    whole_file::write_whole(storage, &name, |file| {
+        file.allocate(bytes.len() as u64)
+            .map_err(|e| Error::io("allocate snapshot", &path, e))?;
+        file.write_at(0, bytes)
+            .map_err(|e| Error::io("write snapshot", &path, e))
+    })
+    .map(drop)
 }
 
 /// The `index_end` of every snapshot file in the directory, ascending.
@@ -194,7 +179,7 @@ pub fn read_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<Snapshot
     if snapshot.index_end != index_end {
         return Err(Error::corruption(
             &path,
-            16,
+            SNAPSHOT_INDEX_END_OFFSET,
             None,
             CorruptionKind::ChecksumMismatch,
         ));
@@ -227,7 +212,7 @@ pub fn decode_snapshot(bytes: &[u8], path: &std::path::Path) -> Result<Snapshot>
     )?;
     if header.body_bytes > MAX_SNAPSHOT_BODY_BYTES {
         return Err(corrupt(
-            32,
+            SNAPSHOT_BODY_BYTES_OFFSET,
             CorruptionKind::ImpossibleLength {
                 length: header.body_bytes,
             },

@@ -153,7 +153,7 @@ pub(crate) fn check_latest_snapshot<S: Storage>(
             // crashes leaves this (see `install_snapshot`).
             return Err(Error::corruption(
                 storage.path_of(&crate::format::snapshot_file_name(index_end)),
-                24,
+                crate::format::SNAPSHOT_LAST_TERM_OFFSET,
                 Some(last),
                 CorruptionKind::SnapshotInvalid,
             ));

@@ -29,7 +29,7 @@ use crate::consensus::{
 use crate::error::{CorruptionKind, Error, Result};
 use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::identity::ClusterVoterIdentity;
-use crate::io::{LockMode, OsStorage, Storage};
+use crate::io::{Access, LockMode, OsStorage, Storage};
 use crate::log::latch::Latch;
 use crate::log::{
     CommitStamp, LatchedStorage, LogFile, RecoveryReport, SegmentedLog, TailSync, Ticket,
@@ -184,7 +184,7 @@ impl<S: Storage> DurableControlPlane<S> {
             Arc::clone(&storage),
             &hard_state,
             options.segment_size_bytes,
-            true,
+            Access::Writable,
             |_payload| Ok(()), // Decoded once, when applied (`apply_committed_at_open`) or read.
         )?;
         let (catalog, snapshot_end) = compaction::load_snapshot(
@@ -615,7 +615,7 @@ pub(crate) fn open_or_create_hard_state<S: Storage>(
         let store = HardStateStore::create(storage, &state)?;
         return Ok((store, state));
     }
-    let (store, state) = HardStateStore::open(storage, true)?;
+    let (store, state) = HardStateStore::open(storage, Access::Writable)?;
     if state.node != *identity {
         return Err(Error::IdentityMismatch {
             stored: state.node,

@@ -16,12 +16,31 @@
 //!   and of the unsynced directory changes.
 
 mod os;
+pub(crate) mod whole_file;
 
 use std::borrow::Cow;
 use std::io;
 use std::path::PathBuf;
 
 pub use os::{LockMode, OsFile, OsStorage};
+
+/// Whether a handle may change what it opens. An open for inspection
+/// ([`Access::ReadOnly`]) changes nothing on disk, not even to repair what
+/// a crash left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read, and change nothing.
+    ReadOnly,
+    /// Read, write and repair.
+    Writable,
+}
+
+impl Access {
+    /// Whether writes are allowed.
+    pub fn is_writable(self) -> bool {
+        self == Access::Writable
+    }
+}
 
 /// A directory of files, as the engine sees it.
 pub trait Storage: Send + Sync + 'static {

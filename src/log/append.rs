@@ -66,6 +66,7 @@ impl<S: Storage> SegmentedLog<S> {
         if self.pending_room() < self.segment_size_bytes / 2 {
             self.spare.prepare_ahead();
         }
+        self.check_invariants();
         Ok(())
     }
 
@@ -154,6 +155,7 @@ impl<S: Storage> SegmentedLog<S> {
             let segment =
                 Segment::create(&*self.storage, generation, previous, first_index, needed)?;
             self.segments.push(segment);
+            self.check_invariants();
             return Ok(());
         }
         let header = new_header(
@@ -168,6 +170,7 @@ impl<S: Storage> SegmentedLog<S> {
         })?;
         let segment = Segment::install(&*self.storage, spare, SPARE_SEGMENT_FILE_NAME, header)?;
         self.segments.push(segment);
+        self.check_invariants();
         Ok(())
     }
 
@@ -183,6 +186,7 @@ impl<S: Storage> SegmentedLog<S> {
             .sync_data()
             .map_err(|e| Error::io("fdatasync segment", &tail.path, e))?;
         self.set_durable_end(self.end_index);
+        self.check_invariants();
         Ok(())
     }
 
@@ -226,14 +230,14 @@ mod tests {
     use crate::error::Error;
     use crate::hard_state::HardState;
     use crate::identity::ClusterVoterIdentity;
-    use crate::io::{LockMode, OsStorage};
+    use crate::io::{Access, LockMode, OsStorage};
     use crate::log::LatchedStorage;
     use crate::node_role::NodeRole;
 
     fn open(dir: &std::path::Path, state: &HardState) -> SegmentedLog<OsStorage> {
         let storage = OsStorage::open(dir, LockMode::Exclusive).unwrap();
         let storage = Arc::new(LatchedStorage::new(storage));
-        SegmentedLog::open(storage, state, 4096, true, |_| Ok(()))
+        SegmentedLog::open(storage, state, 4096, Access::Writable, |_| Ok(()))
             .unwrap()
             .0
     }

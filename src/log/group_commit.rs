@@ -253,7 +253,7 @@ mod tests {
     use super::*;
     use crate::hard_state::{HardState, HardStateStore};
     use crate::identity::ClusterVoterIdentity;
-    use crate::io::{LockMode, OsStorage};
+    use crate::io::{Access, LockMode, OsStorage};
     use crate::log::{CommitStamp, LatchedStorage, SegmentedLog};
     use crate::node_role::NodeRole;
 
@@ -284,7 +284,8 @@ mod tests {
             let node = ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
             let state = HardState::new(node, NodeRole::Replica);
             let store = HardStateStore::create(&*storage, &state).unwrap();
-            let (log, _) = SegmentedLog::open(storage, &state, 1 << 16, true, |_| Ok(())).unwrap();
+            let (log, _) =
+                SegmentedLog::open(storage, &state, 1 << 16, Access::Writable, |_| Ok(())).unwrap();
             Self { log, store, state }
         }
 

@@ -81,12 +81,20 @@ pub struct DroppedTail {
 
 /// The log's files and in-memory index.
 ///
-/// Invariants (checked by [`SegmentedLog::check_invariants`]):
-/// * `segments` is non-empty; each starts where the one before ends and
-///   names its generation as its successor's `previous_generation`;
-/// * every segment but the last has been synced in full;
-/// * `start_index <= durable_end <= end_index`, and `start_index` lies within
-///   the first segment (or at its end);
+/// Invariants (checked by [`SegmentedLog::check_invariants`] after every
+/// open, write, rollover, sync, truncation, prefix removal and restart):
+/// * `segments` is non-empty once a writable open returns (a read-only open
+///   of a directory without segments has none); each starts where the one
+///   before ends and names its generation as its successor's
+///   `previous_generation`;
+/// * every segment but the last has been synced in full: `durable_end` is at
+///   least the tail's first index;
+/// * `start_index <= durable_end` (unless the log is empty at its start),
+///   `durable_end <=` the written end `<= end_index`, and `start_index` lies
+///   within the first segment (or at its end);
+/// * the tail's record offsets increase; those at or after its `end_offset`
+///   are the buffered records, which start there, and the buffer fits in
+///   the tail;
 /// * `term_runs` covers `[first segment's first_index, end_index)` with
 ///   strictly increasing `first_index`.
 #[derive(Debug)]
@@ -353,15 +361,44 @@ impl<S: Storage> SegmentedLog<S> {
             assert_eq!(pair[0].end_index(), pair[1].first_index());
             assert_eq!(pair[1].header.previous_generation, pair[0].generation());
         }
-        if let (Some(first), Some(last)) = (self.segments.first(), self.segments.last()) {
+        if let (Some(first), Some(tail)) = (self.segments.first(), self.segments.last()) {
             assert!(first.first_index() <= self.start_index);
-            assert_eq!(last.end_index(), self.end_index);
+            assert_eq!(tail.end_index(), self.end_index);
+            assert!(
+                self.durable_end >= tail.first_index(),
+                "an earlier segment is unsynced"
+            );
+            self.check_tail_invariants(tail);
         }
         assert!(self.start_index <= self.durable_end || self.end_index == self.start_index);
-        assert!(self.durable_end <= self.end_index);
+        assert!(self.durable_end <= self.written_end());
+        assert!(self.written_end() <= self.end_index);
         for pair in self.term_runs.windows(2) {
             assert!(pair[0].first_index < pair[1].first_index);
         }
+        if let Some(last) = self.term_runs.last() {
+            assert!(last.first_index < self.end_index);
+        }
+    }
+
+    /// The tail's part of [`Self::check_invariants`], in time logarithmic in
+    /// its records (it runs after every write): offsets are pushed in order,
+    /// so the last pair and the boundary of the buffered ones suffice.
+    fn check_tail_invariants(&self, tail: &Segment<LogFile<S>>) {
+        if let [.., before, last] = tail.offsets[..] {
+            assert!(before < last);
+        }
+        let in_file = tail
+            .offsets
+            .partition_point(|&offset| u64::from(offset) < tail.end_offset);
+        match tail.offsets.get(in_file) {
+            Some(&first_buffered) => assert_eq!(u64::from(first_buffered), tail.end_offset),
+            None => assert!(
+                self.write_buffer.is_empty(),
+                "buffered bytes without records"
+            ),
+        }
+        assert!(tail.end_offset + self.write_buffer.len() as u64 <= tail.header.size_bytes);
     }
 }
 
@@ -447,7 +484,14 @@ mod tests {
         let node = crate::identity::ClusterVoterIdentity::from_certificate_subject("CN=a");
         let state = HardState::new(node.unwrap(), crate::hard_state::NodeRole::SoleVoter);
         let storage = Arc::new(LatchedStorage::new(storage.unwrap()));
-        let (mut log, _) = SegmentedLog::open(storage, &state, 1 << 16, true, |_| Ok(())).unwrap();
+        let (mut log, _) = SegmentedLog::open(
+            storage,
+            &state,
+            1 << 16,
+            crate::io::Access::Writable,
+            |_| Ok(()),
+        )
+        .unwrap();
         let payloads: [&[u8]; 2] = [b"first", b"second"];
         log.write(
             payloads.iter().map(|p| (1, *p)),

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use crate::codec::DecodeError;
 use crate::error::{CorruptionKind, Error, Result, SegmentChainDetail};
 use crate::format::{
-    parse_segment_file_name, parse_snapshot_file_name, HARD_STATE_FILE_NAME, TEMPORARY_FILE_SUFFIX,
+    parse_segment_file_name, parse_snapshot_file_name, HARD_STATE_FILE_NAME,
+    SEGMENT_FIRST_INDEX_OFFSET, SEGMENT_PREVIOUS_GENERATION_OFFSET, TEMPORARY_FILE_SUFFIX,
 };
 use crate::hard_state::HardState;
-use crate::io::Storage;
+use crate::io::{Access, Storage};
 
 use super::record::RecordFault;
 use super::segment::{Liveness, ScanEnd, Segment};
@@ -22,16 +23,16 @@ impl<S: Storage> SegmentedLog<S> {
     /// Opens the log described by `hard_state`, recovering from any crash:
     /// leftover files are removed, a torn tail dropped, an interrupted
     /// truncation finished. Damage that a crash cannot explain is an error.
-    /// With `writable == false` nothing on disk is changed.
+    /// With [`Access::ReadOnly`] nothing on disk is changed.
     pub fn open(
         storage: Arc<LatchedStorage<S>>,
         hard_state: &HardState,
         segment_size_bytes: u64,
-        writable: bool,
+        access: Access,
         decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy,
     ) -> Result<(Self, RecoveryReport)> {
         let mut report = RecoveryReport::default();
-        let generations = list_segments(&*storage, writable, &mut report)?;
+        let generations = list_segments(&*storage, access, &mut report)?;
         let latch = storage.shared_latch();
         let mut log = Self {
             epoch: 0,
@@ -55,13 +56,13 @@ impl<S: Storage> SegmentedLog<S> {
         for generation in generations {
             let name = crate::format::segment_file_name(generation);
             log.segments
-                .push(Segment::open(&*log.storage, &name, writable)?);
+                .push(Segment::open(&*log.storage, &name, access)?);
         }
-        log.remove_compacted_head(writable, &mut report)?;
+        log.remove_compacted_head(access, &mut report)?;
         log.check_chain()?;
-        log.scan_segments(hard_state, writable, &mut report, decode)?;
+        log.scan_segments(hard_state, access, &mut report, decode)?;
         if log.segments.is_empty() {
-            if !writable {
+            if !access.is_writable() {
                 return Ok((log, report));
             }
             let segment =
@@ -86,10 +87,10 @@ impl<S: Storage> SegmentedLog<S> {
 
     /// Removes segments wholly below the log start: the leftovers of a
     /// compaction that crashed after making the new start durable.
-    fn remove_compacted_head(&mut self, writable: bool, report: &mut RecoveryReport) -> Result<()> {
+    fn remove_compacted_head(&mut self, access: Access, report: &mut RecoveryReport) -> Result<()> {
         while self.segments.len() > 1 && self.segments[1].first_index() <= self.start_index {
             let segment = self.segments.remove(0);
-            if writable {
+            if access.is_writable() {
                 self.remove_file(&segment.name)?;
             }
             report.removed_files.push(segment.name);
@@ -119,7 +120,7 @@ impl<S: Storage> SegmentedLog<S> {
             if after.header.previous_generation != before.generation() {
                 return Err(Error::corruption(
                     &after.path,
-                    24,
+                    SEGMENT_PREVIOUS_GENERATION_OFFSET,
                     None,
                     CorruptionKind::SegmentChainBroken {
                         detail: SegmentChainDetail::GenerationMismatch {
@@ -136,7 +137,7 @@ impl<S: Storage> SegmentedLog<S> {
     fn scan_segments(
         &mut self,
         hard_state: &HardState,
-        writable: bool,
+        access: Access,
         report: &mut RecoveryReport,
         decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy,
     ) -> Result<()> {
@@ -151,7 +152,7 @@ impl<S: Storage> SegmentedLog<S> {
             if segment.first_index() != expected_first {
                 return Err(Error::corruption(
                     &segment.path,
-                    32,
+                    SEGMENT_FIRST_INDEX_OFFSET,
                     Some(expected_first),
                     CorruptionKind::SegmentChainBroken {
                         detail: SegmentChainDetail::IndexGap {
@@ -193,7 +194,7 @@ impl<S: Storage> SegmentedLog<S> {
                     report.torn_tail = Some(dropped.clone());
                 }
             }
-            if writable && dropped.bytes > 0 {
+            if access.is_writable() && dropped.bytes > 0 {
                 segment.zero_range(dropped.offset, dropped.offset + dropped.bytes)?;
             }
             self.term_runs.extend(scan.term_runs);
@@ -202,7 +203,7 @@ impl<S: Storage> SegmentedLog<S> {
         }
         self.end_index = expected_first;
         self.set_durable_end(expected_first);
-        if self.end_index < self.start_index && writable && !self.segments.is_empty() {
+        if self.end_index < self.start_index && access.is_writable() && !self.segments.is_empty() {
             // Every segment lies below the recorded start: a restart after an
             // installed snapshot (`restart_at`) was interrupted; finish it.
             let last = self.tail().generation();
@@ -243,10 +244,11 @@ fn damage_kind(end: ScanEnd) -> CorruptionKind {
 }
 
 /// Lists the directory: segment generations in order; leftover temporary
-/// files are removed (when writable); anything unknown is refused.
+/// files are removed (with [`Access::Writable`]); anything unknown is
+/// refused.
 fn list_segments<S: Storage>(
     storage: &S,
-    writable: bool,
+    access: Access,
     report: &mut RecoveryReport,
 ) -> Result<Vec<u64>> {
     let names = storage
@@ -260,7 +262,7 @@ fn list_segments<S: Storage>(
         if let Some(generation) = parse_segment_file_name(&name) {
             generations.push(generation);
         } else if name.ends_with(TEMPORARY_FILE_SUFFIX) {
-            if writable {
+            if access.is_writable() {
                 storage
                     .remove(&name)
                     .map_err(|e| Error::io("remove file", storage.path_of(&name), e))?;
@@ -275,7 +277,7 @@ fn list_segments<S: Storage>(
             ));
         }
     }
-    if writable && !report.removed_files.is_empty() {
+    if access.is_writable() && !report.removed_files.is_empty() {
         storage
             .sync_directory()
             .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;

@@ -13,9 +13,11 @@ use super::record::{
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader, FORMAT_VERSION,
-    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC, TEMPORARY_FILE_SUFFIX,
+    RECORD_ALIGNMENT_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC,
+    SEGMENT_SIZE_OFFSET,
 };
-use crate::io::{Storage, StorageFile};
+use crate::io::whole_file;
+use crate::io::{Access, Storage, StorageFile};
 
 /// Which records count as part of the log, given the hard state's record of
 /// the last suffix truncation. Records written before that truncation at or
@@ -130,21 +132,20 @@ impl<F: StorageFile> Segment<F> {
         first_index: u64,
         size_bytes: u64,
     ) -> Result<Self> {
-        let temporary = format!("{}{TEMPORARY_FILE_SUFFIX}", segment_file_name(generation));
-        let io = |op| {
-            let path = storage.path_of(&temporary);
-            move |e| Error::io(op, path, e)
-        };
-        let file = storage.create(&temporary).map_err(io("create segment"))?;
-        file.allocate(size_bytes).map_err(io("allocate segment"))?;
+        let name = segment_file_name(generation);
+        let file = whole_file::create_temporary(storage, &name)?;
+        let temporary = whole_file::temporary_name(&name);
+        file.allocate(size_bytes)
+            .map_err(|e| Error::io("allocate segment", storage.path_of(&temporary), e))?;
         let header = new_header(generation, previous_generation, first_index, size_bytes);
         Self::install(storage, file, &temporary, header)
     }
 
     /// Makes the allocated temporary file `temporary` the segment `header`
-    /// describes: header written, file synced, renamed to its final name,
-    /// directory synced. Before the rename the file is a temporary one, which
-    /// recovery removes; after it, a whole segment with a valid header.
+    /// describes: the header written, then installed whole
+    /// ([`whole_file::install`]: synced, renamed, directory synced). Before
+    /// the rename the file is a temporary one, which recovery removes; after
+    /// it, a whole segment with a valid header.
     pub fn install<S: Storage<File = F>>(
         storage: &S,
         file: F,
@@ -152,20 +153,9 @@ impl<F: StorageFile> Segment<F> {
         header: SegmentHeader,
     ) -> Result<Self> {
         let name = segment_file_name(header.generation);
-        let temporary_path = storage.path_of(temporary);
-        let io = |op| {
-            let path = temporary_path.clone();
-            move |e| Error::io(op, path, e)
-        };
         file.write_at(0, bytemuck::bytes_of(&header))
-            .map_err(io("write segment header"))?;
-        file.sync_data().map_err(io("fdatasync segment"))?;
-        storage
-            .rename(temporary, &name)
-            .map_err(io("rename segment"))?;
-        storage
-            .sync_directory()
-            .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
+            .map_err(|e| Error::io("write segment header", storage.path_of(temporary), e))?;
+        whole_file::install(storage, &file, temporary, &name)?;
         Ok(Self {
             file: Arc::new(file),
             path: storage.path_of(&name),
@@ -178,10 +168,10 @@ impl<F: StorageFile> Segment<F> {
 
     /// Opens the segment file `name` and validates its header against its
     /// name and length. Records are not read until [`Segment::scan`].
-    pub fn open<S: Storage<File = F>>(storage: &S, name: &str, writable: bool) -> Result<Self> {
+    pub fn open<S: Storage<File = F>>(storage: &S, name: &str, access: Access) -> Result<Self> {
         let path = storage.path_of(name);
         let file = storage
-            .open(name, writable)
+            .open(name, access.is_writable())
             .map_err(|e| Error::io("open segment", &path, e))?;
         let length = file
             .len()
@@ -322,9 +312,9 @@ fn judge_failure(
         Some(RecordFault::BadMagic) | Some(RecordFault::ImpossibleLength(_)) => false,
         _ => fault.is_none() || has_tear_shape(bytes, place.offset, extent),
     };
-    let vouched_end = highest_vouched_end(bytes, place.generation, place.offset + 8, |h| {
-        liveness.is_live(h)
-    });
+    // Any record after the failed one starts at least one alignment unit on.
+    let after = place.offset + RECORD_ALIGNMENT_BYTES;
+    let vouched_end = highest_vouched_end(bytes, place.generation, after, |h| liveness.is_live(h));
     ScanEnd::Damaged {
         fault,
         tear_shaped,
@@ -382,7 +372,7 @@ fn validate_header<F: StorageFile>(
     )?;
     if header.size_bytes > u32::MAX as u64 || header.size_bytes < SEGMENT_HEADER_BYTES {
         return Err(corrupt(
-            40,
+            SEGMENT_SIZE_OFFSET,
             CorruptionKind::ImpossibleLength {
                 length: header.size_bytes,
             },

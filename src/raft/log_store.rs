@@ -32,7 +32,7 @@ use openraft::{
 use crate::error::{Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
-use crate::io::{LockMode, OsStorage, Storage};
+use crate::io::{Access, LockMode, OsStorage, Storage};
 use crate::log::{CommitStamp, LatchedStorage, LogFile, SegmentedLog, SyncOwner, TailSync, Ticket};
 use crate::options::Options;
 use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
@@ -201,7 +201,7 @@ impl<S: Storage> CpwalLogStore<S> {
             storage,
             &hard_state,
             options.segment_size_bytes,
-            true,
+            Access::Writable,
             |payload| decode_payload(payload).map(drop),
         )?;
         let shared = Arc::new(Mutex::new(LogShared {

@@ -10,6 +10,7 @@ use openraft::StoredMembership;
 use crate::catalog::ControlPlaneCatalog;
 use crate::codec::DecodeError;
 use crate::error::{CorruptionKind, Error, Result};
+use crate::io::whole_file;
 use crate::io::{Storage, StorageFile};
 use crate::raft::envelope::{encode_membership, Reader};
 use crate::raft::log_store::log_id;
@@ -147,36 +148,16 @@ fn decode_body(body: &[u8]) -> std::result::Result<(SnapshotContent, &[u8]), Dec
     Ok((content, reader.bytes))
 }
 
-/// Replaces the snapshot file with `bytes`, atomically and durably:
-/// written and synced under a temporary name, renamed, directory synced.
+/// Replaces the snapshot file with `bytes`, atomically and durably
+/// ([`whole_file`]: written and synced under a temporary name, renamed over
+/// the old one, directory synced).
 pub fn write_snapshot_file(storage: &impl Storage, bytes: &[u8]) -> Result<()> {
-    let temporary = format!(
-        "{RAFT_SNAPSHOT_FILE_NAME}{}",
-        crate::format::TEMPORARY_FILE_SUFFIX
-    );
-    let path = storage.path_of(&temporary);
-    if storage
-        .list()
-        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?
-        .contains(&temporary)
-    {
-        storage
-            .remove(&temporary)
-            .map_err(|e| Error::io("remove file", &path, e))?;
-    }
-    let file = storage
-        .create(&temporary)
-        .map_err(|e| Error::io("create snapshot", &path, e))?;
-    file.write_at(0, bytes)
-        .map_err(|e| Error::io("write snapshot", &path, e))?;
-    file.sync_data()
-        .map_err(|e| Error::io("fdatasync snapshot", &path, e))?;
-    storage
-        .rename(&temporary, RAFT_SNAPSHOT_FILE_NAME)
-        .map_err(|e| Error::io("rename snapshot", &path, e))?;
-    storage
-        .sync_directory()
-        .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))
+    let path = storage.path_of(&whole_file::temporary_name(RAFT_SNAPSHOT_FILE_NAME));
+    whole_file::write_whole(storage, RAFT_SNAPSHOT_FILE_NAME, |file| {
+        file.write_at(0, bytes)
+            .map_err(|e| Error::io("write snapshot", &path, e))
+    })
+    .map(drop)
 }
 
 /// Reads and verifies the snapshot file, if there is one.
