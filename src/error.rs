@@ -172,6 +172,18 @@ pub enum CorruptionKind {
         /// The hard state's term.
         hard_state_term: u64,
     },
+    /// A record whose checksum holds carries a log epoch above the hard
+    /// state's: it was written after a suffix truncation the hard state does
+    /// not record, which no crash leaves (the hard state records a
+    /// truncation before anything is written after it). The hard state is
+    /// stale, e.g. restored from an older backup, and may have forgotten a
+    /// vote.
+    EpochAheadOfHardState {
+        /// The record's log epoch.
+        record_epoch: u64,
+        /// The hard state's log epoch.
+        hard_state_epoch: u64,
+    },
     /// A snapshot whose checksums hold but whose catalog breaks an invariant
     /// (a duplicate member or range, leader terms not increasing, items out
     /// of order).

@@ -159,9 +159,11 @@ impl<S: Storage> DurableControlPlane<S> {
     /// leader (leadership is not durable: a restarted replica is a follower);
     /// appends are durable but committed only by
     /// [`DurableControlPlane::advance_commit`] or a leader's
-    /// [`DurableControlPlane::append_entries`]. The mode is chosen at every
-    /// open and is not stored: a replica's directory must always be opened
-    /// with this function.
+    /// [`DurableControlPlane::append_entries`]. The role is stored in the
+    /// hard state when the directory is created and checked at every open:
+    /// a replica's directory opened with [`DurableControlPlane::open`] (or a
+    /// sole voter's with this function) is refused with
+    /// [`Error::RoleMismatch`].
     pub fn open_replica_with_storage(
         storage: S,
         identity: ClusterVoterIdentity,

@@ -226,16 +226,28 @@ impl OsFile {
                 if length == 0 {
                     return None;
                 }
-                // SAFETY: the map is read-only and shared, so cpwal never
-                // writes through it. It covers the file's length at this
-                // moment, and cpwal never shrinks a file it has read: segment
-                // files are allocated in full before their first read and are
-                // only ever removed whole (the inode outlives the unlink while
-                // mapped). The directory lock keeps other cpwal processes out;
-                // a foreign process truncating the file is outside the fault
-                // model. Bytes under the map may change through `pwrite`, but
-                // only in regions past the log's end, which no caller reads
-                // while they are being written.
+                // SAFETY: the map is read-only and shared; cpwal never writes
+                // through it. What makes reading it sound:
+                // * No access past the file's end (SIGBUS): the map covers the
+                //   file's length now, and cpwal never shrinks a file it has
+                //   read — segments and the hard state are allocated in full
+                //   before their first read, snapshots are written whole
+                //   before theirs, and files are only removed or replaced
+                //   whole (the mapped inode outlives the unlink or rename).
+                //   The directory lock keeps other cpwal processes out; a
+                //   foreign process truncating the file is outside the fault
+                //   model.
+                // * No bytes change under a live borrow: files mapped here
+                //   are also rewritten in place with `pwrite` (the hard state
+                //   is saved over its own copies; a truncation zeroes records
+                //   that were readable; appends fill the zeros after the
+                //   log's end), which the page cache shows through the map at
+                //   once. A slice handed out by `read_at` borrows the file,
+                //   and each owner only writes a file through `&mut self`
+                //   (`SegmentedLog`, `HardStateStore`) while its readers hold
+                //   `&self`, so no write of a region runs while a slice of it
+                //   is alive; every value read is validated (checksums, magic,
+                //   lengths) before it is trusted.
                 unsafe { Mmap::map(&self.file) }.ok()
             })
             .as_ref()

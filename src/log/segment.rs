@@ -13,8 +13,8 @@ use super::record::{
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader, FORMAT_VERSION,
-    RECORD_ALIGNMENT_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC,
-    SEGMENT_SIZE_OFFSET,
+    HARD_STATE_FILE_NAME, RECORD_ALIGNMENT_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET,
+    SEGMENT_MAGIC, SEGMENT_SIZE_OFFSET,
 };
 use crate::io::whole_file;
 use crate::io::{Access, Storage, StorageFile};
@@ -225,8 +225,14 @@ impl<F: StorageFile> Segment<F> {
                         |kind| Err(Error::corruption(&self.path, offset, Some(index), kind));
                     if header.log_epoch > liveness.log_epoch {
                         // Written after a truncation the hard state does not
-                        // know of: the hard state is older than the log.
-                        return corrupt(CorruptionKind::ChecksumMismatch);
+                        // know of: the hard state is older than the log, and
+                        // the damage is reported at it.
+                        let kind = CorruptionKind::EpochAheadOfHardState {
+                            record_epoch: header.log_epoch,
+                            hard_state_epoch: liveness.log_epoch,
+                        };
+                        let hard_state = self.path.with_file_name(HARD_STATE_FILE_NAME);
+                        return Err(Error::corruption(hard_state, 0, Some(index), kind));
                     }
                     if !liveness.is_live(&header) {
                         break ScanEnd::Removed;
