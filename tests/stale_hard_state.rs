@@ -15,6 +15,18 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
 }
 
+/// Both inspection and `open` refuse the directory with exactly `expected`.
+fn assert_refused<T: std::fmt::Debug>(
+    dir: &std::path::Path,
+    open: impl FnOnce() -> cpwal::Result<T>,
+    expected: &Corruption,
+) {
+    let inspected = Inspection::open(dir).expect_err("inspection accepted it");
+    assert_eq!(inspected.as_corruption(), Some(expected), "{inspected:?}");
+    let error = open().expect_err("a hard state behind its log was accepted");
+    assert_eq!(error.as_corruption(), Some(expected), "{error:?}");
+}
+
 #[test]
 fn open_log_term_ahead_of_restored_hard_state_is_corruption() {
     // Goal: opening (and inspecting) a directory whose log's last term is
@@ -45,11 +57,8 @@ fn open_log_term_ahead_of_restored_hard_state_is_corruption() {
             hard_state_term: 1,
         },
     };
-    let inspected = Inspection::open(dir.path()).expect_err("inspection accepted it");
-    assert_eq!(inspected.as_corruption(), Some(&expected), "{inspected:?}");
-    let error = DurableControlPlane::open(dir.path(), me, Options::default())
-        .expect_err("a hard state behind its log was accepted");
-    assert_eq!(error.as_corruption(), Some(&expected), "{error:?}");
+    let open = || DurableControlPlane::open(dir.path(), me, Options::default());
+    assert_refused(dir.path(), open, &expected);
 }
 
 #[test]
@@ -100,8 +109,5 @@ fn open_record_epoch_ahead_of_restored_hard_state_is_corruption() {
             hard_state_epoch: 0,
         },
     };
-    let inspected = Inspection::open(dir.path()).expect_err("inspection accepted it");
-    assert_eq!(inspected.as_corruption(), Some(&expected), "{inspected:?}");
-    let error = open().expect_err("a hard state behind its log was accepted");
-    assert_eq!(error.as_corruption(), Some(&expected), "{error:?}");
+    assert_refused(dir.path(), open, &expected);
 }

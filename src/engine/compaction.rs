@@ -7,7 +7,7 @@ use crate::consensus::ControlPlaneIndex;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::io::Storage;
-use crate::log::{LogFile, SegmentedLog};
+use crate::log::{LogFile, LogStart, SegmentedLog};
 use crate::snapshot::{
     encode_snapshot, list_snapshots, read_latest, remove_snapshots_below, write_snapshot, Snapshot,
 };
@@ -46,10 +46,12 @@ impl<S: Storage> DurableControlPlane<S> {
             .saturating_sub(keep_entries)
             .max(self.log.start_index());
         if new_start > self.log.start_index() {
-            let previous_term = self.log.term_at(new_start - 1)?;
+            let start = LogStart {
+                index: new_start,
+                previous_term: self.log.term_at(new_start - 1)?,
+            };
             self.log.remove_prefix(
-                new_start,
-                previous_term,
+                start,
                 self.commit_end,
                 &mut self.hard_state_store,
                 &mut self.hard_state,
@@ -107,13 +109,11 @@ pub(super) fn load_snapshot<S: Storage>(
     };
     if index_end > log.end_index() {
         // The snapshot's entries are committed: the floor is its end.
-        log.restart_at(
-            index_end,
-            last_term,
-            index_end,
-            hard_state_store,
-            hard_state,
-        )?;
+        let start = LogStart {
+            index: index_end,
+            previous_term: last_term,
+        };
+        log.restart_at(start, index_end, hard_state_store, hard_state)?;
     }
     removed_files.extend(remove_snapshots_below(&*storage, index_end)?);
     Ok((catalog, index_end))

@@ -5,6 +5,7 @@ use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm};
 use crate::error::Result;
 use crate::identity::ClusterVoterIdentity;
 use crate::io::Storage;
+use crate::log::LogStart;
 use crate::snapshot::{
     decode_snapshot, list_snapshots, remove_snapshots_below, snapshot_file_bytes, write_snapshot,
 };
@@ -73,23 +74,16 @@ impl<S: Storage> DurableControlPlane<S> {
             self.truncate_uncommitted()?;
         }
         write_snapshot(&*storage, index_end, &request.snapshot)?;
+        let start = LogStart {
+            index: index_end,
+            previous_term: snapshot.last_term,
+        };
         // The snapshot's entries are committed: the floor is its end.
+        let (store, state) = (&mut self.hard_state_store, &mut self.hard_state);
         if keeps_suffix {
-            self.log.remove_prefix(
-                index_end,
-                snapshot.last_term,
-                index_end,
-                &mut self.hard_state_store,
-                &mut self.hard_state,
-            )?;
+            self.log.remove_prefix(start, index_end, store, state)?;
         } else {
-            self.log.restart_at(
-                index_end,
-                snapshot.last_term,
-                index_end,
-                &mut self.hard_state_store,
-                &mut self.hard_state,
-            )?;
+            self.log.restart_at(start, index_end, store, state)?;
         }
         self.catalog = snapshot.catalog;
         self.commit_end = index_end;

@@ -66,6 +66,17 @@ pub struct RecoveryReport {
     pub removed_files: Vec<String>,
 }
 
+/// Where the log starts after a compaction or restart: the first index it
+/// keeps, and the term of the entry just before it (which the log no longer
+/// holds, but log matching needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogStart {
+    /// The first index kept.
+    pub index: u64,
+    /// The term of `index - 1` (0 when `index` is 0).
+    pub previous_term: u64,
+}
+
 /// Bytes dropped from the end of the log at recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DroppedTail {

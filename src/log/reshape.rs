@@ -13,7 +13,7 @@ use crate::hard_state::{HardState, HardStateStore};
 use crate::io::Storage;
 
 use super::segment::{Liveness, Segment};
-use super::{LogFile, RecoveryReport, SegmentedLog};
+use super::{LogFile, LogStart, RecoveryReport, SegmentedLog};
 
 impl<S: Storage> SegmentedLog<S> {
     /// Removes every entry at or after `from`, durably (G4): later segments
@@ -77,32 +77,29 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
-    /// Forgets every entry below `new_start` (whose predecessor has term
-    /// `previous_term`): the hard state records the new start (and
-    /// `commit_floor`) first, then segments wholly below it are removed,
-    /// oldest first.
+    /// Forgets every entry below `start`: the hard state records the new
+    /// start (and `commit_floor`) first, then segments wholly below it are
+    /// removed, oldest first.
     pub fn remove_prefix(
         &mut self,
-        new_start: u64,
-        previous_term: u64,
+        start: LogStart,
         commit_floor: u64,
         hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
         self.flush_buffer()?;
-        if new_start <= self.start_index {
+        if start.index <= self.start_index {
             return Ok(());
         }
-        if new_start > self.end_index {
+        if start.index > self.end_index {
             return Err(InvalidInput::Index {
-                index: new_start,
+                index: start.index,
                 reason: "cannot compact past the end of the log",
             }
             .into());
         }
-        let next = with_commit_floor(hard_state, commit_floor);
-        self.save_start(new_start, previous_term, next, hard_state_store, hard_state)?;
-        while self.segments.len() > 1 && self.segments[1].first_index() <= new_start {
+        self.save_start(start, commit_floor, hard_state_store, hard_state)?;
+        while self.segments.len() > 1 && self.segments[1].first_index() <= start.index {
             let segment = self.segments.remove(0);
             self.remove_file(&segment.name)?;
         }
@@ -115,56 +112,50 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
-    /// Makes `new_start` (whose predecessor has term `previous_term`) the
-    /// durable log start in the hard state, saving `next` with it, then
-    /// adopts it in memory.
+    /// Makes `start` the durable log start in the hard state, with
+    /// `commit_floor`, then adopts it in memory.
     fn save_start(
         &mut self,
-        new_start: u64,
-        previous_term: u64,
-        mut next: HardState,
+        start: LogStart,
+        commit_floor: u64,
         hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
-        next.log_start = new_start;
-        next.log_start_previous_term = previous_term;
+        let mut next = with_commit_floor(hard_state, commit_floor);
+        next.log_start = start.index;
+        next.log_start_previous_term = start.previous_term;
         hard_state_store.save(&next)?;
         *hard_state = next;
-        self.start_index = new_start;
-        self.start_previous_term = previous_term;
+        self.start_index = start.index;
+        self.start_previous_term = start.previous_term;
         Ok(())
     }
 
-    /// Discards the whole log and restarts it, empty, at `new_start` (whose
-    /// predecessor has term `previous_term`): used when a snapshot installed
-    /// from a leader covers everything this log holds. `new_start` must not
-    /// be below the end of the log (truncate first). Steps, each durable
-    /// before the next: the hard state records the new start (and
-    /// `commit_floor`, at least `new_start` when the snapshot is committed
-    /// state); a fresh
-    /// segment starting there is created; every older segment is removed,
-    /// oldest first. Recovery finishes an interrupted restart: with only the
+    /// Discards the whole log and restarts it, empty, at `start`: used when
+    /// a snapshot installed from a leader covers everything this log holds.
+    /// `start` must not be below the end of the log (truncate first). Steps,
+    /// each durable before the next: the hard state records the new start
+    /// (and `commit_floor`); a fresh segment starting there is created;
+    /// every older segment is removed, oldest first. Recovery finishes an interrupted restart: with only the
     /// hard state written every segment lies below the start and is
     /// replaced; with the new segment created the older ones are a compacted
     /// head.
     pub fn restart_at(
         &mut self,
-        new_start: u64,
-        previous_term: u64,
+        start: LogStart,
         commit_floor: u64,
         hard_state_store: &mut HardStateStore<LogFile<S>>,
         hard_state: &mut HardState,
     ) -> Result<()> {
         self.flush_buffer()?;
-        if new_start < self.end_index {
+        if start.index < self.end_index {
             return Err(InvalidInput::Index {
-                index: new_start,
+                index: start.index,
                 reason: "a restart must begin at or after the end of the log",
             }
             .into());
         }
-        let next = with_commit_floor(hard_state, commit_floor);
-        self.save_start(new_start, previous_term, next, hard_state_store, hard_state)?;
+        self.save_start(start, commit_floor, hard_state_store, hard_state)?;
         let last = self.tail().generation();
         self.replace_segments(last, &mut RecoveryReport::default())
     }

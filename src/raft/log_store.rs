@@ -33,7 +33,9 @@ use crate::error::{Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{Access, LockMode, OsStorage, Storage};
-use crate::log::{CommitStamp, LatchedStorage, LogFile, SegmentedLog, SyncOwner, TailSync, Ticket};
+use crate::log::{
+    CommitStamp, LatchedStorage, LogFile, LogStart, SegmentedLog, SyncOwner, TailSync, Ticket,
+};
 use crate::options::Options;
 use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
 use crate::raft::flusher::{FlushRequest, Flusher};
@@ -305,13 +307,11 @@ impl<S: Storage> CpwalLogStore<S> {
             hard_state_store,
             hard_state,
         } = shared;
-        log.restart_at(
-            first.index,
-            first.leader_id.term,
-            hard_state.commit_end,
-            hard_state_store,
-            hard_state,
-        )
+        let start = LogStart {
+            index: first.index,
+            previous_term: first.leader_id.term,
+        };
+        log.restart_at(start, hard_state.commit_end, hard_state_store, hard_state)
     }
 
     fn register_nodes(&self, payload: &EntryPayload<CpwalRaftConfig>) -> Result<()> {
@@ -539,18 +539,20 @@ impl<S: Storage> RaftLogStorage<CpwalRaftConfig> for CpwalLogStore<S> {
     async fn purge(&mut self, log_id: CpwalLogId) -> std::result::Result<(), CpwalStorageError> {
         let mut shared = lock(&self.shared);
         shared.check_not_failed().map_err(write_error)?;
-        let new_start = log_id.index + 1;
-        let term = log_id.leader_id.term;
+        let start = LogStart {
+            index: log_id.index + 1,
+            previous_term: log_id.leader_id.term,
+        };
         let LogShared {
             log,
             hard_state_store,
             hard_state,
         } = &mut *shared;
         let floor = hard_state.commit_end;
-        let purged = if new_start <= log.end_index() {
-            log.remove_prefix(new_start, term, floor, hard_state_store, hard_state)
+        let purged = if start.index <= log.end_index() {
+            log.remove_prefix(start, floor, hard_state_store, hard_state)
         } else {
-            log.restart_at(new_start, term, floor, hard_state_store, hard_state)
+            log.restart_at(start, floor, hard_state_store, hard_state)
         };
         purged.map_err(write_error)
     }
