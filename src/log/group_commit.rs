@@ -42,7 +42,6 @@
 //! log publishes to the group under the owner's lock, never the reverse),
 //! so the two cannot deadlock.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -84,16 +83,19 @@ pub struct GroupCommit {
 /// Invariants: `durable_end` is the log's durable end (published by the
 /// log under its owner's lock); at most one waiter leads a sync
 /// (`sync_in_flight`); `open_epochs` holds exactly the epochs with a live
-/// [`Ticket`], each with the lowest truncation point since it.
+/// [`Ticket`], once each, with the lowest truncation point since each. (A
+/// vector: it almost always holds one epoch, and keeps its capacity, so
+/// taking and dropping tickets allocates nothing.)
 #[derive(Debug)]
 struct GroupState {
     durable_end: u64,
     sync_in_flight: bool,
-    open_epochs: BTreeMap<u64, OpenEpoch>,
+    open_epochs: Vec<OpenEpoch>,
 }
 
 #[derive(Debug)]
 struct OpenEpoch {
+    epoch: u64,
     tickets: usize,
     /// The lowest index a truncation cut the log at since this epoch
     /// (`u64::MAX`: none).
@@ -112,12 +114,32 @@ pub struct Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut state = self.group.lock();
-        if let Some(open) = state.open_epochs.get_mut(&self.epoch) {
-            open.tickets -= 1;
-            if open.tickets == 0 {
-                state.open_epochs.remove(&self.epoch);
+        let open_epochs = &mut state.open_epochs;
+        if let Some(at) = open_epochs.iter().position(|o| o.epoch == self.epoch) {
+            open_epochs[at].tickets -= 1;
+            if open_epochs[at].tickets == 0 {
+                open_epochs.swap_remove(at);
             }
         }
+    }
+}
+
+impl GroupState {
+    /// The open epoch of a live ticket.
+    fn open_epoch(&self, epoch: u64) -> &OpenEpoch {
+        let found = self.open_epochs.iter().find(|o| o.epoch == epoch);
+        found.expect("a live ticket keeps its epoch open")
+    }
+}
+
+/// The sync in flight: when it ends — returning or unwinding — the next one
+/// may start, and every waiter is woken to see what it made durable.
+struct Leading<'a>(&'a GroupCommit);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.0.lock().sync_in_flight = false;
+        self.0.changed.notify_all();
     }
 }
 
@@ -134,7 +156,7 @@ impl GroupCommit {
         let state = GroupState {
             durable_end,
             sync_in_flight: false,
-            open_epochs: BTreeMap::new(),
+            open_epochs: Vec::new(),
         };
         Self {
             state: Mutex::new(state),
@@ -152,11 +174,14 @@ impl GroupCommit {
     /// A ticket for `written`, written at `epoch` (under the owner's lock).
     pub(super) fn ticket(self: &Arc<Self>, written: Range<u64>, epoch: u64) -> Ticket {
         let mut state = self.lock();
-        let open = state.open_epochs.entry(epoch).or_insert(OpenEpoch {
-            tickets: 0,
-            lowest_cut: u64::MAX,
-        });
-        open.tickets += 1;
+        match state.open_epochs.iter_mut().find(|o| o.epoch == epoch) {
+            Some(open) => open.tickets += 1,
+            None => state.open_epochs.push(OpenEpoch {
+                epoch,
+                tickets: 1,
+                lowest_cut: u64::MAX,
+            }),
+        }
         Ticket {
             written,
             epoch,
@@ -164,17 +189,27 @@ impl GroupCommit {
         }
     }
 
-    /// The log's durable end is now `durable_end`.
+    /// The log's durable end is now `durable_end`. The waiters are woken
+    /// unless a sync is in flight: its leader wakes them all when it ends
+    /// (right after recording it, which is most often what published this),
+    /// and one wake-up per sync, not two, is what keeps many waiters on few
+    /// cores from paying for a second stampede (measured: 16 threads on 2
+    /// cores lost about a fifth of their rate to it).
     pub(super) fn publish(&self, durable_end: u64) {
-        self.lock().durable_end = durable_end;
-        self.changed.notify_all();
+        let mut state = self.lock();
+        state.durable_end = durable_end;
+        let in_flight = state.sync_in_flight;
+        drop(state);
+        if !in_flight {
+            self.changed.notify_all();
+        }
     }
 
     /// A truncation removed every index from `from` on, and the durable end
     /// is now `durable_end`.
     pub(super) fn publish_cut(&self, from: u64, durable_end: u64) {
         let mut state = self.lock();
-        for open in state.open_epochs.values_mut() {
+        for open in &mut state.open_epochs {
             open.lowest_cut = open.lowest_cut.min(from);
         }
         state.durable_end = durable_end;
@@ -204,7 +239,7 @@ impl GroupCommit {
     fn next_turn(&self, ticket: &Ticket) -> Turn {
         let mut state = self.lock();
         loop {
-            let lowest_cut = state.open_epochs[&ticket.epoch].lowest_cut;
+            let lowest_cut = state.open_epoch(ticket.epoch).lowest_cut;
             if lowest_cut < ticket.written.end {
                 return Turn::Done(Err(Error::Truncated {
                     written: ticket.written.clone(),
@@ -234,13 +269,13 @@ impl GroupCommit {
     /// waiters see it); one that is not (which no storage call makes) is
     /// returned to the leader.
     fn lead(&self, owner: &impl SyncOwner) -> Result<()> {
+        let leading = Leading(self);
         let synced = owner.begin_sync().and_then(|sync| {
             sync.run()?;
             owner.end_sync(&sync);
             Ok(())
         });
-        self.lock().sync_in_flight = false;
-        self.changed.notify_all();
+        drop(leading);
         match synced {
             Err(error) if self.latch.failure().is_none() => Err(error),
             _ => Ok(()),
