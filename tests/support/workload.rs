@@ -559,11 +559,11 @@ impl Harness {
                 self.hard_state_settled = true;
                 Ok(Ok(()))
             }
-            Err(error) if self.disk.is_powered_off() => {
+            Err(error) if self.disk.has_failed() => {
                 self.hard_state_settled = false;
                 Ok(Err(error))
             }
-            Err(error) => Err(format!("reopen failed without a power cut: {error}")),
+            Err(error) => Err(format!("reopen failed without an injected fault: {error}")),
         }
     }
 
@@ -636,6 +636,14 @@ impl Harness {
             let copy_offset = 1024 * rng.below(2);
             self.disk.zero_sector("hardstate", copy_offset);
         }
+    }
+
+    /// The process dies and restarts on the same boot: the node is dropped,
+    /// the page cache and every unsynced change survive (see
+    /// [`SimDisk::restart_process`]).
+    pub fn restart(&mut self) {
+        self.node = None;
+        self.disk.restart_process();
     }
 }
 
