@@ -105,6 +105,9 @@ pub struct SegmentedLog<S: Storage> {
     durable_end: u64,
     liveness: Liveness,
     recovered_commit_end: u64,
+    /// The `durable_end` the tail's last record carried at open (see
+    /// [`SegmentedLog::make_recovered_tail_durable`]).
+    tail_vouched_end: u64,
     /// Records encoded by [`SegmentedLog::write`] and not yet written to the
     /// tail file: they go out in one `pwrite` when the log is synced (or a
     /// sync handle taken, or the tail is full), so group commit makes one
@@ -147,6 +150,7 @@ impl<S: Storage> SegmentedLog<S> {
                 truncated_from: hard_state.truncated_from,
             },
             recovered_commit_end: hard_state.commit_end,
+            tail_vouched_end: 0,
             write_buffer: Vec::new(),
         };
         for generation in generations {
@@ -177,8 +181,62 @@ impl<S: Storage> SegmentedLog<S> {
             ));
         }
         log.recovered_commit_end = log.recovered_commit_end.min(log.end_index);
+        if writable {
+            log.make_recovered_tail_durable()?;
+        }
         log.check_invariants();
         Ok((log, report))
+    }
+
+    /// Makes durable everything a writable open is about to trust, before
+    /// the node serves or acknowledges anything (fault model item 1, 4).
+    ///
+    /// The scan read the page cache, which may hold what never reached the
+    /// disk: records a killed process wrote but never synced, pages a failed
+    /// sync marked clean (a later sync does not write them again), zeros
+    /// a failed zeroing left only in memory, a segment renamed into place or
+    /// a leftover removed whose directory entry was never synced. So:
+    ///
+    /// * the tail's records from the first one its last record does not
+    ///   vouch for (its `durable_end`: every index below it was synced before
+    ///   it was written) are written again, byte for byte, and the rest of
+    ///   the tail is written with zeros, then synced: rewriting dirties the
+    ///   pages, so their writeback happens again. Earlier segments were
+    ///   synced in full before the next one was created;
+    /// * the directory is synced.
+    ///
+    /// Afterwards `durable_end == end_index` is true of the disk, not only of
+    /// the page cache.
+    fn make_recovered_tail_durable(&mut self) -> Result<()> {
+        let tail = self.segments.last().expect("a writable log has a segment");
+        let vouched = self
+            .tail_vouched_end
+            .clamp(tail.first_index(), tail.end_index());
+        let from = tail
+            .offsets
+            .get((vouched - tail.first_index()) as usize)
+            .map_or(tail.end_offset, |&offset| u64::from(offset));
+        let io = |operation| {
+            let path = tail.path.clone();
+            move |e| Error::io(operation, path, e)
+        };
+        if from < tail.end_offset {
+            let records = tail
+                .file
+                .read_at(from, (tail.end_offset - from) as usize)
+                .map_err(io("read segment"))?
+                .into_owned();
+            tail.file
+                .write_at(from, &records)
+                .map_err(io("rewrite segment tail"))?;
+        }
+        tail.write_zeros(tail.end_offset, tail.header.size_bytes)?;
+        self.sync_gate
+            .sync(&*tail.file)
+            .map_err(io("fdatasync segment"))?;
+        self.storage
+            .sync_directory()
+            .map_err(|e| Error::io("fsync directory", self.storage.path_of(""), e))
     }
 
     /// Removes segments wholly below the log start: the leftovers of a
@@ -299,6 +357,7 @@ impl<S: Storage> SegmentedLog<S> {
             }
             self.term_runs.extend(scan.term_runs);
             self.recovered_commit_end = self.recovered_commit_end.max(scan.commit_end);
+            self.tail_vouched_end = scan.last_durable_end;
             expected_first = end_index;
         }
         self.end_index = expected_first;

@@ -74,6 +74,9 @@ pub struct SegmentScan {
     pub term_runs: Vec<TermRun>,
     /// The highest `commit_end` any live record carries.
     pub commit_end: u64,
+    /// The `durable_end` the last live record carries: every index below
+    /// it was durable before that record was written (0 without records).
+    pub last_durable_end: u64,
     /// How the live records end.
     pub end: ScanEnd,
     /// One past the last non-zero byte from the end of the live records.
@@ -226,6 +229,7 @@ impl<F: StorageFile> Segment<F> {
         let mut offsets = Vec::new();
         let mut term_runs: Vec<TermRun> = Vec::new();
         let mut commit_end = 0;
+        let mut last_durable_end = 0;
         let mut offset = SEGMENT_HEADER_BYTES;
         let end = loop {
             let index = self.header.first_index + offsets.len() as u64;
@@ -258,6 +262,7 @@ impl<F: StorageFile> Segment<F> {
                         });
                     }
                     commit_end = commit_end.max(header.commit_end);
+                    last_durable_end = header.durable_end;
                     offsets.push(offset as u32);
                     offset += crate::format::record_bytes(u64::from(header.payload_bytes));
                 }
@@ -272,6 +277,7 @@ impl<F: StorageFile> Segment<F> {
         Ok(SegmentScan {
             term_runs,
             commit_end,
+            last_durable_end,
             end,
             // A clean end was found by checking that nothing follows.
             written_end: match end {
@@ -287,8 +293,15 @@ impl<F: StorageFile> Segment<F> {
         if to <= from {
             return Ok(());
         }
+        self.write_zeros(from, to)?;
+        gate.sync(&*self.file)
+            .map_err(|e| Error::io("fdatasync segment", &self.path, e))
+    }
+
+    /// Writes zeros over `[from, to)`, a megabyte at a time, without syncing.
+    pub fn write_zeros(&self, from: u64, to: u64) -> Result<()> {
         const CHUNK_BYTES: u64 = 1 << 20;
-        let zeros = vec![0u8; CHUNK_BYTES.min(to - from) as usize];
+        let zeros = vec![0u8; CHUNK_BYTES.min(to.saturating_sub(from)) as usize];
         let mut at = from;
         while at < to {
             let length = (to - at).min(CHUNK_BYTES);
@@ -297,8 +310,7 @@ impl<F: StorageFile> Segment<F> {
                 .map_err(|e| Error::io("zero segment tail", &self.path, e))?;
             at += length;
         }
-        gate.sync(&*self.file)
-            .map_err(|e| Error::io("fdatasync segment", &self.path, e))
+        Ok(())
     }
 }
 

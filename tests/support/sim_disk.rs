@@ -112,8 +112,18 @@ struct Inode {
 }
 
 impl Inode {
+    /// A successful `fdatasync`: the dirty sectors and the length reach the
+    /// platter. Only the dirty ones: a page a failed sync marked clean keeps
+    /// its old durable content even though the page cache shows new bytes.
     fn sync(&mut self) {
-        self.durable = self.volatile.clone();
+        self.durable.resize(self.volatile.len(), 0);
+        for &sector in &self.dirty {
+            let start = (sector * SECTOR_BYTES) as usize;
+            let end = (start + SECTOR_BYTES as usize).min(self.volatile.len());
+            if start < end {
+                self.durable[start..end].copy_from_slice(&self.volatile[start..end]);
+            }
+        }
         self.dirty.clear();
     }
 
@@ -560,7 +570,9 @@ impl SimDisk {
             .iter()
             .map(|(name, &inode)| (name.clone(), inode))
             .collect();
-        state.inodes.retain(|inode, _| names.iter().any(|(_, i)| i == inode));
+        state
+            .inodes
+            .retain(|inode, _| names.iter().any(|(_, i)| i == inode));
         for (name, inode) in names {
             let file = state.inodes.get_mut(&inode).expect("named inode exists");
             file.settle(true, &mut |sector| keep(&name, sector));
@@ -633,7 +645,8 @@ impl SimDisk {
         }
         let file = state.durable_inode_mut(name);
         file.volatile = bytes.to_vec();
-        file.sync();
+        file.durable = bytes.to_vec();
+        file.dirty.clear();
     }
 
     /// Removes `name` durably (a lost file).

@@ -596,6 +596,7 @@ impl Harness {
                 .map(Reply::TermChanged),
             Op::StartElection => node.start_election().map(|t| Reply::Elected(t.0)),
         };
+        super::trace(format_args!("  {op:?} -> {result:?}"));
         let result = match result {
             Err(Error::NotLeader { .. }) if transition.reply == Reply::Refused => {
                 Ok(Reply::Refused)
@@ -628,6 +629,7 @@ impl Harness {
     /// plus rot). This is what catches a missing sync after copy B.
     pub fn crash(&mut self, seed: u64) {
         self.node = None;
+        super::trace(format_args!("  power cut (crash seed {seed})"));
         self.disk.crash(seed);
         let mut rng = Rng::new(seed ^ 0x00DA_3A6E);
         let hard_state_exists = self.disk.durable_image("hardstate").is_some();
@@ -642,12 +644,14 @@ impl Harness {
     /// the page cache and every unsynced change survive (see
     /// [`SimDisk::restart_process`]).
     pub fn restart(&mut self) {
+        super::trace(format_args!("  process restart"));
         self.node = None;
         self.disk.restart_process();
     }
 }
 
-/// The command that replays a failing seed.
+/// The command that replays a failing seed (add `CPWAL_SIM_TRACE=1` to see
+/// every operation of the run).
 pub fn replay_command(test_file: &str, test_name: &str, seed: u64) -> String {
     format!(
         "CPWAL_SIM_SEED={seed} cargo test --test {test_file} -- {test_name} --exact --nocapture"
