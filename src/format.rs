@@ -313,8 +313,15 @@ use bytemuck::{Pod, Zeroable};
 #[cfg(target_endian = "big")]
 compile_error!("cpwal's on-disk structs are little-endian; big-endian targets are not supported");
 
-/// The format version of every file this build writes.
+/// The format version of every file this build writes, segments aside.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The format version of the segments this build writes (see "Version
+/// changes"); it reads segments of versions 1 and 2.
+pub const SEGMENT_FORMAT_VERSION: u32 = 2;
+
+/// The oldest segment format version this build reads.
+pub const OLDEST_SEGMENT_FORMAT_VERSION: u32 = 1;
 
 /// The unit a torn write preserves or loses whole.
 pub const SECTOR_BYTES: u64 = 512;
@@ -473,21 +480,24 @@ pub struct RecordTrailer {
 /// require: the magic first (is this our file at all?), then the format
 /// version (a future version may lay the rest out differently, so its
 /// checksum means nothing to us), then the checksum and declared header size.
+/// `readable` is the oldest version of this kind of file this build reads;
+/// the newest is the one it writes.
 pub(crate) fn check_file_header(
     path: &std::path::Path,
     magic_matches: bool,
     format_version: u32,
+    readable: std::ops::RangeInclusive<u32>,
     checksum_and_size_match: bool,
 ) -> crate::Result<()> {
     use crate::{CorruptionKind, Error};
     if !magic_matches {
         return Err(Error::corruption(path, 0, None, CorruptionKind::BadMagic));
     }
-    if format_version != FORMAT_VERSION {
+    if !readable.contains(&format_version) {
         return Err(Error::UnsupportedVersion {
             path: path.to_path_buf(),
             found: format_version,
-            supported: FORMAT_VERSION,
+            supported: *readable.end(),
         });
     }
     if !checksum_and_size_match {

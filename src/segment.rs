@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader, FORMAT_VERSION,
-    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC, TEMPORARY_FILE_SUFFIX,
+    parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader,
+    OLDEST_SEGMENT_FORMAT_VERSION, SECTOR_BYTES, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES,
+    SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC, TEMPORARY_FILE_SUFFIX,
 };
 use crate::io::{Storage, StorageFile};
 use crate::record::{
-    has_tear_shape, highest_vouched_end, read_record, written_end, RecordFault, RecordPlace,
-    RecordRead,
+    has_tear_shape, read_record, survey_records, written_end, RecordFault, RecordPlace, RecordRead,
 };
 use crate::sync_gate::SyncGate;
 
@@ -77,10 +77,64 @@ pub struct SegmentScan {
     /// The `durable_end` the last live record carries: every index below
     /// it was durable before that record was written (0 without records).
     pub last_durable_end: u64,
+    /// The last run of live records sharing one commit point (for a sole
+    /// voter: its last batch), if there are records.
+    pub last_batch: Option<LastBatch>,
     /// How the live records end.
     pub end: ScanEnd,
     /// One past the last non-zero byte from the end of the live records.
     pub written_end: u64,
+    /// One past the highest index of any valid record after the end of the
+    /// live records (0 when there is none): what dropping them drops.
+    pub dropped_index_end: u64,
+}
+
+/// The last run of consecutive live records that carry the same
+/// `commit_end`. A sole voter stamps every record of a batch with the
+/// batch's end, so this is its last batch; it is complete only if
+/// `commit_end` does not exceed the segment's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastBatch {
+    /// The commit point its records carry.
+    pub commit_end: u64,
+    /// The index of its first record.
+    pub first_index: u64,
+    /// The offset of its first record.
+    pub first_offset: u64,
+    /// The highest commit point of the records before it.
+    pub commit_end_before: u64,
+}
+
+/// The live records a scan accepted so far.
+#[derive(Debug, Default)]
+struct LiveRecords {
+    offsets: Vec<u32>,
+    term_runs: Vec<TermRun>,
+    commit_end: u64,
+    last_durable_end: u64,
+    last_batch: Option<LastBatch>,
+}
+
+impl LiveRecords {
+    fn push(&mut self, header: &RecordHeader, offset: u64) {
+        if self.term_runs.last().map(|r| r.term) != Some(header.term) {
+            self.term_runs.push(TermRun {
+                first_index: header.index,
+                term: header.term,
+            });
+        }
+        if self.last_batch.map(|b| b.commit_end) != Some(header.commit_end) {
+            self.last_batch = Some(LastBatch {
+                commit_end: header.commit_end,
+                first_index: header.index,
+                first_offset: offset,
+                commit_end_before: self.commit_end,
+            });
+        }
+        self.commit_end = self.commit_end.max(header.commit_end);
+        self.last_durable_end = header.durable_end;
+        self.offsets.push(offset as u32);
+    }
 }
 
 /// How the sequence of live records in a segment ends.
@@ -93,6 +147,8 @@ pub enum ScanEnd {
     Removed,
     /// A record fails its check.
     Damaged {
+        /// Where the failing record starts.
+        offset: u64,
         /// Why it fails.
         fault: Option<RecordFault>,
         /// Whether the failure has the shape of a torn write.
@@ -116,11 +172,6 @@ impl<F: StorageFile> Segment<F> {
     /// The segment's generation.
     pub fn generation(&self) -> u64 {
         self.header.generation
-    }
-
-    /// Bytes left for records.
-    pub fn free_bytes(&self) -> u64 {
-        self.header.size_bytes - self.end_offset
     }
 
     /// Creates the segment of `generation` atomically: a temporary file is
@@ -226,13 +277,10 @@ impl<F: StorageFile> Segment<F> {
             .map_err(|e| Error::io("read segment", &self.path, e))?;
         let bytes = &bytes[..];
         let generation = self.header.generation;
-        let mut offsets = Vec::new();
-        let mut term_runs: Vec<TermRun> = Vec::new();
-        let mut commit_end = 0;
-        let mut last_durable_end = 0;
+        let mut live = LiveRecords::default();
         let mut offset = SEGMENT_HEADER_BYTES;
         let end = loop {
-            let index = self.header.first_index + offsets.len() as u64;
+            let index = self.header.first_index + live.offsets.len() as u64;
             let place = RecordPlace { generation, offset };
             match read_record(bytes, place) {
                 RecordRead::Valid { header, payload } => {
@@ -255,36 +303,83 @@ impl<F: StorageFile> Segment<F> {
                     if let Err(e) = decode(payload) {
                         return corrupt(CorruptionKind::UndecodableEntry(e));
                     }
-                    if term_runs.last().map(|r| r.term) != Some(header.term) {
-                        term_runs.push(TermRun {
-                            first_index: index,
-                            term: header.term,
-                        });
-                    }
-                    commit_end = commit_end.max(header.commit_end);
-                    last_durable_end = header.durable_end;
-                    offsets.push(offset as u32);
+                    live.push(&header, offset);
                     offset += crate::format::record_bytes(u64::from(header.payload_bytes));
                 }
-                RecordRead::Unwritten if written_end(bytes, offset) == offset => {
-                    break ScanEnd::Clean
-                }
+                RecordRead::Unwritten => match self.next_sync_start(bytes, offset) {
+                    // The next sync's records: the loop checks them as any
+                    // (epoch, liveness, index).
+                    Some((next, RecordRead::Valid { .. })) => offset = next,
+                    _ if written_end(bytes, offset) == offset => break ScanEnd::Clean,
+                    // The next sync's first record is missing or damaged:
+                    // judged as itself, where it starts (its first sector is
+                    // whole or old, so a tear cannot explain a bad header
+                    // there). Not where a truncation cut the log: the bytes
+                    // after the cut were written by an older sync, and what
+                    // an interrupted truncation left there is judged from
+                    // the cut, as in a version 1 segment.
+                    Some((next, read)) if index != liveness.truncated_from => {
+                        let next_place = RecordPlace {
+                            offset: next,
+                            ..place
+                        };
+                        break judge_failure(bytes, next_place, read, liveness);
+                    }
+                    _ => break judge_failure(bytes, place, RecordRead::Unwritten, liveness),
+                },
                 read => break judge_failure(bytes, place, read, liveness),
             }
         };
-        self.offsets = offsets;
+        let dropped_index_end = match end {
+            ScanEnd::Clean => 0,
+            _ => survey_records(bytes, generation, offset, |_| true).index_end,
+        };
+        self.offsets = live.offsets;
         self.end_offset = offset;
         Ok(SegmentScan {
-            term_runs,
-            commit_end,
-            last_durable_end,
+            term_runs: live.term_runs,
+            commit_end: live.commit_end,
+            last_durable_end: live.last_durable_end,
+            last_batch: live.last_batch,
             end,
             // A clean end was found by checking that nothing follows.
             written_end: match end {
                 ScanEnd::Clean => offset,
                 _ => written_end(bytes, offset),
             },
+            dropped_index_end,
         })
+    }
+
+    /// Where the next sync's records would start, and what is there, when
+    /// the bytes at `offset` are zero: since format version 2 each sync's
+    /// write starts at a sector boundary, so zeros up to the next boundary
+    /// are padding. `None` in a version 1 segment (records follow each other
+    /// without gaps, and a sector boundary may fall inside one), at a
+    /// boundary already, or when the bytes up to it are not all zero.
+    fn next_sync_start<'a>(&self, bytes: &'a [u8], offset: u64) -> Option<(u64, RecordRead<'a>)> {
+        if self.header.format_version < 2 {
+            return None;
+        }
+        let next = offset.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+        let padding = bytes.get(offset as usize..next as usize)?;
+        if next == offset || padding.iter().any(|&b| b != 0) {
+            return None;
+        }
+        let place = RecordPlace {
+            generation: self.generation(),
+            offset: next,
+        };
+        Some((next, read_record(bytes, place)))
+    }
+
+    /// Forgets the records from `batch` on (an incomplete batch recovery
+    /// drops); returns the offset where they started.
+    pub fn drop_batch(&mut self, batch: LastBatch) -> u64 {
+        let keep = (batch.first_index - self.first_index()) as usize;
+        self.offsets.truncate(keep);
+        self.end_offset = batch.first_offset;
+        batch.first_offset
     }
 
     /// Zeroes `[from, to)` and syncs through `gate`, so removed or torn bytes
@@ -334,10 +429,12 @@ fn judge_failure(
         Some(RecordFault::BadMagic) | Some(RecordFault::ImpossibleLength(_)) => false,
         _ => fault.is_none() || has_tear_shape(bytes, place.offset, extent),
     };
-    let vouched_end = highest_vouched_end(bytes, place.generation, place.offset + 8, |h| {
+    let vouched_end = survey_records(bytes, place.generation, place.offset + 8, |h| {
         liveness.is_live(h)
-    });
+    })
+    .vouched_end;
     ScanEnd::Damaged {
+        offset: place.offset,
         fault,
         tear_shaped,
         vouched_end,
@@ -353,7 +450,7 @@ pub(crate) fn new_header(
 ) -> SegmentHeader {
     let mut header = SegmentHeader {
         magic: SEGMENT_MAGIC,
-        format_version: FORMAT_VERSION,
+        format_version: SEGMENT_FORMAT_VERSION,
         header_bytes: SEGMENT_HEADER_BYTES as u32,
         generation,
         previous_generation,
@@ -389,6 +486,7 @@ fn validate_header<F: StorageFile>(
         path,
         header.magic == SEGMENT_MAGIC,
         header.format_version,
+        OLDEST_SEGMENT_FORMAT_VERSION..=SEGMENT_FORMAT_VERSION,
         header.crc == crc32fast::hash(&bytes[..SEGMENT_HEADER_CRC_OFFSET])
             && u64::from(header.header_bytes) == SEGMENT_HEADER_BYTES,
     )?;
