@@ -1,0 +1,543 @@
+//! The `cpwal` binary as an operator uses it on a bad day: damaged,
+//! degraded and repairable directories (the fixtures under `fixtures/v1/`),
+//! the catalog, backup, restore and salvage, with the exit code and the
+//! JSON of each. Each test runs the binary with `std::process` and checks
+//! that what it only reads was left byte for byte as it was.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cpwal::{
+    ClusterVoterIdentity, ControlPlaneEntry, DurableControlPlane, MembershipChange, Options,
+    OwnershipTransition,
+};
+use serde_json::Value;
+
+fn cpwal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cpwal"))
+        .args(args)
+        .output()
+        .expect("run cpwal")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&output.stdout), text(&output.stderr)))
+}
+
+fn voter(subject: &str) -> ClusterVoterIdentity {
+    ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
+}
+
+/// A copy of fixture `name` under `root`.
+fn fixture(root: &Path, name: &str) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/v1")
+        .join(name);
+    let target = root.join(name);
+    fs::create_dir(&target).unwrap();
+    for entry in fs::read_dir(source).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+    }
+    target
+}
+
+/// Every file's name and bytes, to prove a command changed nothing.
+fn files(directory: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(directory)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// No Rust `Debug` text (`Kind { field: … }`, `Some(…)`) reaches an
+/// operator.
+fn assert_plain_words(output: &Output) {
+    let all = text(&output.stdout) + &text(&output.stderr);
+    for debug in ["Some(", "None)", " { ", "Mismatch", "Corruption {"] {
+        assert!(!all.contains(debug), "Debug text {debug:?} in:\n{all}");
+    }
+}
+
+#[test]
+fn help_documents_every_command_and_exit_code() {
+    // Goal: --help names the operator's commands and every exit code.
+    let help = text(&cpwal(&["--help"]).stdout);
+    for needle in [
+        "catalog",
+        "backup",
+        "restore",
+        "salvage",
+        "3 verify: repairable",
+        "4 corruption",
+        "6 verify: degraded",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn verify_gives_each_verdict_its_exit_code() {
+    // Goal: one exit code per verdict, in text and JSON alike: clean 0,
+    // repairable 3, degraded 6 (one hard-state copy damaged is not clean),
+    // damaged 4; plain words, nothing changed. Method: a fixture for each.
+    let root = tempfile::tempdir().unwrap();
+    let cases = [
+        ("basic", 0, "clean", "clean: 63 entries verified"),
+        ("torn-tail", 3, "repairable", "torn tail"),
+        (
+            "hardstate-one-copy-damaged",
+            6,
+            "degraded",
+            "degraded: hard-state copy A fails its checks",
+        ),
+        (
+            "bit-flip-last-record",
+            4,
+            "damaged",
+            "readable: indexes 0..=22 (23 entries)",
+        ),
+        (
+            "truncated-segment",
+            4,
+            "damaged",
+            "file cut short: 2048 bytes",
+        ),
+    ];
+    for (name, code, verdict, needle) in cases {
+        let dir = fixture(root.path(), name);
+        let before = files(&dir);
+        let output = cpwal(&["verify", arg(&dir)]);
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(code), "{name}: {stdout}");
+        assert!(
+            stdout.contains(needle),
+            "{name}: {needle:?} missing:\n{stdout}"
+        );
+        assert_plain_words(&output);
+        let output = cpwal(&["verify", "--json", arg(&dir)]);
+        assert_eq!(output.status.code(), Some(code), "{name}");
+        let report = json(&output);
+        assert_eq!(report["verdict"], verdict, "{name}");
+        assert_eq!(report["exit_code"], code, "{name}");
+        assert_eq!(files(&dir), before, "{name}: verify changed a byte");
+    }
+}
+
+#[test]
+fn verify_hard_state_deleted_beside_segments_is_corruption() {
+    // Goal: one verdict for one directory: segments without a hard state
+    // are corruption (exit 4), as the library says, not "not a data
+    // directory" (exit 1); a directory without either still is the latter.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture(root.path(), "basic");
+    fs::remove_file(dir.join("hardstate")).unwrap();
+    let output = cpwal(&["verify", arg(&dir)]);
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains("no valid copy of the hard state"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("term and vote are lost"), "{stdout}");
+    let library = DurableControlPlane::open(&dir, voter("CN=node-a"), Options::default());
+    assert!(library.unwrap_err().as_corruption().is_some());
+    let empty = root.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let output = cpwal(&["verify", arg(&empty)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("not a cpwal data directory"));
+}
+
+#[test]
+fn inspect_damaged_directory_shows_what_is_readable() {
+    // Goal: a damaged directory is inspected best effort, never as if
+    // clean: term and vote from the valid copy, the intact prefix, the
+    // damage listed, exit 4; the JSON says the same. Method: the
+    // zeroed-sector-vouched fixture.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture(root.path(), "zeroed-sector-vouched");
+    let before = files(&dir);
+    let output = cpwal(&["inspect", arg(&dir)]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    for needle in [
+        "verdict:    DAMAGED",
+        "damage:     file",
+        "index 21: checksum mismatch",
+        "term:       3",
+        "vote:       CN=node-c",
+        "hard state: copy A current (sequence 3), copy B current (sequence 3)",
+        "log:        intact indexes 0..=20 (21 entries)",
+        "recovery:   a writer refuses this directory",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
+    }
+    assert_plain_words(&output);
+    let report = json(&cpwal(&["inspect", "--json", arg(&dir)]));
+    assert_eq!(report["verdict"], "damaged");
+    assert_eq!(report["damage"][0]["kind"], "checksum_mismatch");
+    assert_eq!(report["damage"][0]["index"], 21);
+    assert_eq!(report["term"], 3);
+    assert_eq!(report["vote"], "CN=node-c");
+    assert_eq!(report["last_index"], 20);
+    assert_eq!(report["log_stop"]["index"], 21);
+    assert_eq!(files(&dir), before);
+}
+
+#[test]
+fn inspect_degraded_directory_says_what_the_next_writer_repairs() {
+    // Goal: a lost hard-state copy is shown (which copy, which serves) and
+    // the repair the next writer makes, in text and JSON; exit 0 since
+    // the report is complete.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture(root.path(), "hardstate-one-copy-damaged");
+    let output = cpwal(&["inspect", arg(&dir)]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("verdict:    degraded"), "{stdout}");
+    assert!(
+        stdout.contains("copy A damaged, copy B current"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rewrites copy A from copy B"), "{stdout}");
+    let report = json(&cpwal(&["inspect", "--json", arg(&dir)]));
+    assert_eq!(report["hard_state_copies"][0]["state"], "damaged");
+    assert_eq!(report["hard_state_served_by"], "B");
+    assert_eq!(report["recovery_would"]["rewrite_hard_state_copy"], "A");
+}
+
+#[test]
+fn dump_damaged_directory_prints_the_intact_prefix_and_exits_4() {
+    // Goal: dump prints the intact prefix of a damaged log, marked by a
+    // line on stderr and exit 4 (never as if clean); a --to past it stops
+    // at its end; a --from past it is a one-line error; ranges are printed
+    // as typed (inclusive). Method: the stale-segment fixture (0..=7
+    // intact) and `basic` for a clean log's range error.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture(root.path(), "stale-segment");
+    let output = cpwal(&["dump", arg(&dir)]);
+    assert_eq!(output.status.code(), Some(4));
+    let indexes: Vec<u64> = text(&output.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["index"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(indexes, (0..8).collect::<Vec<_>>());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("damaged") && stderr.contains("indexes 0..=7"),
+        "{stderr}"
+    );
+    let clamped = cpwal(&["dump", arg(&dir), "--from", "6", "--to", "20"]);
+    assert_eq!(clamped.status.code(), Some(4));
+    assert_eq!(text(&clamped.stdout).lines().count(), 2);
+    let past = cpwal(&["dump", arg(&dir), "--from", "9"]);
+    assert_eq!(past.status.code(), Some(4));
+    assert!(past.stdout.is_empty());
+    assert!(text(&past.stderr).contains("past the intact prefix"));
+    let clean = fixture(root.path(), "basic");
+    let out_of_range = cpwal(&["dump", arg(&clean), "--to", "70"]);
+    assert_eq!(out_of_range.status.code(), Some(1));
+    let stderr = text(&out_of_range.stderr);
+    assert!(
+        stderr.contains("holds indexes 0..=62 (63 entries)"),
+        "{stderr}"
+    );
+}
+
+/// A compacted sole voter: 40 admits, 40 transitions over 8 ranges, 40
+/// elections with a leader record each; compacted keeping 10; 3 more
+/// admits. Returns the directory and the live node's catalog.
+fn compacted(root: &Path) -> (PathBuf, cpwal::ControlPlaneCatalog) {
+    let dir = root.join("compacted");
+    let options = Options {
+        segment_size_bytes: 4096,
+    };
+    let mut node = DurableControlPlane::open(&dir, voter("CN=leader"), options).unwrap();
+    for i in 0..120u64 {
+        let entry = match i % 3 {
+            0 => ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!(
+                "CN=m{i}"
+            )))),
+            1 => ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+                range: format!("range-{}", i % 8),
+                new_owner: voter(&format!("CN=m{}", i - 1)),
+                ownership_epoch: i,
+            }),
+            _ => ControlPlaneEntry::LeaderConfiguration {
+                term: node.start_election().unwrap(),
+                leader: voter("CN=leader"),
+            },
+        };
+        node.try_append(&entry).unwrap();
+    }
+    node.compact(10).unwrap();
+    for i in 0..3 {
+        let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!(
+            "CN=late-{i}"
+        ))));
+        node.try_append(&entry).unwrap();
+    }
+    let catalog = node.catalog().clone();
+    drop(node);
+    (dir, catalog)
+}
+
+#[test]
+fn catalog_lists_members_owners_epochs_and_leaders_after_compaction() {
+    // Goal: after compaction the catalog lists every member, every range
+    // with owner and epoch, and the whole leader history, exactly as the
+    // live node held them (the snapshot, then the committed log). Method:
+    // compare the JSON with `DurableControlPlane::catalog()`; check the
+    // text names the snapshot it starts from.
+    let root = tempfile::tempdir().unwrap();
+    let (dir, live) = compacted(root.path());
+    let before = files(&dir);
+    let output = cpwal(&["catalog", "--json", arg(&dir)]);
+    assert_eq!(output.status.code(), Some(0));
+    let report = json(&output);
+    let members: Vec<&str> = live.members().iter().map(|m| m.as_str()).collect();
+    assert_eq!(report["members"], serde_json::json!(members));
+    assert_eq!(
+        report["ranges"].as_array().unwrap().len(),
+        live.ranges().len()
+    );
+    for (n, (range, ownership)) in live.ranges().iter().enumerate() {
+        assert_eq!(report["ranges"][n]["range"], range.as_str());
+        assert_eq!(report["ranges"][n]["owner"], ownership.owner.as_str());
+        assert_eq!(report["ranges"][n]["epoch"], ownership.epoch);
+    }
+    let leaders = report["leader_history"].as_array().unwrap();
+    assert_eq!(leaders.len(), live.leader_history().len());
+    assert_eq!(leaders[39]["term"], live.leader_history()[39].0 .0);
+    assert_eq!(report["commit_index"], live.applied_end() - 1);
+    assert_eq!(report["snapshot_index_end"], 120);
+    let text_report = text(&cpwal(&["catalog", arg(&dir)]).stdout);
+    assert!(
+        text_report.contains(
+            "as of:     index 122: the snapshot (entries below 120), then 3 committed log entries"
+        ),
+        "{text_report}"
+    );
+    assert!(
+        text_report.contains("  range-1: owner CN=m"),
+        "{text_report}"
+    );
+    assert_eq!(files(&dir), before);
+}
+
+#[test]
+fn backup_restore_and_salvage_round_trip_from_the_command_line() {
+    // Goal: an operator with only the binary backs up a stopped node,
+    // restores it (refused for another node unless told otherwise), and
+    // salvages a damaged one; each writes a new directory that `verify`
+    // calls clean, prints JSON a script can read, and leaves its source
+    // as it was. Method: `basic` and `bit-flip-last-record`.
+    let root = tempfile::tempdir().unwrap();
+    let source = fixture(root.path(), "basic");
+    let before = files(&source);
+    let backup = root.path().join("backup");
+    let output = cpwal(&["backup", "--json", arg(&source), arg(&backup)]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report = json(&output);
+    assert_eq!(
+        (report["end_index"].clone(), report["verified"].clone()),
+        (63.into(), true.into())
+    );
+    assert_eq!(files(&source), before);
+    assert_eq!(cpwal(&["verify", arg(&backup)]).status.code(), Some(0));
+
+    let restored = root.path().join("restored");
+    let refused = cpwal(&[
+        "restore",
+        arg(&backup),
+        arg(&restored),
+        "--node",
+        "CN=node-b",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("belongs to node CN=node-a") && stderr.contains("--allow-other-node"));
+    assert!(!restored.exists());
+    let output = cpwal(&[
+        "restore",
+        "--json",
+        arg(&backup),
+        arg(&restored),
+        "--node",
+        "CN=node-a",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(json(&output)["node"], "CN=node-a");
+    assert_eq!(cpwal(&["verify", arg(&restored)]).status.code(), Some(0));
+    let occupied = cpwal(&["backup", arg(&source), arg(&restored)]);
+    assert_eq!(occupied.status.code(), Some(1));
+    assert!(text(&occupied.stderr).contains("is not an empty directory"));
+
+    let damaged = fixture(root.path(), "bit-flip-last-record");
+    let before = files(&damaged);
+    let refused = cpwal(&["backup", arg(&damaged), arg(&root.path().join("no"))]);
+    assert_eq!(refused.status.code(), Some(4));
+    assert!(text(&refused.stderr).contains("cpwal salvage"));
+    let salvaged = root.path().join("salvaged");
+    let output = cpwal(&["salvage", "--json", arg(&damaged), arg(&salvaged)]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report = json(&output);
+    assert_eq!(report["kept"]["end_index"], 23);
+    assert_eq!(report["lost"]["first_index"], 23);
+    assert_eq!(report["lost"]["known_end_index"], 24);
+    assert_eq!(report["vote_fate"], "kept");
+    assert_eq!(report["hard_state_from"], "A");
+    assert_eq!(report["damage"][0]["index"], 23);
+    assert_eq!(files(&damaged), before, "salvage changed its source");
+    assert_eq!(cpwal(&["verify", arg(&salvaged)]).status.code(), Some(0));
+    let text_report =
+        text(&cpwal(&["salvage", arg(&damaged), arg(&root.path().join("again"))]).stdout);
+    for needle in [
+        "vote:       term 3 and vote CN=node-c survived, from hard-state copy A",
+        "kept:       indexes 0..=22 (23 entries)",
+        "lost:       indexes 23..=23 (1 entries) known to have existed, 1 of them committed",
+    ] {
+        assert!(
+            text_report.contains(needle),
+            "{needle:?} missing from:\n{text_report}"
+        );
+    }
+}
+
+#[test]
+fn new_directories_are_private_whatever_the_umask() {
+    // Goal: backup, restore and salvage create their directory 0700 and
+    // every file in it 0600, even under a umask that allows everything.
+    // Method: run each under `umask 000` and check the modes.
+    let root = tempfile::tempdir().unwrap();
+    let source = fixture(root.path(), "basic");
+    let damaged = fixture(root.path(), "bit-flip-last-record");
+    let binary = env!("CARGO_BIN_EXE_cpwal");
+    let runs = [
+        (
+            "backup",
+            format!(
+                "{binary} backup {} {}",
+                arg(&source),
+                arg(&root.path().join("b"))
+            ),
+        ),
+        (
+            "restore",
+            format!(
+                "{binary} restore {} {} --node CN=node-a",
+                arg(&root.path().join("b")),
+                arg(&root.path().join("r"))
+            ),
+        ),
+        (
+            "salvage",
+            format!(
+                "{binary} salvage {} {}",
+                arg(&damaged),
+                arg(&root.path().join("s"))
+            ),
+        ),
+    ];
+    for (name, command) in runs {
+        let output = Command::new("sh")
+            .args(["-c", &format!("umask 000 && exec {command}")])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}: {}", text(&output.stderr));
+    }
+    for created in ["b", "r", "s"] {
+        let dir = root.path().join(created);
+        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{created}");
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{created}/{:?}", entry.file_name());
+        }
+    }
+}
+
+#[test]
+fn long_commands_are_quiet_on_stderr_when_it_is_not_a_terminal() {
+    // Goal: progress bars are drawn only on a terminal: a script capturing
+    // stderr sees nothing from a successful verify, dump or backup.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture(root.path(), "basic");
+    for args in [
+        vec!["verify", arg(&dir)],
+        vec!["dump", arg(&dir)],
+        vec!["backup", arg(&dir), arg(&root.path().join("copy"))],
+    ] {
+        let output = cpwal(&args);
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            output.stderr.is_empty(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn bench_json_gives_each_figure_beside_the_raw_baseline() {
+    // Goal: bench's JSON carries each figure's percentiles, its ratio to
+    // raw pwrite+fdatasync measured in the same run, and the verdict.
+    let root = tempfile::tempdir().unwrap();
+    let output = cpwal(&[
+        "bench",
+        "--json",
+        "--dir",
+        arg(root.path()),
+        "--samples",
+        "10",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = json(&output);
+    for figure in [
+        "raw_pwrite_fdatasync",
+        "durable_append",
+        "durable_append_batch",
+        "vote_or_term_change",
+    ] {
+        assert!(report[figure]["p50_ns"].as_u64().unwrap() > 0, "{figure}");
+        assert!(
+            report[figure]["median_over_raw_median"].as_f64().unwrap() > 0.0,
+            "{figure}"
+        );
+    }
+    assert!(matches!(
+        report["verdict"].as_str(),
+        Some("fit" | "too_slow")
+    ));
+}
