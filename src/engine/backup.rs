@@ -69,3 +69,40 @@ impl<S: Storage> SharedControlPlane<S> {
         })?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::{ControlPlaneEntry, ControlPlaneIndex, MembershipChange};
+    use crate::identity::ClusterVoterIdentity;
+    use crate::inspect::Inspection;
+    use crate::options::Options;
+
+    fn admit(n: u64) -> ControlPlaneEntry {
+        let member = ClusterVoterIdentity::from_certificate_subject(&format!("CN=m{n}"));
+        ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member.unwrap()))
+    }
+
+    #[test]
+    fn backup_never_copies_a_record_that_is_not_durable() {
+        // Goal: a backup holds the log up to its durable end only, even
+        // when later records are already in the file (written by group
+        // commit, their sync not yet run). Method: append 3 entries
+        // durably, write 2 more and flush them to the file without a sync
+        // (what a group-commit leader does before its fdatasync), back up:
+        // the copy ends at index 2.
+        let root = tempfile::tempdir().unwrap();
+        let me = ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
+        let mut node =
+            DurableControlPlane::open(root.path().join("node"), me, Options::default()).unwrap();
+        node.try_append_batch(&[admit(0), admit(1), admit(2)])
+            .unwrap();
+        node.write_batch_unsynced(&[admit(3), admit(4)]).unwrap();
+        let unsynced = node.log.tail_sync_handle().unwrap();
+        assert_eq!(unsynced.covered_end(), 5, "the records are in the file");
+        let report = node.backup(root.path().join("copy")).unwrap();
+        assert_eq!((report.first_index, report.end_index), (0, 3));
+        let copy = Inspection::open(root.path().join("copy")).unwrap();
+        assert_eq!(copy.last_index(), Some(ControlPlaneIndex(2)));
+    }
+}

@@ -230,9 +230,11 @@ struct FileDigest {
     crc: u32,
 }
 
-/// Writes every file of `plan` into `storage`: segments (each synced and
-/// renamed from a temporary name), the snapshot, then the hard state; every
-/// rename made durable by a directory sync.
+/// Writes every file of `plan` into `storage`: the hard state, the
+/// snapshot, then the segments (each written under a temporary name and
+/// renamed). Nobody reads the staging directory before it is complete, so
+/// the order only has to leave every file whole; the segments are synced,
+/// and their renames made durable, when the directory is committed.
 fn write_plan<F: StorageFile>(
     plan: &BackupPlan<F>,
     storage: &OsStorage,
@@ -241,15 +243,7 @@ fn write_plan<F: StorageFile>(
     let total = 2 * plan.total_bytes(); // Copied once, read back once.
     let mut done = 0;
     let mut digests = Vec::new();
-    for segment in &plan.segments {
-        digests.push(copy_segment(segment, storage, &mut |bytes| {
-            done += bytes;
-            progress.update(done, total);
-        })?);
-    }
-    storage
-        .sync_directory()
-        .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
+    HardStateStore::create(storage, &plan.hard_state)?;
     if let Some(snapshot) = &plan.snapshot {
         let name = snapshot_file_name(snapshot.index_end);
         let bytes = snapshot
@@ -265,12 +259,18 @@ fn write_plan<F: StorageFile>(
             crc: crc32fast::hash(&bytes),
         });
     }
-    HardStateStore::create(storage, &plan.hard_state)?;
+    for segment in &plan.segments {
+        digests.push(copy_segment(segment, storage, &mut |bytes| {
+            done += bytes;
+            progress.update(done, total);
+        })?);
+    }
     Ok(digests)
 }
 
 /// Copies the kept bytes of `segment` under a temporary name, zero-fills
-/// the rest of its length, syncs it and renames it to its own name.
+/// the rest of its length and renames it to its own name (synced when the
+/// directory is committed).
 fn copy_segment<F: StorageFile>(
     segment: &PlannedSegment<F>,
     storage: &OsStorage,
@@ -298,7 +298,6 @@ fn copy_segment<F: StorageFile>(
     }
     copy.allocate(segment.size_bytes)
         .map_err(io("allocate segment"))?;
-    copy.sync_data().map_err(io("fdatasync segment"))?;
     storage
         .rename(&temporary, &segment.name)
         .map_err(io("rename segment"))?;
@@ -390,4 +389,34 @@ fn file_name(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_plan_that_a_race_invalidated_leaves_nothing_behind() {
+        // Goal: a copy whose source changed under it (the re-check after
+        // the copy fails) is removed whole: no destination, no staging
+        // directory. Method: back up a fresh directory with a re-check
+        // that says no.
+        let root = tempfile::tempdir().unwrap();
+        let me = crate::ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
+        drop(crate::DurableControlPlane::open(
+            root.path().join("node"),
+            me,
+            Default::default(),
+        ));
+        let inspection = Inspection::open(root.path().join("node")).unwrap();
+        let log = inspection.log();
+        let plan = BackupPlan::of(log, inspection.hard_state(), log.end_index()).unwrap();
+        let copied = copy_plan(&plan, &root.path().join("copy"), &(), || Ok(false)).unwrap();
+        assert!(copied.is_none());
+        let names: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["node"]);
+    }
 }

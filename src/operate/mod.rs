@@ -16,15 +16,16 @@
 //! # How a new directory is made
 //! Backup, restore and salvage write under a temporary sibling name
 //! (`.<name>.cpwal-partial`), made 0700 before anything goes in and held
-//! with the exclusive lock a writer takes. Every file is created, written
-//! and synced there under a temporary name, then renamed, and each rename
-//! is made durable by a directory sync (the order segments, snapshot and
-//! hard state take in the engine). The finished directory is read back
-//! (see "Verification"), its files restricted to 0600, the directory
-//! synced, renamed onto the destination and the parent synced. So a crash
-//! at any point leaves either no destination or a complete, verified one:
-//! never a directory a node would open half-made (a leftover
+//! with the exclusive lock a writer takes. Every file is created under a
+//! temporary name and renamed once whole. The finished directory is read
+//! back (see "Verification"); then every file is restricted to 0600 and
+//! synced (`fsync`: data and mode), the directory synced (every create and
+//! rename in it), renamed onto the destination, and the parent synced. So a
+//! crash at any point leaves either no destination or a complete, verified
+//! one: never a directory a node would open half-made (a leftover
 //! `.cpwal-partial` is removed by the next run into the same destination).
+//! `tests/cli_operator.rs` checks that order on the system calls of each
+//! command (under `strace`).
 //!
 //! # Verification
 //! Before it is renamed into place, each copy is opened read-only exactly

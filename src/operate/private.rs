@@ -21,14 +21,18 @@ pub(crate) fn create_directory(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(DIRECTORY_MODE))
 }
 
-/// Restricts every file directly in `directory` to its owner. Files are
-/// created inside a directory that is already 0700, so nobody else could
-/// reach them meanwhile.
-pub(crate) fn restrict_files(directory: &Path) -> io::Result<()> {
+/// Restricts every file directly in `directory` to its owner and syncs it
+/// (`fsync`: its data and its mode, which `fdatasync` need not write): the
+/// one sync every file of a new directory gets before the directory itself
+/// is synced and renamed into place. Files are created inside a directory
+/// that is already 0700, so nobody else could reach them meanwhile.
+pub(crate) fn restrict_and_sync_files(directory: &Path) -> io::Result<()> {
     for entry in fs::read_dir(directory)? {
         let entry = entry?;
         if entry.file_type()?.is_file() {
-            fs::set_permissions(entry.path(), fs::Permissions::from_mode(FILE_MODE))?;
+            let file = fs::File::open(entry.path())?;
+            file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+            file.sync_all()?;
         }
     }
     Ok(())

@@ -85,14 +85,15 @@ impl StagedDirectory {
         self.storage = None;
     }
 
-    /// Puts the finished directory in place: files restricted to their
-    /// owner, the directory synced, renamed onto the destination (an empty
-    /// directory there is replaced), and the parent synced, so the new name
-    /// survives a power cut. Returns the destination.
+    /// Puts the finished directory in place: every file restricted to its
+    /// owner and synced, the directory synced (every create and rename in
+    /// it), renamed onto the destination (an empty directory there is
+    /// replaced), and the parent synced, so the new name survives a power
+    /// cut. Returns the destination.
     pub(crate) fn commit(mut self) -> Result<PathBuf> {
         self.release();
-        private::restrict_files(&self.staging)
-            .map_err(|e| Error::io("set permissions", &self.staging, e))?;
+        private::restrict_and_sync_files(&self.staging)
+            .map_err(|e| Error::io("set permissions and fsync", &self.staging, e))?;
         sync_directory(&self.staging)?;
         fs::rename(&self.staging, &self.destination)
             .map_err(|e| Error::io("rename copy into place", &self.destination, e))?;

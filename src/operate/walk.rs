@@ -566,3 +566,112 @@ fn record_failure(bytes: &[u8], offset: u64, fault: RecordFault) -> StopReason {
     };
     StopReason::Record { kind, tear_shaped }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encoded_entry;
+    use crate::consensus::{ControlPlaneEntry, MembershipChange};
+    use crate::identity::ClusterVoterIdentity;
+    use crate::record::encode_record;
+    use crate::segment::new_header;
+
+    const SIZE_BYTES: u64 = 4096;
+
+    /// A segment of generation 1 from index 0 holding a record per
+    /// `(index, log_epoch)`, each at the offset its order gives it.
+    fn segment(records: &[(u64, u64)]) -> (Vec<u8>, SegmentHeader) {
+        let header = new_header(1, 0, 0, SIZE_BYTES);
+        let mut bytes = bytemuck::bytes_of(&header).to_vec();
+        for &(index, log_epoch) in records {
+            let member = ClusterVoterIdentity::from_certificate_subject(&format!("CN=m{index}"));
+            let entry =
+                ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member.unwrap()));
+            let place = RecordPlace {
+                generation: 1,
+                offset: bytes.len() as u64,
+            };
+            let record = RecordHeader {
+                magic: 0,
+                payload_bytes: 0,
+                log_epoch,
+                index,
+                term: 1,
+                durable_end: index,
+                commit_end: index + 1,
+            };
+            encode_record(&mut bytes, place, record, &encoded_entry(&entry));
+        }
+        bytes.resize(SIZE_BYTES as usize, 0);
+        (bytes, header)
+    }
+
+    const EPOCH_0: Liveness = Liveness {
+        log_epoch: 0,
+        truncated_from: u64::MAX,
+    };
+
+    #[test]
+    fn walk_records_stops_where_recovery_would_refuse() {
+        // Goal: the walk keeps exactly the records recovery's scan keeps
+        // and stops (instead of refusing) at the first it would refuse: an
+        // index out of sequence, a record of a truncation the hard state
+        // does not know. Method: segments built record by record.
+        let (bytes, header) = segment(&[(0, 0), (1, 0), (2, 0)]);
+        let walked = walk_records(&bytes, &header, EPOCH_0);
+        assert_eq!((walked.offsets.len(), walked.stop), (3, None));
+        assert_eq!(walked.commit_stamp_end, 3);
+
+        let (bytes, header) = segment(&[(0, 0), (1, 0), (5, 0)]);
+        let walked = walk_records(&bytes, &header, EPOCH_0);
+        let kind = CorruptionKind::IndexOutOfSequence {
+            expected: 2,
+            found: 5,
+        };
+        let tear_shaped = false;
+        assert_eq!(walked.stop, Some(StopReason::Record { kind, tear_shaped }));
+        assert_eq!(walked.offsets.len(), 2);
+
+        let (bytes, header) = segment(&[(0, 0), (1, 3)]);
+        let walked = walk_records(&bytes, &header, EPOCH_0);
+        let stop = StopReason::UnknownTruncation {
+            record_epoch: 3,
+            hard_state_epoch: 0,
+        };
+        assert_eq!((walked.offsets.len(), walked.stop), (1, Some(stop)));
+    }
+
+    #[test]
+    fn walk_records_ends_cleanly_at_an_interrupted_truncations_remains() {
+        // Goal: records a truncation removed (older epoch, at or past the
+        // truncation) end the log without being damage, as in recovery.
+        let (bytes, header) = segment(&[(0, 1), (1, 1), (2, 0)]);
+        let after_truncation = Liveness {
+            log_epoch: 1,
+            truncated_from: 2,
+        };
+        let walked = walk_records(&bytes, &header, after_truncation);
+        assert_eq!((walked.offsets.len(), walked.stop), (2, None));
+    }
+
+    #[test]
+    fn walk_records_reports_a_zeroed_record_before_data_as_tear_shaped() {
+        // Goal: a record whose first bytes are zero while data follows is
+        // a stop (not a clean end), with the shape of a torn write; a bit
+        // flip in a written record is a stop without that shape.
+        let (mut bytes, header) = segment(&[(0, 0), (1, 0), (2, 0)]);
+        let second = walk_records(&bytes, &header, EPOCH_0).offsets[1] as usize;
+        let mut flipped = bytes.clone();
+        flipped[second + RECORD_HEADER_BYTES as usize] ^= 1;
+        let walked = walk_records(&flipped, &header, EPOCH_0);
+        let kind = CorruptionKind::ChecksumMismatch;
+        let tear_shaped = false;
+        assert_eq!(walked.stop, Some(StopReason::Record { kind, tear_shaped }));
+        bytes[second..second + 8].fill(0);
+        let walked = walk_records(&bytes, &header, EPOCH_0);
+        let tear_shaped = true;
+        let kind = CorruptionKind::ChecksumMismatch;
+        assert_eq!(walked.stop, Some(StopReason::Record { kind, tear_shaped }));
+        assert_eq!(walked.offsets.len(), 1);
+    }
+}
