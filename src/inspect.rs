@@ -194,32 +194,7 @@ impl Inspection {
     /// Every segment, oldest first (compacted leftovers a writer would remove
     /// are listed in [`Inspection::recovery`] instead).
     pub fn segments(&self) -> Result<Vec<SegmentSummary>> {
-        let segments = self.log.segments();
-        let last = segments.len().saturating_sub(1);
-        segments
-            .iter()
-            .enumerate()
-            .map(|(position, segment)| {
-                let file_bytes = segment
-                    .file
-                    .len()
-                    .map_err(|e| Error::io("stat segment", &segment.path, e))?;
-                Ok(SegmentSummary {
-                    name: segment.name.clone(),
-                    generation: segment.generation(),
-                    previous_generation: segment.header.previous_generation,
-                    first_index: segment.first_index(),
-                    end_index: segment.end_index(),
-                    file_bytes,
-                    used_bytes: segment.end_offset,
-                    state: if position == last {
-                        SegmentState::Active
-                    } else {
-                        SegmentState::Sealed
-                    },
-                })
-            })
-            .collect()
+        summarize_segments(self.log.segments(), true)
     }
 
     /// Reads the entry at `index`, re-verifying its checksum.
@@ -246,6 +221,39 @@ impl Inspection {
         }
         Ok(self.log.end_index() - start)
     }
+}
+
+/// What [`SegmentSummary`] says of each of `segments`, oldest first; the
+/// last is active when `last_is_active` (a damaged log has none).
+pub(crate) fn summarize_segments<F: StorageFile>(
+    segments: &[crate::segment::Segment<F>],
+    last_is_active: bool,
+) -> Result<Vec<SegmentSummary>> {
+    let last = segments.len().saturating_sub(1);
+    segments
+        .iter()
+        .enumerate()
+        .map(|(position, segment)| {
+            let file_bytes = segment
+                .file
+                .len()
+                .map_err(|e| Error::io("stat segment", &segment.path, e))?;
+            Ok(SegmentSummary {
+                name: segment.name.clone(),
+                generation: segment.generation(),
+                previous_generation: segment.header.previous_generation,
+                first_index: segment.first_index(),
+                end_index: segment.end_index(),
+                file_bytes,
+                used_bytes: segment.end_offset,
+                state: if position == last && last_is_active {
+                    SegmentState::Active
+                } else {
+                    SegmentState::Sealed
+                },
+            })
+        })
+        .collect()
 }
 
 /// Segments or snapshots beside no hard-state file: the vote and the log

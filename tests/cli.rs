@@ -3,7 +3,6 @@
 //! Each test runs the binary with `std::process` and checks its output, its
 //! exit code, and that read-only commands left every byte as it was.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -13,43 +12,17 @@ use cpwal::{
     OwnershipTransition,
 };
 
-fn cpwal(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cpwal"))
-        .args(args)
-        .output()
-        .expect("run cpwal")
-}
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/directories.rs"]
+mod directories;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path_arg(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
+use binary::{arg as path_arg, cpwal, text};
+use directories::files as snapshot;
 
 /// A copy of `fixtures/v1/basic` (term 3, vote CN=node-c, indexes 0..=62).
 fn fixture_copy(root: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1/basic");
-    let target = root.join("basic");
-    std::fs::create_dir(&target).unwrap();
-    for entry in std::fs::read_dir(source).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
-    }
-    target
-}
-
-/// Every file's name and bytes, to prove a command changed nothing.
-fn snapshot(directory: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(directory)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            (name, std::fs::read(e.path()).unwrap())
-        })
-        .collect()
+    directories::fixture(root, "basic")
 }
 
 /// Flips one bit (`xor`) or overwrites with zeros at `offset` of `file`.

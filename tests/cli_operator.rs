@@ -7,63 +7,23 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use cpwal::{
-    ClusterVoterIdentity, ControlPlaneEntry, DurableControlPlane, MembershipChange, Options,
-    OwnershipTransition,
-};
+use cpwal::{DurableControlPlane, Options};
 use serde_json::Value;
 
-fn cpwal(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cpwal"))
-        .args(args)
-        .output()
-        .expect("run cpwal")
-}
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/directories.rs"]
+mod directories;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
+use binary::{arg, cpwal, text};
+use directories::{compacted_directory, files, fixture, voter, LATE_ADMITS};
 
 fn json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", text(&output.stdout), text(&output.stderr)))
-}
-
-fn voter(subject: &str) -> ClusterVoterIdentity {
-    ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
-}
-
-/// A copy of fixture `name` under `root`.
-fn fixture(root: &Path, name: &str) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/v1")
-        .join(name);
-    let target = root.join(name);
-    fs::create_dir(&target).unwrap();
-    for entry in fs::read_dir(source).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
-    }
-    target
-}
-
-/// Every file's name and bytes, to prove a command changed nothing.
-fn files(directory: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(directory)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            (name, fs::read(e.path()).unwrap())
-        })
-        .collect()
 }
 
 /// No Rust `Debug` text (`Kind { field: … }`, `Some(…)`) reaches an
@@ -273,44 +233,6 @@ fn dump_damaged_directory_prints_the_intact_prefix_and_exits_4() {
     );
 }
 
-/// A compacted sole voter: 40 admits, 40 transitions over 8 ranges, 40
-/// elections with a leader record each; compacted keeping 10; 3 more
-/// admits. Returns the directory and the live node's catalog.
-fn compacted(root: &Path) -> (PathBuf, cpwal::ControlPlaneCatalog) {
-    let dir = root.join("compacted");
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
-    let mut node = DurableControlPlane::open(&dir, voter("CN=leader"), options).unwrap();
-    for i in 0..120u64 {
-        let entry = match i % 3 {
-            0 => ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!(
-                "CN=m{i}"
-            )))),
-            1 => ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
-                range: format!("range-{}", i % 8),
-                new_owner: voter(&format!("CN=m{}", i - 1)),
-                ownership_epoch: i,
-            }),
-            _ => ControlPlaneEntry::LeaderConfiguration {
-                term: node.start_election().unwrap(),
-                leader: voter("CN=leader"),
-            },
-        };
-        node.try_append(&entry).unwrap();
-    }
-    node.compact(10).unwrap();
-    for i in 0..3 {
-        let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!(
-            "CN=late-{i}"
-        ))));
-        node.try_append(&entry).unwrap();
-    }
-    let catalog = node.catalog().clone();
-    drop(node);
-    (dir, catalog)
-}
-
 #[test]
 fn catalog_lists_members_owners_epochs_and_leaders_after_compaction() {
     // Goal: after compaction the catalog lists every member, every range
@@ -319,7 +241,7 @@ fn catalog_lists_members_owners_epochs_and_leaders_after_compaction() {
     // compare the JSON with `DurableControlPlane::catalog()`; check the
     // text names the snapshot it starts from.
     let root = tempfile::tempdir().unwrap();
-    let (dir, live) = compacted(root.path());
+    let (dir, live) = compacted_directory(root.path());
     let before = files(&dir);
     let output = cpwal(&["catalog", "--json", arg(&dir)]);
     assert_eq!(output.status.code(), Some(0));
@@ -342,9 +264,10 @@ fn catalog_lists_members_owners_epochs_and_leaders_after_compaction() {
     assert_eq!(report["snapshot_index_end"], 120);
     let text_report = text(&cpwal(&["catalog", arg(&dir)]).stdout);
     assert!(
-        text_report.contains(
-            "as of:     index 122: the snapshot (entries below 120), then 3 committed log entries"
-        ),
+        text_report.contains(&format!(
+            "as of:     index {}: the snapshot (entries below 120), then {LATE_ADMITS} committed log entries",
+            119 + LATE_ADMITS
+        )),
         "{text_report}"
     );
     assert!(

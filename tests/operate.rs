@@ -5,9 +5,8 @@
 //! Every test that reads a directory also checks it was left byte for byte
 //! as it was.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,15 +17,11 @@ use cpwal::operate::{
     SalvageOptions, Verdict, VoteFate,
 };
 use cpwal::{
-    AppendEntriesRequest, AppendOutcome, ClusterVoterIdentity, ControlPlaneConsensus,
-    ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane,
-    DurableVoteState, Error, LogEntry, MembershipChange, NodeRole, Options, OwnershipTransition,
-    SharedControlPlane, Unsalvageable,
+    AppendEntriesRequest, AppendOutcome, ControlPlaneConsensus, ControlPlaneEntry,
+    ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane, DurableVoteState,
+    Error, LogEntry, MembershipChange, NodeRole, Options, OwnershipTransition, SharedControlPlane,
+    Unsalvageable,
 };
-
-fn voter(subject: &str) -> ClusterVoterIdentity {
-    ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
-}
 
 fn small_segments() -> Options {
     Options {
@@ -34,31 +29,21 @@ fn small_segments() -> Options {
     }
 }
 
+#[path = "support/directories.rs"]
+mod directories;
+
+use directories::{compacted_directory, files, voter, LATE_ADMITS};
+
 /// A copy of fixture `name` in a fresh temporary directory.
 fn fixture(name: &str) -> tempfile::TempDir {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/v1")
-        .join(name);
     let copy = tempfile::tempdir().unwrap();
-    for entry in fs::read_dir(source).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-    }
+    directories::copy_fixture(name, copy.path());
     copy
 }
 
-/// Every file's name and bytes, to prove a directory was not changed.
-fn files(directory: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(directory)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
+/// Salvages `source` into `root/new` without naming node or role.
+fn salvage_into(source: &Path, root: &Path) -> cpwal::Result<cpwal::operate::SalvageReport> {
+    salvage(source, root.join("new"), &SalvageOptions::default(), &())
 }
 
 /// Entry `n` of the damaged fixtures (see `tests/fixtures_damaged.rs`).
@@ -231,43 +216,6 @@ fn examine_hard_state_deleted_beside_segments_is_the_writers_corruption() {
     );
 }
 
-/// A sole voter's directory compacted by the library: admits, ownership
-/// transitions, elections, compacted keeping 10 entries, then more entries.
-/// Returns it with the catalog the live node held before it closed.
-fn compacted_directory(root: &Path) -> (PathBuf, cpwal::ControlPlaneCatalog) {
-    let dir = root.join("compacted");
-    let mut node = DurableControlPlane::open(&dir, voter("CN=leader"), small_segments()).unwrap();
-    for i in 0..120u64 {
-        let entry = match i % 3 {
-            0 => ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!(
-                "CN=m{i}"
-            )))),
-            1 => ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
-                range: format!("r{}", i % 7),
-                new_owner: voter(&format!("CN=m{}", i - 1)),
-                ownership_epoch: i,
-            }),
-            _ => {
-                let term = node.start_election().unwrap();
-                ControlPlaneEntry::LeaderConfiguration {
-                    term,
-                    leader: voter("CN=leader"),
-                }
-            }
-        };
-        node.try_append(&entry).unwrap();
-    }
-    node.compact(10).unwrap();
-    for i in 0..5 {
-        let member = voter(&format!("CN=late-{i}"));
-        let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member));
-        node.try_append(&entry).unwrap();
-    }
-    let catalog = node.catalog().clone();
-    drop(node);
-    (dir, catalog)
-}
-
 #[test]
 fn catalog_is_the_live_nodes_at_the_commit_point() {
     // Goal: the catalog view of a compacted directory (the snapshot, then
@@ -279,9 +227,9 @@ fn catalog_is_the_live_nodes_at_the_commit_point() {
     let examination = Examination::open(&dir).unwrap();
     let view = examination.catalog().unwrap();
     assert_eq!(view.catalog, live);
-    assert_eq!(view.snapshot_index_end, Some(live.applied_end() - 5));
+    assert_eq!(view.snapshot_index_end, Some(120));
     assert_eq!(view.commit_end, live.applied_end());
-    assert!(live.leader_history().len() > 30 && live.ranges().len() == 7);
+    assert!(live.leader_history().len() == 40 && live.ranges().len() == 8);
 }
 
 #[test]
@@ -640,13 +588,8 @@ fn salvage_keeps_the_intact_prefix_of_every_damaged_fixture() {
         let dir = fixture(name);
         let before = files(dir.path());
         let root = tempfile::tempdir().unwrap();
-        let report = salvage(
-            dir.path(),
-            root.path().join("new"),
-            &SalvageOptions::default(),
-            &(),
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let report =
+            salvage_into(dir.path(), root.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             files(dir.path()),
             before,
@@ -688,13 +631,7 @@ fn salvage_without_a_hard_state_needs_the_node_and_restores_the_term_from_the_lo
     // hardstate-both-damaged fixture.
     let dir = fixture("hardstate-both-damaged");
     let root = tempfile::tempdir().unwrap();
-    let error = salvage(
-        dir.path(),
-        root.path().join("new"),
-        &SalvageOptions::default(),
-        &(),
-    )
-    .unwrap_err();
+    let error = salvage_into(dir.path(), root.path()).unwrap_err();
     assert!(
         matches!(error, Error::Unsalvageable(Unsalvageable::HardStateLost)),
         "{error:?}"
@@ -736,16 +673,9 @@ fn salvage_of_a_compacted_directory_keeps_the_snapshot() {
     let end = bytes.iter().rposition(|&b| b != 0).unwrap();
     bytes[end - 20] ^= 0x10;
     fs::write(&last_segment, bytes).unwrap();
-    let report = salvage(
-        &dir,
-        root.path().join("new"),
-        &SalvageOptions::default(),
-        &(),
-    )
-    .unwrap();
-    let end = live.applied_end();
-    assert_eq!(report.snapshot_index_end, Some(end - 5));
-    assert_eq!(report.kept, (end - 15)..(end - 1));
+    let report = salvage_into(&dir, root.path()).unwrap();
+    assert_eq!(report.snapshot_index_end, Some(120));
+    assert_eq!(report.kept, 110..(120 + LATE_ADMITS - 1));
     let node = DurableControlPlane::open(&report.destination, voter("CN=leader"), small_segments())
         .unwrap();
     assert_eq!(node.catalog().members().len(), live.members().len() - 1);
@@ -759,19 +689,13 @@ fn salvage_refuses_a_compacted_log_whose_snapshot_is_damaged() {
     // nowhere: salvage refuses with a reason instead of building a node
     // that forgot them. Method: flip a bit in the snapshot's body.
     let root = tempfile::tempdir().unwrap();
-    let (dir, live) = compacted_directory(root.path());
-    let snapshot = dir.join(cpwal::format::snapshot_file_name(live.applied_end() - 5));
+    let (dir, _) = compacted_directory(root.path());
+    let snapshot = dir.join(cpwal::format::snapshot_file_name(120));
     let mut bytes = fs::read(&snapshot).unwrap();
     bytes[100] ^= 0x04;
     fs::write(&snapshot, bytes).unwrap();
-    let error = salvage(
-        &dir,
-        root.path().join("new"),
-        &SalvageOptions::default(),
-        &(),
-    )
-    .unwrap_err();
-    let log_start = live.applied_end() - 15;
+    let error = salvage_into(&dir, root.path()).unwrap_err();
+    let log_start = 110;
     assert!(
         matches!(error, Error::Unsalvageable(Unsalvageable::CompactedWithoutSnapshot { log_start: s }) if s == log_start),
         "{error:?}"
@@ -795,13 +719,7 @@ fn salvage_raises_a_stale_hard_states_term_to_the_log() {
     drop(node);
     fs::write(&hard_state, old).unwrap();
     let root = tempfile::tempdir().unwrap();
-    let report = salvage(
-        dir.path(),
-        root.path().join("new"),
-        &SalvageOptions::default(),
-        &(),
-    )
-    .unwrap();
+    let report = salvage_into(dir.path(), root.path()).unwrap();
     assert_eq!(
         report.vote_fate,
         VoteFate::DroppedByTermRaise {

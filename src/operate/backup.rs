@@ -38,7 +38,7 @@ use crate::identity::ClusterVoterIdentity;
 use crate::inspect::Inspection;
 use crate::io::{OsStorage, Storage, StorageFile};
 use crate::log::{RecoveryReport, SegmentedLog};
-use crate::snapshot::{list_snapshots, write_snapshot};
+use crate::snapshot::{list_snapshots, open_snapshot, write_snapshot};
 
 /// Bytes read and written per step of a copy.
 const COPY_CHUNK_BYTES: u64 = 1 << 20;
@@ -107,14 +107,7 @@ impl<F: StorageFile> BackupPlan<F> {
         let storage = log.storage();
         let snapshot = match list_snapshots(&**storage)?.last() {
             Some(&index_end) => {
-                let name = snapshot_file_name(index_end);
-                let path = storage.path_of(&name);
-                let file = storage
-                    .open(&name, false)
-                    .map_err(|e| Error::io("open snapshot", &path, e))?;
-                let file_bytes = file
-                    .len()
-                    .map_err(|e| Error::io("stat snapshot", &path, e))?;
+                let (file, _, file_bytes) = open_snapshot(&**storage, index_end)?;
                 Some(PlannedSnapshot {
                     file,
                     index_end,

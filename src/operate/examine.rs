@@ -26,11 +26,11 @@ use crate::format::{
 };
 use crate::hard_state::{decode_copies, HardState, NodeRole, SlotFault};
 use crate::identity::ClusterVoterIdentity;
-use crate::inspect::{Inspection, SegmentState, SegmentSummary, SnapshotSummary};
+use crate::inspect::{Inspection, SegmentSummary, SnapshotSummary};
 use crate::io::{LockMode, OsFile, OsStorage, Storage, StorageFile};
 use crate::log::RecoveryReport;
 use crate::segment::Liveness;
-use crate::snapshot::{list_snapshots, read_snapshot, Snapshot};
+use crate::snapshot::{list_snapshots, open_snapshot, read_snapshot, Snapshot};
 
 /// What a directory needs, from best to worst. Each has its own exit code
 /// in `cpwal verify`.
@@ -395,33 +395,8 @@ impl Examination {
 
     /// The segments of the intact prefix, oldest first.
     pub fn segments(&self) -> Result<Vec<SegmentSummary>> {
-        let last = self.log.segments.len().saturating_sub(1);
         let damaged = self.verdict == Verdict::Damaged;
-        self.log
-            .segments
-            .iter()
-            .enumerate()
-            .map(|(position, segment)| {
-                let file_bytes = segment
-                    .file
-                    .len()
-                    .map_err(|e| Error::io("stat segment", &segment.path, e))?;
-                Ok(SegmentSummary {
-                    name: segment.name.clone(),
-                    generation: segment.generation(),
-                    previous_generation: segment.header.previous_generation,
-                    first_index: segment.first_index(),
-                    end_index: segment.end_index(),
-                    file_bytes,
-                    used_bytes: segment.end_offset,
-                    state: if position == last && !damaged {
-                        SegmentState::Active
-                    } else {
-                        SegmentState::Sealed
-                    },
-                })
-            })
-            .collect()
+        crate::inspect::summarize_segments(&self.log.segments, !damaged)
     }
 
     /// The entry at `index` of the intact log, checksum re-verified.
@@ -571,15 +546,10 @@ fn newest_whole_snapshot(
             }
             Err(other) => return Err(other),
         };
-        let name = snapshot_file_name(index_end);
-        let path = storage.path_of(&name);
-        let file_bytes = storage
-            .open(&name, false)
-            .and_then(|file| file.len())
-            .map_err(|e| Error::io("stat snapshot", &path, e))?;
+        let (_, _, file_bytes) = open_snapshot(storage, index_end)?;
         let catalog = &snapshot.catalog;
         let summary = SnapshotSummary {
-            name,
+            name: snapshot_file_name(index_end),
             index_end,
             last_term: snapshot.last_term,
             file_bytes,
