@@ -433,6 +433,35 @@ fn long_commands_are_quiet_on_stderr_when_it_is_not_a_terminal() {
 }
 
 #[test]
+fn long_commands_draw_progress_when_stderr_is_a_terminal() {
+    // Goal: on a terminal the same commands show a progress bar on stderr.
+    // Method: run verify and backup under `script`, which gives them a
+    // pseudo-terminal, and look for each bar's label in what it printed.
+    let root = tempfile::tempdir().unwrap();
+    let dir = fixture(root.path(), "basic");
+    let binary = env!("CARGO_BIN_EXE_cpwal");
+    let copy = root.path().join("copy");
+    for (label, command) in [
+        (
+            "verify [",
+            format!("{binary} verify {} >/dev/null", arg(&dir)),
+        ),
+        (
+            "backup [",
+            format!("{binary} backup {} {} >/dev/null", arg(&dir), arg(&copy)),
+        ),
+    ] {
+        let output = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .expect("script runs (util-linux)");
+        let terminal = text(&output.stdout);
+        assert!(output.status.success(), "{command}: {terminal}");
+        assert!(terminal.contains(label), "{label:?} not drawn:\n{terminal}");
+    }
+}
+
+#[test]
 fn bench_json_gives_each_figure_beside_the_raw_baseline() {
     // Goal: bench's JSON carries each figure's percentiles, its ratio to
     // raw pwrite+fdatasync measured in the same run, and the verdict.

@@ -20,6 +20,7 @@ pub fn run(directory: &Path, from: Option<u64>, to: Option<u64>) -> Result<u8, C
     let range = pick_range(&examination, from, to)?;
     let progress = Progress::new("dump", Unit::Entries);
     let total = range.end.saturating_sub(range.start);
+    progress.set(0, total);
     let mut out = BufWriter::new(std::io::stdout().lock());
     for index in range.clone() {
         let entry = examination

@@ -10,15 +10,16 @@ use cpwal::Error;
 /// lock held, ...). Clap uses 2 for usage errors.
 pub const EXIT_FAILED: i32 = 1;
 /// Exit code of `verify`: recovery would drop a torn tail (or finish an
-/// interrupted truncation, or remove leftover files).
+/// interrupted truncation, snapshot install or hard-state update, or
+/// remove leftover files).
 pub const EXIT_TORN_TAIL: i32 = 3;
 /// Exit code of `verify`: durable data is damaged (and of `inspect`,
 /// `dump`, `catalog` when their report is partial for that reason).
 pub const EXIT_CORRUPTION: i32 = 4;
 /// Exit code of `crash-test`: a guarantee was violated.
 pub const EXIT_VIOLATION: i32 = 5;
-/// Exit code of `verify`: redundancy is lost (one hard-state copy damaged,
-/// missing or stale); a writer opens it and repairs it.
+/// Exit code of `verify`: redundancy is lost (one hard-state copy fails
+/// its checks or is missing); a writer opens it and repairs it.
 pub const EXIT_DEGRADED: i32 = 6;
 
 /// Why a command failed.

@@ -41,10 +41,11 @@ use crate::failure::CliError;
 #[command(name = "cpwal", version, about, long_about = None)]
 #[command(
     after_help = "Exit codes: 0 success (verify: clean); 1 the command could not do its job; \
-2 usage error; 3 verify: repairable, crash leftovers the next writer drops (a torn tail, never \
-acknowledged); 4 corruption: a writer refuses the directory (inspect, dump and catalog print what \
-is readable, marked DAMAGED, and exit 4); 5 crash-test: a guarantee was violated; 6 verify: \
-degraded, one hard-state copy damaged, missing or stale (the next writer rewrites it)."
+2 usage error; 3 verify: repairable, crash leftovers the next writer repairs, never acknowledged \
+(a torn tail, an interrupted truncation or hard-state update); 4 corruption: a writer refuses the \
+directory (inspect, dump and catalog print what is readable, marked DAMAGED, and exit 4); \
+5 crash-test: a guarantee was violated; 6 verify: degraded, one hard-state copy fails its checks \
+or is missing (the next writer rewrites it from the other)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -88,8 +89,8 @@ enum Command {
     },
     /// Check every file and every entry without changing anything. Exit 0:
     /// clean; 3: repairable (a torn tail, never acknowledged, or other
-    /// crash leftovers the next open drops); 6: degraded (one hard-state
-    /// copy damaged, missing or stale; the next open rewrites it); 4:
+    /// crash leftovers the next open repairs); 6: degraded (one hard-state
+    /// copy fails its checks or is missing; the next open rewrites it); 4:
     /// corruption (file, offset and index printed, and what is still
     /// readable); 1: could not check.
     Verify {

@@ -2,7 +2,6 @@
 //! salvage, crash-test), drawn by `indicatif` only when stderr is a
 //! terminal: a script, a pipe or a log file sees nothing but the report.
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -26,9 +25,6 @@ pub struct Progress(ProgressBar);
 impl Progress {
     /// A bar labelled `label`, counting `unit`s.
     pub fn new(label: &str, unit: Unit) -> Self {
-        if !std::io::stderr().is_terminal() {
-            return Self(ProgressBar::hidden());
-        }
         let counter = match unit {
             Unit::Bytes => "{bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
             Unit::Entries => "{human_pos}/{human_len} entries ({per_sec}, {eta} left)",
@@ -41,7 +37,11 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
             .with_style(style)
             .with_prefix(label.to_owned());
-        bar.enable_steady_tick(Duration::from_millis(200));
+        // indicatif's stderr target draws nothing unless stderr is a
+        // terminal; no ticking thread is needed then either.
+        if !bar.is_hidden() {
+            bar.enable_steady_tick(Duration::from_millis(200));
+        }
         Self(bar)
     }
 

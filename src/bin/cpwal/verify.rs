@@ -48,6 +48,7 @@ fn check_entries(examination: &Examination) -> Result<Outcome, CliError> {
     let readable = examination.readable();
     let total = readable.end - readable.start;
     let progress = Progress::new("verify", Unit::Entries);
+    progress.set(0, total);
     for index in readable {
         match examination.read(ControlPlaneIndex(index)) {
             Ok(_) => outcome.entries_verified += 1,
