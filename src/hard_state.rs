@@ -25,6 +25,15 @@ pub enum NodeRole {
     Replica,
 }
 
+impl std::fmt::Display for NodeRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeRole::SoleVoter => "sole voter",
+            NodeRole::Replica => "replica",
+        })
+    }
+}
+
 impl NodeRole {
     fn to_disk(self) -> u16 {
         match self {
@@ -168,12 +177,7 @@ impl<F: StorageFile> HardStateStore<F> {
         let bytes = file
             .read_at(0, readable)
             .map_err(|e| Error::io("read hard state", &path, e))?;
-        let copies = [0, 1].map(|slot| {
-            let start = slot * HARD_STATE_SLOT_BYTES as usize;
-            bytes
-                .get(start..start + HARD_STATE_SLOT_BYTES as usize)
-                .map_or(Err(SlotFault::Missing), decode_slot)
-        });
+        let copies = decode_copies(&bytes);
         // The serving copy and the other one.
         let newest = match copies {
             [Ok(a), Ok(b)] if b.0 > a.0 => Ok((b, 0)),
@@ -246,11 +250,28 @@ impl<F: StorageFile> HardStateStore<F> {
     }
 }
 
+/// Why one copy of the hard state cannot serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SlotFault {
+pub(crate) enum SlotFault {
+    /// The file is too short to hold it.
     Missing,
+    /// It fails its checksum or a field check.
     Damaged,
+    /// It was written by another format version.
     Version(u32),
+}
+
+/// Each copy of the hard-state file's `bytes` (copy A, then copy B),
+/// decoded and re-validated on its own, with its sequence number. The one
+/// decoder behind [`HardStateStore::open`] and the operator's view of a
+/// damaged directory (`crate::operate`), so both judge a copy alike.
+pub(crate) fn decode_copies(bytes: &[u8]) -> [Result<(u64, HardState), SlotFault>; 2] {
+    [0, 1].map(|slot| {
+        let start = slot * HARD_STATE_SLOT_BYTES as usize;
+        bytes
+            .get(start..start + HARD_STATE_SLOT_BYTES as usize)
+            .map_or(Err(SlotFault::Missing), decode_slot)
+    })
 }
 
 /// Of two faulty copies, the one worth reporting: an unknown version wins

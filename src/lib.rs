@@ -23,6 +23,7 @@ mod identity;
 pub mod inspect;
 pub mod io;
 mod log;
+pub mod operate;
 mod options;
 #[cfg(feature = "openraft")]
 pub mod raft;
@@ -45,7 +46,8 @@ pub use engine::{
     VoteRequest, VoteResponse,
 };
 pub use error::{
-    Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result, SegmentChainDetail,
+    CopyMismatch, Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result,
+    SegmentChainDetail, Unsalvageable,
 };
 pub use hard_state::NodeRole;
 pub use identity::{ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};

@@ -18,7 +18,7 @@ use crate::format::{
 use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::io::{Storage, StorageFile};
 use crate::record::{
-    frame_record, parse_record, read_record, seal_records, RecordFault, RecordPlace, RecordRead,
+    frame_record, parse_record, read_record, seal_records, RecordPlace, RecordRead,
 };
 use crate::segment::{new_header, Liveness, ScanEnd, Segment, SegmentScan, TermRun};
 use crate::spare_segment::{SpareSegment, SPARE_SEGMENT_FILE_NAME};
@@ -974,40 +974,36 @@ fn judge_segment_end<F: StorageFile>(
     self_committing: bool,
 ) -> Result<Option<(ScanEnd, DroppedTail)>> {
     let end_index = segment.end_index();
-    // Where the damage is: the failing record (after the next sync's
-    // padding, it may start past the end of the live records).
-    let damage_offset = match scan.end {
-        ScanEnd::Damaged { offset, .. } => offset,
-        _ => segment.end_offset,
-    };
-    let corrupt = |kind| {
-        let path = &segment.path;
+    let corrupt = |end: &ScanEnd| {
+        let offset = end.damage_offset().unwrap_or(segment.end_offset);
+        let kind = end.corruption_kind();
         Err(Error::corruption(
-            path,
-            damage_offset,
+            &segment.path,
+            offset,
             Some(end_index),
             kind,
         ))
     };
-    match scan.end {
+    match &scan.end {
         ScanEnd::Clean => {}
-        _ if !is_last => return corrupt(damage_kind(scan.end)),
+        _ if !is_last => return corrupt(&scan.end),
         ScanEnd::Removed => {}
+        ScanEnd::Refused { .. } => return corrupt(&scan.end),
         ScanEnd::Damaged {
             tear_shaped,
             vouched_end,
             ..
         } => {
-            let vouched = vouched_end > end_index || hard_state.commit_end > end_index;
+            let vouched = *vouched_end > end_index || hard_state.commit_end > end_index;
             if vouched || !tear_shaped {
-                return corrupt(damage_kind(scan.end));
+                return corrupt(&scan.end);
             }
         }
     }
     let incomplete = scan
         .last_batch
         .filter(|batch| self_committing && batch.commit_end > end_index);
-    let mut cause = scan.end;
+    let mut cause = scan.end.clone();
     if let Some(batch) = incomplete {
         segment.drop_batch(batch);
         scan.commit_end = batch.commit_end_before;
@@ -1036,21 +1032,6 @@ fn judge_segment_end<F: StorageFile>(
             indexes: first..scan.dropped_index_end.max(first + 1),
         },
     )))
-}
-
-/// What to report when a segment's records end badly where they must not.
-fn damage_kind(end: ScanEnd) -> CorruptionKind {
-    match end {
-        ScanEnd::Damaged {
-            fault: Some(RecordFault::BadMagic),
-            ..
-        } => CorruptionKind::BadMagic,
-        ScanEnd::Damaged {
-            fault: Some(RecordFault::ImpossibleLength(length)),
-            ..
-        } => CorruptionKind::ImpossibleLength { length },
-        _ => CorruptionKind::ChecksumMismatch,
-    }
 }
 
 /// Lists the directory: segment generations in order; leftover temporary

@@ -206,22 +206,36 @@ pub fn survey_records(
     from: u64,
     is_live: impl Fn(&RecordHeader) -> bool,
 ) -> Survey {
-    let magic = RECORD_MAGIC.to_le_bytes();
     let mut survey = Survey::default();
+    for_each_valid_record(segment, generation, from, |header| {
+        if is_live(header) {
+            survey.vouched_end = survey.vouched_end.max(header.durable_end);
+        }
+        survey.index_end = survey.index_end.max(header.index.saturating_add(1));
+    });
+    survey
+}
+
+/// Calls `visit` with the header of every valid record found anywhere in
+/// `segment[from..]`, at every record-aligned offset where the magic stands
+/// (whatever lies between them: damage, a tear, a truncation's remains).
+pub fn for_each_valid_record(
+    segment: &[u8],
+    generation: u64,
+    from: u64,
+    mut visit: impl FnMut(&RecordHeader),
+) {
+    let magic = RECORD_MAGIC.to_le_bytes();
     let mut offset = align_up(from);
     while offset + RECORD_HEADER_BYTES <= segment.len() as u64 {
         if segment[offset as usize..offset as usize + 4] == magic {
             let place = RecordPlace { generation, offset };
             if let RecordRead::Valid { header, .. } = read_record(segment, place) {
-                if is_live(&header) {
-                    survey.vouched_end = survey.vouched_end.max(header.durable_end);
-                }
-                survey.index_end = survey.index_end.max(header.index.saturating_add(1));
+                visit(&header);
             }
         }
         offset += RECORD_ALIGNMENT_BYTES;
     }
-    survey
 }
 
 /// One past the last non-zero byte of `segment[from..]`, rounded up to the

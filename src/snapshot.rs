@@ -163,7 +163,10 @@ pub fn read_latest<S: Storage>(storage: &S) -> Result<Option<Snapshot>> {
 }
 
 /// Opens `snapshot-<index_end>` read-only: the file, its path, its length.
-fn open_snapshot<S: Storage>(storage: &S, index_end: u64) -> Result<(S::File, PathBuf, u64)> {
+pub(crate) fn open_snapshot<S: Storage>(
+    storage: &S,
+    index_end: u64,
+) -> Result<(S::File, PathBuf, u64)> {
     let name = snapshot_file_name(index_end);
     let path = storage.path_of(&name);
     let file = storage

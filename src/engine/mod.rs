@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+mod backup;
 mod compaction;
 mod follower;
 mod install;

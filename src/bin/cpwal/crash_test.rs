@@ -13,6 +13,7 @@ use cpwal::{codec::encoded_entry, format::record_bytes, DurableControlPlane};
 use crate::checker::Model;
 use crate::failure::CliError;
 use crate::latency::{describe, raw_fdatasync_latencies};
+use crate::progress::{Progress, Unit};
 use crate::sabotage::Sabotage;
 use crate::workload::{crash_test_options, expected_entry, identity, Message, Rng, NODE_SUBJECT};
 
@@ -52,6 +53,7 @@ pub fn run(config: &CrashTestConfig) -> Result<(), CliError> {
     let mut totals = Totals::default();
     let mut rng = Rng::new(config.seed, u64::MAX);
     let started = Instant::now();
+    let progress = Progress::new("crash-test", Unit::Seconds);
     while started.elapsed().as_secs_f64() < config.seconds && model.violations.is_empty() {
         run_cycle(
             &data,
@@ -60,8 +62,11 @@ pub fn run(config: &CrashTestConfig) -> Result<(), CliError> {
             &mut rng,
             &mut model,
             &mut totals,
+            &progress,
         )?;
+        progress.set(started.elapsed().as_secs(), config.seconds.ceil() as u64);
     }
+    drop(progress);
     let probe_directory = data.parent().unwrap_or(Path::new("."));
     let probe_bytes = record_bytes(encoded_entry(&expected_entry(config.seed, 0, 1)).len() as u64);
     let raw = raw_fdatasync_latencies(
@@ -123,6 +128,7 @@ fn run_cycle(
     rng: &mut Rng,
     model: &mut Model,
     totals: &mut Totals,
+    progress: &Progress,
 ) -> Result<(), CliError> {
     let cycle = totals.cycles;
     let saved = sabotage.map(|s| s.before_cycle(data)).transpose()?;
@@ -150,7 +156,7 @@ fn run_cycle(
     if let (Some(sabotage), Some(saved)) = (sabotage, saved) {
         sabotage.after_kill(data, saved)?;
     }
-    check_cycle(data, cycle, acks, model, totals)
+    check_cycle(data, cycle, acks, model, totals, progress)
 }
 
 /// Starts the child and a thread collecting its stdout until it dies.
@@ -201,6 +207,7 @@ fn check_cycle(
     acks: u64,
     model: &mut Model,
     totals: &mut Totals,
+    progress: &Progress,
 ) -> Result<(), CliError> {
     let opened = DurableControlPlane::open(data, identity(NODE_SUBJECT), crash_test_options());
     let node = match opened {
@@ -221,7 +228,8 @@ fn check_cycle(
     }
     let found = model.check_recovered(&node);
     let vote = cpwal::ControlPlaneConsensus::durable_vote(&node);
-    eprintln!(
+    progress.suspend(|| {
+        eprintln!(
         "cycle {:>4}: {acks:>4} acks; recovered term {} vote {} log 0..{} ({} acknowledged){}{}",
         cycle + 1,
         vote.term.0,
@@ -233,7 +241,8 @@ fn check_cycle(
             t.bytes
         )),
         if found > 0 { "; VIOLATION" } else { "" },
-    );
+    )
+    });
     Ok(())
 }
 
