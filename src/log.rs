@@ -12,8 +12,8 @@ use crate::codec::DecodeError;
 use crate::error::{CorruptionKind, Error, InvalidInput, Result, SegmentChainDetail};
 use crate::format::{
     parse_segment_file_name, parse_snapshot_file_name, record_bytes, RecordHeader,
-    HARD_STATE_FILE_NAME, RECORD_HEADER_BYTES, RECORD_MAGIC, SECTOR_BYTES, SEGMENT_HEADER_BYTES,
-    TEMPORARY_FILE_SUFFIX,
+    HARD_STATE_FILE_NAME, RECORD_HEADER_BYTES, RECORD_MAGIC, SECTOR_BYTES, SEGMENT_FORMAT_VERSION,
+    SEGMENT_HEADER_BYTES, TEMPORARY_FILE_SUFFIX,
 };
 use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::io::{Storage, StorageFile};
@@ -188,6 +188,12 @@ impl<S: Storage> SegmentedLog<S> {
         log.recovered_commit_end = log.recovered_commit_end.min(log.end_index);
         if writable {
             log.make_recovered_tail_durable()?;
+            if log.tail().header.format_version < SEGMENT_FORMAT_VERSION {
+                // New records are written as this version lays them out
+                // (each sync from a sector boundary), which a version 1
+                // segment must not hold: continue in a new segment.
+                log.roll_over()?;
+            }
         }
         log.check_invariants();
         Ok((log, report))
