@@ -131,7 +131,7 @@ fn fixture_copies(name: &str, build: fn(&Path)) -> Vec<tempfile::TempDir> {
 fn fixture_copy(fixture: &Path) -> tempfile::TempDir {
     let name = fixture.display();
     let copy = tempfile::tempdir().unwrap();
-    for entry in fs::read_dir(&fixture).unwrap_or_else(|e| panic!("fixture {name}: {e}")) {
+    for entry in fs::read_dir(fixture).unwrap_or_else(|e| panic!("fixture {name}: {e}")) {
         let entry = entry.unwrap();
         fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
     }
