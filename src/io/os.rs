@@ -52,7 +52,10 @@ impl OsStorage {
     /// writer that starts afterwards is then not kept out.
     pub fn open(root: impl AsRef<Path>, mode: LockMode) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
-        if mode == LockMode::Exclusive && !root.exists() {
+        if mode == LockMode::Exclusive {
+            // Whether this process creates the directory or an earlier one
+            // did and was killed before syncing the parent, the directory's
+            // own entry must be durable before anything in it is trusted.
             create_directory_durably(&root)?;
         }
         let lock_path = root.join(LOCK_FILE_NAME);
@@ -112,6 +115,8 @@ impl OsStorage {
     }
 }
 
+/// Creates `root` if it is missing, then syncs its parent, so its entry
+/// is durable either way.
 fn create_directory_durably(root: &Path) -> Result<()> {
     fs::create_dir_all(root).map_err(|e| Error::io("create directory", root, e))?;
     let parent = root
