@@ -277,12 +277,11 @@ impl Model {
         let term = self.state.hard.term;
         let new: Vec<_> = entries.iter().map(|e| (term, e.clone())).collect();
         let start = after.log.end_index();
-        after.log.entries.extend(new.iter().cloned());
+        after.log.entries.extend(new);
         after.commit_end = after.log.end_index();
-        crash_logs.push(LogShape {
-            fixed: self.state.log.clone(),
-            optional_tail: new,
-        });
+        // A batch is atomic: a crash leaves all of it or none (the old log
+        // is always allowed).
+        crash_logs.push(LogShape::exact(&after.log));
         Reply::Appended(start..after.log.end_index())
     }
 
