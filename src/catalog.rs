@@ -6,8 +6,15 @@
 //! [`ApplyOutcome`], including the entries the catalog refuses (a fenced
 //! ownership transition, a stale leader record). A refused entry leaves the
 //! state unchanged apart from the count of refusals.
+//!
+//! Applying is on every acknowledgement's path and on open's rebuild, so it
+//! costs one hashed lookup of the range name per ownership transition. The
+//! ranges are kept in no order; what needs one (the snapshot encoding,
+//! which must be byte-identical for the same catalog, and the listing
+//! [`ControlPlaneCatalog::ranges`]) sorts when it is asked.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
 
 use crate::codec::EntryView;
 use crate::consensus::{ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm};
@@ -74,16 +81,22 @@ enum OutcomeDetail {
     Discarded,
 }
 
+/// The hasher of the range index.
+pub(crate) type RangeHasher = foldhash::fast::RandomState;
+
+/// Every range's ownership, by name, hashed (see the module documentation).
+pub(crate) type RangeTable = HashMap<Box<str>, RangeOwnership, RangeHasher>;
+
 /// The applied control-plane state.
 ///
 /// Invariants: `applied_end` is one past the last applied index (entries
 /// `0..applied_end` were applied in order, exactly once); every recorded
 /// leader term is strictly greater than the one before it; each range's epoch
 /// only grows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ControlPlaneCatalog {
     members: BTreeSet<ClusterVoterIdentity>,
-    ranges: BTreeMap<String, RangeOwnership>,
+    ranges: RangeTable,
     leaders: Vec<(ControlPlaneTerm, ClusterVoterIdentity)>,
     refused: u64,
     applied_end: u64,
@@ -182,7 +195,7 @@ impl ControlPlaneCatalog {
                 owner: ClusterVoterIdentity::from_validated(new_owner),
                 epoch,
             };
-            self.ranges.insert(range.to_owned(), next);
+            self.ranges.insert(range.into(), next);
             return ApplyOutcome::OwnershipTransferred { previous: None };
         };
         if epoch <= current.epoch {
@@ -234,9 +247,23 @@ impl ControlPlaneCatalog {
         self.members.contains(member)
     }
 
-    /// The ownership of every range, by name.
-    pub fn ranges(&self) -> &BTreeMap<String, RangeOwnership> {
-        &self.ranges
+    /// The ownership of every range, in name order. The catalog keeps its
+    /// ranges hashed for applying, so this sorts them on each call
+    /// (O(n log n)); use [`ControlPlaneCatalog::owner_of`] for one range and
+    /// [`ControlPlaneCatalog::range_count`] for the count.
+    pub fn ranges(&self) -> impl ExactSizeIterator<Item = (&str, &RangeOwnership)> + '_ {
+        let mut sorted: Vec<(&str, &RangeOwnership)> = self
+            .ranges
+            .iter()
+            .map(|(name, ownership)| (&**name, ownership))
+            .collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        sorted.into_iter()
+    }
+
+    /// How many ranges have an owner.
+    pub fn range_count(&self) -> usize {
+        self.ranges.len()
     }
 
     /// The ownership of `range`, if any transition for it was applied.
@@ -258,7 +285,7 @@ impl ControlPlaneCatalog {
     /// has validated them). Leader terms must be strictly increasing.
     pub(crate) fn from_parts(
         members: BTreeSet<ClusterVoterIdentity>,
-        ranges: BTreeMap<String, RangeOwnership>,
+        ranges: RangeTable,
         leaders: Vec<(ControlPlaneTerm, ClusterVoterIdentity)>,
         refused: u64,
         applied_end: u64,
@@ -270,6 +297,28 @@ impl ControlPlaneCatalog {
             refused,
             applied_end,
         }
+    }
+}
+
+/// Ranges print in name order, so the output does not depend on the
+/// hash table's layout.
+impl fmt::Debug for ControlPlaneCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControlPlaneCatalog")
+            .field("members", &self.members)
+            .field("ranges", &RangesInOrder(self))
+            .field("leaders", &self.leaders)
+            .field("refused", &self.refused)
+            .field("applied_end", &self.applied_end)
+            .finish()
+    }
+}
+
+struct RangesInOrder<'a>(&'a ControlPlaneCatalog);
+
+impl fmt::Debug for RangesInOrder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.ranges()).finish()
     }
 }
 
@@ -395,6 +444,47 @@ mod tests {
                 let view = crate::codec::decode_entry_view(&bytes).unwrap();
                 decoded.apply_decoded(index, view).unwrap();
                 prop_assert_eq!(&owned, &decoded);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn ranges_match_an_ordered_reference_model(
+            moves in prop::collection::vec((0u8..40, 0u8..3, 0u64..30), 0..200)
+        ) {
+            // Goal: the hashed range index keeps exactly what an ordered map
+            // would, and lists it in name order. Method: random transitions
+            // over 40 ranges (so most revisit a range, fenced or not),
+            // applied to the catalog and to a BTreeMap model of the fencing
+            // rule; compare every lookup, the count and the listing.
+            let owners = ["CN=a", "CN=b", "CN=c"];
+            let mut catalog = ControlPlaneCatalog::new();
+            let mut model = std::collections::BTreeMap::<String, (&str, u64)>::new();
+            for (index, &(range, owner, epoch)) in moves.iter().enumerate() {
+                let name = format!("range-{range}");
+                let entry = transfer(&name, owners[owner as usize], epoch);
+                catalog.apply(ControlPlaneIndex(index as u64), &entry).unwrap();
+                let fenced = model.get(&name).is_some_and(|&(_, current)| epoch <= current);
+                if !fenced {
+                    model.insert(name, (owners[owner as usize], epoch));
+                }
+            }
+            let listed: Vec<(String, String, u64)> = catalog
+                .ranges()
+                .map(|(name, o)| (name.to_owned(), o.owner.to_string(), o.epoch))
+                .collect();
+            let expected: Vec<(String, String, u64)> = model
+                .iter()
+                .map(|(name, &(owner, epoch))| (name.clone(), owner.to_owned(), epoch))
+                .collect();
+            prop_assert_eq!(listed, expected);
+            prop_assert_eq!(catalog.range_count(), model.len());
+            for range in 0..40 {
+                let name = format!("range-{range}");
+                let found = catalog.owner_of(&name).map(|o| (o.owner.to_string(), o.epoch));
+                let modelled = model.get(&name).map(|&(owner, epoch)| (owner.to_owned(), epoch));
+                prop_assert_eq!(found, modelled);
             }
         }
     }
