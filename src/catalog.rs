@@ -13,7 +13,7 @@
 //! which must be byte-identical for the same catalog, and the listing
 //! [`ControlPlaneCatalog::ranges`]) sorts when it is asked.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use crate::codec::EntryView;
@@ -72,15 +72,6 @@ impl ApplyOutcome {
     }
 }
 
-/// How much of an [`ApplyOutcome`] the caller wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OutcomeDetail {
-    /// Everything, including the ownership a transfer replaced.
-    Full,
-    /// The caller drops the outcome: skip copying the replaced owner.
-    Discarded,
-}
-
 /// The hasher of the range index.
 pub(crate) type RangeHasher = foldhash::fast::RandomState;
 
@@ -93,13 +84,66 @@ pub(crate) type RangeTable = HashMap<Box<str>, RangeOwnership, RangeHasher>;
 /// `0..applied_end` were applied in order, exactly once); every recorded
 /// leader term is strictly greater than the one before it; each range's epoch
 /// only grows.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct ControlPlaneCatalog {
     members: BTreeSet<ClusterVoterIdentity>,
     ranges: RangeTable,
     leaders: Vec<(ControlPlaneTerm, ClusterVoterIdentity)>,
     refused: u64,
     applied_end: u64,
+    /// Where the identities the catalog keeps come from (not part of its
+    /// state: equality ignores it).
+    identities: IdentityPool,
+}
+
+/// Two catalogs are equal when their state is; the identity pool is a
+/// cache.
+impl PartialEq for ControlPlaneCatalog {
+    fn eq(&self, other: &Self) -> bool {
+        self.members == other.members
+            && self.ranges == other.ranges
+            && self.leaders == other.leaders
+            && self.refused == other.refused
+            && self.applied_end == other.applied_end
+    }
+}
+
+impl Eq for ControlPlaneCatalog {}
+
+/// The identities a catalog holds, each allocated once: thousands of ranges
+/// have a handful of owners, so a range's owner is a shared clone
+/// ([`ClusterVoterIdentity`] is reference-counted) of the pool's, found by
+/// one hashed lookup of the owner's text, and applying a transfer allocates
+/// nothing.
+///
+/// Invariant: the pool holds every identity the catalog refers to, plus
+/// identities no longer referred to, which are dropped once the pool has
+/// doubled since it was last pruned (so it stays within twice what is in
+/// use, plus [`IdentityPool::MIN_PRUNE_LEN`]).
+#[derive(Clone, Default)]
+struct IdentityPool {
+    identities: HashSet<ClusterVoterIdentity, RangeHasher>,
+    prune_at: usize,
+}
+
+impl IdentityPool {
+    /// The pool is never pruned below this size.
+    const MIN_PRUNE_LEN: usize = 64;
+
+    /// The pool's identity of `text`, which must have passed
+    /// [`crate::identity::validate`] (as every [`EntryView`] string has).
+    fn identity(&mut self, text: &str) -> ClusterVoterIdentity {
+        if let Some(identity) = self.identities.get(text) {
+            return identity.clone();
+        }
+        if self.identities.len() >= self.prune_at {
+            self.identities.retain(ClusterVoterIdentity::is_shared);
+            self.prune_at = (2 * self.identities.len()).max(Self::MIN_PRUNE_LEN);
+        }
+        let identity = ClusterVoterIdentity::from_validated(text);
+        self.identities.insert(identity.clone());
+        identity
+    }
 }
 
 impl ControlPlaneCatalog {
@@ -116,31 +160,27 @@ impl ControlPlaneCatalog {
         index: ControlPlaneIndex,
         entry: &ControlPlaneEntry,
     ) -> Result<ApplyOutcome> {
-        self.apply_view(index, EntryView::of(entry), OutcomeDetail::Full)
+        self.apply_view(index, EntryView::of(entry))
     }
 
     /// Applies a decoded entry as [`ControlPlaneCatalog::apply`] does, for a
-    /// caller that has no use for the outcome (the rebuild at open). It
-    /// allocates only what the catalog must keep that it does not hold yet:
-    /// a new range name, a different owner, a new member or leader.
+    /// caller that has no use for the outcome (the rebuild at open, group
+    /// commit's entries in hand).
     pub(crate) fn apply_decoded(
         &mut self,
         index: ControlPlaneIndex,
         entry: EntryView<'_>,
     ) -> Result<()> {
-        self.apply_view(index, entry, OutcomeDetail::Discarded)
-            .map(drop)
+        self.apply_view(index, entry).map(drop)
     }
 
-    /// The one apply behind both entry points. With
-    /// [`OutcomeDetail::Discarded`] an ownership transfer reports
-    /// `previous: None` whatever it replaced, and the new owner is written
-    /// over the old one's buffer instead of being allocated.
+    /// The one apply behind both entry points. It allocates only what the
+    /// catalog must keep that it does not hold yet: a new range name, an
+    /// identity it has never seen.
     fn apply_view(
         &mut self,
         index: ControlPlaneIndex,
         entry: EntryView<'_>,
-        detail: OutcomeDetail,
     ) -> Result<ApplyOutcome> {
         if index.0 != self.applied_end {
             return Err(InvalidInput::Index {
@@ -156,7 +196,7 @@ impl ControlPlaneCatalog {
                 range,
                 new_owner,
                 ownership_epoch,
-            } => self.apply_ownership(range, new_owner, ownership_epoch, detail),
+            } => self.apply_ownership(range, new_owner, ownership_epoch),
             EntryView::LeaderConfiguration { term, leader } => self.apply_leader(term, leader),
         };
         if outcome.is_refusal() {
@@ -170,8 +210,8 @@ impl ControlPlaneCatalog {
         if self.members.contains(member) {
             return ApplyOutcome::AlreadyMember;
         }
-        self.members
-            .insert(ClusterVoterIdentity::from_validated(member));
+        let member = self.identities.identity(member);
+        self.members.insert(member);
         ApplyOutcome::Admitted
     }
 
@@ -183,16 +223,13 @@ impl ControlPlaneCatalog {
         }
     }
 
-    fn apply_ownership(
-        &mut self,
-        range: &str,
-        new_owner: &str,
-        epoch: u64,
-        detail: OutcomeDetail,
-    ) -> ApplyOutcome {
+    /// One hashed lookup of `range`; a transfer swaps in the pool's
+    /// identity of the new owner and hands the replaced ownership to the
+    /// outcome, allocating nothing for a range and owner already known.
+    fn apply_ownership(&mut self, range: &str, new_owner: &str, epoch: u64) -> ApplyOutcome {
         let Some(current) = self.ranges.get_mut(range) else {
             let next = RangeOwnership {
-                owner: ClusterVoterIdentity::from_validated(new_owner),
+                owner: self.identities.identity(new_owner),
                 epoch,
             };
             self.ranges.insert(range.into(), next);
@@ -203,22 +240,15 @@ impl ControlPlaneCatalog {
                 current_epoch: current.epoch,
             };
         }
-        let previous_epoch = std::mem::replace(&mut current.epoch, epoch);
-        if detail == OutcomeDetail::Discarded {
-            current.owner.set_validated(new_owner);
-            return ApplyOutcome::OwnershipTransferred { previous: None };
-        }
         let owner = if current.owner.as_str() == new_owner {
             current.owner.clone()
         } else {
-            let owner = ClusterVoterIdentity::from_validated(new_owner);
-            std::mem::replace(&mut current.owner, owner)
+            self.identities.identity(new_owner)
         };
-        let previous = Some(RangeOwnership {
-            owner,
-            epoch: previous_epoch,
-        });
-        ApplyOutcome::OwnershipTransferred { previous }
+        let previous = std::mem::replace(current, RangeOwnership { owner, epoch });
+        ApplyOutcome::OwnershipTransferred {
+            previous: Some(previous),
+        }
     }
 
     fn apply_leader(&mut self, term: ControlPlaneTerm, leader: &str) -> ApplyOutcome {
@@ -227,8 +257,8 @@ impl ControlPlaneCatalog {
                 return ApplyOutcome::LeaderTermNotNewer { latest_term };
             }
         }
-        self.leaders
-            .push((term, ClusterVoterIdentity::from_validated(leader)));
+        let leader = self.identities.identity(leader);
+        self.leaders.push((term, leader));
         ApplyOutcome::LeaderRecorded
     }
 
@@ -282,20 +312,35 @@ impl ControlPlaneCatalog {
     }
 
     /// Rebuilds a catalog from its parts (used when reading a snapshot, which
-    /// has validated them). Leader terms must be strictly increasing.
+    /// has validated them). Leader terms must be strictly increasing. Every
+    /// identity is replaced by the pool's, so each is held once.
     pub(crate) fn from_parts(
         members: BTreeSet<ClusterVoterIdentity>,
-        ranges: RangeTable,
-        leaders: Vec<(ControlPlaneTerm, ClusterVoterIdentity)>,
+        mut ranges: RangeTable,
+        mut leaders: Vec<(ControlPlaneTerm, ClusterVoterIdentity)>,
         refused: u64,
         applied_end: u64,
     ) -> Self {
+        let mut identities = IdentityPool::default();
+        let mut pooled = |identity: &mut ClusterVoterIdentity| {
+            *identity = identities.identity(identity.as_str());
+        };
+        ranges.values_mut().for_each(|r| pooled(&mut r.owner));
+        leaders.iter_mut().for_each(|(_, leader)| pooled(leader));
+        let members = members
+            .into_iter()
+            .map(|mut member| {
+                pooled(&mut member);
+                member
+            })
+            .collect();
         Self {
             members,
             ranges,
             leaders,
             refused,
             applied_end,
+            identities,
         }
     }
 }
@@ -487,6 +532,40 @@ mod tests {
                 prop_assert_eq!(found, modelled);
             }
         }
+    }
+
+    #[test]
+    fn identity_pool_holds_each_owner_once_and_forgets_unused_ones() {
+        // Goal: ranges share their owner's identity instead of each holding
+        // a copy, and identities no range, member or leader uses any more
+        // are dropped, so the pool stays bounded. Method: 500 ranges owned
+        // by one owner (one pooled identity), then 5000 transfers of one
+        // range, each to a new owner that the next one replaces; the pool
+        // never holds more than twice the identities in use plus its
+        // minimum prune size.
+        let mut catalog = ControlPlaneCatalog::new();
+        let mut index = 0;
+        let mut apply = |catalog: &mut ControlPlaneCatalog, entry: ControlPlaneEntry| {
+            catalog.apply(ControlPlaneIndex(index), &entry).unwrap();
+            index += 1;
+        };
+        for range in 0..500 {
+            apply(&mut catalog, transfer(&format!("r{range}"), "CN=a", 1));
+        }
+        assert_eq!(catalog.identities.identities.len(), 1);
+        for owner in 0..5000 {
+            apply(
+                &mut catalog,
+                transfer("moving", &format!("CN=o{owner}"), owner + 1),
+            );
+            let pooled = catalog.identities.identities.len();
+            assert!(
+                pooled <= 2 * 2 + IdentityPool::MIN_PRUNE_LEN,
+                "{pooled} pooled"
+            );
+        }
+        assert_eq!(catalog.owner_of("moving").unwrap().owner, id("CN=o4999"));
+        assert_eq!(catalog.owner_of("r7").unwrap().owner, id("CN=a"));
     }
 
     #[test]
