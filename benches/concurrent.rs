@@ -6,7 +6,9 @@
 //! against raw threads that each `pwrite` + `fdatasync` the same number of
 //! bytes for themselves, and against a plain leader/follower group commit
 //! over a raw file, and against cpwal's `&mut` API behind a mutex (no group
-//! commit) — same run, same file system. The fraction of entries the
+//! commit) — same run, same file system. A last raw contender lets two
+//! syncs be in flight at once: the measure of what overlapping syncs
+//! (issue #15, item 4) could gain. The fraction of entries the
 //! catalog fenced is printed and must be near zero.
 //! Run: `cargo bench --bench concurrent`.
 
@@ -62,13 +64,18 @@ impl RawEachSyncs<'_> {
 
 /// A plain leader/follower group commit over a raw file: write under a lock,
 /// then wait until a sync that started after the write has finished,
-/// leading one if none is in flight.
+/// leading one if fewer than `max_in_flight` are in flight. With one in
+/// flight it is the shape of cpwal's group commit; with two it models the
+/// overlap issue #15 asks about (a sync of the file covers every write made
+/// before it started, so the durable end is the largest end a finished
+/// sync covered), to show what that could gain on this disk.
 struct RawGroupCommit<'w> {
     file: File,
     state: Mutex<GroupState>,
     changed: Condvar,
     workload: &'w Workload,
     record: Vec<u8>,
+    max_in_flight: u32,
 }
 
 #[derive(Default)]
@@ -76,7 +83,9 @@ struct GroupState {
     next_offset: u64,
     written: u64,
     durable: u64,
-    syncing: bool,
+    /// The end the newest sync in flight covers.
+    covering: u64,
+    in_flight: u32,
 }
 
 impl RawGroupCommit<'_> {
@@ -90,17 +99,18 @@ impl RawGroupCommit<'_> {
         state.written += 1;
         let mine = state.written;
         while state.durable < mine {
-            if state.syncing {
+            if state.covering >= mine || state.in_flight >= self.max_in_flight {
                 state = self.changed.wait(state).unwrap();
                 continue;
             }
-            state.syncing = true;
+            state.in_flight += 1;
             let covered = state.written;
+            state.covering = covered;
             drop(state);
             self.file.sync_data().unwrap();
             state = self.state.lock().unwrap();
             state.durable = state.durable.max(covered);
-            state.syncing = false;
+            state.in_flight -= 1;
             self.changed.notify_all();
         }
     }
@@ -117,11 +127,12 @@ struct Contenders<'w> {
     direct_next: AtomicU64,
     each_syncs: RawEachSyncs<'w>,
     group: RawGroupCommit<'w>,
+    group_two_in_flight: RawGroupCommit<'w>,
 }
 
 impl<'w> Contenders<'w> {
     fn new(workload: &'w Workload) -> Self {
-        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
         let shared = SharedControlPlane::new(create_engine(&dirs[0].path().join("cpwal")));
         let record = vec![0x5a; workload.max_record_bytes(1)];
         let raw_file = |d: &tempfile::TempDir| {
@@ -145,7 +156,16 @@ impl<'w> Contenders<'w> {
                 state: Mutex::default(),
                 changed: Condvar::new(),
                 workload,
+                record: record.clone(),
+                max_in_flight: 1,
+            },
+            group_two_in_flight: RawGroupCommit {
+                file: raw_file(&dirs[4]),
+                state: Mutex::default(),
+                changed: Condvar::new(),
+                workload,
                 record,
+                max_in_flight: 2,
             },
             shared,
             shared_next: AtomicU64::new(0),
@@ -201,6 +221,10 @@ impl<'w> Contenders<'w> {
     fn raw_group(&self, threads: u64, ops: u64) -> Duration {
         on_threads(threads, ops, |_, _| self.group.append())
     }
+
+    fn raw_group_two_in_flight(&self, threads: u64, ops: u64) -> Duration {
+        on_threads(threads, ops, |_, _| self.group_two_in_flight.append())
+    }
 }
 
 fn main() {
@@ -242,6 +266,10 @@ fn main() {
                 (
                     "cpwal &mut behind a mutex",
                     Box::new(|n| contenders.direct(threads, n)),
+                ),
+                (
+                    "raw group commit, 2 syncs in flight",
+                    Box::new(|n| contenders.raw_group_two_in_flight(threads, n)),
                 ),
             ],
         );
