@@ -297,7 +297,7 @@ fn summarize_snapshot(
         last_term: snapshot.last_term,
         file_bytes,
         members: snapshot.catalog.members().len(),
-        ranges: snapshot.catalog.ranges().len(),
+        ranges: snapshot.catalog.range_count(),
         leader_configurations: snapshot.catalog.leader_history().len(),
         restart_pending: snapshot.index_end > log.end_index(),
     })

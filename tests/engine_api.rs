@@ -121,6 +121,51 @@ fn try_append_refuses_bad_input_without_writing() {
 }
 
 #[test]
+fn append_batch_with_one_bad_entry_writes_none_of_it() {
+    // Goal: each entry is validated once, on its way into the encode
+    // buffer, and a batch holding one invalid entry still reaches neither
+    // the disk nor the catalog, through the `&mut` API and through group
+    // commit (G7, batches all-or-nothing). Method: batches whose last entry
+    // is invalid (blank, too long, a control character, a DEL, a C1
+    // control) after valid ones; each is refused typed, the log stays
+    // empty, the node keeps working, and after a reopen the log holds only
+    // the valid entry appended afterwards.
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = open(dir.path());
+    let bad_names = [
+        String::new(),
+        "r".repeat(1025),
+        "tenant/\nforged".to_string(),
+        "range\u{7f}".to_string(),
+        "ränge\u{85}".to_string(),
+    ];
+    for bad in &bad_names {
+        let batch = [admit(1), transfer("fine", 1), transfer(bad, 2)];
+        let refused = node.try_append_batch(&batch);
+        assert!(
+            matches!(
+                refused,
+                Err(Error::InvalidInput(InvalidInput::RangeName { .. }))
+            ),
+            "{bad:?}: {refused:?}"
+        );
+    }
+    assert_eq!(node.last_index(), None);
+    assert_eq!(node.catalog().applied_end(), 0);
+    let shared = cpwal::SharedControlPlane::new(node);
+    for bad in &bad_names {
+        let batch = [transfer("fine", 1), transfer(bad, 2)];
+        assert!(shared.append_batch(&batch).is_err(), "{bad:?}");
+    }
+    assert_eq!(shared.last_written_index(), None);
+    assert_eq!(shared.append(&admit(2)).unwrap(), ControlPlaneIndex(0));
+    drop(shared);
+    let node = open(dir.path());
+    assert_eq!(node.last_index(), Some(ControlPlaneIndex(0)));
+    assert_eq!(node.read(ControlPlaneIndex(0)).unwrap().entry, admit(2));
+}
+
+#[test]
 fn options_out_of_range_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     for size in [0, 1000, 4097, 1 << 40] {

@@ -22,7 +22,7 @@ pub use reads::PeerBatch;
 pub use shared::SharedControlPlane;
 
 use crate::catalog::ControlPlaneCatalog;
-use crate::codec::{decode_entry, encode_entry, validate_entry};
+use crate::codec::{decode_entry, encode_checked_entry};
 use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState,
@@ -317,9 +317,6 @@ impl<S: Storage> DurableControlPlane<S> {
                 leader: self.leader.clone(),
             });
         }
-        for entry in entries {
-            validate_entry(entry)?;
-        }
         let term = self.hard_state.term;
         let stamp = if self.sole_voter {
             CommitStamp::SelfCommitting
@@ -357,7 +354,8 @@ impl<S: Storage> DurableControlPlane<S> {
 
     /// Writes `(term, entry)` pairs after the end of the log with a single
     /// sync, each record stamped with `stamp`; returns once all are durable.
-    /// The entries must have passed `validate_entry`.
+    /// Its caller (a follower's append) checks the entries before it
+    /// truncates anything; encoding checks them once more.
     fn write_durably<'a>(
         &mut self,
         entries: impl Iterator<Item = (u64, &'a ControlPlaneEntry)>,
@@ -368,9 +366,11 @@ impl<S: Storage> DurableControlPlane<S> {
         self.latch(synced)
     }
 
-    /// Encodes and writes `(term, entry)` pairs after the end of the log, in
-    /// one `pwrite` per segment, without syncing. The entries must have
-    /// passed `validate_entry`. A storage error is latched.
+    /// Checks and encodes every entry (each field checked once, see
+    /// [`encode_checked_entry`]), then writes the `(term, entry)` pairs
+    /// after the end of the log, in one `pwrite` per segment, without
+    /// syncing. An invalid entry refuses the whole batch before anything
+    /// reaches the log. A storage error is latched.
     fn write_entries<'a>(
         &mut self,
         entries: impl Iterator<Item = (u64, &'a ControlPlaneEntry)>,
@@ -380,7 +380,7 @@ impl<S: Storage> DurableControlPlane<S> {
         self.entry_spans.clear();
         for (term, entry) in entries {
             let begin = self.encode_buffer.len();
-            encode_entry(entry, &mut self.encode_buffer);
+            encode_checked_entry(entry, &mut self.encode_buffer)?;
             self.entry_spans
                 .push((term, begin..self.encode_buffer.len()));
         }

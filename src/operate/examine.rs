@@ -554,7 +554,7 @@ fn newest_whole_snapshot(
             last_term: snapshot.last_term,
             file_bytes,
             members: catalog.members().len(),
-            ranges: catalog.ranges().len(),
+            ranges: catalog.range_count(),
             leader_configurations: catalog.leader_history().len(),
             restart_pending: index_end > log.readable().end,
         };

@@ -71,7 +71,7 @@ fn print_text(examination: &Examination, view: &CatalogView) {
     for member in catalog.members() {
         println!("  {member}");
     }
-    println!("ranges ({}):", catalog.ranges().len());
+    println!("ranges ({}):", catalog.range_count());
     for (range, ownership) in catalog.ranges() {
         println!(
             "  {range}: owner {}, epoch {}",
@@ -97,7 +97,7 @@ fn print_json(examination: &Examination, view: &CatalogView) {
         "recorded_commit_index": view.commit_end.checked_sub(1),
         "snapshot_index_end": view.snapshot_index_end,
         "members": catalog.members().iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-        "ranges": catalog.ranges().iter().map(|(range, ownership)| json!({
+        "ranges": catalog.ranges().map(|(range, ownership)| json!({
             "range": range,
             "owner": ownership.owner.as_str(),
             "epoch": ownership.epoch,
