@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::codec::decode_identity;
+use crate::directory::{remove_leftover, RemoveOnFailure};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     HardStateSlot, FORMAT_VERSION, HARD_STATE_CRC_OFFSET, HARD_STATE_FILE_BYTES,
@@ -109,17 +110,11 @@ impl<F: StorageFile> HardStateStore<F> {
         // (its create made durable by the journal, the rename not). It holds
         // nothing acknowledged; without removing it, `create` would refuse
         // the name and the directory could never be opened again.
-        let names = storage
-            .list()
-            .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-        if names.contains(&temporary) {
-            storage
-                .remove(&temporary)
-                .map_err(|e| Error::io("remove file", &temporary_path, e))?;
-        }
+        remove_leftover(storage, &temporary)?;
         let file = storage
             .create(&temporary)
             .map_err(|e| Error::io("create hard state", &temporary_path, e))?;
+        let cleanup = RemoveOnFailure::new(storage, &temporary);
         file.allocate(HARD_STATE_FILE_BYTES)
             .map_err(|e| Error::io("allocate hard state", &temporary_path, e))?;
         let mut store = Self {
@@ -131,6 +126,7 @@ impl<F: StorageFile> HardStateStore<F> {
         storage
             .rename(&temporary, HARD_STATE_FILE_NAME)
             .map_err(|e| Error::io("rename hard state", &store.path, e))?;
+        cleanup.keep();
         storage
             .sync_directory()
             .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;

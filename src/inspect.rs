@@ -182,8 +182,10 @@ impl Inspection {
     }
 
     /// What a writable open would repair: a torn tail to drop, an
-    /// interrupted truncation to finish, leftover files to remove. Empty when
-    /// the directory is clean.
+    /// interrupted truncation to finish, leftover files to remove; and what
+    /// it would report without repairing: files cpwal does not own
+    /// (`foreign_files`) and permissions wider than cpwal's
+    /// (`wide_permissions`). Empty when the directory is clean.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
     }

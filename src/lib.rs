@@ -15,6 +15,7 @@
 mod catalog;
 pub mod codec;
 mod consensus;
+mod directory;
 mod engine;
 mod error;
 pub mod format;
@@ -39,6 +40,7 @@ pub use consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState, MembershipChange, OwnershipTransition,
 };
+pub use directory::{ForeignFile, WidePermission};
 pub use engine::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, CompactionReport, ConflictHint,
     DurableControlPlane, InstallSnapshotRequest, LogEntry, PeerBatch, SharedControlPlane,

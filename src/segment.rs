@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::directory::RemoveOnFailure;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader, FORMAT_VERSION,
@@ -137,7 +138,9 @@ impl<F: StorageFile> Segment<F> {
             move |e| Error::io(op, path, e)
         };
         let file = storage.create(&temporary).map_err(io("create segment"))?;
+        let cleanup = RemoveOnFailure::new(storage, &temporary);
         file.allocate(size_bytes).map_err(io("allocate segment"))?;
+        cleanup.keep(); // `install` guards it from here.
         let header = new_header(generation, previous_generation, first_index, size_bytes);
         Self::install(storage, file, &temporary, header)
     }
@@ -145,7 +148,8 @@ impl<F: StorageFile> Segment<F> {
     /// Makes the allocated temporary file `temporary` the segment `header`
     /// describes: header written, file synced, renamed to its final name,
     /// directory synced. Before the rename the file is a temporary one, which
-    /// recovery removes; after it, a whole segment with a valid header.
+    /// recovery removes; after it, a whole segment with a valid header. If a
+    /// step before the rename fails, the temporary is removed.
     pub fn install<S: Storage<File = F>>(
         storage: &S,
         file: F,
@@ -158,12 +162,14 @@ impl<F: StorageFile> Segment<F> {
             let path = temporary_path.clone();
             move |e| Error::io(op, path, e)
         };
+        let cleanup = RemoveOnFailure::new(storage, temporary);
         file.write_at(0, bytemuck::bytes_of(&header))
             .map_err(io("write segment header"))?;
         file.sync_data().map_err(io("fdatasync segment"))?;
         storage
             .rename(temporary, &name)
             .map_err(io("rename segment"))?;
+        cleanup.keep();
         storage
             .sync_directory()
             .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;

@@ -26,6 +26,7 @@ use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState,
 };
+use crate::directory::{Layout, Survey};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::identity::ClusterVoterIdentity;
@@ -576,14 +577,9 @@ pub(crate) fn open_or_create_hard_state<S: Storage>(
     identity: &ClusterVoterIdentity,
     sole_voter: bool,
 ) -> Result<(HardStateStore<S::File>, HardState)> {
-    let names = storage
-        .list()
-        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-    if !names
-        .iter()
-        .any(|n| n == crate::format::HARD_STATE_FILE_NAME)
-    {
-        refuse_uninitialized_leftovers(storage, &names)?;
+    let survey = Survey::of(storage, Layout::Node)?;
+    if !survey.hard_state {
+        refuse_uninitialized_leftovers(storage, survey)?;
         let state = if sole_voter {
             HardState {
                 term: ControlPlaneTerm::GENESIS.next().0,
@@ -618,25 +614,25 @@ pub(crate) fn open_or_create_hard_state<S: Storage>(
 }
 
 /// A directory without a hard state is new only if it holds nothing but
-/// leftovers of an interrupted creation (temporary files). Segments or
-/// snapshots without a hard state mean the hard state was lost: starting afresh would forget
-/// votes, so it is corruption. Any other file means the wrong directory.
-fn refuse_uninitialized_leftovers<S: Storage>(storage: &S, names: &[String]) -> Result<()> {
-    use crate::format::{
-        parse_segment_file_name, parse_snapshot_file_name, HARD_STATE_FILE_NAME,
-        TEMPORARY_FILE_SUFFIX,
-    };
-    for name in names {
-        let is_data = parse_segment_file_name(name).or(parse_snapshot_file_name(name));
-        let (path, kind) = if is_data.is_some() {
-            let path = storage.path_of(HARD_STATE_FILE_NAME);
-            (path, CorruptionKind::HardStateUnreadable)
-        } else if name.ends_with(TEMPORARY_FILE_SUFFIX) {
-            continue;
-        } else {
-            (storage.path_of(name), CorruptionKind::UnexpectedFile)
-        };
-        return Err(Error::corruption(path, 0, None, kind));
+/// leftovers of an interrupted creation (cpwal's temporary files) and
+/// `lost+found`. Segments or snapshots without a hard state mean the hard
+/// state was lost: starting afresh would forget votes, so it is corruption.
+/// Foreign files mean it is probably not the directory meant:
+/// [`Error::DirectoryNotEmpty`].
+fn refuse_uninitialized_leftovers<S: Storage>(storage: &S, survey: Survey) -> Result<()> {
+    if !survey.segments.is_empty() || !survey.snapshots.is_empty() {
+        return Err(Error::corruption(
+            storage.path_of(crate::format::HARD_STATE_FILE_NAME),
+            0,
+            None,
+            CorruptionKind::HardStateUnreadable,
+        ));
+    }
+    if !survey.foreign.is_empty() {
+        return Err(Error::DirectoryNotEmpty {
+            path: crate::directory::directory_path(storage),
+            foreign: survey.foreign,
+        });
     }
     Ok(())
 }

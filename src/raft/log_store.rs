@@ -180,8 +180,6 @@ impl CpwalLogStore {
         options: Options,
     ) -> Result<Self> {
         options.validate()?;
-        std::fs::create_dir_all(directory.as_ref())
-            .map_err(|e| Error::io("create directory", directory.as_ref(), e))?;
         let storage = Arc::new(OsStorage::open(directory, LockMode::Exclusive)?);
         let (hard_state_store, hard_state) = open_or_create(&storage, &identity)?;
         let (log, _report) = SegmentedLog::open(

@@ -110,6 +110,9 @@ fn advice(error: &Error) -> &'static str {
         }
         Error::UnsupportedVersion { .. } => "use a cpwal build that reads this format version",
         Error::NoSpace { .. } => "free disk space and retry",
+        Error::NotARegularFile { .. } => {
+            "move it out of the directory (cpwal never opens or removes it), then retry"
+        }
         Error::IdentityMismatch { .. } => "open the directory with the node identity it belongs to",
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             "check the path"

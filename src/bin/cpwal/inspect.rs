@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::failure::CliError;
 use crate::render::{
     open_read_only, recovery_json, recovery_lines, segment_json, snapshot_json, state_word,
+    warning_lines, warnings_json,
 };
 
 /// Where the leader history comes from: each `LeaderConfiguration` entry.
@@ -78,6 +79,7 @@ fn print_json(
             "segments": segments.iter().map(segment_json).collect::<Vec<_>>(),
             "recovery_would": recovery_json(inspection),
             "snapshot": snapshot_json(inspection.snapshot()),
+            "warnings": warnings_json(inspection),
     });
     println!("{report:#}");
 }
@@ -153,6 +155,9 @@ fn print_text(
     }
     for line in repairs {
         println!("recovery:   a writer would {line}");
+    }
+    for line in warning_lines(inspection) {
+        println!("{line}");
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use cpwal::inspect::{Inspection, SegmentState, SegmentSummary, SnapshotSummary};
-use cpwal::{ControlPlaneEntry, DroppedTail, LogEntry, MembershipChange};
+use cpwal::{ControlPlaneEntry, DroppedTail, LogEntry, MembershipChange, WidePermission};
 use serde_json::{json, Value};
 
 use crate::failure::CliError;
@@ -12,9 +12,12 @@ use crate::failure::CliError;
 /// Opens `directory` under a shared lock without changing anything, with
 /// one-line errors for a path that is not a data directory.
 pub fn open_read_only(directory: &Path) -> Result<Inspection, CliError> {
-    if !directory
+    // Anything under the name (even a FIFO) goes to the library, whose
+    // typed error says what it is; only a missing one is not a node.
+    if directory
         .join(cpwal::format::HARD_STATE_FILE_NAME)
-        .is_file()
+        .symlink_metadata()
+        .is_err()
     {
         return Err(CliError::NotADataDirectory(directory.to_path_buf()));
     }
@@ -147,4 +150,49 @@ pub fn recovery_lines(inspection: &Inspection) -> Vec<String> {
         lines.push(format!("remove leftover file {name}"));
     }
     lines
+}
+
+/// Warnings that change no verdict or exit code, one line each: entries
+/// cpwal does not own, and cpwal files other users may read or change
+/// (with the `chmod` that fixes each).
+pub fn warning_lines(inspection: &Inspection) -> Vec<String> {
+    let report = inspection.recovery();
+    let foreign = report.foreign_files.iter().map(|file| {
+        format!(
+            "warning: {} is a {} that cpwal does not own; it is not part of the node, and cpwal never reads, changes or removes it",
+            file.path.display(),
+            file.kind
+        )
+    });
+    let wide = report.wide_permissions.iter().map(|wide| {
+        format!(
+            "warning: {} has mode {:04o}, so other local users can read or change this node's data; run: {}",
+            wide.path.display(),
+            wide.mode,
+            chmod_command(wide)
+        )
+    });
+    foreign.chain(wide).collect()
+}
+
+/// The shell command that gives `wide` cpwal's private mode.
+fn chmod_command(wide: &WidePermission) -> String {
+    let path = wide.path.display().to_string().replace('\'', "'\\''");
+    format!("chmod {:o} '{path}'", wide.private_mode)
+}
+
+/// Foreign files and wide permissions as JSON (`inspect --json`).
+pub fn warnings_json(inspection: &Inspection) -> Value {
+    let report = inspection.recovery();
+    json!({
+        "foreign_files": report.foreign_files.iter().map(|f| json!({
+            "path": f.path.display().to_string(),
+            "kind": f.kind.to_string(),
+        })).collect::<Vec<_>>(),
+        "wide_permissions": report.wide_permissions.iter().map(|w| json!({
+            "path": w.path.display().to_string(),
+            "mode": format!("{:04o}", w.mode),
+            "chmod": chmod_command(w),
+        })).collect::<Vec<_>>(),
+    })
 }

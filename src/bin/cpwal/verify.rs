@@ -5,10 +5,11 @@ use std::path::Path;
 use cpwal::{Corruption, Error};
 
 use crate::failure::{CliError, EXIT_CORRUPTION, EXIT_TORN_TAIL};
-use crate::render::{open_read_only, recovery_lines};
+use crate::render::{open_read_only, recovery_lines, warning_lines};
 
 /// Checks every file and every entry of `directory`; returns the exit code:
 /// 0 clean, 3 recovery would repair a crash's leftovers, 4 corruption.
+/// Foreign files and wide permissions are warnings that change no code.
 pub fn run(directory: &Path) -> Result<u8, CliError> {
     let inspection = match open_read_only(directory) {
         Err(CliError::Engine { error, .. }) if error.as_corruption().is_some() => {
@@ -21,6 +22,9 @@ pub fn run(directory: &Path) -> Result<u8, CliError> {
         Err(error) if error.as_corruption().is_some() => return Ok(report_corruption(&error)),
         Err(error) => return Err(CliError::engine("cannot read an entry", error)),
     };
+    for line in warning_lines(&inspection) {
+        println!("{line}");
+    }
     let repairs = recovery_lines(&inspection);
     if !repairs.is_empty() {
         for line in &repairs {
