@@ -38,10 +38,10 @@ pub struct OsStorage {
     /// How the directory is held; a [`LockMode::Shared`] handle refuses
     /// every call that would change the directory.
     mode: LockMode,
-    /// Holds the `flock`; never read, only kept open. `None` only for a
-    /// shared handle on a directory without a lock file (see
-    /// [`OsStorage::open`]).
-    _lock: Option<File>,
+    /// Holds the `flock`; never read, only kept open (and unlocked on drop).
+    /// `None` only for a shared handle on a directory without a lock file
+    /// (see [`OsStorage::open`]).
+    lock: Option<File>,
 }
 
 impl OsStorage {
@@ -74,7 +74,7 @@ impl OsStorage {
                 return Ok(Self {
                     root,
                     mode,
-                    _lock: None,
+                    lock: None,
                 });
             }
             Err(e) => return Err(Error::io("open lock file", &lock_path, e)),
@@ -94,7 +94,7 @@ impl OsStorage {
         Ok(Self {
             root,
             mode,
-            _lock: Some(lock),
+            lock: Some(lock),
         })
     }
 
@@ -112,6 +112,21 @@ impl OsStorage {
     /// The directory this storage lives in.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+}
+
+impl Drop for OsStorage {
+    /// Releases the lock explicitly rather than by closing the descriptor.
+    /// A `flock` belongs to the open file description, which a child
+    /// process forked meanwhile shares until it calls `exec` (or for good,
+    /// if it never does); closing only this descriptor would leave the
+    /// directory locked by the child, and a reopen in this process would
+    /// fail with [`Error::DirectoryLocked`]. Unlocking through any
+    /// descriptor releases it for all of them.
+    fn drop(&mut self) {
+        if let Some(lock) = &self.lock {
+            let _ = fs2::FileExt::unlock(lock);
+        }
     }
 }
 
@@ -327,6 +342,21 @@ fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drop_releases_the_lock_held_by_a_copied_descriptor() {
+        // Goal: closing a handle frees the directory even while another
+        // descriptor of the same lock file description is open, as in a
+        // child process forked (by any thread) before it runs `exec`.
+        // Method: copy the lock's descriptor (`dup`, what `fork` does),
+        // drop the storage, reopen while the copy is still open.
+        let dir = tempfile::tempdir().unwrap();
+        let storage = OsStorage::open(dir.path(), LockMode::Exclusive).unwrap();
+        let copy = storage.lock.as_ref().unwrap().try_clone().unwrap();
+        drop(storage);
+        OsStorage::open(dir.path(), LockMode::Exclusive).expect("the copy kept the lock");
+        drop(copy);
+    }
 
     #[test]
     fn allocate_keeps_written_bytes_and_zero_fills_the_rest() {
