@@ -172,6 +172,16 @@ pub enum CorruptionKind {
         /// One past the last index found in the log.
         log_end: u64,
     },
+    /// A number a file holds (named by `field`) is beyond anything cpwal
+    /// writes: an index or generation above
+    /// [`MAX_INDEX`](crate::limits::MAX_INDEX) + 1, a counter at its
+    /// largest value.
+    OutOfRange {
+        /// The field, as named in [`crate::format`].
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
     /// The log or the snapshot holds a term above the hard state's term,
     /// which no crash leaves (a term is durable in the hard state before
     /// anything is written in it): the hard state is stale, e.g. restored
@@ -240,10 +250,20 @@ pub enum InvalidInput {
         /// Why its value is refused.
         reason: &'static str,
     },
-    /// An index argument is out of range for the operation.
+    /// An index argument is out of range for the operation (for a peer's
+    /// index, above [`MAX_INDEX`](crate::limits::MAX_INDEX)).
     Index {
         /// The index given.
         index: u64,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A term is out of range: above
+    /// [`MAX_TERM`](crate::limits::MAX_TERM), or inconsistent with the term
+    /// that carries it.
+    Term {
+        /// The term given.
+        term: u64,
         /// Why it is refused.
         reason: &'static str,
     },
@@ -462,6 +482,7 @@ impl fmt::Display for InvalidInput {
             ),
             InvalidInput::Option { name, reason } => write!(f, "option {name}: {reason}"),
             InvalidInput::Index { index, reason } => write!(f, "index {index}: {reason}"),
+            InvalidInput::Term { term, reason } => write!(f, "term {term}: {reason}"),
         }
     }
 }

@@ -94,7 +94,9 @@
 //! every segment under its final name has a valid header, and such a
 //! temporary file is a leftover that recovery removes (a creation that
 //! fails, on a full disk say, removes its own). Generations increase by one
-//! per segment created;
+//! per segment created, and stay at most `MAX_INDEX + 1` (as does
+//! `first_index`; a larger value is
+//! [`CorruptionKind::OutOfRange`](crate::CorruptionKind::OutOfRange));
 //! each header names its predecessor, so a missing, stale or duplicated
 //! segment breaks the chain and is reported.
 //!

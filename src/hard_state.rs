@@ -14,6 +14,7 @@ use crate::format::{
 };
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{Storage, StorageFile};
+use crate::limits::MAX_END;
 
 /// How a node takes part in consensus; fixed when its directory is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -297,6 +298,11 @@ fn decode_slot(bytes: &[u8]) -> Result<(u64, HardState), SlotFault> {
         _ => return Err(SlotFault::Damaged),
     };
     let role = NodeRole::from_disk(slot.role).ok_or(SlotFault::Damaged)?;
+    // Counters that are bumped (`sequence`, `log_epoch`) and the log start
+    // must leave room for the arithmetic on them; cpwal never writes more.
+    if slot.sequence >= MAX_END || slot.log_epoch >= MAX_END || slot.log_start > MAX_END {
+        return Err(SlotFault::Damaged);
+    }
     let state = HardState {
         node,
         role,

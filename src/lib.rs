@@ -23,6 +23,7 @@ mod hard_state;
 mod identity;
 pub mod inspect;
 pub mod io;
+pub mod limits;
 mod log;
 mod options;
 #[cfg(feature = "openraft")]

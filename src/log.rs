@@ -368,7 +368,7 @@ impl<S: Storage> SegmentedLog<S> {
     /// The term of the entry at `index`, including the entry just before the
     /// log start (remembered from the compaction).
     pub fn term_at(&self, index: u64) -> Result<u64> {
-        if index + 1 == self.start_index {
+        if Some(index) == self.start_index.checked_sub(1) {
             return Ok(self.start_previous_term);
         }
         self.check_readable(index)?;

@@ -3,6 +3,7 @@
 //! header, scan its records, and write at its end; which segments exist and
 //! how they chain is [`crate::log`]'s business.
 
+use std::mem::offset_of;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::format::{
     SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC, TEMPORARY_FILE_SUFFIX,
 };
 use crate::io::{Storage, StorageFile};
+use crate::limits::MAX_END;
 use crate::record::{
     has_tear_shape, highest_vouched_end, read_record, written_end, RecordFault, RecordPlace,
     RecordRead,
@@ -386,6 +388,25 @@ fn validate_header<F: StorageFile>(
         header.crc == crc32fast::hash(&bytes[..SEGMENT_HEADER_CRC_OFFSET])
             && u64::from(header.header_bytes) == SEGMENT_HEADER_BYTES,
     )?;
+    for (field, value, offset) in [
+        (
+            "first_index",
+            header.first_index,
+            offset_of!(SegmentHeader, first_index),
+        ),
+        (
+            "generation",
+            header.generation,
+            offset_of!(SegmentHeader, generation),
+        ),
+    ] {
+        if value > MAX_END {
+            return Err(corrupt(
+                offset as u64,
+                CorruptionKind::OutOfRange { field, value },
+            ));
+        }
+    }
     if header.size_bytes > u32::MAX as u64 || header.size_bytes < SEGMENT_HEADER_BYTES {
         return Err(corrupt(
             40,

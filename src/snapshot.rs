@@ -15,6 +15,7 @@ use crate::format::{
     SNAPSHOT_HEADER_BYTES, SNAPSHOT_HEADER_CRC_OFFSET, SNAPSHOT_MAGIC, TEMPORARY_FILE_SUFFIX,
 };
 use crate::io::{Storage, StorageFile};
+use crate::limits::MAX_END;
 
 /// A snapshot read back from disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +214,11 @@ pub fn decode_snapshot(bytes: &[u8], path: &std::path::Path) -> Result<Snapshot>
         header.crc == crc32fast::hash(&head[..SNAPSHOT_HEADER_CRC_OFFSET])
             && u64::from(header.header_bytes) == SNAPSHOT_HEADER_BYTES,
     )?;
+    if header.index_end > MAX_END {
+        let (field, value) = ("index_end", header.index_end);
+        let offset = std::mem::offset_of!(SnapshotHeader, index_end) as u64;
+        return Err(corrupt(offset, CorruptionKind::OutOfRange { field, value }));
+    }
     if header.body_bytes > MAX_SNAPSHOT_BODY_BYTES {
         return Err(corrupt(
             32,

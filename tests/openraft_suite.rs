@@ -260,6 +260,46 @@ fn state_machine_open_refuses_a_fifo_snapshot_without_hanging() {
     }
 }
 
+#[test]
+fn log_store_refuses_out_of_range_terms_and_indexes_without_change() {
+    // Goal: openraft hands the store whatever a peer sent; a term above
+    // MAX_TERM, a vote whose term goes back (a wrapped term), and indexes
+    // past MAX_INDEX are refused and change nothing, where `purge(u64::MAX)`
+    // panicked in `index + 1` and a `u64::MAX` vote was saved. Method: a
+    // store with entries and a vote; each hostile call; observe, reopen,
+    // observe.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let (mut log, mut machine) = open_stores(&dir);
+        append(
+            &mut log,
+            (0..4).map(|i| admit(1, i, &format!("CN=m{i}"))).collect(),
+        )
+        .await;
+        log.save_vote(&Vote::new(5, 0)).await.unwrap();
+        let before = observe(&mut log, &mut machine).await;
+        assert!(log.save_vote(&Vote::new(u64::MAX, 0)).await.is_err());
+        assert!(log.save_vote(&Vote::new(4, 0)).await.is_err());
+        assert!(log.purge(log_id(1, u64::MAX)).await.is_err());
+        let far = vec![blank(1, cpwal::limits::MAX_INDEX + 1)];
+        let appended = openraft::storage::RaftLogStorageExt::blocking_append(&mut log, far).await;
+        assert!(appended.is_err());
+        log.save_committed(Some(log_id(1, u64::MAX))).await.unwrap();
+        log.truncate(log_id(1, u64::MAX)).await.unwrap();
+        let mut after = observe(&mut log, &mut machine).await;
+        // The commit point is clamped to the log's end, the one change.
+        assert_eq!(after.committed, Some(log_id(1, 3)));
+        after.committed = before.committed;
+        assert_eq!(before, after);
+        drop((log, machine));
+        let (mut log, mut machine) = open_stores(&dir);
+        let mut reopened = observe(&mut log, &mut machine).await;
+        reopened.committed = before.committed;
+        assert_eq!(before, reopened);
+    });
+}
+
 /// Set in the child process of
 /// [`raft_stores_create_private_files_under_umask_000`]: the data directory.
 const UMASK_CHILD_DIRECTORY: &str = "CPWAL_RAFT_UMASK_CHILD_DIRECTORY";

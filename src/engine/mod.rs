@@ -27,10 +27,11 @@ use crate::consensus::{
     ControlPlaneTerm, DurableVoteState,
 };
 use crate::directory::{Layout, Survey};
-use crate::error::{CorruptionKind, Error, Result};
+use crate::error::{CorruptionKind, Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsStorage, Storage};
+use crate::limits::{check_term, end_after, end_plus, next_term};
 use crate::log::{CommitStamp, RecoveryReport, SegmentedLog};
 use crate::options::Options;
 use unapplied::UnappliedEntries;
@@ -384,6 +385,7 @@ impl<S: Storage> DurableControlPlane<S> {
             self.entry_spans
                 .push((term, begin..self.encode_buffer.len()));
         }
+        end_plus(self.log.end_index(), self.entry_spans.len())?;
         let buffer = std::mem::take(&mut self.encode_buffer);
         let spans = std::mem::take(&mut self.entry_spans);
         let payloads = spans
@@ -446,9 +448,13 @@ impl<S: Storage> DurableControlPlane<S> {
     /// durably. As the sole voter it wins at once and leads the new term; a
     /// replica becomes a candidate (no leader known) until
     /// [`DurableControlPlane::become_leader`].
+    ///
+    /// A node at [`MAX_TERM`](crate::limits::MAX_TERM) has no next term: it
+    /// refuses with [`InvalidInput::Term`] and changes nothing.
     pub fn start_election(&mut self) -> Result<ControlPlaneTerm> {
+        self.check_not_failed()?;
         let next = HardState {
-            term: self.hard_state.term + 1,
+            term: next_term(self.hard_state.term)?,
             vote: Some(self.identity.clone()),
             ..self.hard_state.clone()
         };
@@ -464,8 +470,16 @@ impl<S: Storage> DurableControlPlane<S> {
     /// at most one candidate gets the vote in a term (asking again is
     /// idempotent); and only a candidate whose log is at least as up to date
     /// as this node's gets it.
+    ///
+    /// A request no honest candidate sends is refused with
+    /// [`Error::InvalidInput`] before anything changes: a term above
+    /// [`MAX_TERM`](crate::limits::MAX_TERM), a last log index above
+    /// [`MAX_INDEX`](crate::limits::MAX_INDEX), a last log term above the
+    /// candidate's term.
     pub fn grant_vote(&mut self, request: &VoteRequest) -> Result<VoteResponse> {
         self.check_not_failed()?;
+        check_term(request.term)?;
+        let candidate_end = end_after(request.last_log_index)?;
         let current = self.hard_state.term;
         if request.term.0 < current {
             return Ok(VoteResponse {
@@ -473,13 +487,20 @@ impl<S: Storage> DurableControlPlane<S> {
                 vote_granted: false,
             });
         }
+        if request.last_log_term > request.term {
+            return Err(InvalidInput::Term {
+                term: request.last_log_term.0,
+                reason: "a candidate's last entry cannot have a term above the candidate's own",
+            }
+            .into());
+        }
         let mut next = self.hard_state.clone();
         if request.term.0 > current {
             next.term = request.term.0;
             next.vote = None;
         }
         let free_to_vote = next.vote.as_ref().is_none_or(|v| *v == request.candidate);
-        let vote_granted = free_to_vote && self.is_up_to_date(request);
+        let vote_granted = free_to_vote && self.is_up_to_date(request, candidate_end);
         if vote_granted {
             next.vote = Some(request.candidate.clone());
         }
@@ -499,17 +520,20 @@ impl<S: Storage> DurableControlPlane<S> {
         })
     }
 
-    /// Whether a candidate's log is at least as up to date as this node's:
-    /// a later last term wins; with equal last terms, the longer log wins.
-    fn is_up_to_date(&self, request: &VoteRequest) -> bool {
-        let candidate_end = request.last_log_index.map_or(0, |i| i.0 + 1);
+    /// Whether a candidate's log, ending at `candidate_end`, is at least as
+    /// up to date as this node's: a later last term wins; with equal last
+    /// terms, the longer log wins.
+    fn is_up_to_date(&self, request: &VoteRequest, candidate_end: u64) -> bool {
         (request.last_log_term.0, candidate_end) >= (self.log.last_term(), self.log.end_index())
     }
 
     /// Adopts `term` if it is higher than the current one: the vote is
     /// cleared and the node steps down, durably. Returns whether it changed.
+    /// A term above [`MAX_TERM`](crate::limits::MAX_TERM) is refused with
+    /// [`InvalidInput::Term`] and changes nothing.
     pub fn observe_term(&mut self, term: ControlPlaneTerm) -> Result<bool> {
         self.check_not_failed()?;
+        check_term(term)?;
         if term.0 <= self.hard_state.term {
             return Ok(false);
         }

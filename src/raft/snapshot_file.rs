@@ -12,6 +12,7 @@ use crate::codec::DecodeError;
 use crate::directory::{remove_leftover, Layout, RemoveOnFailure, Survey};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::io::{OsStorage, Storage, StorageFile};
+use crate::limits::{MAX_INDEX, MAX_TERM};
 use crate::raft::envelope::{encode_membership, Reader};
 use crate::raft::log_store::log_id;
 use crate::raft::node_id::NodeId;
@@ -118,8 +119,11 @@ fn get_log_id(reader: &mut Reader<'_>) -> std::result::Result<Option<CpwalLogId>
     match reader.u8()? {
         0 => Ok(None),
         1 => {
-            let term = reader.u64()?;
-            Ok(Some(log_id(term, reader.u64()?)))
+            let (term, index) = (reader.u64()?, reader.u64()?);
+            if term > MAX_TERM || index > MAX_INDEX {
+                return Err(DecodeError::Malformed("snapshot log id out of range"));
+            }
+            Ok(Some(log_id(term, index)))
         }
         _ => Err(DecodeError::Malformed("snapshot log id")),
     }
