@@ -38,7 +38,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cpwal::io::{Storage, StorageFile};
+use cpwal::io::{DirectoryEntry, FileKind, Storage, StorageFile};
 
 /// The unit a torn write keeps or loses whole.
 pub const SECTOR_BYTES: u64 = 512;
@@ -504,12 +504,17 @@ impl StorageFile for SimFile {
 impl Storage for SimDisk {
     type File = SimFile;
 
-    fn list(&self) -> io::Result<Vec<String>> {
+    fn list(&self) -> io::Result<Vec<DirectoryEntry>> {
         let state = self.lock();
         if state.powered_off {
             return Err(dead());
         }
-        Ok(state.volatile_names.keys().cloned().collect())
+        let file = |name: &String| DirectoryEntry {
+            name: name.into(),
+            kind: FileKind::RegularFile,
+            mode: None,
+        };
+        Ok(state.volatile_names.keys().map(file).collect())
     }
 
     fn create(&self, name: &str) -> io::Result<SimFile> {
