@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::codec::DecodeError;
+use crate::directory::ForeignFile;
 use crate::hard_state::NodeRole;
 use crate::identity::{ClusterVoterIdentity, IdentityError};
+use crate::io::FileKind;
 
 /// Everything that can go wrong in cpwal.
 #[derive(Debug, Clone)]
@@ -30,6 +32,26 @@ pub enum Error {
     },
     /// Data that was once durable no longer reads back as written.
     Corruption(Corruption),
+    /// An entry under one of cpwal's names (a segment, a snapshot, the hard
+    /// state, the lock, a temporary) is not a regular file: a FIFO, a
+    /// directory, a symbolic link, a device. cpwal never opens (a FIFO
+    /// would block), follows or removes it; the operator must look.
+    NotARegularFile {
+        /// The entry.
+        path: PathBuf,
+        /// What it is.
+        kind: FileKind,
+    },
+    /// The directory holds no node, and files cpwal did not write: it is
+    /// probably not the directory meant, so no node is created in it (an
+    /// empty directory, or one holding only `lost+found`, is fine). Nothing
+    /// was written but the empty lock file.
+    DirectoryNotEmpty {
+        /// The directory.
+        path: PathBuf,
+        /// What it holds.
+        foreign: Vec<ForeignFile>,
+    },
     /// Another process (or another handle in this one) holds the directory.
     DirectoryLocked {
         /// The data directory.
@@ -223,8 +245,16 @@ pub enum CorruptionKind {
         /// One past the last index found in the log.
         log_end: u64,
     },
-    /// A file in the data directory that cpwal did not create.
-    UnexpectedFile,
+    /// A number a file holds (named by `field`) is beyond anything cpwal
+    /// writes: an index or generation above
+    /// [`MAX_INDEX`](crate::limits::MAX_INDEX) + 1, a counter at its
+    /// largest value.
+    OutOfRange {
+        /// The field, as named in [`crate::format`].
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
     /// The log or the snapshot holds a term above the hard state's term,
     /// which no crash leaves (a term is durable in the hard state before
     /// anything is written in it): the hard state is stale, e.g. restored
@@ -293,10 +323,20 @@ pub enum InvalidInput {
         /// Why its value is refused.
         reason: &'static str,
     },
-    /// An index argument is out of range for the operation.
+    /// An index argument is out of range for the operation (for a peer's
+    /// index, above [`MAX_INDEX`](crate::limits::MAX_INDEX)).
     Index {
         /// The index given.
         index: u64,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A term is out of range: above
+    /// [`MAX_TERM`](crate::limits::MAX_TERM), or inconsistent with the term
+    /// that carries it.
+    Term {
+        /// The term given.
+        term: u64,
         /// Why it is refused.
         reason: &'static str,
     },
@@ -357,6 +397,9 @@ impl Error {
         if is_no_space(&source) {
             return Error::NoSpace { path };
         }
+        if let Some(kind) = crate::io::refused_kind(&source) {
+            return Error::NotARegularFile { path, kind };
+        }
         Error::Io {
             operation,
             path,
@@ -415,6 +458,19 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Corruption(c) => c.fmt(f),
+            Error::NotARegularFile { path, kind } => write!(
+                f,
+                "{} is a {kind}, not a regular file; cpwal never opens or removes it",
+                path.display()
+            ),
+            Error::DirectoryNotEmpty { path, foreign } => {
+                write!(f, "{} holds no cpwal node but holds", path.display())?;
+                for (n, file) in foreign.iter().enumerate() {
+                    let separator = if n == 0 { "" } else { "," };
+                    write!(f, "{separator} {} ({})", file.path.display(), file.kind)?;
+                }
+                write!(f, "; a new node is only created in an empty directory")
+            }
             Error::DirectoryLocked { path } => write!(
                 f,
                 "{} is locked by another cpwal handle or process",
@@ -532,7 +588,10 @@ impl fmt::Display for CorruptionKind {
                 f,
                 "committed entries missing: indexes below {commit_end} are committed but the log ends before index {log_end}"
             ),
-            CorruptionKind::UnexpectedFile => f.write_str("a file cpwal did not create"),
+            CorruptionKind::OutOfRange { field, value } => write!(
+                f,
+                "{field} holds {value}, beyond what any log can reach (no crash writes it)"
+            ),
             CorruptionKind::TermAheadOfHardState {
                 entry_term,
                 hard_state_term,
@@ -662,6 +721,7 @@ impl fmt::Display for InvalidInput {
             ),
             InvalidInput::Option { name, reason } => write!(f, "option {name}: {reason}"),
             InvalidInput::Index { index, reason } => write!(f, "index {index}: {reason}"),
+            InvalidInput::Term { term, reason } => write!(f, "term {term}: {reason}"),
         }
     }
 }

@@ -32,12 +32,21 @@
 //! segment-<generation>     log segments, <generation> 20 decimal digits
 //! snapshot-<index_end>     the catalog with entries below <index_end> applied,
 //!                          <index_end> 20 decimal digits
-//! *.tmp                    a file being created; removed by recovery
+//! hardstate.tmp            files being created; removed by recovery
+//! segment-<generation>.tmp
+//! segment-spare.tmp
+//! snapshot-<index_end>.tmp
 //! ```
 //!
-//! Any other name is refused as
-//! [`CorruptionKind::UnexpectedFile`](crate::CorruptionKind::UnexpectedFile): a foreign
-//! file usually means the wrong directory.
+//! The directory is 0700 and every file 0600 when cpwal creates them. Each
+//! of these names must be a regular file; anything else under one (a FIFO,
+//! a directory, a symbolic link) is
+//! [`Error::NotARegularFile`](crate::Error::NotARegularFile) and is never
+//! opened or removed. Any other name is *foreign*: reported
+//! ([`RecoveryReport::foreign_files`](crate::RecoveryReport)), never read,
+//! changed or removed; `lost+found` is ignored. Names are compared as bytes
+//! (one that is not UTF-8 is foreign). The rule lives in one place,
+//! `src/directory.rs`.
 //!
 //! ## `hardstate` (2048 bytes)
 //!
@@ -96,8 +105,12 @@
 //! created under a temporary name (`segment-<generation>.tmp`, or the spare
 //! `segment-spare.tmp` allocated while the previous segment filled), allocated
 //! in full, given their header, synced, renamed and the directory synced; so
-//! every segment under its final name has a valid header, and every `.tmp`
-//! file is a leftover that recovery removes. Generations increase by one per segment created;
+//! every segment under its final name has a valid header, and such a
+//! temporary file is a leftover that recovery removes (a creation that
+//! fails, on a full disk say, removes its own). Generations increase by one
+//! per segment created, and stay at most `MAX_INDEX + 1` (as does
+//! `first_index`; a larger value is
+//! [`CorruptionKind::OutOfRange`](crate::CorruptionKind::OutOfRange));
 //! each header names its predecessor, so a missing, stale or duplicated
 //! segment breaks the chain and is reported.
 //!

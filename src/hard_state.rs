@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::codec::decode_identity;
+use crate::directory::{remove_leftover, RemoveOnFailure};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     HardStateSlot, FORMAT_VERSION, HARD_STATE_CRC_OFFSET, HARD_STATE_FILE_BYTES,
@@ -13,6 +14,7 @@ use crate::format::{
 };
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{Storage, StorageFile};
+use crate::limits::MAX_END;
 
 /// How a node takes part in consensus; fixed when its directory is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,17 +120,11 @@ impl<F: StorageFile> HardStateStore<F> {
         // (its create made durable by the journal, the rename not). It holds
         // nothing acknowledged; without removing it, `create` would refuse
         // the name and the directory could never be opened again.
-        let names = storage
-            .list()
-            .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-        if names.contains(&temporary) {
-            storage
-                .remove(&temporary)
-                .map_err(|e| Error::io("remove file", &temporary_path, e))?;
-        }
+        remove_leftover(storage, &temporary)?;
         let file = storage
             .create(&temporary)
             .map_err(|e| Error::io("create hard state", &temporary_path, e))?;
+        let cleanup = RemoveOnFailure::new(storage, &temporary);
         file.allocate(HARD_STATE_FILE_BYTES)
             .map_err(|e| Error::io("allocate hard state", &temporary_path, e))?;
         let mut store = Self {
@@ -140,6 +136,7 @@ impl<F: StorageFile> HardStateStore<F> {
         storage
             .rename(&temporary, HARD_STATE_FILE_NAME)
             .map_err(|e| Error::io("rename hard state", &store.path, e))?;
+        cleanup.keep();
         storage
             .sync_directory()
             .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
@@ -336,6 +333,11 @@ fn decode_slot(bytes: &[u8]) -> Result<(u64, HardState), SlotFault> {
         _ => return Err(SlotFault::Damaged),
     };
     let role = NodeRole::from_disk(slot.role).ok_or(SlotFault::Damaged)?;
+    // Counters that are bumped (`sequence`, `log_epoch`) and the log start
+    // must leave room for the arithmetic on them; cpwal never writes more.
+    if slot.sequence >= MAX_END || slot.log_epoch >= MAX_END || slot.log_start > MAX_END {
+        return Err(SlotFault::Damaged);
+    }
     let state = HardState {
         node,
         role,

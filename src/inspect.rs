@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::codec::decode_entry;
 use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm, DurableVoteState};
+use crate::directory::{Layout, Survey};
 use crate::engine::{check_latest_snapshot, LogEntry};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::hard_state::{HardState, HardStateStore};
@@ -185,8 +186,10 @@ impl Inspection {
     }
 
     /// What a writable open would repair: a torn tail to drop, an
-    /// interrupted truncation to finish, leftover files to remove. Empty when
-    /// the directory is clean.
+    /// interrupted truncation to finish, leftover files to remove; and what
+    /// it would report without repairing: files cpwal does not own
+    /// (`foreign_files`) and permissions wider than cpwal's
+    /// (`wide_permissions`). Empty when the directory is clean.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
     }
@@ -261,17 +264,9 @@ pub(crate) fn summarize_segments<F: StorageFile>(
 /// [`CorruptionKind::HardStateUnreadable`] (it would otherwise start afresh
 /// and forget votes); so does the read-only view.
 fn refuse_data_without_hard_state(storage: &OsStorage) -> Result<()> {
-    use crate::format::{parse_segment_file_name, parse_snapshot_file_name};
-    let names = storage
-        .list()
-        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-    let holds = |name: &str| names.iter().any(|n| n == name);
-    let holds_data = names.iter().any(|n| {
-        parse_segment_file_name(n)
-            .or(parse_snapshot_file_name(n))
-            .is_some()
-    });
-    if holds_data && !holds(crate::format::HARD_STATE_FILE_NAME) {
+    let survey = Survey::of(storage, Layout::Node)?;
+    let holds_data = !survey.segments.is_empty() || !survey.snapshots.is_empty();
+    if holds_data && !survey.hard_state {
         let path = storage.path_of(crate::format::HARD_STATE_FILE_NAME);
         let kind = CorruptionKind::HardStateUnreadable;
         return Err(Error::corruption(path, 0, None, kind));

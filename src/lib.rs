@@ -15,6 +15,7 @@
 mod catalog;
 pub mod codec;
 mod consensus;
+mod directory;
 mod engine;
 mod error;
 pub mod format;
@@ -22,6 +23,7 @@ mod hard_state;
 mod identity;
 pub mod inspect;
 pub mod io;
+pub mod limits;
 mod log;
 pub mod operate;
 mod options;
@@ -40,6 +42,7 @@ pub use consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState, MembershipChange, OwnershipTransition,
 };
+pub use directory::{ForeignFile, WidePermission};
 pub use engine::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, CompactionReport, ConflictHint,
     DurableControlPlane, InstallSnapshotRequest, LogEntry, PeerBatch, SharedControlPlane,

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::codec::DecodeError;
+use crate::directory::{ForeignFile, Layout, Survey, WidePermission};
 use crate::error::{CorruptionKind, Error, InvalidInput, Result, SegmentChainDetail};
 use crate::format::{
-    parse_segment_file_name, parse_snapshot_file_name, record_bytes, RecordHeader,
-    HARD_STATE_FILE_NAME, RECORD_HEADER_BYTES, RECORD_MAGIC, SECTOR_BYTES, SEGMENT_FORMAT_VERSION,
-    SEGMENT_HEADER_BYTES, TEMPORARY_FILE_SUFFIX,
+    record_bytes, RecordHeader, HARD_STATE_FILE_NAME, RECORD_HEADER_BYTES, RECORD_MAGIC,
+    SECTOR_BYTES, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES,
 };
 use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::io::{Storage, StorageFile};
@@ -45,6 +45,24 @@ pub struct RecoveryReport {
     pub finished_truncation: Option<DroppedTail>,
     /// Leftover files removed: temporary files and compacted segments.
     pub removed_files: Vec<String>,
+    /// Entries the directory holds that cpwal did not write, sorted by
+    /// path: reported, never read, changed or removed (`lost+found` is not
+    /// listed).
+    pub foreign_files: Vec<ForeignFile>,
+    /// The directory (first) and cpwal files whose permissions let other
+    /// users in (see [`WidePermission`]); reported, not refused.
+    pub wide_permissions: Vec<WidePermission>,
+}
+
+impl RecoveryReport {
+    /// Whether recovery changes (or, read-only, would change) anything on
+    /// disk: a torn tail dropped, a truncation finished, leftover files
+    /// removed. Foreign files and wide permissions are only reported.
+    pub fn repairs_anything(&self) -> bool {
+        self.torn_tail.is_some()
+            || self.finished_truncation.is_some()
+            || !self.removed_files.is_empty()
+    }
 }
 
 /// Bytes dropped from the end of the log at recovery.
@@ -409,7 +427,7 @@ impl<S: Storage> SegmentedLog<S> {
     /// The term of the entry at `index`, including the entry just before the
     /// log start (remembered from the compaction).
     pub fn term_at(&self, index: u64) -> Result<u64> {
-        if index + 1 == self.start_index {
+        if Some(index) == self.start_index.checked_sub(1) {
             return Ok(self.start_previous_term);
         }
         self.check_readable(index)?;
@@ -1040,46 +1058,22 @@ fn judge_segment_end<F: StorageFile>(
     )))
 }
 
-/// Lists the directory: segment generations in order; leftover temporary
-/// files are removed (when writable); anything unknown is refused.
+/// Lists the directory (see [`crate::directory`]): segment generations in
+/// order; cpwal's leftover temporary files are removed (when writable);
+/// foreign files and wide permissions are reported.
 fn list_segments<S: Storage>(
     storage: &S,
     writable: bool,
     report: &mut RecoveryReport,
 ) -> Result<Vec<u64>> {
-    let names = storage
-        .list()
-        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-    let mut generations = Vec::new();
-    for name in names {
-        if name == HARD_STATE_FILE_NAME || parse_snapshot_file_name(&name).is_some() {
-            continue; // Snapshots are the engine's (see crate::snapshot).
-        }
-        if let Some(generation) = parse_segment_file_name(&name) {
-            generations.push(generation);
-        } else if name.ends_with(TEMPORARY_FILE_SUFFIX) {
-            if writable {
-                storage
-                    .remove(&name)
-                    .map_err(|e| Error::io("remove file", storage.path_of(&name), e))?;
-            }
-            report.removed_files.push(name);
-        } else {
-            return Err(Error::corruption(
-                storage.path_of(&name),
-                0,
-                None,
-                CorruptionKind::UnexpectedFile,
-            ));
-        }
+    let survey = Survey::of(storage, Layout::Node)?;
+    if writable {
+        survey.remove_temporaries(storage)?;
     }
-    if writable && !report.removed_files.is_empty() {
-        storage
-            .sync_directory()
-            .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
-    }
-    generations.sort_unstable();
-    Ok(generations)
+    report.removed_files.extend(survey.temporaries);
+    report.foreign_files = survey.foreign;
+    report.wide_permissions = survey.wide_permissions;
+    Ok(survey.segments)
 }
 
 /// The payload of the record at `place` in `segment` (the whole file's

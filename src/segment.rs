@@ -3,9 +3,11 @@
 //! header, scan its records, and write at its end; which segments exist and
 //! how they chain is [`crate::log`]'s business.
 
+use std::mem::offset_of;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::directory::RemoveOnFailure;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader,
@@ -13,6 +15,7 @@ use crate::format::{
     SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC, TEMPORARY_FILE_SUFFIX,
 };
 use crate::io::{Storage, StorageFile};
+use crate::limits::MAX_END;
 use crate::record::{
     has_tear_shape, read_record, survey_records, written_end, RecordFault, RecordPlace, RecordRead,
 };
@@ -262,7 +265,9 @@ impl<F: StorageFile> Segment<F> {
             move |e| Error::io(op, path, e)
         };
         let file = storage.create(&temporary).map_err(io("create segment"))?;
+        let cleanup = RemoveOnFailure::new(storage, &temporary);
         file.allocate(size_bytes).map_err(io("allocate segment"))?;
+        cleanup.keep(); // `install` guards it from here.
         let header = new_header(generation, previous_generation, first_index, size_bytes);
         Self::install(storage, file, &temporary, header)
     }
@@ -270,7 +275,8 @@ impl<F: StorageFile> Segment<F> {
     /// Makes the allocated temporary file `temporary` the segment `header`
     /// describes: header written, file synced, renamed to its final name,
     /// directory synced. Before the rename the file is a temporary one, which
-    /// recovery removes; after it, a whole segment with a valid header.
+    /// recovery removes; after it, a whole segment with a valid header. If a
+    /// step before the rename fails, the temporary is removed.
     pub fn install<S: Storage<File = F>>(
         storage: &S,
         file: F,
@@ -283,12 +289,14 @@ impl<F: StorageFile> Segment<F> {
             let path = temporary_path.clone();
             move |e| Error::io(op, path, e)
         };
+        let cleanup = RemoveOnFailure::new(storage, temporary);
         file.write_at(0, bytemuck::bytes_of(&header))
             .map_err(io("write segment header"))?;
         file.sync_data().map_err(io("fdatasync segment"))?;
         storage
             .rename(temporary, &name)
             .map_err(io("rename segment"))?;
+        cleanup.keep();
         storage
             .sync_directory()
             .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
@@ -599,6 +607,25 @@ fn validate_header<F: StorageFile>(
         header.crc == crc32fast::hash(&bytes[..SEGMENT_HEADER_CRC_OFFSET])
             && u64::from(header.header_bytes) == SEGMENT_HEADER_BYTES,
     )?;
+    for (field, value, offset) in [
+        (
+            "first_index",
+            header.first_index,
+            offset_of!(SegmentHeader, first_index),
+        ),
+        (
+            "generation",
+            header.generation,
+            offset_of!(SegmentHeader, generation),
+        ),
+    ] {
+        if value > MAX_END {
+            return Err(corrupt(
+                offset as u64,
+                CorruptionKind::OutOfRange { field, value },
+            ));
+        }
+    }
     if header.size_bytes > u32::MAX as u64 || header.size_bytes < SEGMENT_HEADER_BYTES {
         return Err(corrupt(
             40,

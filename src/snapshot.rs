@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use crate::catalog::{ControlPlaneCatalog, RangeOwnership, RangeTable};
 use crate::codec::{decode_entry, encode_entry, DecodeError};
 use crate::consensus::{ControlPlaneEntry, MembershipChange, OwnershipTransition};
+use crate::directory::{remove_leftover, Layout, RemoveOnFailure, Survey};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    parse_snapshot_file_name, snapshot_file_name, SnapshotHeader, FORMAT_VERSION,
-    MAX_SNAPSHOT_BODY_BYTES, SNAPSHOT_HEADER_BYTES, SNAPSHOT_HEADER_CRC_OFFSET, SNAPSHOT_MAGIC,
-    TEMPORARY_FILE_SUFFIX,
+    snapshot_file_name, SnapshotHeader, FORMAT_VERSION, MAX_SNAPSHOT_BODY_BYTES,
+    SNAPSHOT_HEADER_BYTES, SNAPSHOT_HEADER_CRC_OFFSET, SNAPSHOT_MAGIC, TEMPORARY_FILE_SUFFIX,
 };
 use crate::io::{Storage, StorageFile};
+use crate::limits::MAX_END;
 
 /// A snapshot read back from disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,14 +94,9 @@ pub fn write_snapshot<S: Storage>(storage: &S, index_end: u64, bytes: &[u8]) -> 
         let path = temporary_path.clone();
         move |e| Error::io(operation, path, e)
     };
-    if storage
-        .list()
-        .map_err(io("list directory"))?
-        .contains(&temporary)
-    {
-        storage.remove(&temporary).map_err(io("remove file"))?;
-    }
+    remove_leftover(storage, &temporary)?;
     let file = storage.create(&temporary).map_err(io("create snapshot"))?;
+    let cleanup = RemoveOnFailure::new(storage, &temporary);
     file.allocate(bytes.len() as u64)
         .map_err(io("allocate snapshot"))?;
     file.write_at(0, bytes).map_err(io("write snapshot"))?;
@@ -109,6 +105,7 @@ pub fn write_snapshot<S: Storage>(storage: &S, index_end: u64, bytes: &[u8]) -> 
     storage
         .rename(&temporary, &name)
         .map_err(io("rename snapshot"))?;
+    cleanup.keep();
     storage
         .sync_directory()
         .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))
@@ -116,15 +113,7 @@ pub fn write_snapshot<S: Storage>(storage: &S, index_end: u64, bytes: &[u8]) -> 
 
 /// The `index_end` of every snapshot file in the directory, ascending.
 pub fn list_snapshots<S: Storage>(storage: &S) -> Result<Vec<u64>> {
-    let names = storage
-        .list()
-        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-    let mut found: Vec<u64> = names
-        .iter()
-        .filter_map(|n| parse_snapshot_file_name(n))
-        .collect();
-    found.sort_unstable();
-    Ok(found)
+    Ok(Survey::of(storage, Layout::Node)?.snapshots)
 }
 
 /// Removes every snapshot below `keep`, then syncs the directory.
@@ -230,6 +219,11 @@ pub fn decode_snapshot(bytes: &[u8], path: &std::path::Path) -> Result<Snapshot>
         header.crc == crc32fast::hash(&head[..SNAPSHOT_HEADER_CRC_OFFSET])
             && u64::from(header.header_bytes) == SNAPSHOT_HEADER_BYTES,
     )?;
+    if header.index_end > MAX_END {
+        let (field, value) = ("index_end", header.index_end);
+        let offset = std::mem::offset_of!(SnapshotHeader, index_end) as u64;
+        return Err(corrupt(offset, CorruptionKind::OutOfRange { field, value }));
+    }
     if header.body_bytes > MAX_SNAPSHOT_BODY_BYTES {
         return Err(corrupt(
             32,

@@ -406,12 +406,15 @@ proptest! {
 
 #[test]
 fn open_directory_with_foreign_file_is_refused_and_left_untouched() {
-    // A foreign file means the wrong directory: refuse before writing.
+    // A foreign file in a directory without a node means the wrong
+    // directory: creation is refused (not as corruption) before writing.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
     let result = DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments());
-    let kind = result.unwrap_err().as_corruption().map(|c| c.kind.clone());
-    assert_eq!(kind, Some(CorruptionKind::UnexpectedFile));
+    assert!(
+        matches!(result, Err(Error::DirectoryNotEmpty { .. })),
+        "{result:?}"
+    );
     assert!(!dir.path().join("hardstate").exists());
 }
 

@@ -454,13 +454,18 @@ fn damage_foreign_file(dir: &Path) {
 }
 
 #[test]
-fn open_foreign_file_fixture_is_refused() {
-    // Expected: Corruption UnexpectedFile naming `notes.txt`: a foreign file
-    // usually means the wrong directory, and nothing is changed.
+fn open_foreign_file_fixture_reports_it_and_keeps_it() {
+    // Expected: the node opens with every entry; `notes.txt` is reported as
+    // a foreign regular file (not corruption) and left as it was.
     for dir in fixture_copies("foreign-file", damage_foreign_file) {
-        let corruption = open_corruption(dir.path());
-        assert_eq!(corruption.path, dir.path().join("notes.txt"));
-        assert_eq!(corruption.kind, CorruptionKind::UnexpectedFile);
-        assert!(dir.path().join("notes.txt").exists());
+        let node = open(dir.path()).expect("a foreign file is not corruption");
+        let foreign = &node.recovery_report().foreign_files;
+        assert_eq!(foreign.len(), 1, "{foreign:?}");
+        assert_eq!(foreign[0].path, dir.path().join("notes.txt"));
+        assert_eq!(foreign[0].kind, cpwal::io::FileKind::RegularFile);
+        assert_entries(&node, ENTRY_COUNT);
+        drop(node);
+        let notes = fs::read(dir.path().join("notes.txt")).unwrap();
+        assert_eq!(notes, b"not a cpwal file\n");
     }
 }

@@ -18,12 +18,10 @@ use std::sync::Arc;
 use super::walk::{walk, IntactLog, LogStop};
 use crate::catalog::ControlPlaneCatalog;
 use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm, DurableVoteState};
+use crate::directory::{Layout, Survey};
 use crate::engine::LogEntry;
 use crate::error::{Corruption, CorruptionKind, Error, Result};
-use crate::format::{
-    parse_segment_file_name, parse_snapshot_file_name, snapshot_file_name, HARD_STATE_FILE_NAME,
-    HARD_STATE_SLOT_BYTES, TEMPORARY_FILE_SUFFIX,
-};
+use crate::format::{snapshot_file_name, HARD_STATE_FILE_NAME, HARD_STATE_SLOT_BYTES};
 use crate::hard_state::{decode_copies, HardState, NodeRole, SlotFault};
 use crate::identity::ClusterVoterIdentity;
 use crate::inspect::{Inspection, SegmentSummary, SnapshotSummary};
@@ -173,7 +171,7 @@ impl Examination {
         let stale_copy = copies
             .iter()
             .any(|c| matches!(c.state, HardStateCopyState::Stale { .. }));
-        let repairs = recovery != RecoveryReport::default()
+        let repairs = recovery.repairs_anything()
             || stale_copy
             || snapshot.as_ref().is_some_and(|s| s.summary.restart_pending);
         let degraded = copies.iter().any(|c| {
@@ -213,23 +211,9 @@ impl Examination {
         refusal: Corruption,
     ) -> Result<Self> {
         let (copies, served) = read_copies(&storage)?;
-        let names = storage
-            .list()
-            .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
+        // Files cpwal does not own are not damage (the survey reports them).
+        let generations = Survey::of(&*storage, Layout::Node)?.segments;
         let mut damage = vec![refusal];
-        let mut generations: Vec<u64> = Vec::new();
-        for name in &names {
-            if let Some(generation) = parse_segment_file_name(name) {
-                generations.push(generation);
-            } else if !is_known_file(name) {
-                let kind = CorruptionKind::UnexpectedFile;
-                note(
-                    &mut damage,
-                    corruption(storage.path_of(name), 0, None, kind),
-                );
-            }
-        }
-        generations.sort_unstable();
         let hard_state = served.as_ref().map(|(_, state)| state);
         // Without a hard state the last truncation is unknown: every record
         // counts as live (the walk reports one from a later epoch anyway).
@@ -475,13 +459,6 @@ fn note(damage: &mut Vec<Corruption>, corruption: Corruption) {
 }
 
 /// Names cpwal writes (a hard state, segments, snapshots, temporary files).
-fn is_known_file(name: &str) -> bool {
-    name == HARD_STATE_FILE_NAME
-        || name.ends_with(TEMPORARY_FILE_SUFFIX)
-        || parse_segment_file_name(name).is_some()
-        || parse_snapshot_file_name(name).is_some()
-}
-
 /// Each hard-state copy, judged on its own, and the one a node serves (the
 /// valid copy with the highest sequence) with its position.
 #[allow(clippy::type_complexity)]

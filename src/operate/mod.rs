@@ -54,7 +54,6 @@
 
 mod backup;
 mod examine;
-mod private;
 mod restore;
 mod salvage;
 mod staging;

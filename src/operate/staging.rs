@@ -7,7 +7,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::private;
 use crate::error::{Error, Result};
 use crate::io::{LockMode, OsStorage};
 
@@ -54,7 +53,7 @@ impl StagedDirectory {
             fs::remove_dir_all(&staging)
                 .map_err(|e| Error::io("remove interrupted copy", &staging, e))?;
         }
-        private::create_directory(&staging)
+        crate::io::create_private_directory(&staging)
             .map_err(|e| Error::io("create directory", &staging, e))?;
         let mut staged = Self {
             destination: destination.to_path_buf(),
@@ -92,7 +91,7 @@ impl StagedDirectory {
     /// cut. Returns the destination.
     pub(crate) fn commit(mut self) -> Result<PathBuf> {
         self.release();
-        private::restrict_and_sync_files(&self.staging)
+        restrict_and_sync_files(&self.staging)
             .map_err(|e| Error::io("set permissions and fsync", &self.staging, e))?;
         sync_directory(&self.staging)?;
         fs::rename(&self.staging, &self.destination)
@@ -135,4 +134,23 @@ pub(crate) fn sync_directory(directory: &Path) -> Result<()> {
     File::open(directory)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("fsync directory", directory, e))
+}
+
+/// Restricts every file directly in `directory` to its owner and syncs it
+/// (`fsync`: its data and its mode, which `fdatasync` need not write): the
+/// one sync every file of a new directory gets before the directory itself
+/// is synced and renamed into place. Files are created inside a directory
+/// that is already 0700, so nobody else could reach them meanwhile.
+fn restrict_and_sync_files(directory: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in fs::read_dir(directory)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            let file = fs::File::open(entry.path())?;
+            let mode = fs::Permissions::from_mode(crate::io::PRIVATE_FILE_MODE);
+            file.set_permissions(mode)?;
+            file.sync_all()?;
+        }
+    }
+    Ok(())
 }

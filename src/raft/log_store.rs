@@ -29,10 +29,12 @@ use openraft::{
     AnyError, CommittedLeaderId, EntryPayload, LogId, RaftLogReader, StorageIOError, Vote,
 };
 
+use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm};
 use crate::error::{Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{LockMode, OsFile, OsStorage};
+use crate::limits::{check_term, end_after, end_plus};
 use crate::log::{CommitStamp, SegmentedLog, TailSync};
 use crate::options::Options;
 use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
@@ -180,8 +182,6 @@ impl CpwalLogStore {
         options: Options,
     ) -> Result<Self> {
         options.validate()?;
-        std::fs::create_dir_all(directory.as_ref())
-            .map_err(|e| Error::io("create directory", directory.as_ref(), e))?;
         let storage = Arc::new(OsStorage::open(directory, LockMode::Exclusive)?);
         let (hard_state_store, hard_state) = open_or_create(&storage, &identity)?;
         let (log, _report) = SegmentedLog::open(
@@ -255,14 +255,11 @@ impl CpwalLogStore {
         let Some(first) = entries.first() else {
             return Ok(None);
         };
+        check_entries(&entries)?;
         self.place_first_entry(&mut shared, first.log_id)?;
         self.encode_buffer.clear();
         let mut bounds = Vec::with_capacity(entries.len());
-        for (offset, entry) in entries.iter().enumerate() {
-            validate_payload(&entry.payload)?;
-            if entry.log_id.index != first.log_id.index + offset as u64 {
-                return Err(hole(entry.log_id.index));
-            }
+        for entry in &entries {
             let begin = self.encode_buffer.len();
             encode_payload(&entry.payload, &mut self.encode_buffer);
             bounds.push((entry.log_id.leader_id.term, begin, self.encode_buffer.len()));
@@ -328,6 +325,24 @@ pub(crate) fn register_membership(
                     reason: "a node id is bound to another identity in the registry",
                 })
             })?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before anything changes, entries that cannot be stored: a
+/// payload the envelope cannot carry, a term above `MAX_TERM`, indexes past
+/// `MAX_INDEX` or not consecutive.
+fn check_entries(entries: &[CpwalEntry]) -> Result<()> {
+    let Some(first) = entries.first() else {
+        return Ok(());
+    };
+    end_plus(first.log_id.index, entries.len())?;
+    for (offset, entry) in entries.iter().enumerate() {
+        validate_payload(&entry.payload)?;
+        check_term(ControlPlaneTerm(entry.log_id.leader_id.term))?;
+        if entry.log_id.index != first.log_id.index + offset as u64 {
+            return Err(hole(entry.log_id.index));
         }
     }
     Ok(())
@@ -426,7 +441,13 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
         }
     }
 
+    /// Refuses (changing nothing) a term above
+    /// [`MAX_TERM`](crate::limits::MAX_TERM) and a term below the saved one:
+    /// openraft's votes only rise, so a lower term could only be a wrapped
+    /// one, which would silently roll the node back.
     async fn save_vote(&mut self, vote: &CpwalVote) -> std::result::Result<(), CpwalStorageError> {
+        let refuse = |error: InvalidInput| storage_error(StorageIOError::write_vote, &error.into());
+        let term = check_term(ControlPlaneTerm(vote.leader_id.term)).map_err(refuse)?;
         let identity = match vote.leader_id.voted_for {
             None => None,
             Some(node_id) => Some(self.registry.identity_of(node_id).ok_or_else(|| {
@@ -438,8 +459,14 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
             })?),
         };
         let mut shared = lock(&self.shared);
+        if term < shared.hard_state.term {
+            return Err(refuse(InvalidInput::Term {
+                term,
+                reason: "a saved vote's term never goes back",
+            }));
+        }
         let next = HardState {
-            term: vote.leader_id.term,
+            term,
             vote: identity,
             vote_committed: vote.committed,
             ..shared.hard_state.clone()
@@ -465,7 +492,7 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
         // entries missing. A lagging record is safe: openraft re-derives the
         // commit point from the state machine at startup.
         let mut shared = lock(&self.shared);
-        let requested = committed.map_or(0, |id| id.index + 1);
+        let requested = committed.map_or(0, |id| id.index.saturating_add(1));
         let commit_end = requested.min(shared.log.end_index());
         if commit_end == shared.hard_state.commit_end {
             return Ok(());
@@ -534,9 +561,11 @@ impl RaftLogStorage<CpwalRaftConfig> for CpwalLogStore {
     }
 
     async fn purge(&mut self, log_id: CpwalLogId) -> std::result::Result<(), CpwalStorageError> {
+        let refuse = |e: InvalidInput| write_error(e.into());
+        let new_start = end_after(Some(ControlPlaneIndex(log_id.index))).map_err(refuse)?;
+        check_term(ControlPlaneTerm(log_id.leader_id.term)).map_err(refuse)?;
         let mut shared = lock(&self.shared);
         shared.check_not_failed().map_err(write_error)?;
-        let new_start = log_id.index + 1;
         let term = log_id.leader_id.term;
         let LogShared {
             log,

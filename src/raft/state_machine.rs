@@ -58,8 +58,6 @@ impl CpwalStateMachine {
     /// Opens (creating if needed) the snapshot directory `directory` and
     /// restores the last durable snapshot, if any.
     pub fn open(directory: impl AsRef<Path>, registry: NodeRegistry) -> Result<Self> {
-        std::fs::create_dir_all(directory.as_ref())
-            .map_err(|e| Error::io("create directory", directory.as_ref(), e))?;
         let storage = Arc::new(OsStorage::open(directory, LockMode::Exclusive)?);
         let mut applied = Applied {
             catalog: ControlPlaneCatalog::new(),

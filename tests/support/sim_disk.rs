@@ -53,7 +53,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cpwal::io::{Storage, StorageFile};
+use cpwal::io::{DirectoryEntry, FileKind, Storage, StorageFile};
 
 /// The unit a torn write keeps or loses whole.
 pub const SECTOR_BYTES: u64 = 512;
@@ -780,12 +780,17 @@ impl StorageFile for SimFile {
 impl Storage for SimDisk {
     type File = SimFile;
 
-    fn list(&self) -> io::Result<Vec<String>> {
+    fn list(&self) -> io::Result<Vec<DirectoryEntry>> {
         let state = self.lock();
         if state.stopped.is_some() {
             return Err(dead());
         }
-        Ok(state.volatile_names.keys().cloned().collect())
+        let file = |name: &String| DirectoryEntry {
+            name: name.into(),
+            kind: FileKind::RegularFile,
+            mode: None,
+        };
+        Ok(state.volatile_names.keys().map(file).collect())
     }
 
     fn create(&self, name: &str) -> io::Result<SimFile> {

@@ -135,6 +135,9 @@ fn advice(error: &Error) -> &'static str {
         Error::CopyMismatch { .. } => "check the destination's disk, then retry",
         Error::UnsupportedVersion { .. } => "use a cpwal build that reads this format version",
         Error::NoSpace { .. } => "free disk space and retry",
+        Error::NotARegularFile { .. } => {
+            "move it out of the directory (cpwal never opens or removes it), then retry"
+        }
         Error::IdentityMismatch { .. } => {
             "use the node identity the directory belongs to (restore: --node), or add --allow-other-node to restore it as another node"
         }

@@ -13,7 +13,7 @@ use crate::failure::{CliError, EXIT_CORRUPTION};
 use crate::render::{
     copies_json, copies_text, corruption_json, corruption_line, degraded_line, examine,
     index_range, log_stop_json, log_stop_text, optional_identity, recovery_json, recovery_lines,
-    segment_json, snapshot_json, state_word, verdict_word,
+    segment_json, snapshot_json, state_word, verdict_word, warning_lines, warnings_json,
 };
 
 /// One elected leader: from the snapshot's catalog (no index) or a
@@ -98,6 +98,7 @@ fn print_json(examination: &Examination, history: &[LeaderRecord], segments: &[S
             "index": r.index, "term": r.term, "leader": r.leader,
         })).collect::<Vec<_>>(),
         "segments": segments.iter().map(segment_json).collect::<Vec<_>>(),
+        "warnings": warnings_json(examination),
         "recovery_would": recovery_json(examination),
         "snapshot": snapshot_json(examination.snapshot()),
     });
@@ -190,6 +191,9 @@ fn print_log(examination: &Examination) {
         if truncated_from != u64::MAX {
             println!("truncation: epoch {log_epoch}, latest from index {truncated_from}");
         }
+    }
+    for line in warning_lines(examination) {
+        println!("{line}");
     }
 }
 

@@ -9,7 +9,7 @@ use cpwal::operate::{
 };
 use cpwal::{
     ControlPlaneEntry, Corruption, CorruptionKind, DroppedTail, Error, LogEntry, MembershipChange,
-    RecoveryReport,
+    RecoveryReport, WidePermission,
 };
 use serde_json::{json, Value};
 
@@ -214,7 +214,7 @@ fn kind_code(kind: &CorruptionKind) -> &'static str {
         CorruptionKind::HardStateUnreadable => "hard_state_unreadable",
         CorruptionKind::UndecodableEntry(_) => "undecodable_entry",
         CorruptionKind::CommittedEntryMissing { .. } => "committed_entry_missing",
-        CorruptionKind::UnexpectedFile => "unexpected_file",
+        CorruptionKind::OutOfRange { .. } => "out_of_range",
         CorruptionKind::TermAheadOfHardState { .. } => "term_ahead_of_hard_state",
         CorruptionKind::SnapshotInvalid => "snapshot_invalid",
     }
@@ -372,4 +372,49 @@ pub fn log_stop_text(stop: &LogStop) -> String {
 /// The identity as text, or `null` for JSON.
 pub fn optional_identity(identity: Option<&cpwal::ClusterVoterIdentity>) -> Value {
     identity.map_or(Value::Null, |i| Value::String(i.as_str().to_owned()))
+}
+
+/// Warnings that change no verdict: files cpwal does not own, and cpwal
+/// files or the directory readable or writable by other local users (with
+/// the `chmod` that fixes each).
+pub fn warning_lines(examination: &Examination) -> Vec<String> {
+    let report = examination.recovery();
+    let foreign = report.foreign_files.iter().map(|file| {
+        format!(
+            "warning: {} is a {} that cpwal does not own; it is not part of the node, and cpwal never reads, changes or removes it",
+            file.path.display(),
+            file.kind
+        )
+    });
+    let wide = report.wide_permissions.iter().map(|wide| {
+        format!(
+            "warning: {} has mode {:04o}, so other local users can read or change this node's data; run: {}",
+            wide.path.display(),
+            wide.mode,
+            chmod_command(wide)
+        )
+    });
+    foreign.chain(wide).collect()
+}
+
+/// The shell command that gives `wide` cpwal's private mode.
+fn chmod_command(wide: &WidePermission) -> String {
+    let path = wide.path.display().to_string().replace('\'', "'\\''");
+    format!("chmod {:o} '{path}'", wide.private_mode)
+}
+
+/// The warnings as JSON (`inspect --json`, `verify --json`).
+pub fn warnings_json(examination: &Examination) -> Value {
+    let report = examination.recovery();
+    json!({
+        "foreign_files": report.foreign_files.iter().map(|f| json!({
+            "path": f.path.display().to_string(),
+            "kind": f.kind.to_string(),
+        })).collect::<Vec<_>>(),
+        "wide_permissions": report.wide_permissions.iter().map(|w| json!({
+            "path": w.path.display().to_string(),
+            "mode": format!("{:04o}", w.mode),
+            "chmod": chmod_command(w),
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -12,7 +12,7 @@ use crate::progress::{Progress, Unit};
 use crate::render::{
     copies_json, copies_text, corruption_json, corruption_line, degraded_line, examine,
     index_range, log_stop_json, log_stop_text, optional_identity, recovery_json, recovery_lines,
-    snapshot_json, verdict_word,
+    snapshot_json, verdict_word, warning_lines, warnings_json,
 };
 
 /// What the full check found.
@@ -77,7 +77,16 @@ fn exit_code(verdict: Verdict) -> u8 {
     }) as u8
 }
 
+/// Prints foreign files and wide permissions as warning lines (they change
+/// no exit code), then the verdict in words, last.
 fn print_text(examination: &Examination, outcome: &Outcome) {
+    for line in warning_lines(examination) {
+        println!("{line}");
+    }
+    print_verdict(examination, outcome);
+}
+
+fn print_verdict(examination: &Examination, outcome: &Outcome) {
     let entries = outcome.entries_verified;
     match outcome.verdict {
         Verdict::Damaged => print_damaged(examination, outcome),
@@ -162,6 +171,7 @@ fn print_json(examination: &Examination, outcome: &Outcome, code: u8) {
         "end_index": readable.end,
         "log_stop": log_stop_json(examination.log_stop()),
         "snapshot": snapshot_json(examination.snapshot()),
+        "warnings": warnings_json(examination),
     });
     println!("{report:#}");
 }
