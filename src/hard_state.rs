@@ -144,7 +144,24 @@ impl<F: StorageFile> HardStateStore<F> {
         Ok(store)
     }
 
-    /// Opens the hard-state file and returns the newest valid copy.
+    /// Opens the hard-state file and returns the newest valid copy. A
+    /// writable open then saves that state again, both copies, each synced,
+    /// before the node acts on it:
+    ///
+    /// * what it read may exist only in the page cache: a process killed
+    ///   after writing copy B but before syncing it leaves both copies equal
+    ///   in memory while the disk holds the old B, and a failed sync leaves
+    ///   pages marked clean that never reached the disk. The restarted node
+    ///   serves that state, so it must be durable first, or a power cut
+    ///   (with one copy damaged) rolls it back into a second vote;
+    /// * recovery may serve one copy only (the other torn, stale or
+    ///   damaged); the next save overwrites copy A first, and a crash during
+    ///   it would fall back to the stale copy. Saving restores "both copies
+    ///   hold the state".
+    ///
+    /// A crash during this save can only fall back to a state the previous
+    /// process wrote and never acknowledged: this node has served nothing
+    /// yet.
     pub fn open<S: Storage<File = F>>(storage: &S, writable: bool) -> Result<(Self, HardState)> {
         let path = storage.path_of(HARD_STATE_FILE_NAME);
         let file = storage
@@ -158,15 +175,14 @@ impl<F: StorageFile> HardStateStore<F> {
             .read_at(0, readable)
             .map_err(|e| Error::io("read hard state", &path, e))?;
         let copies = decode_copies(&bytes);
-        // Which copy serves, and whether the other one must be rewritten.
-        let (newest, stale_slot) = match copies {
-            [Ok(a), Ok(b)] if a.0 == b.0 => (Ok(a), None),
-            [Ok(a), Ok(b)] if b.0 > a.0 => (Ok(b), Some(0)),
-            [Ok(a), _] => (Ok(a), Some(1)),
-            [Err(_), Ok(b)] => (Ok(b), Some(0)),
-            [Err(a), Err(b)] => (Err(worse_fault(a, b)), None),
+        // The serving copy and the other one.
+        let newest = match copies {
+            [Ok(a), Ok(b)] if b.0 > a.0 => Ok((b, 0)),
+            [Ok(a), _] => Ok((a, 1)),
+            [Err(_), Ok(b)] => Ok((b, 0)),
+            [Err(a), Err(b)] => Err(worse_fault(a, b)),
         };
-        let (sequence, state) = match newest {
+        let ((sequence, state), other_slot) = match newest {
             Ok(found) => found,
             Err(SlotFault::Version(found)) => {
                 return Err(Error::UnsupportedVersion {
@@ -184,49 +200,47 @@ impl<F: StorageFile> HardStateStore<F> {
                 ))
             }
         };
-        let store = Self {
+        let mut store = Self {
             file,
             path,
             sequence,
         };
-        if let (true, Some(slot)) = (writable, stale_slot) {
-            store.repair_copy(slot, &state)?;
+        if writable {
+            // First a sync: a copy the previous process wrote but never
+            // synced (it was killed) is in the page cache only, and must
+            // not be torn while the other one is rewritten. Then the other
+            // copy, then the serving one: the serving copy may be the only
+            // valid one on disk (the other torn or rotted), so a crash while
+            // a copy is rewritten always leaves the other whole.
+            store.sync()?;
+            store.save_in_order(&state, [other_slot, 1 - other_slot])?;
         }
         Ok((store, state))
-    }
-
-    /// Rewrites copy `slot` with the state the other copy holds, and syncs.
-    ///
-    /// Recovery may serve the state from one copy only (a crash tore the
-    /// other, or rot damaged it). The node then acts on that state, so it is
-    /// acknowledged from here on; but the next [`HardStateStore::save`]
-    /// overwrites copy A first, and a crash during that write would fall back
-    /// to the stale or invalid copy B: an older term and vote (a possible
-    /// double vote), or no readable copy at all. Copying the serving copy over
-    /// the other one, and only that one, restores "both copies hold the
-    /// state" without ever putting the serving copy at risk.
-    fn repair_copy(&self, slot: u64, state: &HardState) -> Result<()> {
-        let copy = encode_slot(self.sequence, state);
-        self.file
-            .write_at(slot * HARD_STATE_SLOT_BYTES, bytemuck::bytes_of(&copy))
-            .map_err(|e| Error::io("write hard state", &self.path, e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("fdatasync hard state", &self.path, e))
     }
 
     /// Makes `state` durable: copy A, sync, copy B, sync. Returns only when
     /// both copies hold it.
     pub fn save(&mut self, state: &HardState) -> Result<()> {
+        self.save_in_order(state, [0, 1])
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync hard state", &self.path, e))
+    }
+
+    /// Writes `state` with the next sequence into the copies in `order`,
+    /// syncing after each: while one is written the other holds a whole
+    /// state (the new one, or the one it held before).
+    fn save_in_order(&mut self, state: &HardState, order: [u64; 2]) -> Result<()> {
         let sequence = self.sequence + 1;
         let slot = encode_slot(sequence, state);
-        for copy in 0..2 {
+        for copy in order {
             self.file
                 .write_at(copy * HARD_STATE_SLOT_BYTES, bytemuck::bytes_of(&slot))
                 .map_err(|e| Error::io("write hard state", &self.path, e))?;
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io("fdatasync hard state", &self.path, e))?;
+            self.sync()?;
         }
         self.sequence = sequence;
         Ok(())

@@ -13,22 +13,24 @@ use crate::directory::{ForeignFile, Layout, Survey, WidePermission};
 use crate::error::{CorruptionKind, Error, InvalidInput, Result, SegmentChainDetail};
 use crate::format::{
     record_bytes, RecordHeader, HARD_STATE_FILE_NAME, RECORD_HEADER_BYTES, RECORD_MAGIC,
-    SEGMENT_HEADER_BYTES,
+    SECTOR_BYTES, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES,
 };
-use crate::hard_state::{HardState, HardStateStore};
+use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::io::{Storage, StorageFile};
 use crate::record::{
-    encode_record, parse_record, read_record, RecordFault, RecordPlace, RecordRead,
+    frame_record, parse_record, read_record, seal_records, RecordPlace, RecordRead,
 };
-use crate::segment::{new_header, Liveness, ScanEnd, Segment, TermRun};
+use crate::segment::{new_header, Liveness, ScanEnd, Segment, SegmentScan, TermRun};
 use crate::spare_segment::{SpareSegment, SPARE_SEGMENT_FILE_NAME};
 use crate::sync_gate::SyncGate;
 
 /// How a record says which entries are committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitStamp {
-    /// A sole voter: each entry is committed the moment it is durable, so each
-    /// record claims itself (`commit_end = index + 1`).
+    /// A sole voter: each entry is committed the moment it is durable, so
+    /// each record of a batch claims the whole batch (`commit_end` = one past
+    /// the batch's last index), which is true once every record of it is
+    /// durable; recovery drops a batch whose records did not all survive.
     SelfCommitting,
     /// Every index below this is committed.
     Known(u64),
@@ -74,6 +76,9 @@ pub struct DroppedTail {
     pub index: u64,
     /// How many bytes were dropped.
     pub bytes: u64,
+    /// Every index dropped: from `index` to one past the highest index of
+    /// any valid record among the dropped bytes (at least `index` itself).
+    pub indexes: std::ops::Range<u64>,
 }
 
 /// One sync of the tail segment, taken under the engine lock and run
@@ -123,6 +128,9 @@ pub struct SegmentedLog<S: Storage> {
     durable_end: u64,
     liveness: Liveness,
     recovered_commit_end: u64,
+    /// The `durable_end` the tail's last record carried at open (see
+    /// [`SegmentedLog::make_recovered_tail_durable`]).
+    tail_vouched_end: u64,
     /// Records encoded by [`SegmentedLog::write`] and not yet written to the
     /// tail file: they go out in one `pwrite` when the log is synced (or a
     /// sync handle taken, or the tail is full), so group commit makes one
@@ -165,6 +173,7 @@ impl<S: Storage> SegmentedLog<S> {
                 truncated_from: hard_state.truncated_from,
             },
             recovered_commit_end: hard_state.commit_end,
+            tail_vouched_end: 0,
             write_buffer: Vec::new(),
         };
         for generation in generations {
@@ -195,8 +204,68 @@ impl<S: Storage> SegmentedLog<S> {
             ));
         }
         log.recovered_commit_end = log.recovered_commit_end.min(log.end_index);
+        if writable {
+            log.make_recovered_tail_durable()?;
+            if log.tail().header.format_version < SEGMENT_FORMAT_VERSION {
+                // New records are written as this version lays them out
+                // (each sync from a sector boundary), which a version 1
+                // segment must not hold: continue in a new segment.
+                log.roll_over()?;
+            }
+        }
         log.check_invariants();
         Ok((log, report))
+    }
+
+    /// Makes durable everything a writable open is about to trust, before
+    /// the node serves or acknowledges anything (fault model item 1, 4).
+    ///
+    /// The scan read the page cache, which may hold what never reached the
+    /// disk: records a killed process wrote but never synced, pages a failed
+    /// sync marked clean (a later sync does not write them again), zeros
+    /// a failed zeroing left only in memory, a segment renamed into place or
+    /// a leftover removed whose directory entry was never synced. So:
+    ///
+    /// * the tail's records from the first one its last record does not
+    ///   vouch for (its `durable_end`: every index below it was synced before
+    ///   it was written) are written again, byte for byte, and the rest of
+    ///   the tail is written with zeros, then synced: rewriting dirties the
+    ///   pages, so their writeback happens again. Earlier segments were
+    ///   synced in full before the next one was created;
+    /// * the directory is synced.
+    ///
+    /// Afterwards `durable_end == end_index` is true of the disk, not only of
+    /// the page cache.
+    fn make_recovered_tail_durable(&mut self) -> Result<()> {
+        let tail = self.segments.last().expect("a writable log has a segment");
+        let vouched = self
+            .tail_vouched_end
+            .clamp(tail.first_index(), tail.end_index());
+        let from = tail
+            .offsets
+            .get((vouched - tail.first_index()) as usize)
+            .map_or(tail.end_offset, |&offset| u64::from(offset));
+        let io = |operation| {
+            let path = tail.path.clone();
+            move |e| Error::io(operation, path, e)
+        };
+        if from < tail.end_offset {
+            let records = tail
+                .file
+                .read_at(from, (tail.end_offset - from) as usize)
+                .map_err(io("read segment"))?
+                .into_owned();
+            tail.file
+                .write_at(from, &records)
+                .map_err(io("rewrite segment tail"))?;
+        }
+        tail.write_zeros(tail.end_offset, tail.header.size_bytes)?;
+        self.sync_gate
+            .sync(&*tail.file)
+            .map_err(io("fdatasync segment"))?;
+        self.storage
+            .sync_directory()
+            .map_err(|e| Error::io("fsync directory", self.storage.path_of(""), e))
     }
 
     /// Removes segments wholly below the log start: the leftovers of a
@@ -276,48 +345,27 @@ impl<S: Storage> SegmentedLog<S> {
                     },
                 ));
             }
-            let scan = segment.scan(self.liveness, decode)?;
-            let end_index = segment.end_index();
-            let dropped = DroppedTail {
-                path: segment.path.clone(),
-                offset: segment.end_offset,
-                index: end_index,
-                bytes: scan.written_end - segment.end_offset,
-            };
-            let corrupt = |kind| {
-                Err(Error::corruption(
-                    &dropped.path,
-                    dropped.offset,
-                    Some(end_index),
-                    kind,
-                ))
-            };
-            match scan.end {
-                ScanEnd::Clean => {}
-                _ if !is_last => return corrupt(damage_kind(scan.end)),
-                ScanEnd::Removed => report.finished_truncation = Some(dropped.clone()),
-                ScanEnd::Damaged {
-                    tear_shaped,
-                    vouched_end,
-                    ..
-                } => {
-                    let vouched = vouched_end > end_index || hard_state.commit_end > end_index;
-                    if vouched || !tear_shaped {
-                        return corrupt(damage_kind(scan.end));
-                    }
-                    report.torn_tail = Some(dropped.clone());
+            let mut scan = segment.scan(self.liveness, decode)?;
+            let self_committing = is_last && hard_state.role == NodeRole::SoleVoter;
+            let dropped =
+                judge_segment_end(segment, &mut scan, hard_state, is_last, self_committing)?;
+            if let Some((cause, dropped)) = dropped {
+                if writable && dropped.bytes > 0 {
+                    segment.zero_range(
+                        dropped.offset,
+                        dropped.offset + dropped.bytes,
+                        &self.sync_gate,
+                    )?;
                 }
-            }
-            if writable && dropped.bytes > 0 {
-                segment.zero_range(
-                    dropped.offset,
-                    dropped.offset + dropped.bytes,
-                    &self.sync_gate,
-                )?;
+                match cause {
+                    ScanEnd::Removed => report.finished_truncation = Some(dropped),
+                    _ => report.torn_tail = Some(dropped),
+                }
             }
             self.term_runs.extend(scan.term_runs);
             self.recovered_commit_end = self.recovered_commit_end.max(scan.commit_end);
-            expected_first = end_index;
+            self.tail_vouched_end = scan.last_durable_end;
+            expected_first = segment.end_index();
         }
         self.end_index = expected_first;
         self.durable_end = expected_first;
@@ -531,11 +579,19 @@ impl<S: Storage> SegmentedLog<S> {
 
     /// Appends entries after the end of the log, without syncing (see
     /// [`SegmentedLog::sync`]). Each element is `(term, payload)`. The
-    /// records are encoded into the write buffer and reach the file when the
+    /// records are framed into the write buffer and reach the file when the
     /// log is synced or a [`SegmentedLog::tail_sync_handle`] is taken, so one
     /// `pwrite` serves every write since the last sync; a full segment is
     /// written and synced before the next one is created, so only the last
     /// segment ever holds unsynced records.
+    ///
+    /// The entries are one batch. A batch of self-committing entries (a sole
+    /// voter's) is atomic across errors and crashes: every record carries
+    /// the batch's end as its commit point, recovery drops a batch whose
+    /// records do not all survive, and the batch never spans two segments
+    /// (when it does not fit in the tail the log rolls over before writing
+    /// any of it; one larger than a segment is refused). So a failed
+    /// rollover, a full disk or a crash leaves all of it or none.
     ///
     /// On error the handle must be considered failed: in-memory state may be
     /// ahead of the disk.
@@ -544,13 +600,27 @@ impl<S: Storage> SegmentedLog<S> {
         entries: impl IntoIterator<Item = (u64, &'a [u8])> + Clone,
         commit: CommitStamp,
     ) -> Result<()> {
-        self.check_fits(entries.clone())?;
+        let (count, bytes) = self.check_fits(entries.clone())?;
+        let whole_batch_room = self.segment_size_bytes - SEGMENT_HEADER_BYTES;
+        if commit == CommitStamp::SelfCommitting && bytes > whole_batch_room {
+            return Err(InvalidInput::BatchTooLarge {
+                bytes,
+                limit: whole_batch_room,
+            }
+            .into());
+        }
+        if bytes > self.pending_room() && bytes <= whole_batch_room {
+            self.roll_over()?;
+        }
+        let commit_end = match commit {
+            CommitStamp::SelfCommitting => self.end_index + count,
+            CommitStamp::Known(end) => end,
+        };
         for (term, payload) in entries {
-            let size = record_bytes(payload.len() as u64);
-            if size > self.pending_room() {
+            if record_bytes(payload.len() as u64) > self.pending_room() {
                 self.roll_over()?;
             }
-            self.encode_into_buffer(term, payload, commit);
+            self.frame_into_buffer(term, payload, commit_end);
         }
         if self.pending_room() < self.segment_size_bytes / 2 {
             self.spare.prepare_ahead();
@@ -558,17 +628,24 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
-    /// Refuses, before anything is written, an entry no segment could hold.
-    fn check_fits<'a>(&self, entries: impl IntoIterator<Item = (u64, &'a [u8])>) -> Result<()> {
+    /// Refuses, before anything is written, an entry no segment could hold;
+    /// returns the batch's entry count and the bytes its records take.
+    fn check_fits<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (u64, &'a [u8])>,
+    ) -> Result<(u64, u64)> {
         let limit = self.segment_size_bytes - SEGMENT_HEADER_BYTES;
+        let (mut count, mut total) = (0u64, 0u64);
         for (_, payload) in entries {
             let bytes = record_bytes(payload.len() as u64);
             if bytes > limit || payload.is_empty() || payload.len() > crate::codec::MAX_ENTRY_BYTES
             {
                 return Err(InvalidInput::BatchTooLarge { bytes, limit }.into());
             }
+            count += 1;
+            total = total.saturating_add(bytes);
         }
-        Ok(())
+        Ok((count, total))
     }
 
     /// One past the last entry in the file: the buffered ones, at or after
@@ -587,32 +664,43 @@ impl<S: Storage> SegmentedLog<S> {
         self.segments.last().expect("an open log has a segment")
     }
 
-    /// Bytes left in the tail segment after what is already buffered.
-    fn pending_room(&self) -> u64 {
-        self.tail().free_bytes() - self.write_buffer.len() as u64
+    /// Where the write buffer goes in the tail: the next sector boundary at
+    /// or after the tail's end, so that every sync's write starts a sector
+    /// of its own (see the format's "Torn tail or corruption": a sector then
+    /// never holds records of two syncs, and rot in it cannot pass for a
+    /// tear unless it is in the last sync). The header's sector holds the
+    /// header alone, so the first sync starts at the second sector.
+    fn buffer_offset(&self) -> u64 {
+        let end = self.tail().end_offset;
+        end.div_ceil(SECTOR_BYTES) * SECTOR_BYTES
     }
 
-    fn encode_into_buffer(&mut self, term: u64, payload: &[u8], commit: CommitStamp) {
+    /// Bytes left in the tail segment after what is already buffered.
+    fn pending_room(&self) -> u64 {
+        self.tail()
+            .header
+            .size_bytes
+            .saturating_sub(self.buffer_offset() + self.write_buffer.len() as u64)
+    }
+
+    /// Frames one record into the write buffer. Its `durable_end` and
+    /// checksum are filled in when the buffer is written
+    /// ([`SegmentedLog::flush_buffer`]), so the record vouches for every
+    /// sync that completed before it reached the file.
+    fn frame_into_buffer(&mut self, term: u64, payload: &[u8], commit_end: u64) {
         let index = self.end_index;
-        let tail = self.segments.last_mut().expect("an open log has a segment");
-        let offset = tail.end_offset + self.write_buffer.len() as u64;
+        let offset = self.buffer_offset() + self.write_buffer.len() as u64;
         let header = RecordHeader {
             magic: 0,
             payload_bytes: 0,
             log_epoch: self.liveness.log_epoch,
             index,
             term,
-            durable_end: self.durable_end,
-            commit_end: match commit {
-                CommitStamp::SelfCommitting => index + 1,
-                CommitStamp::Known(end) => end,
-            },
+            durable_end: 0,
+            commit_end,
         };
-        let place = RecordPlace {
-            generation: tail.generation(),
-            offset,
-        };
-        encode_record(&mut self.write_buffer, place, header, payload);
+        frame_record(&mut self.write_buffer, header, payload);
+        let tail = self.segments.last_mut().expect("an open log has a segment");
         tail.offsets.push(offset as u32);
         if self.term_runs.last().map(|r| r.term) != Some(term) {
             self.term_runs.push(TermRun {
@@ -623,16 +711,25 @@ impl<S: Storage> SegmentedLog<S> {
         self.end_index += 1;
     }
 
-    /// Writes the buffered records at the tail's end in one `pwrite`.
+    /// Seals the buffered records (their `durable_end` is what is durable
+    /// now; then their checksums) and writes them at the tail's next sector
+    /// boundary in one `pwrite`.
     fn flush_buffer(&mut self) -> Result<()> {
         if self.write_buffer.is_empty() {
             return Ok(());
         }
+        let at = self.buffer_offset();
         let tail = self.segments.last_mut().expect("an open log has a segment");
+        seal_records(
+            &mut self.write_buffer,
+            tail.generation(),
+            at,
+            self.durable_end,
+        );
         tail.file
-            .write_at(tail.end_offset, &self.write_buffer)
+            .write_at(at, &self.write_buffer)
             .map_err(|e| Error::io("write segment", &tail.path, e))?;
-        tail.end_offset += self.write_buffer.len() as u64;
+        tail.end_offset = at + self.write_buffer.len() as u64;
         self.write_buffer.clear();
         Ok(())
     }
@@ -883,19 +980,82 @@ impl<S: Storage> SegmentedLog<S> {
     }
 }
 
-/// What to report when a segment's records end badly where they must not.
-fn damage_kind(end: ScanEnd) -> CorruptionKind {
-    match end {
+/// Judges how a scanned segment's live records end, and what recovery
+/// drops after them: nothing (a clean end); the remains of an interrupted
+/// truncation; a torn tail — the never-acknowledged records of the last
+/// sync — only in the last segment, unless a later record or the hard
+/// state's commit point vouches for them, or the damage does not have the
+/// shape of a tear (then it is corruption). In the last segment of a sole
+/// voter, a batch whose records did not all survive is dropped too (each of
+/// its records carries the batch's end as commit point, so a missing one
+/// shows). Returns the cause and the dropped bytes, the segment cut to what
+/// stays and `scan` adjusted to it.
+fn judge_segment_end<F: StorageFile>(
+    segment: &mut Segment<F>,
+    scan: &mut SegmentScan,
+    hard_state: &HardState,
+    is_last: bool,
+    self_committing: bool,
+) -> Result<Option<(ScanEnd, DroppedTail)>> {
+    let end_index = segment.end_index();
+    let corrupt = |end: &ScanEnd| {
+        let offset = end.damage_offset().unwrap_or(segment.end_offset);
+        let kind = end.corruption_kind();
+        Err(Error::corruption(
+            &segment.path,
+            offset,
+            Some(end_index),
+            kind,
+        ))
+    };
+    match &scan.end {
+        ScanEnd::Clean => {}
+        _ if !is_last => return corrupt(&scan.end),
+        ScanEnd::Removed => {}
+        ScanEnd::Refused { .. } => return corrupt(&scan.end),
         ScanEnd::Damaged {
-            fault: Some(RecordFault::BadMagic),
+            tear_shaped,
+            vouched_end,
             ..
-        } => CorruptionKind::BadMagic,
-        ScanEnd::Damaged {
-            fault: Some(RecordFault::ImpossibleLength(length)),
-            ..
-        } => CorruptionKind::ImpossibleLength { length },
-        _ => CorruptionKind::ChecksumMismatch,
+        } => {
+            let vouched = *vouched_end > end_index || hard_state.commit_end > end_index;
+            if vouched || !tear_shaped {
+                return corrupt(&scan.end);
+            }
+        }
     }
+    let incomplete = scan
+        .last_batch
+        .filter(|batch| self_committing && batch.commit_end > end_index);
+    let mut cause = scan.end.clone();
+    if let Some(batch) = incomplete {
+        segment.drop_batch(batch);
+        scan.commit_end = batch.commit_end_before;
+        let kept_runs = scan
+            .term_runs
+            .partition_point(|run| run.first_index < batch.first_index);
+        scan.term_runs.truncate(kept_runs);
+        scan.dropped_index_end = scan.dropped_index_end.max(end_index);
+        cause = ScanEnd::Damaged {
+            offset: batch.first_offset,
+            fault: None,
+            tear_shaped: true,
+            vouched_end: 0,
+        };
+    } else if scan.end == ScanEnd::Clean {
+        return Ok(None);
+    }
+    let first = segment.end_index();
+    Ok(Some((
+        cause,
+        DroppedTail {
+            path: segment.path.clone(),
+            offset: segment.end_offset,
+            index: first,
+            bytes: scan.written_end.max(segment.end_offset) - segment.end_offset,
+            indexes: first..scan.dropped_index_end.max(first + 1),
+        },
+    )))
 }
 
 /// Lists the directory (see [`crate::directory`]): segment generations in
@@ -942,6 +1102,7 @@ fn payload_at(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::encode_record;
 
     /// A segment's bytes holding one record of `payload` for `index` at
     /// offset 0, placed at generation 1.

@@ -18,14 +18,26 @@ pub struct RecordPlace {
     pub offset: u64,
 }
 
-/// Appends the framed record (header, payload, padding, trailer) to `out`.
+/// Appends the framed record (header, payload, padding, trailer) to `out`,
+/// sealed: `header.magic` and `header.payload_bytes` are filled in here, and
+/// the checksum for `place`.
+#[cfg(test)]
+pub fn encode_record(out: &mut Vec<u8>, place: RecordPlace, header: RecordHeader, payload: &[u8]) {
+    let start = out.len();
+    frame_record(out, header, payload);
+    let durable_end = header.durable_end;
+    seal_records(
+        &mut out[start..],
+        place.generation,
+        place.offset,
+        durable_end,
+    );
+}
+
+/// Appends the record (header, payload, padding, trailer) to `out`, not yet
+/// sealed: its checksum is zero until [`seal_records`] runs.
 /// `header.magic` and `header.payload_bytes` are filled in here.
-pub fn encode_record(
-    out: &mut Vec<u8>,
-    place: RecordPlace,
-    mut header: RecordHeader,
-    payload: &[u8],
-) {
+pub fn frame_record(out: &mut Vec<u8>, mut header: RecordHeader, payload: &[u8]) {
     debug_assert!(!payload.is_empty() && payload.len() <= MAX_ENTRY_BYTES);
     header.magic = RECORD_MAGIC;
     header.payload_bytes = payload.len() as u32;
@@ -35,7 +47,7 @@ pub fn encode_record(
     let padded = start + align_up(RECORD_HEADER_BYTES + payload.len() as u64) as usize;
     out.resize(padded, 0);
     let trailer = RecordTrailer {
-        crc: record_checksum(place, &out[start..]),
+        crc: 0,
         end_magic: RECORD_END_MAGIC,
     };
     out.extend_from_slice(bytemuck::bytes_of(&trailer));
@@ -43,6 +55,29 @@ pub fn encode_record(
         out.len() - start,
         record_bytes(payload.len() as u64) as usize
     );
+}
+
+/// Seals every record framed in `records`, which will be written at
+/// `offset` of the segment of `generation`: each gets `durable_end` and then
+/// its checksum (salted with where it lands).
+pub fn seal_records(records: &mut [u8], generation: u64, offset: u64, durable_end: u64) {
+    let header_bytes = RECORD_HEADER_BYTES as usize;
+    let mut start = 0;
+    while start < records.len() {
+        let mut header: RecordHeader =
+            bytemuck::pod_read_unaligned(&records[start..start + header_bytes]);
+        header.durable_end = durable_end;
+        records[start..start + header_bytes].copy_from_slice(bytemuck::bytes_of(&header));
+        let length = record_bytes(u64::from(header.payload_bytes)) as usize;
+        let body_end = start + length - RECORD_TRAILER_BYTES as usize;
+        let place = RecordPlace {
+            generation,
+            offset: offset + start as u64,
+        };
+        let crc = record_checksum(place, &records[start..body_end]);
+        records[body_end..body_end + 4].copy_from_slice(&crc.to_le_bytes());
+        start += length;
+    }
 }
 
 /// The checksum of a record's body (header, payload and padding) at `place`.
@@ -150,31 +185,57 @@ pub fn has_tear_shape(segment: &[u8], offset: u64, extent_bytes: u64) -> bool {
     false
 }
 
-/// The highest `durable_end` among valid records found anywhere in
-/// `segment[from..]` that `is_live` accepts. A live record written after a
-/// failed one, claiming the failed index was durable, is proof that the
-/// failure is damage, not a tear.
-pub fn highest_vouched_end(
+/// What the valid records found anywhere in `segment[from..]` (at every
+/// record-aligned offset where the magic stands) say about the bytes before
+/// them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Survey {
+    /// The highest `durable_end` among those `is_live` accepts. A live
+    /// record written after a failed one, claiming the failed index was
+    /// durable, is proof that the failure is damage, not a tear.
+    pub vouched_end: u64,
+    /// One past the highest index among all of them (0 when there is none):
+    /// what a recovery that drops these bytes drops.
+    pub index_end: u64,
+}
+
+/// Surveys the valid records of `segment[from..]` (see [`Survey`]).
+pub fn survey_records(
     segment: &[u8],
     generation: u64,
     from: u64,
     is_live: impl Fn(&RecordHeader) -> bool,
-) -> u64 {
+) -> Survey {
+    let mut survey = Survey::default();
+    for_each_valid_record(segment, generation, from, |header| {
+        if is_live(header) {
+            survey.vouched_end = survey.vouched_end.max(header.durable_end);
+        }
+        survey.index_end = survey.index_end.max(header.index.saturating_add(1));
+    });
+    survey
+}
+
+/// Calls `visit` with the header of every valid record found anywhere in
+/// `segment[from..]`, at every record-aligned offset where the magic stands
+/// (whatever lies between them: damage, a tear, a truncation's remains).
+pub fn for_each_valid_record(
+    segment: &[u8],
+    generation: u64,
+    from: u64,
+    mut visit: impl FnMut(&RecordHeader),
+) {
     let magic = RECORD_MAGIC.to_le_bytes();
-    let mut highest = 0;
     let mut offset = align_up(from);
     while offset + RECORD_HEADER_BYTES <= segment.len() as u64 {
         if segment[offset as usize..offset as usize + 4] == magic {
             let place = RecordPlace { generation, offset };
             if let RecordRead::Valid { header, .. } = read_record(segment, place) {
-                if is_live(&header) {
-                    highest = highest.max(header.durable_end);
-                }
+                visit(&header);
             }
         }
         offset += RECORD_ALIGNMENT_BYTES;
     }
-    highest
 }
 
 /// One past the last non-zero byte of `segment[from..]`, rounded up to the

@@ -215,6 +215,7 @@ pub fn decode_snapshot(bytes: &[u8], path: &std::path::Path) -> Result<Snapshot>
         path,
         header.magic == SNAPSHOT_MAGIC,
         header.format_version,
+        FORMAT_VERSION..=FORMAT_VERSION,
         header.crc == crc32fast::hash(&head[..SNAPSHOT_HEADER_CRC_OFFSET])
             && u64::from(header.header_bytes) == SNAPSHOT_HEADER_BYTES,
     )?;

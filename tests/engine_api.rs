@@ -288,8 +288,9 @@ fn flipped_bit_in_last_acknowledged_record_is_corruption_not_truncation() {
     drop(node);
     let segment = dir.path().join("segment-00000000000000000001");
     let mut bytes = std::fs::read(&segment).unwrap();
-    // Second record: after the 64-byte header and the first record.
-    let second = 64 + 48 + 16 + 8;
+    // Second record: each sync's records start at a sector boundary, and
+    // the header's sector holds the header alone (first sync at 512).
+    let second = 1024;
     bytes[second + 50] ^= 0x10;
     std::fs::write(&segment, &bytes).unwrap();
     let error =
@@ -313,7 +314,8 @@ fn torn_tail_sector_is_dropped_and_log_stays_usable() {
     drop(node);
     let segment = dir.path().join("segment-00000000000000000001");
     let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[512..1024].fill(0);
+    // The long record's second sector (first sync at 512, second at 1024).
+    bytes[1536..2048].fill(0);
     std::fs::write(&segment, &bytes).unwrap();
     let mut node = open(dir.path());
     let torn = node
@@ -483,8 +485,11 @@ fn rollover_installs_the_spare_prepared_while_the_tail_filled() {
         }
     };
     let entries: Vec<_> = (0..200).map(|n| transfer("range", n)).collect();
+    // Each append is a sync of its own, and each sync's records start a
+    // sector of their own after the header's sector.
     let record = cpwal::format::record_bytes(cpwal::codec::encoded_entry(&entries[0]).len() as u64);
-    let per_segment = ((4096 - cpwal::format::SEGMENT_HEADER_BYTES) / record) as usize;
+    let sector = cpwal::format::SECTOR_BYTES;
+    let per_segment = ((4096 - sector) / record.div_ceil(sector) / sector) as usize;
     let past_half = per_segment / 2 + 1;
     for entry in &entries[..past_half] {
         node.append(entry.clone()).unwrap();

@@ -61,8 +61,19 @@ impl OsStorage {
     /// writer that starts afterwards is then not kept out.
     pub fn open(root: impl AsRef<Path>, mode: LockMode) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
-        if mode == LockMode::Exclusive && root.symlink_metadata().is_err() {
-            create_private_directory(&root).map_err(|e| Error::io("create directory", &root, e))?;
+        if mode == LockMode::Exclusive {
+            if root.symlink_metadata().is_err() {
+                create_private_directory(&root)
+                    .map_err(|e| Error::io("create directory", &root, e))?;
+            }
+            // Whether this process created the directory or an earlier one
+            // did and was killed before syncing the parent, the directory's
+            // own entry must be durable before anything in it is trusted.
+            let parent = root
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            sync_directory(parent).map_err(|e| Error::io("fsync directory", parent, e))?;
         }
         let lock_path = root.join(LOCK_FILE_NAME);
         let lock = match open_lock_file(&lock_path, mode) {

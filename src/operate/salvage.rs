@@ -275,8 +275,12 @@ fn write(
         true,
         |_| Ok(()),
     )?;
+    // A sole voter's kept entries were all committed (durable is committed
+    // for it); they are written in large batches, so they carry that commit
+    // point rather than per-batch stamps (which would confine a batch to one
+    // segment).
     let stamp = match plan.hard_state.role {
-        NodeRole::SoleVoter => CommitStamp::SelfCommitting,
+        NodeRole::SoleVoter => CommitStamp::Known(plan.entries.end),
         NodeRole::Replica => CommitStamp::Known(plan.hard_state.commit_end),
     };
     let total = plan.entries.end - plan.entries.start;

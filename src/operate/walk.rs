@@ -4,7 +4,6 @@
 //! beyond the stop is measured (indexes it claims, bytes it holds) so an
 //! operator can be told what a salvage would lose.
 
-use std::cell::Cell;
 use std::path::PathBuf;
 
 use crate::codec::decode_entry;
@@ -13,16 +12,13 @@ use crate::engine::LogEntry;
 use crate::error::{CorruptionKind, Error, Result, SegmentChainDetail};
 use crate::format::{
     parse_segment_file_name, record_bytes, segment_file_name, RecordHeader, SegmentHeader,
-    FORMAT_VERSION, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET,
-    SEGMENT_MAGIC,
+    OLDEST_SEGMENT_FORMAT_VERSION, RECORD_HEADER_BYTES, SEGMENT_FORMAT_VERSION,
+    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC,
 };
 use crate::io::{Storage, StorageFile};
 use crate::log::SegmentedLog;
-use crate::record::{
-    has_tear_shape, highest_vouched_end, parse_record, read_record, written_end, RecordFault,
-    RecordPlace, RecordRead,
-};
-use crate::segment::{Liveness, Segment};
+use crate::record::{for_each_valid_record, parse_record, written_end, RecordPlace, RecordRead};
+use crate::segment::{scan_records, Liveness, Refusal, ScanEnd, Segment};
 
 /// Where the intact prefix of a log ends, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,18 +417,13 @@ impl<F: StorageFile> Walk<F> {
     /// live records hold or vouch for, and the commit points they carry.
     fn measure_bytes(&mut self, bytes: &[u8], generation: u64, from: u64, liveness: Liveness) {
         self.bytes_beyond += written_end(bytes, from) - from;
-        let highest_index_end = Cell::new(0);
-        let highest_commit_end = Cell::new(0);
-        let vouched = highest_vouched_end(bytes, generation, from, |header| {
-            let live = liveness.is_live(header);
-            if live {
-                highest_index_end.set(highest_index_end.get().max(header.index + 1));
-                highest_commit_end.set(highest_commit_end.get().max(header.commit_end));
+        for_each_valid_record(bytes, generation, from, |header| {
+            if liveness.is_live(header) {
+                let claimed = header.durable_end.max(header.index + 1);
+                self.evidence_end = self.evidence_end.max(claimed);
+                self.commit_evidence_end = self.commit_evidence_end.max(header.commit_end);
             }
-            live
         });
-        self.evidence_end = self.evidence_end.max(vouched).max(highest_index_end.get());
-        self.commit_evidence_end = self.commit_evidence_end.max(highest_commit_end.get());
     }
 }
 
@@ -458,7 +449,8 @@ fn open_cut_segment<S: Storage>(storage: &S, name: &str) -> Option<Segment<S::Fi
     let header: SegmentHeader = bytemuck::pod_read_unaligned(&bytes);
     let checksum = crc32fast::hash(&bytes[..SEGMENT_HEADER_CRC_OFFSET]);
     let valid = header.magic == SEGMENT_MAGIC
-        && header.format_version == FORMAT_VERSION
+        && (OLDEST_SEGMENT_FORMAT_VERSION..=SEGMENT_FORMAT_VERSION)
+            .contains(&header.format_version)
         && header.crc == checksum
         && u64::from(header.header_bytes) == SEGMENT_HEADER_BYTES
         && parse_segment_file_name(name) == Some(header.generation)
@@ -485,86 +477,37 @@ struct RecordWalk {
     stop: Option<StopReason>,
 }
 
-/// Walks the records of a segment (`bytes`, the whole file) as recovery's
-/// scan does, but stops at the first failure instead of refusing.
+/// Walks the records of a segment (`bytes`, the whole file or what is left
+/// of it) with recovery's own scan ([`scan_records`]), stopping at the
+/// first failure instead of refusing.
 fn walk_records(bytes: &[u8], header: &SegmentHeader, liveness: Liveness) -> RecordWalk {
-    let mut walk = RecordWalk {
-        offsets: Vec::new(),
-        end_offset: SEGMENT_HEADER_BYTES,
-        commit_stamp_end: 0,
-        stop: None,
+    let decode = |payload: &[u8]| decode_entry(payload).map(drop);
+    let scan = scan_records(bytes, header, liveness, decode);
+    let kind = scan.end.corruption_kind();
+    let stop = match &scan.end {
+        ScanEnd::Clean | ScanEnd::Removed => None,
+        ScanEnd::Refused {
+            refusal: Refusal::UnknownTruncation { record_epoch },
+            ..
+        } => Some(StopReason::UnknownTruncation {
+            record_epoch: *record_epoch,
+            hard_state_epoch: liveness.log_epoch,
+        }),
+        ScanEnd::Refused { .. } => Some(StopReason::Record {
+            kind,
+            tear_shaped: false,
+        }),
+        ScanEnd::Damaged { tear_shaped, .. } => Some(StopReason::Record {
+            kind,
+            tear_shaped: *tear_shaped,
+        }),
     };
-    loop {
-        let offset = walk.end_offset;
-        let index = header.first_index + walk.offsets.len() as u64;
-        let place = RecordPlace {
-            generation: header.generation,
-            offset,
-        };
-        let record = match read_record(bytes, place) {
-            RecordRead::Valid { header, payload } => (header, payload),
-            RecordRead::Unwritten if written_end(bytes, offset) == offset => return walk,
-            RecordRead::Unwritten => {
-                let kind = CorruptionKind::ChecksumMismatch;
-                walk.stop = Some(StopReason::Record {
-                    kind,
-                    tear_shaped: true,
-                });
-                return walk;
-            }
-            RecordRead::Invalid(fault) => {
-                walk.stop = Some(record_failure(bytes, offset, fault));
-                return walk;
-            }
-        };
-        let (record, payload) = record;
-        walk.stop = if record.log_epoch > liveness.log_epoch {
-            Some(StopReason::UnknownTruncation {
-                record_epoch: record.log_epoch,
-                hard_state_epoch: liveness.log_epoch,
-            })
-        } else if !liveness.is_live(&record) {
-            return walk; // An interrupted truncation's remains end the log.
-        } else if record.index != index {
-            let kind = CorruptionKind::IndexOutOfSequence {
-                expected: index,
-                found: record.index,
-            };
-            Some(StopReason::Record {
-                kind,
-                tear_shaped: false,
-            })
-        } else if let Err(e) = decode_entry(payload) {
-            let kind = CorruptionKind::UndecodableEntry(e);
-            Some(StopReason::Record {
-                kind,
-                tear_shaped: false,
-            })
-        } else {
-            None
-        };
-        if walk.stop.is_some() {
-            return walk;
-        }
-        walk.commit_stamp_end = walk.commit_stamp_end.max(record.commit_end);
-        walk.offsets.push(offset as u32);
-        walk.end_offset = offset + record_bytes(u64::from(record.payload_bytes));
+    RecordWalk {
+        offsets: scan.offsets,
+        end_offset: scan.end_offset,
+        commit_stamp_end: scan.commit_end,
+        stop,
     }
-}
-
-/// How a record that is not valid fails, and whether it has a tear's shape.
-fn record_failure(bytes: &[u8], offset: u64, fault: RecordFault) -> StopReason {
-    let (kind, tear_shaped) = match fault {
-        RecordFault::BadMagic => (CorruptionKind::BadMagic, false),
-        RecordFault::ImpossibleLength(length) => {
-            (CorruptionKind::ImpossibleLength { length }, false)
-        }
-        RecordFault::ChecksumMismatch { record_bytes } => (
-            CorruptionKind::ChecksumMismatch,
-            has_tear_shape(bytes, offset, record_bytes),
-        ),
-    };
-    StopReason::Record { kind, tear_shaped }
 }
 
 #[cfg(test)]

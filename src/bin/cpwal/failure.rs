@@ -81,6 +81,16 @@ pub enum CliError {
     },
     /// `crash-test` found this many violations (already printed).
     Violations(usize),
+    /// `crash-test --shutdown-fs` was given a path that is not the root of
+    /// a mount.
+    NotAMountPoint(PathBuf),
+    /// A system command the tool runs (`xfs_io`, `mount`) failed.
+    CommandFailed {
+        /// The command line.
+        command: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
 }
 
 impl CliError {
@@ -190,6 +200,13 @@ impl fmt::Display for CliError {
             ),
             Self::Violations(count) => format!(
                 "{count} guarantee violation(s) found (listed above); keep the directory for analysis and report the seed"
+            ),
+            Self::NotAMountPoint(path) => format!(
+                "{} is not the root of a mounted file system; --shutdown-fs takes the mount point of the file system under --dir (which it shuts down and mounts again: use a scratch file system, e.g. a loop-mounted image)",
+                path.display()
+            ),
+            Self::CommandFailed { command, stderr } => format!(
+                "`{command}` failed: {stderr}; --shutdown-fs needs root, xfs_io (xfsprogs) and a file system that supports shutdown (XFS, ext4)"
             ),
         };
         // One line, whatever the parts contained.

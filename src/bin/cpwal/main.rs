@@ -17,6 +17,7 @@ mod crash_child;
 mod crash_test;
 mod dump;
 mod failure;
+mod fs_shutdown;
 mod inspect;
 mod latency;
 mod progress;
@@ -73,6 +74,13 @@ enum Command {
         /// kill; the run must then fail with violations.
         #[arg(long, hide = true, value_enum, value_name = "KIND")]
         sabotage: Option<sabotage::Sabotage>,
+        /// Power loss on a real file system: in half the cycles, shut down
+        /// the file system mounted at MOUNT (which holds --dir) without
+        /// flushing its log (`xfs_io -x -c shutdown`), then mount it again
+        /// and check. Needs root and xfs_io; XFS or ext4. Use a scratch
+        /// file system (a loop-mounted image): it is unmounted each time.
+        #[arg(long, value_name = "MOUNT")]
+        shutdown_fs: Option<PathBuf>,
     },
     /// Show what a data directory holds: node, role, term, vote, both
     /// hard-state copies, commit, first/last index, leader history, the
@@ -229,13 +237,19 @@ fn run(command: Command) -> Result<u8, CliError> {
             seconds,
             seed,
             sabotage,
+            shutdown_fs,
         } => {
             let seed = seed.unwrap_or_else(clock_seed);
+            let shutdown = shutdown_fs
+                .as_deref()
+                .map(fs_shutdown::MountedFileSystem::at)
+                .transpose()?;
             let config = crash_test::CrashTestConfig {
                 directory: dir,
                 seconds,
                 seed,
                 sabotage,
+                shutdown,
             };
             crash_test::run(&config).map(|()| 0)
         }
