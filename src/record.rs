@@ -82,15 +82,20 @@ pub fn seal_records(records: &mut [u8], generation: u64, offset: u64, durable_en
 
 /// The checksum of a record's body (header, payload and padding) at `place`.
 pub fn record_checksum(place: RecordPlace, body: &[u8]) -> u32 {
-    // The salt (generation, then offset, little-endian) in one update: the
-    // same checksum as two, at one small-input call fewer per record.
+    // The salt in one update: the same checksum as two, at one small-input
+    // call fewer per record.
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&salt(place));
+    hasher.update(body);
+    hasher.finalize()
+}
+
+/// The checksum's salt for `place`: generation, then offset, little-endian.
+fn salt(place: RecordPlace) -> [u8; 16] {
     let mut salt = [0u8; 16];
     salt[..8].copy_from_slice(&place.generation.to_le_bytes());
     salt[8..].copy_from_slice(&place.offset.to_le_bytes());
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&salt);
-    hasher.update(body);
-    hasher.finalize()
+    salt
 }
 
 /// What is found at a record position.
@@ -162,6 +167,45 @@ pub fn parse_record(bytes: &[u8], place: RecordPlace) -> RecordRead<'_> {
     }
     let payload = &bytes[header_end..header_end + payload_bytes as usize];
     RecordRead::Valid { header, payload }
+}
+
+/// Whether the failed record at `place` would be valid but for one flipped
+/// bit of its `payload_bytes` field. Such a record was written whole and
+/// then damaged; but its claimed extent is wrong, and a longer one can
+/// reach zero sectors past its true end and pass for a tear. A tear keeps a
+/// record's first sector (its header) whole, so in a torn record the length
+/// is the written one, and no single-bit change of it makes the record
+/// valid. Tries each of the 32 bits (checksum over at most one record each,
+/// only for a record that failed at the tail).
+pub fn has_flipped_length(segment: &[u8], place: RecordPlace) -> bool {
+    let start = place.offset as usize;
+    let header_end = start + RECORD_HEADER_BYTES as usize;
+    let Some(header_bytes) = segment.get(start..header_end) else {
+        return false;
+    };
+    let mut header: RecordHeader = bytemuck::pod_read_unaligned(header_bytes);
+    let stored = header.payload_bytes;
+    (0..32).any(|bit| {
+        header.payload_bytes = stored ^ (1 << bit);
+        let payload_bytes = u64::from(header.payload_bytes);
+        if payload_bytes == 0 || payload_bytes > MAX_ENTRY_BYTES as u64 {
+            return false;
+        }
+        let total = record_bytes(payload_bytes) as usize;
+        let Some(record) = segment.get(start..start + total) else {
+            return false;
+        };
+        let body_end = total - RECORD_TRAILER_BYTES as usize;
+        let trailer: RecordTrailer = bytemuck::pod_read_unaligned(&record[body_end..]);
+        if trailer.end_magic != RECORD_END_MAGIC {
+            return false;
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&salt(place));
+        hasher.update(bytemuck::bytes_of(&header));
+        hasher.update(&record[RECORD_HEADER_BYTES as usize..body_end]);
+        hasher.finalize() == trailer.crc
+    })
 }
 
 /// Whether the failed record at `offset` has the shape of a torn write: some
@@ -354,6 +398,27 @@ mod tests {
         let mut torn_tail = segment;
         torn_tail[1024..].fill(0);
         assert!(has_tear_shape(&torn_tail, 64, extent));
+    }
+
+    #[test]
+    fn has_flipped_length_sees_every_single_bit_flip_of_the_length_but_not_a_tear() {
+        // Goal: a record written whole whose length field rotted is told from
+        // a torn one, whatever bit flipped. Method: flip each of the 32 bits
+        // of `payload_bytes` of a valid two-sector record (followed by zeros,
+        // as the log's last record is); then tear the same record instead
+        // (its second sector zero).
+        let payload = vec![b'x'; 600];
+        let segment = segment_with(&payload);
+        let length_at = PLACE.offset as usize + 4;
+        for bit in 0..32 {
+            let mut flipped = segment.clone();
+            flipped[length_at + bit / 8] ^= 1 << (bit % 8);
+            assert!(has_flipped_length(&flipped, PLACE), "bit {bit}");
+        }
+        assert!(!has_flipped_length(&segment, PLACE), "a valid record");
+        let mut torn = segment;
+        torn[512..1024].fill(0);
+        assert!(!has_flipped_length(&torn, PLACE));
     }
 
     proptest! {

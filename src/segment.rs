@@ -17,7 +17,8 @@ use crate::format::{
 use crate::io::{Storage, StorageFile};
 use crate::limits::MAX_END;
 use crate::record::{
-    has_tear_shape, read_record, survey_records, written_end, RecordFault, RecordPlace, RecordRead,
+    has_flipped_length, has_tear_shape, read_record, survey_records, written_end, RecordFault,
+    RecordPlace, RecordRead,
 };
 use crate::sync_gate::SyncGate;
 
@@ -544,7 +545,12 @@ fn judge_failure(
         // Bad magic in non-zero bytes: a torn write leaves old (zero) or new
         // (valid) sectors, never garbage, so this cannot be a tear.
         Some(RecordFault::BadMagic) | Some(RecordFault::ImpossibleLength(_)) => false,
-        _ => fault.is_none() || has_tear_shape(bytes, place.offset, extent),
+        // A flipped length bit can make a whole record's claimed extent reach
+        // zeros past its end: damage, not a tear.
+        Some(RecordFault::ChecksumMismatch { .. }) => {
+            has_tear_shape(bytes, place.offset, extent) && !has_flipped_length(bytes, place)
+        }
+        None => true,
     };
     let vouched_end = survey_records(bytes, place.generation, place.offset + 8, |h| {
         liveness.is_live(h)
