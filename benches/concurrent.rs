@@ -1,9 +1,16 @@
-//! 1, 4 and 16 threads appending 128-byte entries, each waiting for its own
-//! entry to be durable: cpwal's group commit (`SharedControlPlane`) against
-//! raw threads that each `pwrite` + `fdatasync` for themselves, and against
-//! a plain leader/follower group commit over a raw file, and against cpwal's
-//! `&mut` API behind a mutex (no group commit) — same run, same
-//! file system. Run: `cargo bench --bench concurrent`.
+//! 1, 4 and 16 threads appending the realistic workload
+//! (`common::workload`: each thread takes the next sequence number and
+//! builds that entry, a distinct ownership transition at a rising epoch over
+//! 4096 ranges, or a membership change or leader record), each waiting for
+//! its own entry to be durable: cpwal's group commit (`SharedControlPlane`)
+//! against raw threads that each `pwrite` + `fdatasync` the same number of
+//! bytes for themselves, and against a plain leader/follower group commit
+//! over a raw file, and against cpwal's `&mut` API behind a mutex (no group
+//! commit) — same run, same file system. A last raw contender lets two
+//! syncs be in flight at once: the measure of what overlapping syncs
+//! (issue #15, item 4) could gain. The fraction of entries the
+//! catalog fenced is printed and must be near zero.
+//! Run: `cargo bench --bench concurrent`.
 
 mod common;
 
@@ -13,11 +20,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{bench, entry_of_size, interleave, open_engine, record_bytes, Preparation};
-use cpwal::{ControlPlaneEntry, DurableControlPlane, SharedControlPlane};
+use common::workload::{checked_fenced_fraction, Workload};
+use common::{bench, create_engine, interleave, Preparation};
+use cpwal::{DurableControlPlane, SharedControlPlane};
 
 const RAW_FILE_BYTES: u64 = 256 << 20;
-const PAYLOAD_BYTES: usize = 128;
 
 /// Runs `ops` operations split over `threads` threads; returns the time.
 fn on_threads(threads: u64, ops: u64, op: impl Fn(u64, u64) + Sync) -> Duration {
@@ -33,31 +40,42 @@ fn on_threads(threads: u64, ops: u64, op: impl Fn(u64, u64) + Sync) -> Duration 
 }
 
 /// Raw threads sharing one fallocated file: each reserves its offset, then
-/// `pwrite`s and `fdatasync`s on its own.
-struct RawEachSyncs {
+/// `pwrite`s and `fdatasync`s on its own, as many bytes as cpwal writes for
+/// the same entry of the workload.
+struct RawEachSyncs<'w> {
     file: File,
     next_offset: AtomicU64,
+    next_entry: AtomicU64,
+    workload: &'w Workload,
     record: Vec<u8>,
 }
 
-impl RawEachSyncs {
+impl RawEachSyncs<'_> {
     fn append(&self) {
-        let length = self.record.len() as u64;
+        let n = self.next_entry.fetch_add(1, Ordering::Relaxed);
+        let length = self.workload.record_bytes(n, 1) as u64;
         let offset =
             self.next_offset.fetch_add(length, Ordering::Relaxed) % (RAW_FILE_BYTES - length);
-        self.file.write_all_at(&self.record, offset).unwrap();
+        let record = &self.record[..length as usize];
+        self.file.write_all_at(record, offset).unwrap();
         self.file.sync_data().unwrap();
     }
 }
 
 /// A plain leader/follower group commit over a raw file: write under a lock,
 /// then wait until a sync that started after the write has finished,
-/// leading one if none is in flight.
-struct RawGroupCommit {
+/// leading one if fewer than `max_in_flight` are in flight. With one in
+/// flight it is the shape of cpwal's group commit; with two it models the
+/// overlap issue #15 asks about (a sync of the file covers every write made
+/// before it started, so the durable end is the largest end a finished
+/// sync covered), to show what that could gain on this disk.
+struct RawGroupCommit<'w> {
     file: File,
     state: Mutex<GroupState>,
     changed: Condvar,
+    workload: &'w Workload,
     record: Vec<u8>,
+    max_in_flight: u32,
 }
 
 #[derive(Default)]
@@ -65,50 +83,58 @@ struct GroupState {
     next_offset: u64,
     written: u64,
     durable: u64,
-    syncing: bool,
+    /// The end the newest sync in flight covers.
+    covering: u64,
+    in_flight: u32,
 }
 
-impl RawGroupCommit {
+impl RawGroupCommit<'_> {
     fn append(&self) {
         let mut state = self.state.lock().unwrap();
-        let length = self.record.len() as u64;
+        let length = self.workload.record_bytes(state.written, 1) as u64;
         let offset = state.next_offset % (RAW_FILE_BYTES - length);
-        self.file.write_all_at(&self.record, offset).unwrap();
+        let record = &self.record[..length as usize];
+        self.file.write_all_at(record, offset).unwrap();
         state.next_offset += length;
         state.written += 1;
         let mine = state.written;
         while state.durable < mine {
-            if state.syncing {
+            if state.covering >= mine || state.in_flight >= self.max_in_flight {
                 state = self.changed.wait(state).unwrap();
                 continue;
             }
-            state.syncing = true;
+            state.in_flight += 1;
             let covered = state.written;
+            state.covering = covered;
             drop(state);
             self.file.sync_data().unwrap();
             state = self.state.lock().unwrap();
             state.durable = state.durable.max(covered);
-            state.syncing = false;
+            state.in_flight -= 1;
             self.changed.notify_all();
         }
     }
 }
 
-struct Contenders {
+struct Contenders<'w> {
     _dirs: Vec<tempfile::TempDir>,
+    workload: &'w Workload,
     shared: SharedControlPlane,
+    /// The next entry of the workload `shared` appends.
+    shared_next: AtomicU64,
     /// The `&mut` API behind a mutex: one sync per call, no sharing.
     direct: Mutex<DurableControlPlane>,
-    entries: Vec<ControlPlaneEntry>,
-    each_syncs: RawEachSyncs,
-    group: RawGroupCommit,
+    direct_next: AtomicU64,
+    each_syncs: RawEachSyncs<'w>,
+    group: RawGroupCommit<'w>,
+    group_two_in_flight: RawGroupCommit<'w>,
 }
 
-impl Contenders {
-    fn new() -> Self {
-        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-        let shared = SharedControlPlane::new(open_engine(&dirs[0].path().join("cpwal")));
-        let record = vec![0x5a; record_bytes(PAYLOAD_BYTES)];
+impl<'w> Contenders<'w> {
+    fn new(workload: &'w Workload) -> Self {
+        let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+        let shared = SharedControlPlane::new(create_engine(&dirs[0].path().join("cpwal")));
+        let record = vec![0x5a; workload.max_record_bytes(1)];
         let raw_file = |d: &tempfile::TempDir| {
             common::prepare_file(
                 &d.path().join("raw"),
@@ -117,35 +143,75 @@ impl Contenders {
             )
         };
         Self {
-            entries: (0..16).map(|n| entry_of_size(PAYLOAD_BYTES, n)).collect(),
+            workload,
             each_syncs: RawEachSyncs {
                 file: raw_file(&dirs[1]),
                 next_offset: AtomicU64::new(0),
+                next_entry: AtomicU64::new(0),
+                workload,
                 record: record.clone(),
             },
             group: RawGroupCommit {
                 file: raw_file(&dirs[2]),
                 state: Mutex::default(),
                 changed: Condvar::new(),
+                workload,
+                record: record.clone(),
+                max_in_flight: 1,
+            },
+            group_two_in_flight: RawGroupCommit {
+                file: raw_file(&dirs[4]),
+                state: Mutex::default(),
+                changed: Condvar::new(),
+                workload,
                 record,
+                max_in_flight: 2,
             },
             shared,
-            direct: Mutex::new(open_engine(&dirs[3].path().join("cpwal"))),
+            shared_next: AtomicU64::new(0),
+            direct: Mutex::new(create_engine(&dirs[3].path().join("cpwal"))),
+            direct_next: AtomicU64::new(0),
             _dirs: dirs,
         }
     }
 
+    /// Each call takes the next sequence number and builds its entry.
     fn cpwal(&self, threads: u64, ops: u64) -> Duration {
-        on_threads(threads, ops, |t, _| {
-            self.shared.append(&self.entries[t as usize]).unwrap();
+        on_threads(threads, ops, |_, _| {
+            let n = self.shared_next.fetch_add(1, Ordering::Relaxed);
+            self.shared.append(&self.workload.entry(n)).unwrap();
         })
     }
 
     fn direct(&self, threads: u64, ops: u64) -> Duration {
-        on_threads(threads, ops, |t, _| {
+        on_threads(threads, ops, |_, _| {
+            let n = self.direct_next.fetch_add(1, Ordering::Relaxed);
+            let entry = self.workload.entry(n);
             let mut engine = self.direct.lock().unwrap();
-            engine.try_append(&self.entries[t as usize]).unwrap();
+            engine.try_append(&entry).unwrap();
         })
+    }
+
+    /// Prints and checks the fraction of entries each cpwal contender's
+    /// catalog fenced (threads racing can reorder two transitions of one
+    /// range, but they are 4096 entries apart).
+    fn report_fenced(&self) {
+        let shared = self
+            .shared
+            .with_engine(|e| e.catalog().refused_count())
+            .unwrap();
+        let direct = self.direct.lock().unwrap().catalog().refused_count();
+        for (name, refused, next) in [
+            ("SharedControlPlane", shared, &self.shared_next),
+            ("&mut behind a mutex", direct, &self.direct_next),
+        ] {
+            let entries = next.load(Ordering::Relaxed);
+            let fraction = checked_fenced_fraction(name, 0, refused, entries);
+            println!(
+                "FENCED concurrent {name} | {refused} of {entries} entries fenced = {:.4}%",
+                fraction * 100.0
+            );
+        }
     }
 
     fn raw_each(&self, threads: u64, ops: u64) -> Duration {
@@ -155,11 +221,16 @@ impl Contenders {
     fn raw_group(&self, threads: u64, ops: u64) -> Duration {
         on_threads(threads, ops, |_, _| self.group.append())
     }
+
+    fn raw_group_two_in_flight(&self, threads: u64, ops: u64) -> Duration {
+        on_threads(threads, ops, |_, _| self.group_two_in_flight.append())
+    }
 }
 
 fn main() {
     let mut c = common::criterion().configure_from_args();
-    let contenders = Contenders::new();
+    let workload = Workload::new();
+    let contenders = Contenders::new(&workload);
     for threads in [1u64, 4, 16] {
         let mut group = c.benchmark_group(format!("concurrent_{threads}_threads"));
         group.throughput(criterion::Throughput::Elements(1));
@@ -175,7 +246,7 @@ fn main() {
         });
         group.finish();
         interleave(
-            &format!("{threads} threads, 128 B each, own durability"),
+            &format!("{threads} threads, realistic entries, own durability"),
             30,
             threads * 8,
             1.0,
@@ -196,8 +267,13 @@ fn main() {
                     "cpwal &mut behind a mutex",
                     Box::new(|n| contenders.direct(threads, n)),
                 ),
+                (
+                    "raw group commit, 2 syncs in flight",
+                    Box::new(|n| contenders.raw_group_two_in_flight(threads, n)),
+                ),
             ],
         );
     }
+    contenders.report_fenced();
     c.final_summary();
 }

@@ -1,17 +1,24 @@
-//! Resident memory per entry of an open log of 1M entries (128 B each),
-//! beyond the OS page cache: heap bytes held by the open engine (counted by
-//! a global allocator), and the anonymous resident memory (`RssAnon`) it
-//! adds; the segment maps are file-backed page cache and excluded.
-//! Goal: at most 16 bytes per entry. Also counts heap allocations per
-//! durable append (`try_append` and `SharedControlPlane::append`), steady
-//! state. Run: `cargo bench --bench memory`.
+//! Resident memory per entry of an open log of 1M entries of the realistic
+//! workload (`common::workload`: 4096 ranges), beyond the OS page cache:
+//! heap bytes held by the open engine (counted by a global allocator), and
+//! the anonymous resident memory (`RssAnon`) it adds; the segment maps are
+//! file-backed page cache and excluded. Goal: at most 16 bytes per entry.
+//! Then the catalog's own memory per range: heap held by a catalog of
+//! 100,000 ranges with the workload's range names (the name's own bytes are
+//! printed beside it). Also counts heap allocations per durable append
+//! (`try_append` and `SharedControlPlane::append`), steady state.
+//! Run: `cargo bench --bench memory`.
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cpwal::{DurableControlPlane, Options};
+use common::workload::{range_name, Workload};
+use cpwal::{
+    ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex, DurableControlPlane,
+    OwnershipTransition,
+};
 
 /// Counts live heap bytes.
 struct CountingAllocator;
@@ -58,48 +65,82 @@ fn main() {
         return;
     }
     let entries = 1_000_000u64;
+    let workload = Workload::new();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("cpwal");
-    common::build_log(&log, entries);
+    common::build_log_of(&log, entries, |n| workload.entry(n));
     let (heap_before, anon_before) = (LIVE_BYTES.load(Ordering::Relaxed), rss_anon_bytes());
-    let engine =
-        DurableControlPlane::open(&log, common::voter("CN=bench"), Options::default()).unwrap();
+    let engine = common::reopen_engine(&log);
     let (heap_after, anon_after) = (LIVE_BYTES.load(Ordering::Relaxed), rss_anon_bytes());
     assert_eq!(engine.last_index().map(|i| i.0 + 1), Some(entries));
     let heap = heap_after - heap_before;
     let anon = anon_after.saturating_sub(anon_before);
     println!(
-        "RATIO memory {entries} entries | heap held by the open engine {heap} B = {:.2} B/entry | RssAnon delta {anon} B = {:.2} B/entry (goal <= 16)",
+        "RATIO memory {entries} realistic entries, {} ranges | heap held by the open engine {heap} B = {:.2} B/entry | RssAnon delta {anon} B = {:.2} B/entry (goal <= 16)",
+        engine.catalog().range_count(),
         heap as f64 / entries as f64,
         anon as f64 / entries as f64
     );
-    allocations_per_append(engine);
+    catalog_bytes_per_range(&workload, 100_000);
+    allocations_per_append(engine, &workload, entries);
 }
 
-/// Prints the heap allocations of one durable append, steady state (after
-/// warm-up appends have grown every reused buffer).
-fn allocations_per_append(mut engine: DurableControlPlane) {
-    let entry = common::entry_of_size(common::PAYLOAD_BYTES, 7);
-    let per_append = |engine: &mut DurableControlPlane| {
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
-        for _ in 0..1000 {
-            engine.try_append(&entry).unwrap();
-        }
-        (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1000.0
-    };
-    per_append(&mut engine);
-    let single = per_append(&mut engine);
-    let shared = cpwal::SharedControlPlane::new(engine);
-    let count_shared = || {
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
-        for _ in 0..1000 {
-            shared.append(&entry).unwrap();
-        }
-        (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1000.0
-    };
-    count_shared();
-    let through_shared = count_shared();
+/// Prints the heap a catalog holds per range, for `ranges` ranges named as
+/// the workload names them, owned by its five owners.
+fn catalog_bytes_per_range(workload: &Workload, ranges: u64) {
+    let name_bytes = workload.range_name_bytes();
+    let entries: Vec<ControlPlaneEntry> = (0..ranges)
+        .map(|r| {
+            ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+                range: range_name(r, name_bytes),
+                new_owner: workload.owner(r as usize).clone(),
+                ownership_epoch: r + 1,
+            })
+        })
+        .collect();
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let mut catalog = ControlPlaneCatalog::new();
+    for (index, entry) in entries.iter().enumerate() {
+        catalog
+            .apply(ControlPlaneIndex(index as u64), entry)
+            .unwrap();
+    }
+    let held = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    assert_eq!(catalog.range_count() as u64, ranges);
     println!(
-        "RATIO allocations per durable append (steady state) | try_append {single:.3} | SharedControlPlane::append {through_shared:.3}"
+        "RATIO catalog memory, {ranges} ranges | heap held {held} B = {:.1} B/range (range names are {name_bytes} B, owners {} B)",
+        held as f64 / ranges as f64,
+        workload.owner(0).as_str().len()
+    );
+}
+
+/// Prints the heap allocations of one durable append of the workload's
+/// next entries, steady state (after warm-up appends have grown every
+/// reused buffer), not counting the caller's building of the entry.
+fn allocations_per_append(mut engine: DurableControlPlane, workload: &Workload, mut next: u64) {
+    let mut per_append = |append: &mut dyn FnMut(&ControlPlaneEntry)| {
+        let mut allocations = 0;
+        for _ in 0..1000 {
+            let entry = workload.entry(next);
+            next += 1;
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            append(&entry);
+            allocations += ALLOCATIONS.load(Ordering::Relaxed) - before;
+        }
+        allocations as f64 / 1000.0
+    };
+    let mut direct = |entry: &ControlPlaneEntry| {
+        engine.try_append(entry).unwrap();
+    };
+    per_append(&mut direct);
+    let single = per_append(&mut direct);
+    let shared = cpwal::SharedControlPlane::new(engine);
+    let mut through = |entry: &ControlPlaneEntry| {
+        shared.append(entry).unwrap();
+    };
+    per_append(&mut through);
+    let through_shared = per_append(&mut through);
+    println!(
+        "RATIO allocations per durable append (steady state, realistic entries) | try_append {single:.3} | SharedControlPlane::append {through_shared:.3}"
     );
 }

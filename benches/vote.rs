@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{bench, interleave, open_engine, voter};
+use common::{bench, create_engine, interleave, voter};
 use cpwal::{ControlPlaneConsensus, ControlPlaneTerm, DurableControlPlane, VoteRequest};
 
 /// Grants a vote in a new term on every call (so each one is written).
@@ -24,7 +24,7 @@ struct Votes {
 impl Votes {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let engine = open_engine(&dir.path().join("cpwal"));
+        let engine = create_engine(&dir.path().join("cpwal"));
         Self {
             _dir: dir,
             engine,

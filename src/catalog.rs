@@ -6,8 +6,15 @@
 //! [`ApplyOutcome`], including the entries the catalog refuses (a fenced
 //! ownership transition, a stale leader record). A refused entry leaves the
 //! state unchanged apart from the count of refusals.
+//!
+//! Applying is on every acknowledgement's path and on open's rebuild, so it
+//! costs one hashed lookup of the range name per ownership transition. The
+//! ranges are kept in no order; what needs one (the snapshot encoding,
+//! which must be byte-identical for the same catalog, and the listing
+//! [`ControlPlaneCatalog::ranges`]) sorts when it is asked.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
 
 use crate::codec::EntryView;
 use crate::consensus::{ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm};
@@ -65,14 +72,11 @@ impl ApplyOutcome {
     }
 }
 
-/// How much of an [`ApplyOutcome`] the caller wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OutcomeDetail {
-    /// Everything, including the ownership a transfer replaced.
-    Full,
-    /// The caller drops the outcome: skip copying the replaced owner.
-    Discarded,
-}
+/// The hasher of the range index.
+pub(crate) type RangeHasher = foldhash::fast::RandomState;
+
+/// Every range's ownership, by name, hashed (see the module documentation).
+pub(crate) type RangeTable = HashMap<Box<str>, RangeOwnership, RangeHasher>;
 
 /// The applied control-plane state.
 ///
@@ -80,13 +84,66 @@ enum OutcomeDetail {
 /// `0..applied_end` were applied in order, exactly once); every recorded
 /// leader term is strictly greater than the one before it; each range's epoch
 /// only grows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct ControlPlaneCatalog {
     members: BTreeSet<ClusterVoterIdentity>,
-    ranges: BTreeMap<String, RangeOwnership>,
+    ranges: RangeTable,
     leaders: Vec<(ControlPlaneTerm, ClusterVoterIdentity)>,
     refused: u64,
     applied_end: u64,
+    /// Where the identities the catalog keeps come from (not part of its
+    /// state: equality ignores it).
+    identities: IdentityPool,
+}
+
+/// Two catalogs are equal when their state is; the identity pool is a
+/// cache.
+impl PartialEq for ControlPlaneCatalog {
+    fn eq(&self, other: &Self) -> bool {
+        self.members == other.members
+            && self.ranges == other.ranges
+            && self.leaders == other.leaders
+            && self.refused == other.refused
+            && self.applied_end == other.applied_end
+    }
+}
+
+impl Eq for ControlPlaneCatalog {}
+
+/// The identities a catalog holds, each allocated once: thousands of ranges
+/// have a handful of owners, so a range's owner is a shared clone
+/// ([`ClusterVoterIdentity`] is reference-counted) of the pool's, found by
+/// one hashed lookup of the owner's text, and applying a transfer allocates
+/// nothing.
+///
+/// Invariant: the pool holds every identity the catalog refers to, plus
+/// identities no longer referred to, which are dropped once the pool has
+/// doubled since it was last pruned (so it stays within twice what is in
+/// use, plus [`IdentityPool::MIN_PRUNE_LEN`]).
+#[derive(Clone, Default)]
+struct IdentityPool {
+    identities: HashSet<ClusterVoterIdentity, RangeHasher>,
+    prune_at: usize,
+}
+
+impl IdentityPool {
+    /// The pool is never pruned below this size.
+    const MIN_PRUNE_LEN: usize = 64;
+
+    /// The pool's identity of `text`, which must have passed
+    /// [`crate::identity::validate`] (as every [`EntryView`] string has).
+    fn identity(&mut self, text: &str) -> ClusterVoterIdentity {
+        if let Some(identity) = self.identities.get(text) {
+            return identity.clone();
+        }
+        if self.identities.len() >= self.prune_at {
+            self.identities.retain(ClusterVoterIdentity::is_shared);
+            self.prune_at = (2 * self.identities.len()).max(Self::MIN_PRUNE_LEN);
+        }
+        let identity = ClusterVoterIdentity::from_validated(text);
+        self.identities.insert(identity.clone());
+        identity
+    }
 }
 
 impl ControlPlaneCatalog {
@@ -103,31 +160,27 @@ impl ControlPlaneCatalog {
         index: ControlPlaneIndex,
         entry: &ControlPlaneEntry,
     ) -> Result<ApplyOutcome> {
-        self.apply_view(index, EntryView::of(entry), OutcomeDetail::Full)
+        self.apply_view(index, EntryView::of(entry))
     }
 
     /// Applies a decoded entry as [`ControlPlaneCatalog::apply`] does, for a
-    /// caller that has no use for the outcome (the rebuild at open). It
-    /// allocates only what the catalog must keep that it does not hold yet:
-    /// a new range name, a different owner, a new member or leader.
+    /// caller that has no use for the outcome (the rebuild at open, group
+    /// commit's entries in hand).
     pub(crate) fn apply_decoded(
         &mut self,
         index: ControlPlaneIndex,
         entry: EntryView<'_>,
     ) -> Result<()> {
-        self.apply_view(index, entry, OutcomeDetail::Discarded)
-            .map(drop)
+        self.apply_view(index, entry).map(drop)
     }
 
-    /// The one apply behind both entry points. With
-    /// [`OutcomeDetail::Discarded`] an ownership transfer reports
-    /// `previous: None` whatever it replaced, and the new owner is written
-    /// over the old one's buffer instead of being allocated.
+    /// The one apply behind both entry points. It allocates only what the
+    /// catalog must keep that it does not hold yet: a new range name, an
+    /// identity it has never seen.
     fn apply_view(
         &mut self,
         index: ControlPlaneIndex,
         entry: EntryView<'_>,
-        detail: OutcomeDetail,
     ) -> Result<ApplyOutcome> {
         if index.0 != self.applied_end {
             return Err(InvalidInput::Index {
@@ -143,7 +196,7 @@ impl ControlPlaneCatalog {
                 range,
                 new_owner,
                 ownership_epoch,
-            } => self.apply_ownership(range, new_owner, ownership_epoch, detail),
+            } => self.apply_ownership(range, new_owner, ownership_epoch),
             EntryView::LeaderConfiguration { term, leader } => self.apply_leader(term, leader),
         };
         if outcome.is_refusal() {
@@ -157,8 +210,8 @@ impl ControlPlaneCatalog {
         if self.members.contains(member) {
             return ApplyOutcome::AlreadyMember;
         }
-        self.members
-            .insert(ClusterVoterIdentity::from_validated(member));
+        let member = self.identities.identity(member);
+        self.members.insert(member);
         ApplyOutcome::Admitted
     }
 
@@ -170,19 +223,16 @@ impl ControlPlaneCatalog {
         }
     }
 
-    fn apply_ownership(
-        &mut self,
-        range: &str,
-        new_owner: &str,
-        epoch: u64,
-        detail: OutcomeDetail,
-    ) -> ApplyOutcome {
+    /// One hashed lookup of `range`; a transfer swaps in the pool's
+    /// identity of the new owner and hands the replaced ownership to the
+    /// outcome, allocating nothing for a range and owner already known.
+    fn apply_ownership(&mut self, range: &str, new_owner: &str, epoch: u64) -> ApplyOutcome {
         let Some(current) = self.ranges.get_mut(range) else {
             let next = RangeOwnership {
-                owner: ClusterVoterIdentity::from_validated(new_owner),
+                owner: self.identities.identity(new_owner),
                 epoch,
             };
-            self.ranges.insert(range.to_owned(), next);
+            self.ranges.insert(range.into(), next);
             return ApplyOutcome::OwnershipTransferred { previous: None };
         };
         if epoch <= current.epoch {
@@ -190,22 +240,15 @@ impl ControlPlaneCatalog {
                 current_epoch: current.epoch,
             };
         }
-        let previous_epoch = std::mem::replace(&mut current.epoch, epoch);
-        if detail == OutcomeDetail::Discarded {
-            current.owner.set_validated(new_owner);
-            return ApplyOutcome::OwnershipTransferred { previous: None };
-        }
         let owner = if current.owner.as_str() == new_owner {
             current.owner.clone()
         } else {
-            let owner = ClusterVoterIdentity::from_validated(new_owner);
-            std::mem::replace(&mut current.owner, owner)
+            self.identities.identity(new_owner)
         };
-        let previous = Some(RangeOwnership {
-            owner,
-            epoch: previous_epoch,
-        });
-        ApplyOutcome::OwnershipTransferred { previous }
+        let previous = std::mem::replace(current, RangeOwnership { owner, epoch });
+        ApplyOutcome::OwnershipTransferred {
+            previous: Some(previous),
+        }
     }
 
     fn apply_leader(&mut self, term: ControlPlaneTerm, leader: &str) -> ApplyOutcome {
@@ -214,8 +257,8 @@ impl ControlPlaneCatalog {
                 return ApplyOutcome::LeaderTermNotNewer { latest_term };
             }
         }
-        self.leaders
-            .push((term, ClusterVoterIdentity::from_validated(leader)));
+        let leader = self.identities.identity(leader);
+        self.leaders.push((term, leader));
         ApplyOutcome::LeaderRecorded
     }
 
@@ -234,9 +277,23 @@ impl ControlPlaneCatalog {
         self.members.contains(member)
     }
 
-    /// The ownership of every range, by name.
-    pub fn ranges(&self) -> &BTreeMap<String, RangeOwnership> {
-        &self.ranges
+    /// The ownership of every range, in name order. The catalog keeps its
+    /// ranges hashed for applying, so this sorts them on each call
+    /// (O(n log n)); use [`ControlPlaneCatalog::owner_of`] for one range and
+    /// [`ControlPlaneCatalog::range_count`] for the count.
+    pub fn ranges(&self) -> impl ExactSizeIterator<Item = (&str, &RangeOwnership)> + '_ {
+        let mut sorted: Vec<(&str, &RangeOwnership)> = self
+            .ranges
+            .iter()
+            .map(|(name, ownership)| (&**name, ownership))
+            .collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        sorted.into_iter()
+    }
+
+    /// How many ranges have an owner.
+    pub fn range_count(&self) -> usize {
+        self.ranges.len()
     }
 
     /// The ownership of `range`, if any transition for it was applied.
@@ -255,21 +312,58 @@ impl ControlPlaneCatalog {
     }
 
     /// Rebuilds a catalog from its parts (used when reading a snapshot, which
-    /// has validated them). Leader terms must be strictly increasing.
+    /// has validated them). Leader terms must be strictly increasing. Every
+    /// identity is replaced by the pool's, so each is held once.
     pub(crate) fn from_parts(
         members: BTreeSet<ClusterVoterIdentity>,
-        ranges: BTreeMap<String, RangeOwnership>,
-        leaders: Vec<(ControlPlaneTerm, ClusterVoterIdentity)>,
+        mut ranges: RangeTable,
+        mut leaders: Vec<(ControlPlaneTerm, ClusterVoterIdentity)>,
         refused: u64,
         applied_end: u64,
     ) -> Self {
+        let mut identities = IdentityPool::default();
+        let mut pooled = |identity: &mut ClusterVoterIdentity| {
+            *identity = identities.identity(identity.as_str());
+        };
+        ranges.values_mut().for_each(|r| pooled(&mut r.owner));
+        leaders.iter_mut().for_each(|(_, leader)| pooled(leader));
+        let members = members
+            .into_iter()
+            .map(|mut member| {
+                pooled(&mut member);
+                member
+            })
+            .collect();
         Self {
             members,
             ranges,
             leaders,
             refused,
             applied_end,
+            identities,
         }
+    }
+}
+
+/// Ranges print in name order, so the output does not depend on the
+/// hash table's layout.
+impl fmt::Debug for ControlPlaneCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControlPlaneCatalog")
+            .field("members", &self.members)
+            .field("ranges", &RangesInOrder(self))
+            .field("leaders", &self.leaders)
+            .field("refused", &self.refused)
+            .field("applied_end", &self.applied_end)
+            .finish()
+    }
+}
+
+struct RangesInOrder<'a>(&'a ControlPlaneCatalog);
+
+impl fmt::Debug for RangesInOrder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.ranges()).finish()
     }
 }
 
@@ -397,6 +491,81 @@ mod tests {
                 prop_assert_eq!(&owned, &decoded);
             }
         }
+    }
+
+    proptest! {
+        #[test]
+        fn ranges_match_an_ordered_reference_model(
+            moves in prop::collection::vec((0u8..40, 0u8..3, 0u64..30), 0..200)
+        ) {
+            // Goal: the hashed range index keeps exactly what an ordered map
+            // would, and lists it in name order. Method: random transitions
+            // over 40 ranges (so most revisit a range, fenced or not),
+            // applied to the catalog and to a BTreeMap model of the fencing
+            // rule; compare every lookup, the count and the listing.
+            let owners = ["CN=a", "CN=b", "CN=c"];
+            let mut catalog = ControlPlaneCatalog::new();
+            let mut model = std::collections::BTreeMap::<String, (&str, u64)>::new();
+            for (index, &(range, owner, epoch)) in moves.iter().enumerate() {
+                let name = format!("range-{range}");
+                let entry = transfer(&name, owners[owner as usize], epoch);
+                catalog.apply(ControlPlaneIndex(index as u64), &entry).unwrap();
+                let fenced = model.get(&name).is_some_and(|&(_, current)| epoch <= current);
+                if !fenced {
+                    model.insert(name, (owners[owner as usize], epoch));
+                }
+            }
+            let listed: Vec<(String, String, u64)> = catalog
+                .ranges()
+                .map(|(name, o)| (name.to_owned(), o.owner.to_string(), o.epoch))
+                .collect();
+            let expected: Vec<(String, String, u64)> = model
+                .iter()
+                .map(|(name, &(owner, epoch))| (name.clone(), owner.to_owned(), epoch))
+                .collect();
+            prop_assert_eq!(listed, expected);
+            prop_assert_eq!(catalog.range_count(), model.len());
+            for range in 0..40 {
+                let name = format!("range-{range}");
+                let found = catalog.owner_of(&name).map(|o| (o.owner.to_string(), o.epoch));
+                let modelled = model.get(&name).map(|&(owner, epoch)| (owner.to_owned(), epoch));
+                prop_assert_eq!(found, modelled);
+            }
+        }
+    }
+
+    #[test]
+    fn identity_pool_holds_each_owner_once_and_forgets_unused_ones() {
+        // Goal: ranges share their owner's identity instead of each holding
+        // a copy, and identities no range, member or leader uses any more
+        // are dropped, so the pool stays bounded. Method: 500 ranges owned
+        // by one owner (one pooled identity), then 5000 transfers of one
+        // range, each to a new owner that the next one replaces; the pool
+        // never holds more than twice the identities in use plus its
+        // minimum prune size.
+        let mut catalog = ControlPlaneCatalog::new();
+        let mut index = 0;
+        let mut apply = |catalog: &mut ControlPlaneCatalog, entry: ControlPlaneEntry| {
+            catalog.apply(ControlPlaneIndex(index), &entry).unwrap();
+            index += 1;
+        };
+        for range in 0..500 {
+            apply(&mut catalog, transfer(&format!("r{range}"), "CN=a", 1));
+        }
+        assert_eq!(catalog.identities.identities.len(), 1);
+        for owner in 0..5000 {
+            apply(
+                &mut catalog,
+                transfer("moving", &format!("CN=o{owner}"), owner + 1),
+            );
+            let pooled = catalog.identities.identities.len();
+            assert!(
+                pooled <= 2 * 2 + IdentityPool::MIN_PRUNE_LEN,
+                "{pooled} pooled"
+            );
+        }
+        assert_eq!(catalog.owner_of("moving").unwrap().owner, id("CN=o4999"));
+        assert_eq!(catalog.owner_of("r7").unwrap().owner, id("CN=a"));
     }
 
     #[test]

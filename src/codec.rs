@@ -140,9 +140,29 @@ fn is_valid_range_name(name: &str) -> bool {
 }
 
 /// Appends the encoding of `entry` to `out`. The entry must have passed
-/// [`validate_entry`].
+/// [`validate_entry`]; a caller that has not checked it uses
+/// [`encode_checked_entry`].
 pub fn encode_entry(entry: &ControlPlaneEntry, out: &mut Vec<u8>) {
     debug_assert!(validate_entry(entry).is_ok());
+    encode_fields(entry, out);
+}
+
+/// Checks `entry` ([`validate_entry`]) and appends its encoding to `out`;
+/// a refused entry leaves `out` unchanged. This is the append path's one
+/// check of each field: identities were checked when they were built, the
+/// range name is checked here, and nothing is checked again while
+/// encoding.
+pub fn encode_checked_entry(
+    entry: &ControlPlaneEntry,
+    out: &mut Vec<u8>,
+) -> Result<(), InvalidInput> {
+    validate_entry(entry)?;
+    encode_fields(entry, out);
+    Ok(())
+}
+
+/// The encoding itself, with no check.
+fn encode_fields(entry: &ControlPlaneEntry, out: &mut Vec<u8>) {
     out.push(ENTRY_FORMAT_VERSION);
     match entry {
         ControlPlaneEntry::MembershipChange(MembershipChange::Admit(id)) => {

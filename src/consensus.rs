@@ -25,8 +25,22 @@ impl ControlPlaneTerm {
     pub const GENESIS: ControlPlaneTerm = ControlPlaneTerm(0);
 
     /// The term a new candidate stands for: one more than this one.
+    ///
+    /// # Panics
+    ///
+    /// On `ControlPlaneTerm(u64::MAX)`, in every build: terms must strictly
+    /// increase, and wrapping to [`GENESIS`](Self::GENESIS) would let a node
+    /// vote again in a term it already voted in. Terms from the network
+    /// belong in [`checked_next`](Self::checked_next), which cpwal itself
+    /// uses (and its engine stops at [`MAX_TERM`](crate::limits::MAX_TERM)).
     pub fn next(self) -> ControlPlaneTerm {
-        ControlPlaneTerm(self.0 + 1)
+        self.checked_next()
+            .expect("ControlPlaneTerm::next: the term space is exhausted at u64::MAX")
+    }
+
+    /// The next term, or `None` at `u64::MAX`.
+    pub fn checked_next(self) -> Option<ControlPlaneTerm> {
+        self.0.checked_add(1).map(ControlPlaneTerm)
     }
 }
 

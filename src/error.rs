@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::decode_error::DecodeError;
 use crate::identity::{ClusterVoterIdentity, IdentityError};
+use crate::io::entry::{refused_kind, FileKind, ForeignFile};
 use crate::node_role::NodeRole;
 
 /// Everything that can go wrong in cpwal.
@@ -30,6 +31,26 @@ pub enum Error {
     },
     /// Data that was once durable no longer reads back as written.
     Corruption(Corruption),
+    /// An entry under one of cpwal's names (a segment, a snapshot, the hard
+    /// state, the lock, a temporary) is not a regular file: a FIFO, a
+    /// directory, a symbolic link, a device. cpwal never opens (a FIFO
+    /// would block), follows or removes it; the operator must look.
+    NotARegularFile {
+        /// The entry.
+        path: PathBuf,
+        /// What it is.
+        kind: FileKind,
+    },
+    /// The directory holds no node, and files cpwal did not write: it is
+    /// probably not the directory meant, so no node is created in it (an
+    /// empty directory, or one holding only `lost+found`, is fine). Nothing
+    /// was written but the empty lock file.
+    DirectoryNotEmpty {
+        /// The directory.
+        path: PathBuf,
+        /// What it holds.
+        foreign: Vec<ForeignFile>,
+    },
     /// Another process (or another handle in this one) holds the directory.
     DirectoryLocked {
         /// The data directory.
@@ -100,6 +121,79 @@ pub enum Error {
         /// One past the last index in the log.
         end_index: u64,
     },
+    /// A backup, restore or salvage was pointed at a destination that exists
+    /// and is not an empty directory: these write only into a new one.
+    DestinationNotEmpty {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// A copy (backup, restore or salvage) did not read back as the state
+    /// it was made from. It was removed; nothing was put in place.
+    CopyMismatch {
+        /// The copy, as it was being built.
+        path: PathBuf,
+        /// What differed.
+        detail: CopyMismatch,
+    },
+    /// Salvage cannot build a directory a node could open from what
+    /// survives (see [`Unsalvageable`]).
+    Unsalvageable(Unsalvageable),
+}
+
+/// How a copy differed from the state it was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyMismatch {
+    /// Its log holds other indexes.
+    LogRange {
+        /// The source's first index and one past its last.
+        expected: std::ops::Range<u64>,
+        /// The copy's.
+        found: std::ops::Range<u64>,
+    },
+    /// Its hard state differs (identity, role, term, vote or log bounds).
+    HardState,
+    /// The entry at this index reads back differently.
+    Entry {
+        /// The index.
+        index: u64,
+    },
+    /// This file's bytes differ from what was read from the source.
+    FileBytes {
+        /// The file name.
+        name: String,
+    },
+    /// Its snapshot is not the source's.
+    Snapshot,
+    /// Opening it would repair something (a torn tail, leftover files): it
+    /// was not written whole.
+    NeedsRepair,
+}
+
+/// Why salvage refused to build a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsalvageable {
+    /// No copy of the hard state survived, so the node's identity and role
+    /// are unknown: the caller must name them.
+    HardStateLost,
+    /// The log was compacted up to `log_start` and no valid snapshot covers
+    /// the entries below it.
+    CompactedWithoutSnapshot {
+        /// The first index the log keeps.
+        log_start: u64,
+    },
+    /// The intact records end at `intact_end`, before the log's start: no
+    /// entry the node keeps is readable, and no snapshot reaches past them.
+    LogBeginsInDamage {
+        /// The first index the log keeps.
+        log_start: u64,
+        /// One past the last intact record.
+        intact_end: u64,
+    },
+    /// The snapshot and the log disagree about the term of `index`.
+    SnapshotContradictsLog {
+        /// The snapshot's last index.
+        index: u64,
+    },
 }
 
 /// A description of damage found in a durable file.
@@ -160,8 +254,16 @@ pub enum CorruptionKind {
         /// One past the last index found in the log.
         log_end: u64,
     },
-    /// A file in the data directory that cpwal did not create.
-    UnexpectedFile,
+    /// A number a file holds (named by `field`) is beyond anything cpwal
+    /// writes: an index or generation above
+    /// [`MAX_INDEX`](crate::limits::MAX_INDEX) + 1, a counter at its
+    /// largest value.
+    OutOfRange {
+        /// The field, as named in [`crate::format`].
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
     /// The log or the snapshot holds a term above the hard state's term,
     /// which no crash leaves (a term is durable in the hard state before
     /// anything is written in it): the hard state is stale, e.g. restored
@@ -238,6 +340,15 @@ pub enum InvalidInput {
     },
     /// An entry whose encoding is empty: a record carries at least one byte.
     EmptyEntry,
+    /// A sole voter's batch is larger than a fresh segment holds. Its
+    /// records may not span two segments (that keeps the batch atomic
+    /// across a crash), so it is refused whole; split it.
+    BatchTooLarge {
+        /// Bytes the batch's records take.
+        bytes: u64,
+        /// Bytes a fresh segment holds for records.
+        limit: u64,
+    },
     /// A snapshot is larger than the snapshot format accepts.
     SnapshotTooLarge {
         /// Bytes of the snapshot's body.
@@ -252,10 +363,20 @@ pub enum InvalidInput {
         /// Why its value is refused.
         reason: &'static str,
     },
-    /// An index argument is out of range for the operation.
+    /// An index argument is out of range for the operation (for a peer's
+    /// index, above [`MAX_INDEX`](crate::limits::MAX_INDEX)).
     Index {
         /// The index given.
         index: u64,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A term is out of range: above
+    /// [`MAX_TERM`](crate::limits::MAX_TERM), or inconsistent with the term
+    /// that carries it.
+    Term {
+        /// The term given.
+        term: u64,
         /// Why it is refused.
         reason: &'static str,
     },
@@ -320,6 +441,9 @@ impl Error {
         let path = path.into();
         if is_no_space(&source) {
             return Error::NoSpace { path };
+        }
+        if let Some(kind) = refused_kind(&source) {
+            return Error::NotARegularFile { path, kind };
         }
         Error::Io {
             operation,
@@ -424,6 +548,19 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Corruption(c) => c.fmt(f),
+            Error::NotARegularFile { path, kind } => write!(
+                f,
+                "{} is a {kind}, not a regular file; cpwal never opens or removes it",
+                path.display()
+            ),
+            Error::DirectoryNotEmpty { path, foreign } => {
+                write!(f, "{} holds no cpwal node but holds", path.display())?;
+                for (n, file) in foreign.iter().enumerate() {
+                    let separator = if n == 0 { "" } else { "," };
+                    write!(f, "{separator} {} ({})", file.path.display(), file.kind)?;
+                }
+                write!(f, "; a new node is only created in an empty directory")
+            }
             Error::DirectoryLocked { path } => write!(
                 f,
                 "{} is locked by another cpwal handle or process",
@@ -443,7 +580,7 @@ impl fmt::Display for Error {
             }
             Error::RoleMismatch { stored, requested } => write!(
                 f,
-                "directory was created for a {stored:?} node; it cannot be opened as a {requested:?}"
+                "directory was created for a {stored} node; it cannot be opened as a {requested}"
             ),
             Error::InvalidInput(input) => write!(f, "invalid input: {input}"),
             Error::Failed { cause } => write!(
@@ -460,7 +597,7 @@ impl fmt::Display for Error {
                 f,
                 "index {index} was compacted; the log starts at {first_index}"
             ),
-            Error::Replication(e) => write!(f, "replication safety: {e:?}"),
+            Error::Replication(e) => write!(f, "replication safety: {e}"),
             Error::Truncated {
                 written,
                 removed_from,
@@ -472,6 +609,17 @@ impl fmt::Display for Error {
             Error::NotFound { index, end_index } => {
                 write!(f, "index {index} is past the end of the log ({end_index})")
             }
+            Error::DestinationNotEmpty { path } => write!(
+                f,
+                "{} exists and is not an empty directory; give a new or empty one",
+                path.display()
+            ),
+            Error::CopyMismatch { path, detail } => write!(
+                f,
+                "the copy at {} did not read back as its source ({detail}); it was removed",
+                path.display()
+            ),
+            Error::Unsalvageable(reason) => write!(f, "nothing to salvage: {reason}"),
         }
     }
 }
@@ -497,7 +645,169 @@ impl fmt::Display for Corruption {
         if let Some(index) = self.index {
             write!(f, " (index {index})")?;
         }
-        write!(f, ": {:?}", self.kind)
+        write!(f, ": {}", self.kind)
+    }
+}
+
+/// Plain words for operators: what is wrong, with the numbers that show it.
+impl fmt::Display for CorruptionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CorruptionKind::ChecksumMismatch => {
+                f.write_str("checksum mismatch: the bytes changed after they were written")
+            }
+            CorruptionKind::BadMagic => f.write_str("the file does not start as a cpwal file of its kind"),
+            CorruptionKind::ImpossibleLength { length } => {
+                write!(f, "impossible length {length} (beyond the limit or the file)")
+            }
+            CorruptionKind::IndexOutOfSequence { expected, found } => {
+                write!(f, "record holds index {found} where index {expected} belongs")
+            }
+            CorruptionKind::SegmentChainBroken { detail } => {
+                write!(f, "segment chain broken: {detail}")
+            }
+            CorruptionKind::TruncatedFile {
+                expected_bytes,
+                actual_bytes,
+            } => write!(
+                f,
+                "file cut short: {actual_bytes} bytes where its header declares {expected_bytes}"
+            ),
+            CorruptionKind::HardStateUnreadable => f.write_str(
+                "no valid copy of the hard state (term, vote, log bounds): both copies are damaged or the file is missing",
+            ),
+            CorruptionKind::UndecodableEntry(e) => {
+                write!(f, "entry passes its checksum but does not decode: {e}")
+            }
+            CorruptionKind::CommittedEntryMissing {
+                commit_end,
+                log_end,
+            } => write!(
+                f,
+                "committed entries missing: indexes below {commit_end} are committed but the log ends before index {log_end}"
+            ),
+            CorruptionKind::OutOfRange { field, value } => write!(
+                f,
+                "{field} holds {value}, beyond what any log can reach (no crash writes it)"
+            ),
+            CorruptionKind::TermAheadOfHardState {
+                entry_term,
+                hard_state_term,
+            } => write!(
+                f,
+                "the log holds term {entry_term} but the hard state only term {hard_state_term}: the hard state is stale (restored from an older copy?) and may have forgotten a vote"
+            ),
+            CorruptionKind::EpochAheadOfHardState {
+                record_epoch,
+                hard_state_epoch,
+            } => write!(
+                f,
+                "a record of log epoch {record_epoch} but the hard state only knows epoch {hard_state_epoch}: the hard state is stale (restored from an older copy?) and may have forgotten a vote"
+            ),
+            CorruptionKind::SnapshotInvalid => f.write_str(
+                "snapshot contradicts the log or breaks a catalog rule (duplicate item, leader terms not increasing)",
+            ),
+        }
+    }
+}
+
+impl fmt::Display for SegmentChainDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SegmentChainDetail::IndexGap { expected, found } => write!(
+                f,
+                "segment starts at index {found} where index {expected} belongs (a segment is missing or stale)"
+            ),
+            SegmentChainDetail::GenerationMismatch { expected, found } => write!(
+                f,
+                "segment follows generation {found} but the segment before it is generation {expected} (a segment is missing or stale)"
+            ),
+            SegmentChainDetail::NameMismatch => {
+                f.write_str("the file name disagrees with the generation in its header")
+            }
+            SegmentChainDetail::MissingHead { expected, found } => write!(
+                f,
+                "the log must start at index {expected} but the first segment starts at index {found}"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ReplicationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplicationError::TruncatesCommitted { index, commit_end } => write!(
+                f,
+                "entries from index {index} conflict with committed entries (committed below {commit_end})"
+            ),
+            ReplicationError::ConflictingLeader {
+                term,
+                known,
+                claimed,
+            } => write!(f, "{claimed} claims term {term}, which {known} already leads"),
+            ReplicationError::NotCandidate { term, current_term } => write!(
+                f,
+                "cannot lead term {term}: this node is not a candidate in it (current term {current_term})"
+            ),
+            ReplicationError::CommitOfOlderTerm {
+                index,
+                entry_term,
+                leader_term,
+            } => write!(
+                f,
+                "a leader of term {leader_term} cannot commit index {index} of term {entry_term} by counting replicas"
+            ),
+            ReplicationError::WrongMode => {
+                f.write_str("operation meant for the other node role (sole voter or replica)")
+            }
+        }
+    }
+}
+
+impl fmt::Display for CopyMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let range = |r: &std::ops::Range<u64>| match r.end.checked_sub(1) {
+            Some(last) if r.end > r.start => format!("indexes {}..={last}", r.start),
+            _ => format!("no entry (next index {})", r.start),
+        };
+        match self {
+            CopyMismatch::LogRange { expected, found } => write!(
+                f,
+                "its log holds {} instead of {}",
+                range(found),
+                range(expected)
+            ),
+            CopyMismatch::HardState => f.write_str("its hard state differs"),
+            CopyMismatch::Entry { index } => write!(f, "entry {index} differs"),
+            CopyMismatch::FileBytes { name } => write!(f, "the bytes of {name} differ"),
+            CopyMismatch::Snapshot => f.write_str("its snapshot differs"),
+            CopyMismatch::NeedsRepair => f.write_str("opening it would repair a partial write"),
+        }
+    }
+}
+
+impl fmt::Display for Unsalvageable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsalvageable::HardStateLost => f.write_str(
+                "no copy of the hard state survived, so the node's identity and role are unknown; name them",
+            ),
+            Unsalvageable::CompactedWithoutSnapshot { log_start } => write!(
+                f,
+                "the log was compacted up to index {log_start} and no valid snapshot holds the entries below it"
+            ),
+            Unsalvageable::LogBeginsInDamage {
+                log_start,
+                intact_end,
+            } => write!(
+                f,
+                "the intact records end at index {intact_end}, before the log's start at index {log_start}, and no snapshot reaches past them"
+            ),
+            Unsalvageable::SnapshotContradictsLog { index } => write!(
+                f,
+                "the snapshot and the log disagree about the term of index {index}; cannot tell which is right"
+            ),
+        }
     }
 }
 
@@ -515,12 +825,17 @@ impl fmt::Display for InvalidInput {
                 "an entry of {bytes} bytes is larger than a record carries ({limit} bytes)"
             ),
             InvalidInput::EmptyEntry => write!(f, "an entry must not be empty"),
+            InvalidInput::BatchTooLarge { bytes, limit } => write!(
+                f,
+                "batch needs {bytes} bytes but a segment holds {limit}"
+            ),
             InvalidInput::SnapshotTooLarge { bytes, limit } => write!(
                 f,
                 "a snapshot body of {bytes} bytes is larger than the limit of {limit} bytes"
             ),
             InvalidInput::Option { name, reason } => write!(f, "option {name}: {reason}"),
             InvalidInput::Index { index, reason } => write!(f, "index {index}: {reason}"),
+            InvalidInput::Term { term, reason } => write!(f, "term {term}: {reason}"),
         }
     }
 }

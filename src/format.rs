@@ -16,6 +16,13 @@
 //!    synced.
 //! 3. Synced data may later rot or be misplaced; checksums detect it.
 //! 4. A disk that acknowledges a flush it did not perform is out of scope.
+//! 5. A process can die at any instruction while the machine runs on: the
+//!    page cache, and every create, rename or remove not yet synced, survive
+//!    it, unsynced, and a later power cut may still lose them. A failed
+//!    `fdatasync` reports its error once and marks the pages clean, so the
+//!    page cache then shows bytes the disk may not hold, and a later sync
+//!    does not write them again. What a writable open reads may therefore
+//!    be in the page cache only: see "What a writable open makes durable".
 //!
 //! ## Directory
 //!
@@ -25,12 +32,21 @@
 //! segment-<generation>     log segments, <generation> 20 decimal digits
 //! snapshot-<index_end>     the catalog with entries below <index_end> applied,
 //!                          <index_end> 20 decimal digits
-//! *.tmp                    a file being created; removed by recovery
+//! hardstate.tmp            files being created; removed by recovery
+//! segment-<generation>.tmp
+//! segment-spare.tmp
+//! snapshot-<index_end>.tmp
 //! ```
 //!
-//! Any other name is refused as
-//! [`CorruptionKind::UnexpectedFile`](crate::CorruptionKind::UnexpectedFile): a foreign
-//! file usually means the wrong directory.
+//! The directory is 0700 and every file 0600 when cpwal creates them. Each
+//! of these names must be a regular file; anything else under one (a FIFO,
+//! a directory, a symbolic link) is
+//! [`Error::NotARegularFile`](crate::Error::NotARegularFile) and is never
+//! opened or removed. Any other name is *foreign*: reported
+//! ([`RecoveryReport::foreign_files`](crate::RecoveryReport)), never read,
+//! changed or removed; `lost+found` is ignored. Names are compared as bytes
+//! (one that is not UTF-8 is foreign). The rule lives in one place,
+//! `src/directory.rs`.
 //!
 //! ## `hardstate` (2048 bytes)
 //!
@@ -45,11 +61,11 @@
 //! * once an update returned, both copies hold it, so damage to either copy
 //!   still leaves the acknowledged state: the engine never falls back to an
 //!   older vote, which would be a double vote;
-//! * when recovery serves one copy only (the other torn, stale or damaged),
-//!   a writable open first copies it over the other one and syncs: the node
-//!   acts on the recovered state, and the next update overwrites copy A
-//!   first, so without that repair a crash during it would fall back to the
-//!   stale copy (an older vote) or to no valid copy;
+//! * a writable open saves the state it recovered again before acting on it
+//!   (see "What a writable open makes durable"): recovery may serve one
+//!   copy only (the other torn, stale or damaged), and the next update
+//!   overwrites copy A first, so without that a crash during it would fall
+//!   back to the stale copy (an older vote) or to no valid copy;
 //! * both copies invalid is
 //!   [`CorruptionKind::HardStateUnreadable`](crate::CorruptionKind::HardStateUnreadable).
 //!
@@ -77,13 +93,24 @@
 //!
 //! ## `segment-<generation>` (`segment_size_bytes`, allocated in full)
 //!
-//! A [`SegmentHeader`] at offset 0, then records from offset 64, each at an
-//! 8-byte aligned offset, then zeros up to the end of the file. Segments are
+//! A [`SegmentHeader`] at offset 0, then records, then zeros up to the end
+//! of the file. Every record starts at an 8-byte aligned offset; since
+//! segment format version 2 the records one sync writes start at a sector
+//! boundary (the first sync at 512, after the header's sector), and the
+//! bytes between the end of one sync's records and the next boundary are
+//! zero padding. So a sector never holds records of two syncs, and rot that
+//! zeroes a sector cannot pass for a tear unless it is in the last sync
+//! (see "Torn tail or corruption"). In a version 1 segment the records
+//! follow each other without gaps. Segments are
 //! created under a temporary name (`segment-<generation>.tmp`, or the spare
 //! `segment-spare.tmp` allocated while the previous segment filled), allocated
 //! in full, given their header, synced, renamed and the directory synced; so
-//! every segment under its final name has a valid header, and every `.tmp`
-//! file is a leftover that recovery removes. Generations increase by one per segment created;
+//! every segment under its final name has a valid header, and such a
+//! temporary file is a leftover that recovery removes (a creation that
+//! fails, on a full disk say, removes its own). Generations increase by one
+//! per segment created, and stay at most `MAX_INDEX + 1` (as does
+//! `first_index`; a larger value is
+//! [`CorruptionKind::OutOfRange`](crate::CorruptionKind::OutOfRange));
 //! each header names its predecessor, so a missing, stale or duplicated
 //! segment breaks the chain and is reported.
 //!
@@ -91,7 +118,7 @@
 //! segment header (64 bytes)
 //! offset size field
 //!      0    8 magic                 "CPWALSEG"
-//!      8    4 format_version        1
+//!      8    4 format_version        2 (1: no sync padding, still read)
 //!     12    4 header_bytes          64
 //!     16    8 generation            also in the file name
 //!     24    8 previous_generation   generation of the segment before (0: none)
@@ -108,8 +135,15 @@
 //!     16    8 index                 the entry's log index
 //!     24    8 term                  the entry's term
 //!     32    8 durable_end           every index below it was durable before
-//!                                   this record was written
-//!     40    8 commit_end            every index below it was committed
+//!                                   this record was written (filled in, and
+//!                                   the checksum computed, when the record
+//!                                   reaches the file, not when it is framed)
+//!     40    8 commit_end            every index below it is committed, once
+//!                                   this record is durable: for a sole voter
+//!                                   one past the record's batch (every
+//!                                   record of a batch carries the batch's
+//!                                   end); for a replica the commit point it
+//!                                   knew
 //!     48    n payload               the encoded entry (see codec)
 //!   48+n    p padding               zeros to an 8-byte boundary
 //!      …    4 crc32                 of salt ‖ header ‖ payload ‖ padding
@@ -141,8 +175,62 @@
 //!    record holds a non-zero byte, however long the record — so a failed
 //!    record whose sectors all hold data was written whole and then damaged.
 //!
+//! After zero padding that ends at a sector boundary (version 2), the
+//! record at the boundary is the next sync's first: a valid one continues
+//! the scan; a missing or failing one is judged as itself, at its own offset
+//! (its first sector is whole or old, so a bad header there is no tear).
+//! Except where the last suffix truncation cut the log: what lies past the
+//! cut was written by an older sync, and is judged from the cut.
+//!
+//! **Batches.** A sole voter's batch (one call's entries) is atomic across
+//! errors and crashes. Every record of it carries the batch's end as
+//! `commit_end`, which is true only once all of them are durable, so in the
+//! last segment a run of records whose `commit_end` lies beyond the
+//! recovered end is an incomplete batch, never acknowledged, and recovery
+//! drops it with the tail. A batch never spans segments: when it does not fit
+//! in the tail the log rolls over before writing any of it, and one larger
+//! than a segment is refused, so a failed rollover (a full disk) leaves none
+//! of it. (A replica's batch may be cut by a crash: its entries are not
+//! committed by being written, and a leader resends what a follower lacks.)
+//!
+//! **What rot can still hide.** Every sync's records start a sector of their
+//! own and vouch, through `durable_end`, for every sync that completed
+//! before they were written; so a zeroed sector that holds records of an
+//! earlier sync is vouched for by the later ones and is corruption. Only a
+//! zeroed sector in the records of the *last* sync has the shape of a tear;
+//! those records, and only they, are dropped and named in the recovery
+//! report ([`DroppedTail::indexes`](crate::DroppedTail::indexes)) — unless
+//! the sector held every byte of that sync, which then leaves no trace at
+//! all.
+//!
 //! The bytes of a dropped tail are zeroed and synced before the log accepts
 //! a new write, so the next tear is again measured against zeros.
+//!
+//! ## What a writable open makes durable
+//!
+//! A node killed and restarted (or reopened after a failed sync) reads the
+//! page cache, which may hold what never reached the disk (media assumption
+//! 5). Before it serves a read or acknowledges anything, a writable open
+//! makes durable everything it is about to trust:
+//!
+//! 1. the data directory's entry in its parent: the parent is synced;
+//! 2. the hard state: the file is synced (a copy written but never synced
+//!    by a killed process must not tear while the other is rewritten), then
+//!    the recovered state is written to the copy that did not serve, synced,
+//!    then to the serving copy, synced — a crash at any step leaves one
+//!    whole copy holding either the recovered state or a state the previous
+//!    process wrote and never acknowledged;
+//! 3. the tail segment: its records from the first one its last record does
+//!    not vouch for are written again byte for byte, the rest of the
+//!    segment is written with zeros, and the file is synced (rewriting
+//!    dirties the pages, so they are written back even if a failed sync
+//!    marked them clean); earlier segments were synced in full before the
+//!    next was created;
+//! 4. the directory: every create, rename and remove the previous process
+//!    made, and those of recovery itself, are synced.
+//!
+//! A version 1 tail then gets a successor segment of version 2, so the two
+//! layouts never share a file.
 //!
 //! ## Truncation and compaction
 //!
@@ -298,6 +386,13 @@
 //!
 //! ## Version changes
 //!
+//! * Segments 2 — each sync's records start at a sector boundary (zero
+//!   padding before them); a sole voter's records carry their batch's end as
+//!   `commit_end`. A build that reads only version 1 would take the padding
+//!   for a tear and drop acknowledged records, so it must refuse these
+//!   segments, and does: their header says 2. This build reads both, and
+//!   never appends to a version 1 segment. Every other file stays version 1.
+//!
 //! * 1 — the first format. Bytes 590..592 of a hard-state copy, reserved and
 //!   zero before, hold the node's role (0 sole voter, 1 replica), so older
 //!   directories read as sole voters — the only role they could have had.
@@ -326,8 +421,15 @@ use bytemuck::{Pod, Zeroable};
 #[cfg(target_endian = "big")]
 compile_error!("cpwal's on-disk structs are little-endian; big-endian targets are not supported");
 
-/// The format version of every file this build writes.
+/// The format version of every file this build writes, segments aside.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The format version of the segments this build writes (see "Version
+/// changes"); it reads segments of versions 1 and 2.
+pub const SEGMENT_FORMAT_VERSION: u32 = 2;
+
+/// The oldest segment format version this build reads.
+pub const OLDEST_SEGMENT_FORMAT_VERSION: u32 = 1;
 
 /// The unit a torn write preserves or loses whole.
 pub const SECTOR_BYTES: u64 = 512;
@@ -390,6 +492,11 @@ pub fn parse_snapshot_file_name(name: &str) -> Option<u64> {
 
 /// Suffix of a file that is still being created.
 pub const TEMPORARY_FILE_SUFFIX: &str = ".tmp";
+
+/// The spare segment's name (the next segment, prepared while the tail
+/// fills): a temporary file, removed by recovery if a crash leaves it
+/// behind.
+pub const SPARE_SEGMENT_FILE_NAME: &str = "segment-spare.tmp";
 
 /// Magic of the hard-state slot.
 pub const HARD_STATE_MAGIC: [u8; 8] = *b"CPWALHST";
@@ -503,21 +610,24 @@ pub struct RecordTrailer {
 /// require: the magic first (is this our file at all?), then the format
 /// version (a future version may lay the rest out differently, so its
 /// checksum means nothing to us), then the checksum and declared header size.
+/// `readable` is the oldest version of this kind of file this build reads;
+/// the newest is the one it writes.
 pub(crate) fn check_file_header(
     path: &std::path::Path,
     magic_matches: bool,
     format_version: u32,
+    readable: std::ops::RangeInclusive<u32>,
     checksum_and_size_match: bool,
 ) -> crate::Result<()> {
     use crate::{CorruptionKind, Error};
     if !magic_matches {
         return Err(Error::corruption(path, 0, None, CorruptionKind::BadMagic));
     }
-    if format_version != FORMAT_VERSION {
+    if !readable.contains(&format_version) {
         return Err(Error::UnsupportedVersion {
             path: path.to_path_buf(),
             found: format_version,
-            supported: FORMAT_VERSION,
+            supported: *readable.end(),
         });
     }
     if !checksum_and_size_match {
@@ -545,10 +655,15 @@ pub const MAX_PAYLOAD_ZERO_RUN_BYTES: usize = 32;
 const _: () = assert!(MAX_PAYLOAD_ZERO_RUN_BYTES + 64 < SECTOR_BYTES as usize);
 const _: () = assert!(MAX_RECORD_PAYLOAD_BYTES <= u32::MAX as usize);
 
-/// The length of a segment that holds one record of `payload_bytes` after
-/// its header, rounded up to 4096 bytes as segment sizes are.
+/// Where the first sync's records start in a segment of the current
+/// version: the header's sector holds the header alone, and each sync's
+/// write starts at a sector boundary.
+pub const FIRST_SYNC_OFFSET: u64 = SEGMENT_HEADER_BYTES.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+
+/// The length of a segment that holds one record of `payload_bytes` in its
+/// first sync, rounded up to 4096 bytes as segment sizes are.
 pub const fn segment_bytes_holding(payload_bytes: u64) -> u64 {
-    (SEGMENT_HEADER_BYTES + record_bytes(payload_bytes)).div_ceil(4096) * 4096
+    (FIRST_SYNC_OFFSET + record_bytes(payload_bytes)).div_ceil(4096) * 4096
 }
 
 /// Bytes a record with `payload_bytes` of payload occupies on disk.

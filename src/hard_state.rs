@@ -2,7 +2,7 @@
 //! checksummed copies so that neither a torn write nor one damaged copy can
 //! roll it back. The layout and the crash argument are in [`crate::format`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::codec::decode_identity;
 use crate::error::{CorruptionKind, Error, Result};
@@ -13,6 +13,7 @@ use crate::format::{
 use crate::identity::ClusterVoterIdentity;
 use crate::io::whole_file;
 use crate::io::{Access, Storage, StorageFile};
+use crate::limits::MAX_END;
 pub use crate::node_role::NodeRole;
 
 /// Everything the node must never forget, in one value.
@@ -77,24 +78,37 @@ impl<F: StorageFile> HardStateStore<F> {
     /// name, then renamed into place and the directory synced), so
     /// `hardstate` is never seen half made.
     pub fn create<S: Storage<File = F>>(storage: &S, state: &HardState) -> Result<Self> {
-        let temporary = whole_file::temporary_name(HARD_STATE_FILE_NAME);
-        let file = whole_file::create_temporary(storage, HARD_STATE_FILE_NAME)?;
-        let mut store = Self {
+        let temporary_path = storage.path_of(&whole_file::temporary_name(HARD_STATE_FILE_NAME));
+        let file = whole_file::write_whole(storage, HARD_STATE_FILE_NAME, |file| {
+            file.allocate(HARD_STATE_FILE_BYTES)
+                .map_err(|e| Error::io("allocate hard state", &temporary_path, e))?;
+            write_copies(file, &temporary_path, 1, state, [0, 1])
+        })?;
+        Ok(Self {
             file,
-            path: storage.path_of(&temporary),
-            sequence: 0,
-        };
-        store
-            .file
-            .allocate(HARD_STATE_FILE_BYTES)
-            .map_err(|e| Error::io("allocate hard state", &store.path, e))?;
-        store.save(state)?;
-        whole_file::install(storage, &store.file, &temporary, HARD_STATE_FILE_NAME)?;
-        store.path = storage.path_of(HARD_STATE_FILE_NAME);
-        Ok(store)
+            path: storage.path_of(HARD_STATE_FILE_NAME),
+            sequence: 1,
+        })
     }
 
-    /// Opens the hard-state file and returns the newest valid copy.
+    /// Opens the hard-state file and returns the newest valid copy. A
+    /// writable open then saves that state again, both copies, each synced,
+    /// before the node acts on it:
+    ///
+    /// * what it read may exist only in the page cache: a process killed
+    ///   after writing copy B but before syncing it leaves both copies equal
+    ///   in memory while the disk holds the old B, and a failed sync leaves
+    ///   pages marked clean that never reached the disk. The restarted node
+    ///   serves that state, so it must be durable first, or a power cut
+    ///   (with one copy damaged) rolls it back into a second vote;
+    /// * recovery may serve one copy only (the other torn, stale or
+    ///   damaged); the next save overwrites copy A first, and a crash during
+    ///   it would fall back to the stale copy. Saving restores "both copies
+    ///   hold the state".
+    ///
+    /// A crash during this save can only fall back to a state the previous
+    /// process wrote and never acknowledged: this node has served nothing
+    /// yet.
     pub fn open<S: Storage<File = F>>(storage: &S, access: Access) -> Result<(Self, HardState)> {
         let path = storage.path_of(HARD_STATE_FILE_NAME);
         let file = storage
@@ -107,21 +121,15 @@ impl<F: StorageFile> HardStateStore<F> {
         let bytes = file
             .read_at(0, readable)
             .map_err(|e| Error::io("read hard state", &path, e))?;
-        let copies = [0, 1].map(|slot| {
-            let start = slot * HARD_STATE_SLOT_BYTES as usize;
-            bytes
-                .get(start..start + HARD_STATE_SLOT_BYTES as usize)
-                .map_or(Err(SlotFault::Missing), decode_slot)
-        });
-        // Which copy serves, and whether the other one must be rewritten.
-        let (newest, stale_slot) = match copies {
-            [Ok(a), Ok(b)] if a.0 == b.0 => (Ok(a), None),
-            [Ok(a), Ok(b)] if b.0 > a.0 => (Ok(b), Some(0)),
-            [Ok(a), _] => (Ok(a), Some(1)),
-            [Err(_), Ok(b)] => (Ok(b), Some(0)),
-            [Err(a), Err(b)] => (Err(worse_fault(a, b)), None),
+        let copies = decode_copies(&bytes);
+        // The serving copy and the other one.
+        let newest = match copies {
+            [Ok(a), Ok(b)] if b.0 > a.0 => Ok((b, 0)),
+            [Ok(a), _] => Ok((a, 1)),
+            [Err(_), Ok(b)] => Ok((b, 0)),
+            [Err(a), Err(b)] => Err(worse_fault(a, b)),
         };
-        let (sequence, state) = match newest {
+        let ((sequence, state), other_slot) = match newest {
             Ok(found) => found,
             Err(SlotFault::Version(found)) => {
                 return Err(Error::UnsupportedVersion {
@@ -139,60 +147,90 @@ impl<F: StorageFile> HardStateStore<F> {
                 ))
             }
         };
-        let store = Self {
+        let mut store = Self {
             file,
             path,
             sequence,
         };
-        if let (Access::Writable, Some(slot)) = (access, stale_slot) {
-            store.repair_copy(slot, &state)?;
+        if access.is_writable() {
+            // First a sync: a copy the previous process wrote but never
+            // synced (it was killed) is in the page cache only, and must
+            // not be torn while the other one is rewritten. Then the other
+            // copy, then the serving one: the serving copy may be the only
+            // valid one on disk (the other torn or rotted), so a crash while
+            // a copy is rewritten always leaves the other whole.
+            store.sync()?;
+            store.save_in_order(&state, [other_slot, 1 - other_slot])?;
         }
         Ok((store, state))
-    }
-
-    /// Rewrites copy `slot` with the state the other copy holds, and syncs.
-    ///
-    /// Recovery may serve the state from one copy only (a crash tore the
-    /// other, or rot damaged it). The node then acts on that state, so it is
-    /// acknowledged from here on; but the next [`HardStateStore::save`]
-    /// overwrites copy A first, and a crash during that write would fall back
-    /// to the stale or invalid copy B: an older term and vote (a possible
-    /// double vote), or no readable copy at all. Copying the serving copy over
-    /// the other one, and only that one, restores "both copies hold the
-    /// state" without ever putting the serving copy at risk.
-    fn repair_copy(&self, slot: u64, state: &HardState) -> Result<()> {
-        let copy = encode_slot(self.sequence, state);
-        self.file
-            .write_at(slot * HARD_STATE_SLOT_BYTES, bytemuck::bytes_of(&copy))
-            .map_err(|e| Error::io("write hard state", &self.path, e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("fdatasync hard state", &self.path, e))
     }
 
     /// Makes `state` durable: copy A, sync, copy B, sync. Returns only when
     /// both copies hold it.
     pub fn save(&mut self, state: &HardState) -> Result<()> {
+        self.save_in_order(state, [0, 1])
+    }
+
+    fn sync(&self) -> Result<()> {
+        sync(&self.file, &self.path)
+    }
+
+    /// Writes `state` with the next sequence into the copies in `order`,
+    /// syncing after each (see [`write_copies`]).
+    fn save_in_order(&mut self, state: &HardState, order: [u64; 2]) -> Result<()> {
         let sequence = self.sequence + 1;
-        let slot = encode_slot(sequence, state);
-        for copy in 0..2 {
-            self.file
-                .write_at(copy * HARD_STATE_SLOT_BYTES, bytemuck::bytes_of(&slot))
-                .map_err(|e| Error::io("write hard state", &self.path, e))?;
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io("fdatasync hard state", &self.path, e))?;
-        }
+        write_copies(&self.file, &self.path, sequence, state, order)?;
         self.sequence = sequence;
         Ok(())
     }
 }
 
+/// Writes `state` with `sequence` into the copies of `file` in `order`,
+/// syncing after each: while one is written the other holds a whole state
+/// (the new one, or the one it held before).
+fn write_copies<F: StorageFile>(
+    file: &F,
+    path: &Path,
+    sequence: u64,
+    state: &HardState,
+    order: [u64; 2],
+) -> Result<()> {
+    let slot = encode_slot(sequence, state);
+    for copy in order {
+        file.write_at(copy * HARD_STATE_SLOT_BYTES, bytemuck::bytes_of(&slot))
+            .map_err(|e| Error::io("write hard state", path, e))?;
+        sync(file, path)?;
+    }
+    Ok(())
+}
+
+fn sync<F: StorageFile>(file: &F, path: &Path) -> Result<()> {
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync hard state", path, e))
+}
+
+/// Why one copy of the hard state cannot serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SlotFault {
+pub(crate) enum SlotFault {
+    /// The file is too short to hold it.
     Missing,
+    /// It fails its checksum or a field check.
     Damaged,
+    /// It was written by another format version.
     Version(u32),
+}
+
+/// Each copy of the hard-state file's `bytes` (copy A, then copy B),
+/// decoded and re-validated on its own, with its sequence number. The one
+/// decoder behind [`HardStateStore::open`] and the operator's view of a
+/// damaged directory (`crate::operate`), so both judge a copy alike.
+pub(crate) fn decode_copies(bytes: &[u8]) -> [Result<(u64, HardState), SlotFault>; 2] {
+    [0, 1].map(|slot| {
+        let start = slot * HARD_STATE_SLOT_BYTES as usize;
+        bytes
+            .get(start..start + HARD_STATE_SLOT_BYTES as usize)
+            .map_or(Err(SlotFault::Missing), decode_slot)
+    })
 }
 
 /// Of two faulty copies, the one worth reporting: an unknown version wins
@@ -257,6 +295,11 @@ fn decode_slot(bytes: &[u8]) -> Result<(u64, HardState), SlotFault> {
         _ => return Err(SlotFault::Damaged),
     };
     let role = NodeRole::from_disk(slot.role).ok_or(SlotFault::Damaged)?;
+    // Counters that are bumped (`sequence`, `log_epoch`) and the log start
+    // must leave room for the arithmetic on them; cpwal never writes more.
+    if slot.sequence >= MAX_END || slot.log_epoch >= MAX_END || slot.log_start > MAX_END {
+        return Err(SlotFault::Damaged);
+    }
     let state = HardState {
         node,
         role,

@@ -1,6 +1,7 @@
 //! [`ClusterVoterIdentity`]: who a member is, taken from its certificate.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::text::first_control_character;
 
@@ -15,8 +16,12 @@ pub const MAX_IDENTITY_BYTES: usize = 255;
 /// text is trimmed, not empty, at most [`MAX_IDENTITY_BYTES`] bytes, and holds
 /// no control characters (a NUL or newline in a subject is an attack, not a
 /// name).
+///
+/// The text is immutable and shared: a clone costs a reference count, not a
+/// copy, so the entries a caller builds and the catalog's range owners can
+/// all hold the same few identities.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClusterVoterIdentity(String);
+pub struct ClusterVoterIdentity(Arc<str>);
 
 /// Why a certificate subject is not a valid identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +64,7 @@ impl ClusterVoterIdentity {
     pub fn from_certificate_subject(subject: &str) -> Result<Self, IdentityError> {
         let trimmed = subject.trim();
         validate(trimmed)?;
-        Ok(Self(trimmed.to_owned()))
+        Ok(Self(Arc::from(trimmed)))
     }
 
     /// The identity's text, exactly as stored.
@@ -71,21 +76,18 @@ impl ClusterVoterIdentity {
     /// (as the codec's borrowed entries have): no second check, no trim.
     pub(crate) fn from_validated(text: &str) -> Self {
         debug_assert!(validate(text).is_ok());
-        Self(text.to_owned())
+        Self(Arc::from(text))
     }
 
-    /// Makes this the identity of `text`, which must already have passed
-    /// [`validate`], reusing this identity's buffer when it is large enough.
-    pub(crate) fn set_validated(&mut self, text: &str) {
-        debug_assert!(validate(text).is_ok());
-        self.0.clear();
-        self.0.push_str(text);
+    /// Whether another clone of this identity exists.
+    pub(crate) fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
     }
 }
 
 /// Identities compare, order and hash exactly as their text does (the
-/// derived impls use the one `String` field), so sets and maps of identities
-/// can be searched with a `&str`.
+/// derived impls use the one `Arc<str>` field, which compares and hashes as
+/// its `str`), so sets and maps of identities can be searched with a `&str`.
 impl std::borrow::Borrow<str> for ClusterVoterIdentity {
     fn borrow(&self) -> &str {
         &self.0

@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 use crate::codec::decode_entry;
 use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm, DurableVoteState};
+use crate::directory::{Layout, Survey};
 use crate::engine::{check_latest_snapshot, LogEntry};
-use crate::error::{Error, Result};
+use crate::error::{CorruptionKind, Error, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{Access, LockMode, OsStorage, Storage, StorageFile};
@@ -91,11 +92,14 @@ pub struct Inspection {
 impl Inspection {
     /// Opens `directory` read-only under a shared lock and scans it as
     /// recovery would, changing nothing. A directory without a hard-state
-    /// file is not a data directory: that is an [`Error::Io`] of kind
-    /// `NotFound` on the hard-state path.
+    /// file is refused as a writer refuses it: segments or snapshots beside
+    /// no hard state are [`CorruptionKind::HardStateUnreadable`] (the vote
+    /// was lost); with neither, it is not a data directory: an
+    /// [`Error::Io`] of kind `NotFound` on the hard-state path.
     pub fn open(directory: impl AsRef<Path>) -> Result<Self> {
         let directory = directory.as_ref().to_path_buf();
         let storage = OsStorage::open(&directory, LockMode::Shared)?;
+        refuse_data_without_hard_state(&storage)?;
         let storage = Arc::new(crate::log::LatchedStorage::new(storage));
         let (_store, hard_state) = HardStateStore::open(&*storage, Access::ReadOnly)?;
         let (log, mut recovery) = SegmentedLog::open(
@@ -183,8 +187,10 @@ impl Inspection {
     }
 
     /// What a writable open would repair: a torn tail to drop, an
-    /// interrupted truncation to finish, leftover files to remove. Empty when
-    /// the directory is clean.
+    /// interrupted truncation to finish, leftover files to remove; and what
+    /// it would report without repairing: files cpwal does not own
+    /// (`foreign_files`) and permissions wider than cpwal's
+    /// (`wide_permissions`). Empty when the directory is clean.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
     }
@@ -192,37 +198,22 @@ impl Inspection {
     /// Every segment, oldest first (compacted leftovers a writer would remove
     /// are listed in [`Inspection::recovery`] instead).
     pub fn segments(&self) -> Result<Vec<SegmentSummary>> {
-        let segments = self.log.segments();
-        let last = segments.len().saturating_sub(1);
-        segments
-            .iter()
-            .enumerate()
-            .map(|(position, segment)| {
-                let file_bytes = segment
-                    .file
-                    .len()
-                    .map_err(|e| Error::io("stat segment", &segment.path, e))?;
-                Ok(SegmentSummary {
-                    name: segment.name.clone(),
-                    generation: segment.generation(),
-                    previous_generation: segment.header.previous_generation,
-                    first_index: segment.first_index(),
-                    end_index: segment.end_index(),
-                    file_bytes,
-                    used_bytes: segment.end_offset,
-                    state: if position == last {
-                        SegmentState::Active
-                    } else {
-                        SegmentState::Sealed
-                    },
-                })
-            })
-            .collect()
+        summarize_segments(self.log.segments(), true)
     }
 
     /// Reads the entry at `index`, re-verifying its checksum.
     pub fn read(&self, index: ControlPlaneIndex) -> Result<LogEntry> {
         crate::engine::read_entry(&self.log, index)
+    }
+
+    /// The hard state as a reopened node would have it.
+    pub(crate) fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    /// The log as recovery scanned it.
+    pub(crate) fn log(&self) -> &SegmentedLog<OsStorage> {
+        &self.log
     }
 
     /// Re-reads every entry (checksum and decoding), returning how many were
@@ -234,6 +225,54 @@ impl Inspection {
         }
         Ok(self.log.end_index() - start)
     }
+}
+
+/// What [`SegmentSummary`] says of each of `segments`, oldest first; the
+/// last is active when `last_is_active` (a damaged log has none).
+pub(crate) fn summarize_segments<F: StorageFile>(
+    segments: &[crate::log::segment::Segment<F>],
+    last_is_active: bool,
+) -> Result<Vec<SegmentSummary>> {
+    let last = segments.len().saturating_sub(1);
+    segments
+        .iter()
+        .enumerate()
+        .map(|(position, segment)| {
+            let file_bytes = segment
+                .file
+                .len()
+                .map_err(|e| Error::io("stat segment", &segment.path, e))?;
+            Ok(SegmentSummary {
+                name: segment.name.clone(),
+                generation: segment.generation(),
+                previous_generation: segment.header.previous_generation,
+                first_index: segment.first_index(),
+                end_index: segment.end_index(),
+                file_bytes,
+                used_bytes: segment.end_offset,
+                state: if position == last && last_is_active {
+                    SegmentState::Active
+                } else {
+                    SegmentState::Sealed
+                },
+            })
+        })
+        .collect()
+}
+
+/// Segments or snapshots beside no hard-state file: the vote and the log
+/// bounds were lost, which a writer refuses as
+/// [`CorruptionKind::HardStateUnreadable`] (it would otherwise start afresh
+/// and forget votes); so does the read-only view.
+fn refuse_data_without_hard_state(storage: &OsStorage) -> Result<()> {
+    let survey = Survey::of(storage, Layout::Node)?;
+    let holds_data = !survey.segments.is_empty() || !survey.snapshots.is_empty();
+    if holds_data && !survey.hard_state {
+        let path = storage.path_of(crate::format::HARD_STATE_FILE_NAME);
+        let kind = CorruptionKind::HardStateUnreadable;
+        return Err(Error::corruption(path, 0, None, kind));
+    }
+    Ok(())
 }
 
 /// What [`Inspection`] reports about `snapshot` (already checked).
@@ -254,7 +293,7 @@ fn summarize_snapshot(
         last_term: snapshot.last_term,
         file_bytes,
         members: snapshot.catalog.members().len(),
-        ranges: snapshot.catalog.ranges().len(),
+        ranges: snapshot.catalog.range_count(),
         leader_configurations: snapshot.catalog.leader_history().len(),
         restart_pending: snapshot.index_end > log.end_index(),
     })

@@ -16,6 +16,7 @@ mod catalog;
 pub mod codec;
 mod consensus;
 mod decode_error;
+mod directory;
 mod engine;
 mod error;
 pub mod format;
@@ -23,8 +24,10 @@ mod hard_state;
 mod identity;
 pub mod inspect;
 pub mod io;
+pub mod limits;
 mod log;
 mod node_role;
+pub mod operate;
 mod options;
 #[cfg(feature = "openraft")]
 pub mod raft;
@@ -37,13 +40,15 @@ pub use consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState, MembershipChange, OwnershipTransition,
 };
+pub use directory::{ForeignFile, WidePermission};
 pub use engine::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, CompactionReport, ConflictHint,
     DurableControlPlane, InstallSnapshotRequest, LogEntry, PeerBatch, SharedControlPlane,
     VoteRequest, VoteResponse,
 };
 pub use error::{
-    Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result, SegmentChainDetail,
+    CopyMismatch, Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result,
+    SegmentChainDetail, Unsalvageable,
 };
 pub use identity::{ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
 pub use log::{DroppedTail, RecoveryReport};

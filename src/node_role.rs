@@ -12,6 +12,15 @@ pub enum NodeRole {
     Replica,
 }
 
+impl std::fmt::Display for NodeRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeRole::SoleVoter => "sole voter",
+            NodeRole::Replica => "replica",
+        })
+    }
+}
+
 impl NodeRole {
     pub(crate) fn to_disk(self) -> u16 {
         match self {

@@ -3,7 +3,7 @@
 
 use crate::codec::MAX_ENTRY_BYTES;
 use crate::error::InvalidInput;
-use crate::format::{record_bytes, SEGMENT_HEADER_BYTES};
+use crate::format::{record_bytes, FIRST_SYNC_OFFSET};
 
 /// The smallest segment accepted: room for the header and one largest entry.
 pub const MIN_SEGMENT_SIZE_BYTES: u64 = 4096;
@@ -50,5 +50,7 @@ impl Options {
     }
 }
 
+// A segment of the minimum size holds the largest control-plane entry (so
+// the engine's segments never need to grow for one).
 const _: () =
-    assert!(SEGMENT_HEADER_BYTES + record_bytes(MAX_ENTRY_BYTES as u64) <= MIN_SEGMENT_SIZE_BYTES);
+    assert!(FIRST_SYNC_OFFSET + record_bytes(MAX_ENTRY_BYTES as u64) <= MIN_SEGMENT_SIZE_BYTES);

@@ -94,7 +94,7 @@ fn crash_test_checker_catches_rolled_back_votes() {
     // Either the reopen itself refuses the rolled-back hard state (the log
     // holds terms above it: `TermAheadOfHardState`), or, when no entry was
     // written in a newer term, the checker sees the term/vote go back.
-    let detected_at_open = stderr.contains("TermAheadOfHardState");
+    let detected_at_open = stderr.contains("the hard state is stale");
     let detected_by_checker = stderr.contains("VIOLATION: recovered term");
     assert!(detected_at_open || detected_by_checker, "{stderr}");
 }

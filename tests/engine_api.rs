@@ -121,6 +121,51 @@ fn try_append_refuses_bad_input_without_writing() {
 }
 
 #[test]
+fn append_batch_with_one_bad_entry_writes_none_of_it() {
+    // Goal: each entry is validated once, on its way into the encode
+    // buffer, and a batch holding one invalid entry still reaches neither
+    // the disk nor the catalog, through the `&mut` API and through group
+    // commit (G7, batches all-or-nothing). Method: batches whose last entry
+    // is invalid (blank, too long, a control character, a DEL, a C1
+    // control) after valid ones; each is refused typed, the log stays
+    // empty, the node keeps working, and after a reopen the log holds only
+    // the valid entry appended afterwards.
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = open(dir.path());
+    let bad_names = [
+        String::new(),
+        "r".repeat(1025),
+        "tenant/\nforged".to_string(),
+        "range\u{7f}".to_string(),
+        "ränge\u{85}".to_string(),
+    ];
+    for bad in &bad_names {
+        let batch = [admit(1), transfer("fine", 1), transfer(bad, 2)];
+        let refused = node.try_append_batch(&batch);
+        assert!(
+            matches!(
+                refused,
+                Err(Error::InvalidInput(InvalidInput::RangeName { .. }))
+            ),
+            "{bad:?}: {refused:?}"
+        );
+    }
+    assert_eq!(node.last_index(), None);
+    assert_eq!(node.catalog().applied_end(), 0);
+    let shared = cpwal::SharedControlPlane::new(node);
+    for bad in &bad_names {
+        let batch = [transfer("fine", 1), transfer(bad, 2)];
+        assert!(shared.append_batch(&batch).is_err(), "{bad:?}");
+    }
+    assert_eq!(shared.last_written_index(), None);
+    assert_eq!(shared.append(&admit(2)).unwrap(), ControlPlaneIndex(0));
+    drop(shared);
+    let node = open(dir.path());
+    assert_eq!(node.last_index(), Some(ControlPlaneIndex(0)));
+    assert_eq!(node.read(ControlPlaneIndex(0)).unwrap().entry, admit(2));
+}
+
+#[test]
 fn options_out_of_range_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     for size in [0, 1000, 4097, 1 << 40] {
@@ -243,8 +288,9 @@ fn flipped_bit_in_last_acknowledged_record_is_corruption_not_truncation() {
     drop(node);
     let segment = dir.path().join("segment-00000000000000000001");
     let mut bytes = std::fs::read(&segment).unwrap();
-    // Second record: after the 64-byte header and the first record.
-    let second = 64 + 48 + 16 + 8;
+    // Second record: each sync's records start at a sector boundary, and
+    // the header's sector holds the header alone (first sync at 512).
+    let second = 1024;
     bytes[second + 50] ^= 0x10;
     std::fs::write(&segment, &bytes).unwrap();
     let error =
@@ -268,7 +314,8 @@ fn torn_tail_sector_is_dropped_and_log_stays_usable() {
     drop(node);
     let segment = dir.path().join("segment-00000000000000000001");
     let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[512..1024].fill(0);
+    // The long record's second sector (first sync at 512, second at 1024).
+    bytes[1536..2048].fill(0);
     std::fs::write(&segment, &bytes).unwrap();
     let mut node = open(dir.path());
     let torn = node
@@ -359,12 +406,15 @@ proptest! {
 
 #[test]
 fn open_directory_with_foreign_file_is_refused_and_left_untouched() {
-    // A foreign file means the wrong directory: refuse before writing.
+    // A foreign file in a directory without a node means the wrong
+    // directory: creation is refused (not as corruption) before writing.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
     let result = DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments());
-    let kind = result.unwrap_err().as_corruption().map(|c| c.kind.clone());
-    assert_eq!(kind, Some(CorruptionKind::UnexpectedFile));
+    assert!(
+        matches!(result, Err(Error::DirectoryNotEmpty { .. })),
+        "{result:?}"
+    );
     assert!(!dir.path().join("hardstate").exists());
 }
 
@@ -435,8 +485,11 @@ fn rollover_installs_the_spare_prepared_while_the_tail_filled() {
         }
     };
     let entries: Vec<_> = (0..200).map(|n| transfer("range", n)).collect();
+    // Each append is a sync of its own, and each sync's records start a
+    // sector of their own after the header's sector.
     let record = cpwal::format::record_bytes(cpwal::codec::encoded_entry(&entries[0]).len() as u64);
-    let per_segment = ((4096 - cpwal::format::SEGMENT_HEADER_BYTES) / record) as usize;
+    let sector = cpwal::format::SECTOR_BYTES;
+    let per_segment = ((4096 - sector) / record.div_ceil(sector) / sector) as usize;
     let past_half = per_segment / 2 + 1;
     for entry in &entries[..past_half] {
         node.append(entry.clone()).unwrap();

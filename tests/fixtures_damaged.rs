@@ -107,20 +107,31 @@ fn segment_count(dir: &Path) -> u64 {
         .count() as u64
 }
 
-fn fixture_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1")
+/// The fixtures written with segment format `version`: 1 (frozen, written
+/// by an earlier build) and 2 (what this build writes).
+fn fixture_root(version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/v{version}"))
 }
 
-/// Copies fixture `name` to a fresh temporary directory, regenerating it
-/// first with `build` when `CPWAL_WRITE_FIXTURES` is set.
-fn fixture_copy(name: &str, build: fn(&Path)) -> tempfile::TempDir {
-    let fixture = fixture_root().join(name);
+/// Copies of fixture `name` in both segment formats, each in a fresh
+/// temporary directory; the version 2 one is regenerated first with `build`
+/// when `CPWAL_WRITE_FIXTURES` is set (version 1 can no longer be written).
+fn fixture_copies(name: &str, build: fn(&Path)) -> Vec<tempfile::TempDir> {
     if std::env::var_os("CPWAL_WRITE_FIXTURES").is_some() {
+        let fixture = fixture_root(2).join(name);
         let _ = fs::remove_dir_all(&fixture);
         build(&fixture);
     }
+    [1, 2]
+        .map(|version| fixture_copy(&fixture_root(version).join(name)))
+        .into()
+}
+
+/// Copies the fixture directory `fixture` to a fresh temporary directory.
+fn fixture_copy(fixture: &Path) -> tempfile::TempDir {
+    let name = fixture.display();
     let copy = tempfile::tempdir().unwrap();
-    for entry in fs::read_dir(&fixture).unwrap_or_else(|e| panic!("fixture {name}: {e}")) {
+    for entry in fs::read_dir(fixture).unwrap_or_else(|e| panic!("fixture {name}: {e}")) {
         let entry = entry.unwrap();
         fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
     }
@@ -184,21 +195,22 @@ fn open_torn_tail_fixture_drops_only_the_torn_record() {
     // Expected: opens; the last record (whose final sector is still zero, the
     // shape of an interrupted write, and which nothing vouches for) is
     // dropped and reported; every earlier entry is intact.
-    let dir = fixture_copy("torn-tail", damage_torn_tail);
-    let node = open(dir.path()).unwrap();
-    assert_entries(&node, ENTRY_COUNT - 1);
-    let torn = node
-        .recovery_report()
-        .torn_tail
-        .clone()
-        .expect("a torn tail");
-    assert_eq!(torn.index, ENTRY_COUNT - 1);
-    assert_eq!(node.durable_vote(), final_vote());
-    drop(node);
-    // The dropped bytes were zeroed durably: a second open finds a clean log.
-    let node = open(dir.path()).unwrap();
-    assert_eq!(node.recovery_report().torn_tail, None);
-    assert_entries(&node, ENTRY_COUNT - 1);
+    for dir in fixture_copies("torn-tail", damage_torn_tail) {
+        let node = open(dir.path()).unwrap();
+        assert_entries(&node, ENTRY_COUNT - 1);
+        let torn = node
+            .recovery_report()
+            .torn_tail
+            .clone()
+            .expect("a torn tail");
+        assert_eq!(torn.index, ENTRY_COUNT - 1);
+        assert_eq!(node.durable_vote(), final_vote());
+        drop(node);
+        // The dropped bytes were zeroed durably: a second open finds a clean log.
+        let node = open(dir.path()).unwrap();
+        assert_eq!(node.recovery_report().torn_tail, None);
+        assert_entries(&node, ENTRY_COUNT - 1);
+    }
 }
 
 // ------------------------------------------------- zeroed sector, vouched
@@ -228,20 +240,21 @@ fn open_zeroed_vouched_sector_fixture_is_corruption() {
     // Expected: Corruption naming the last segment, the damaged record's
     // offset and index; not a torn tail, because the later record's
     // durable_end proves the damaged one had been synced.
-    let dir = fixture_copy("zeroed-sector-vouched", damage_zeroed_vouched_sector);
-    let path = last_segment(dir.path());
-    let records = records_of(&fs::read(&path).unwrap());
-    // The scan stops at the damaged record, so the file now shows it first
-    // among the unreadable ones; find it by its zero sector.
-    let corruption = open_corruption(dir.path());
-    assert_eq!(corruption.path, path);
-    let damaged = records
-        .iter()
-        .find(|(offset, _, _)| *offset == corruption.offset)
-        .expect("the report names a record start");
-    assert_eq!(corruption.index, Some(damaged.2));
-    assert_eq!(corruption.kind, CorruptionKind::ChecksumMismatch);
-    assert!(damaged.2 < ENTRY_COUNT - 1, "not the last record");
+    for dir in fixture_copies("zeroed-sector-vouched", damage_zeroed_vouched_sector) {
+        let path = last_segment(dir.path());
+        let records = records_of(&fs::read(&path).unwrap());
+        // The scan stops at the damaged record, so the file now shows it first
+        // among the unreadable ones; find it by its zero sector.
+        let corruption = open_corruption(dir.path());
+        assert_eq!(corruption.path, path);
+        let damaged = records
+            .iter()
+            .find(|(offset, _, _)| *offset == corruption.offset)
+            .expect("the report names a record start");
+        assert_eq!(corruption.index, Some(damaged.2));
+        assert_eq!(corruption.kind, CorruptionKind::ChecksumMismatch);
+        assert!(damaged.2 < ENTRY_COUNT - 1, "not the last record");
+    }
 }
 
 // ------------------------------------------------ bit flip, last record
@@ -260,11 +273,12 @@ fn open_bit_flip_in_last_record_fixture_is_corruption_not_truncation() {
     // Expected: Corruption (ChecksumMismatch) at the last record's offset
     // and index: every sector of it holds data, so it was written whole and
     // then damaged; dropping it would lose an acknowledged entry.
-    let dir = fixture_copy("bit-flip-last-record", damage_bit_flip_last_record);
-    let corruption = open_corruption(dir.path());
-    assert_eq!(corruption.path, last_segment(dir.path()));
-    assert_eq!(corruption.index, Some(ENTRY_COUNT - 1));
-    assert_eq!(corruption.kind, CorruptionKind::ChecksumMismatch);
+    for dir in fixture_copies("bit-flip-last-record", damage_bit_flip_last_record) {
+        let corruption = open_corruption(dir.path());
+        assert_eq!(corruption.path, last_segment(dir.path()));
+        assert_eq!(corruption.index, Some(ENTRY_COUNT - 1));
+        assert_eq!(corruption.kind, CorruptionKind::ChecksumMismatch);
+    }
 }
 
 // ------------------------------------------------------------ hard state
@@ -285,10 +299,11 @@ fn damage_one_hard_state_copy(dir: &Path) {
 #[test]
 fn open_one_hard_state_copy_damaged_fixture_serves_the_other() {
     // Expected: opens with the same term and vote from copy B, full log.
-    let dir = fixture_copy("hardstate-one-copy-damaged", damage_one_hard_state_copy);
-    let node = open(dir.path()).unwrap();
-    assert_eq!(node.durable_vote(), final_vote());
-    assert_entries(&node, ENTRY_COUNT);
+    for dir in fixture_copies("hardstate-one-copy-damaged", damage_one_hard_state_copy) {
+        let node = open(dir.path()).unwrap();
+        assert_eq!(node.durable_vote(), final_vote());
+        assert_entries(&node, ENTRY_COUNT);
+    }
 }
 
 fn damage_both_hard_state_copies(dir: &Path) {
@@ -301,10 +316,11 @@ fn damage_both_hard_state_copies(dir: &Path) {
 fn open_both_hard_state_copies_damaged_fixture_is_corruption() {
     // Expected: Corruption HardStateUnreadable naming `hardstate`; cpwal
     // never falls back to "no vote".
-    let dir = fixture_copy("hardstate-both-damaged", damage_both_hard_state_copies);
-    let corruption = open_corruption(dir.path());
-    assert_eq!(corruption.path, dir.path().join("hardstate"));
-    assert_eq!(corruption.kind, CorruptionKind::HardStateUnreadable);
+    for dir in fixture_copies("hardstate-both-damaged", damage_both_hard_state_copies) {
+        let corruption = open_corruption(dir.path());
+        assert_eq!(corruption.path, dir.path().join("hardstate"));
+        assert_eq!(corruption.kind, CorruptionKind::HardStateUnreadable);
+    }
 }
 
 // --------------------------------------------------------- segment chain
@@ -334,18 +350,19 @@ fn damage_stale_segment(dir: &Path) {
 fn open_stale_segment_fixture_is_corruption() {
     // Expected: Corruption SegmentChainBroken (IndexGap) at segment 3: the
     // stale segment 2 ends early, so segment 3 does not start where it ends.
-    let dir = fixture_copy("stale-segment", damage_stale_segment);
-    let corruption = open_corruption(dir.path());
-    assert_eq!(corruption.path, segment_path(dir.path(), 3));
-    assert!(
-        matches!(
-            corruption.kind,
-            CorruptionKind::SegmentChainBroken {
-                detail: SegmentChainDetail::IndexGap { .. }
-            }
-        ),
-        "{corruption}"
-    );
+    for dir in fixture_copies("stale-segment", damage_stale_segment) {
+        let corruption = open_corruption(dir.path());
+        assert_eq!(corruption.path, segment_path(dir.path(), 3));
+        assert!(
+            matches!(
+                corruption.kind,
+                CorruptionKind::SegmentChainBroken {
+                    detail: SegmentChainDetail::IndexGap { .. }
+                }
+            ),
+            "{corruption}"
+        );
+    }
 }
 
 fn damage_missing_middle_segment(dir: &Path) {
@@ -358,18 +375,19 @@ fn damage_missing_middle_segment(dir: &Path) {
 fn open_missing_middle_segment_fixture_is_corruption() {
     // Expected: Corruption SegmentChainBroken (GenerationMismatch) at
     // segment 3, which names segment 2 as its predecessor.
-    let dir = fixture_copy("missing-middle-segment", damage_missing_middle_segment);
-    let corruption = open_corruption(dir.path());
-    assert_eq!(corruption.path, segment_path(dir.path(), 3));
-    assert_eq!(
-        corruption.kind,
-        CorruptionKind::SegmentChainBroken {
-            detail: SegmentChainDetail::GenerationMismatch {
-                expected: 1,
-                found: 2
+    for dir in fixture_copies("missing-middle-segment", damage_missing_middle_segment) {
+        let corruption = open_corruption(dir.path());
+        assert_eq!(corruption.path, segment_path(dir.path(), 3));
+        assert_eq!(
+            corruption.kind,
+            CorruptionKind::SegmentChainBroken {
+                detail: SegmentChainDetail::GenerationMismatch {
+                    expected: 1,
+                    found: 2
+                }
             }
-        }
-    );
+        );
+    }
 }
 
 fn damage_truncated_segment(dir: &Path) {
@@ -383,16 +401,17 @@ fn damage_truncated_segment(dir: &Path) {
 fn open_truncated_segment_fixture_is_corruption() {
     // Expected: Corruption TruncatedFile (4096 expected, 2048 found) for
     // segment 1; never a shorter log.
-    let dir = fixture_copy("truncated-segment", damage_truncated_segment);
-    let corruption = open_corruption(dir.path());
-    assert_eq!(corruption.path, segment_path(dir.path(), 1));
-    assert_eq!(
-        corruption.kind,
-        CorruptionKind::TruncatedFile {
-            expected_bytes: 4096,
-            actual_bytes: 2048
-        }
-    );
+    for dir in fixture_copies("truncated-segment", damage_truncated_segment) {
+        let corruption = open_corruption(dir.path());
+        assert_eq!(corruption.path, segment_path(dir.path(), 1));
+        assert_eq!(
+            corruption.kind,
+            CorruptionKind::TruncatedFile {
+                expected_bytes: 4096,
+                actual_bytes: 2048
+            }
+        );
+    }
 }
 
 // ------------------------------------------------------ directory level
@@ -417,14 +436,15 @@ fn damage_unknown_version(dir: &Path) {
 fn open_unknown_format_version_fixture_is_refused() {
     // Expected: Error::UnsupportedVersion (found 2, supported 1) for the
     // hard state, whose copies are otherwise valid: cpwal never guesses.
-    let dir = fixture_copy("unknown-version", damage_unknown_version);
-    match open(dir.path()) {
-        Err(Error::UnsupportedVersion {
-            path,
-            found: 2,
-            supported: 1,
-        }) => assert_eq!(path, dir.path().join("hardstate")),
-        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    for dir in fixture_copies("unknown-version", damage_unknown_version) {
+        match open(dir.path()) {
+            Err(Error::UnsupportedVersion {
+                path,
+                found: 2,
+                supported: 1,
+            }) => assert_eq!(path, dir.path().join("hardstate")),
+            other => panic!("expected UnsupportedVersion, got {other:?}"),
+        }
     }
 }
 
@@ -434,12 +454,18 @@ fn damage_foreign_file(dir: &Path) {
 }
 
 #[test]
-fn open_foreign_file_fixture_is_refused() {
-    // Expected: Corruption UnexpectedFile naming `notes.txt`: a foreign file
-    // usually means the wrong directory, and nothing is changed.
-    let dir = fixture_copy("foreign-file", damage_foreign_file);
-    let corruption = open_corruption(dir.path());
-    assert_eq!(corruption.path, dir.path().join("notes.txt"));
-    assert_eq!(corruption.kind, CorruptionKind::UnexpectedFile);
-    assert!(dir.path().join("notes.txt").exists());
+fn open_foreign_file_fixture_reports_it_and_keeps_it() {
+    // Expected: the node opens with every entry; `notes.txt` is reported as
+    // a foreign regular file (not corruption) and left as it was.
+    for dir in fixture_copies("foreign-file", damage_foreign_file) {
+        let node = open(dir.path()).expect("a foreign file is not corruption");
+        let foreign = &node.recovery_report().foreign_files;
+        assert_eq!(foreign.len(), 1, "{foreign:?}");
+        assert_eq!(foreign[0].path, dir.path().join("notes.txt"));
+        assert_eq!(foreign[0].kind, cpwal::io::FileKind::RegularFile);
+        assert_entries(&node, ENTRY_COUNT);
+        drop(node);
+        let notes = fs::read(dir.path().join("notes.txt")).unwrap();
+        assert_eq!(notes, b"not a cpwal file\n");
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use cpwal::io::{LockMode, OsFile, OsStorage, Storage, StorageFile};
+use cpwal::io::{DirectoryEntry, LockMode, OsFile, OsStorage, Storage, StorageFile};
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex,
     DurableControlPlane, Error, MembershipChange, Options, SharedControlPlane,
@@ -94,7 +94,7 @@ impl LosingStorage {
 
 impl Storage for LosingStorage {
     type File = LosingFile;
-    fn list(&self) -> io::Result<Vec<String>> {
+    fn list(&self) -> io::Result<Vec<DirectoryEntry>> {
         self.inner.list()
     }
     fn create(&self, name: &str) -> io::Result<LosingFile> {

@@ -8,7 +8,7 @@
 mod support;
 
 use cpwal::{ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneTerm, Error, MembershipChange};
-use support::sim_disk::{DiskCall, SimDisk};
+use support::sim_disk::{OperationKind, SimDisk};
 use support::workload::{options, voter, Node, NODE_SUBJECT};
 
 fn admit(n: u64) -> ControlPlaneEntry {
@@ -31,9 +31,17 @@ fn append(node: &mut Node) -> cpwal::Result<()> {
     node.try_append(&admit(9_000)).map(drop)
 }
 
-/// A batch that fills several 4 KiB segments: rollovers.
+/// Batches that fill several 4 KiB segments: rollovers. (A sole voter's
+/// batch stays in one segment, so they are small.)
 fn roll_over(node: &mut Node) -> cpwal::Result<()> {
-    node.try_append_batch(&batch(10_000, 150)).map(drop)
+    append_batches(node, 10_000, 150)
+}
+
+/// `count` entries from `from`, in batches of ten.
+fn append_batches(node: &mut Node, from: u64, count: u64) -> cpwal::Result<()> {
+    (from..from + count)
+        .step_by(10)
+        .try_for_each(|start| node.try_append_batch(&batch(start, 10)).map(drop))
 }
 
 /// A new snapshot, segments removed behind it, the older snapshot removed.
@@ -44,9 +52,9 @@ fn compact(node: &mut Node) -> cpwal::Result<()> {
 /// A sole voter with a snapshot, a compacted head and entries after it.
 fn prepared_node(disk: &SimDisk) -> Node {
     let mut node = Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options()).unwrap();
-    node.try_append_batch(&batch(0, 100)).unwrap();
+    append_batches(&mut node, 0, 100).unwrap();
     node.compact(10).unwrap();
-    node.try_append_batch(&batch(100, 100)).unwrap();
+    append_batches(&mut node, 100, 100).unwrap();
     node
 }
 
@@ -81,27 +89,76 @@ fn storage_failure_of_each_kind_latches_and_stops_every_later_change() {
     // operation that makes it; the operation returns the typed error and
     // `failure()` holds it; then every kind of change fails with `Failed`
     // naming it, and the disk counts no further mutating call.
-    let cases: [(DiskCall, &str, Trigger, &str); 15] = [
-        (DiskCall::Write, "hardstate", vote, "write hard state"),
-        (DiskCall::Sync, "hardstate", vote, "fdatasync hard state"),
-        (DiskCall::Write, "segment-", append, "write segment"),
-        (DiskCall::Sync, "segment-", append, "fdatasync segment"),
-        (DiskCall::Create, "segment-", roll_over, "create segment"),
+    // The snapshot the prepared node's first compaction wrote: the one the
+    // second removes (the new one's temporary is removed around the latch,
+    // so its name must not match).
+    let old_snapshot = cpwal::format::snapshot_file_name(100);
+    let cases: [(OperationKind, &str, Trigger, &str); 15] = [
+        (OperationKind::Write, "hardstate", vote, "write hard state"),
         (
-            DiskCall::Allocate,
+            OperationKind::SyncData,
+            "hardstate",
+            vote,
+            "fdatasync hard state",
+        ),
+        (OperationKind::Write, "segment-", append, "write segment"),
+        (
+            OperationKind::SyncData,
+            "segment-",
+            append,
+            "fdatasync segment",
+        ),
+        (
+            OperationKind::Create,
+            "segment-",
+            roll_over,
+            "create segment",
+        ),
+        (
+            OperationKind::Allocate,
             "segment-",
             roll_over,
             "allocate segment",
         ),
-        (DiskCall::Rename, "segment-", roll_over, "rename segment"),
-        (DiskCall::SyncDirectory, "", roll_over, "fsync directory"),
-        (DiskCall::Remove, "segment-", compact, "remove segment"),
-        (DiskCall::Create, "snapshot-", compact, "create snapshot"),
-        (DiskCall::Write, "snapshot-", compact, "write snapshot"),
-        (DiskCall::Sync, "snapshot-", compact, "fdatasync snapshot"),
-        (DiskCall::Rename, "snapshot-", compact, "rename snapshot"),
-        (DiskCall::Remove, "snapshot-", compact, "remove snapshot"),
-        (DiskCall::SyncDirectory, "", compact, "fsync directory"),
+        (
+            OperationKind::Rename,
+            "segment-",
+            roll_over,
+            "rename segment",
+        ),
+        (
+            OperationKind::SyncDirectory,
+            "",
+            roll_over,
+            "fsync directory",
+        ),
+        (OperationKind::Remove, "segment-", compact, "remove segment"),
+        (
+            OperationKind::Create,
+            "snapshot-",
+            compact,
+            "create snapshot",
+        ),
+        (OperationKind::Write, "snapshot-", compact, "write snapshot"),
+        (
+            OperationKind::SyncData,
+            "snapshot-",
+            compact,
+            "fdatasync snapshot",
+        ),
+        (
+            OperationKind::Rename,
+            "snapshot-",
+            compact,
+            "rename snapshot",
+        ),
+        (
+            OperationKind::Remove,
+            &old_snapshot,
+            compact,
+            "remove snapshot",
+        ),
+        (OperationKind::SyncDirectory, "", compact, "fsync directory"),
     ];
     for (call, prefix, trigger, expected_operation) in cases {
         let case = format!("{call:?} of {prefix:?}");

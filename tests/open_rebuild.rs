@@ -94,7 +94,15 @@ fn open_rebuilds_catalog_from_fresh_copies_on_the_simulated_disk() {
     // on which every checksum is verified again. Method: as above, on a
     // simulated disk, reopening from the same disk.
     let disk = SimDisk::new();
-    let segment_files = || segment_files_in(&disk.list().unwrap());
+    let segment_files = || {
+        let entries = disk.list().unwrap();
+        let names: Vec<_> = entries
+            .iter()
+            .filter_map(|e| e.name.to_str())
+            .map(String::from)
+            .collect();
+        segment_files_in(&names)
+    };
     let open =
         || DurableControlPlane::open_with_storage(disk.clone(), voter("CN=node"), small_segments());
     let mut node = open().unwrap();

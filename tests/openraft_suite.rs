@@ -36,15 +36,19 @@ fn small_segments() -> Options {
 }
 
 fn open_stores(dir: &TempDir) -> (CpwalLogStore, CpwalStateMachine) {
+    open_stores_at(dir.path())
+}
+
+fn open_stores_at(dir: &std::path::Path) -> (CpwalLogStore, CpwalStateMachine) {
     let registry = suite_registry();
     let log = CpwalLogStore::open(
-        dir.path().join(LOG_DIRECTORY),
+        dir.join(LOG_DIRECTORY),
         identity("CN=suite-node-0"),
         registry.clone(),
         small_segments(),
     )
     .unwrap();
-    let machine = CpwalStateMachine::open(dir.path().join(SNAPSHOT_DIRECTORY), registry).unwrap();
+    let machine = CpwalStateMachine::open(dir.join(SNAPSHOT_DIRECTORY), registry).unwrap();
     (log, machine)
 }
 
@@ -250,6 +254,39 @@ fn wide_membership(
     }
 }
 
+/// Runs `work` on a thread, failing the test if it takes five seconds (a
+/// FIFO opened for reading blocks until a writer appears).
+fn within_five_seconds<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(work());
+    });
+    receiver
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the call hung (a FIFO was opened as a file?)")
+}
+
+#[test]
+fn state_machine_open_refuses_a_fifo_snapshot_without_hanging() {
+    // Goal: a FIFO named `snapshot` in the state machine's directory is a
+    // typed error naming it, at once; the open used to block forever.
+    // Method: make the FIFO, open under a five-second limit.
+    let dir = tempfile::tempdir().unwrap();
+    let directory = dir.path().join(SNAPSHOT_DIRECTORY);
+    std::fs::create_dir(&directory).unwrap();
+    let fifo = directory.join("snapshot");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    let opened =
+        within_five_seconds(move || CpwalStateMachine::open(directory, suite_registry()).map(drop));
+    match opened {
+        Err(cpwal::Error::NotARegularFile { path, kind }) => {
+            assert_eq!((path, kind), (fifo, cpwal::io::FileKind::Fifo));
+        }
+        other => panic!("expected NotARegularFile, got {other:?}"),
+    }
+}
+
 #[test]
 fn append_membership_the_envelope_accepts_is_stored() {
     // Goal: every membership the envelope accepts (`validate_payload`) is
@@ -278,4 +315,107 @@ fn append_membership_the_envelope_accepts_is_stored() {
         let stored = log.try_get_log_entries(0..2).await.unwrap();
         assert_eq!(stored, vec![five, largest]);
     });
+}
+
+#[test]
+fn log_store_refuses_out_of_range_terms_and_indexes_without_change() {
+    // Goal: openraft hands the store whatever a peer sent; a term above
+    // MAX_TERM, a vote whose term goes back (a wrapped term), and indexes
+    // past MAX_INDEX are refused and change nothing, where `purge(u64::MAX)`
+    // panicked in `index + 1` and a `u64::MAX` vote was saved. Method: a
+    // store with entries and a vote; each hostile call; observe, reopen,
+    // observe.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let (mut log, mut machine) = open_stores(&dir);
+        append(
+            &mut log,
+            (0..4).map(|i| admit(1, i, &format!("CN=m{i}"))).collect(),
+        )
+        .await;
+        log.save_vote(&Vote::new(5, 0)).await.unwrap();
+        let before = observe(&mut log, &mut machine).await;
+        assert!(log.save_vote(&Vote::new(u64::MAX, 0)).await.is_err());
+        assert!(log.save_vote(&Vote::new(4, 0)).await.is_err());
+        assert!(log.purge(log_id(1, u64::MAX)).await.is_err());
+        let far = vec![blank(1, cpwal::limits::MAX_INDEX + 1)];
+        let appended = openraft::storage::RaftLogStorageExt::blocking_append(&mut log, far).await;
+        assert!(appended.is_err());
+        log.save_committed(Some(log_id(1, u64::MAX))).await.unwrap();
+        log.truncate(log_id(1, u64::MAX)).await.unwrap();
+        let mut after = observe(&mut log, &mut machine).await;
+        // The commit point is clamped to the log's end, the one change.
+        assert_eq!(after.committed, Some(log_id(1, 3)));
+        after.committed = before.committed;
+        assert_eq!(before, after);
+        drop((log, machine));
+        let (mut log, mut machine) = open_stores(&dir);
+        let mut reopened = observe(&mut log, &mut machine).await;
+        reopened.committed = before.committed;
+        assert_eq!(before, reopened);
+    });
+}
+
+/// Set in the child process of
+/// [`raft_stores_create_private_files_under_umask_000`]: the data directory.
+const UMASK_CHILD_DIRECTORY: &str = "CPWAL_RAFT_UMASK_CHILD_DIRECTORY";
+
+#[test]
+fn raft_stores_create_private_files_under_umask_000() {
+    // Goal: the openraft stores' directories are 0700 and their files 0600
+    // whatever the umask. Method: a child process (umask is process-wide)
+    // sets umask 000, opens both stores, appends and builds a snapshot;
+    // the parent checks every mode.
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(directory) = std::env::var_os(UMASK_CHILD_DIRECTORY) {
+        // SAFETY: umask only sets the process's file-creation mask.
+        unsafe { libc::umask(0) };
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let dir = std::path::PathBuf::from(directory);
+            let (mut log, mut machine) = open_stores_at(&dir);
+            append(
+                &mut log,
+                (0..4).map(|i| admit(1, i, &format!("CN=m{i}"))).collect(),
+            )
+            .await;
+            let entries = log.try_get_log_entries(0..4).await.unwrap();
+            machine.apply(entries).await.unwrap();
+            machine
+                .get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .unwrap();
+        });
+        std::process::exit(0);
+    }
+    let root = tempfile::tempdir().unwrap();
+    let node = root.path().join("node");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "raft_stores_create_private_files_under_umask_000",
+        ])
+        .env(UMASK_CHILD_DIRECTORY, &node)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mode = |path: &std::path::Path| path.metadata().unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&node), 0o700);
+    let mut files = 0;
+    for sub in [LOG_DIRECTORY, SNAPSHOT_DIRECTORY] {
+        let directory = node.join(sub);
+        assert_eq!(mode(&directory), 0o700, "{}", directory.display());
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+            files += 1;
+        }
+    }
+    assert!(
+        files >= 5,
+        "hard state, segment, two locks and the snapshot"
+    );
 }

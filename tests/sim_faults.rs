@@ -224,8 +224,8 @@ fn rot_seed(seed: u64) -> Result<(), String> {
         .filter(|n| n.starts_with("segment-"))
         .collect();
     let last_segment = segments.last().expect("a segment").clone();
-    // Any record but a last segment's lone record that rot zeroes (the
-    // documented limit); a bit flip may hit any record, the last included.
+    // Any record: rot in the last sync may be dropped as a tear (and only
+    // it); a bit flip anywhere, the last record included, is corruption.
     let file = if rng.chance(1, 3) {
         last_segment.clone()
     } else {
@@ -256,11 +256,6 @@ fn rot_seed(seed: u64) -> Result<(), String> {
     };
     let last_record = records.last().expect("non-empty");
     let touches_last = last_record.0 < damaged.end;
-    if zero_sector && file == last_segment && touches_last {
-        // The documented limit: a zeroed sector in the log's last record has
-        // exactly the shape of a tear. Not a case this test can claim.
-        return Ok(());
-    }
     if zero_sector {
         harness.disk.zero_sector(&file, target);
     } else {
@@ -271,17 +266,51 @@ fn rot_seed(seed: u64) -> Result<(), String> {
     } else {
         "bit flip"
     };
-    expect_corruption(&harness.disk, &file, offset, index)
-        .map_err(|e| format!("{what} in {file} at byte {target}: {e}"))
+    let checked = if zero_sector && file == last_segment && touches_last {
+        // The documented limit: a zeroed sector in the records of the last
+        // sync (here, each append is a sync: the last record) has exactly
+        // the shape of a tear. Each sync's records start a sector of their
+        // own, so the sector holds nothing else: recovery may drop that
+        // record, and only it, and must say so.
+        expect_only_last_sync_dropped(&harness.disk, last_record.2)
+    } else {
+        expect_corruption(&harness.disk, &file, offset, index)
+    };
+    checked.map_err(|e| format!("{what} in {file} at byte {target}: {e}"))
+}
+
+/// Opens and expects the log to end just before `last` (the last sync's
+/// only record), with every earlier entry intact and the drop reported as
+/// exactly that index, if anything says it was there at all (a zeroed sector
+/// that erased the whole record leaves no trace).
+fn expect_only_last_sync_dropped(disk: &SimDisk, last: u64) -> Result<(), String> {
+    let node = Node::open_with_storage(
+        disk.clone(),
+        voter(NODE_SUBJECT),
+        support::workload::options(),
+    )
+    .map_err(|e| format!("the last sync's damage refused the open: {e}"))?;
+    let end = node.last_index().map_or(0, |i| i.0 + 1);
+    if end != last {
+        return Err(format!("the log ends at {end}, not just before {last}"));
+    }
+    support::workload::observe_log(&node)?;
+    match &node.recovery_report().torn_tail {
+        Some(torn) if torn.indexes != (last..last + 1) => Err(format!(
+            "the drop is reported as {torn:?}, not index {last}"
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[test]
 fn rot_in_synced_records_is_corruption_not_truncation() {
     // Goal: G5 — damage to synced data is reported as Corruption naming the
     // file, offset and index, even in the last record of the log, never
-    // dropped as a torn tail. Method: acknowledge a few segments of appends,
-    // flip a bit in any record or zero a sector of a record that a later
-    // record vouches for, reopen, and check the report.
+    // dropped as a torn tail; the one exception, a zeroed sector in the last
+    // sync's records, drops those records only and reports them. Method:
+    // acknowledge a few segments of single appends, flip a bit in any record
+    // or zero any sector of one, reopen, and check the outcome.
     for_each_seed(
         "rot_in_synced_records_is_corruption_not_truncation",
         5,

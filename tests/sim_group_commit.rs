@@ -77,35 +77,110 @@ fn writer(shared: SharedControlPlane<SimDisk>, thread: u64, seed: u64) -> Thread
     record
 }
 
-fn run_seed(seed: u64) -> Result<(), String> {
-    let mut rng = Rng::new(seed);
-    let disk = SimDisk::new();
+/// How the first phase of a run stops the node.
+#[derive(Debug, Clone, Copy)]
+enum Interruption {
+    /// The power fails at a seeded disk operation.
+    PowerCut,
+    /// The process dies at a seeded disk operation; it restarts on the same
+    /// boot, acknowledges more, and then the power fails.
+    ProcessKill,
+    /// A seeded sync fails (Linux's semantics); the process restarts on the
+    /// same boot, acknowledges more, and then the power fails.
+    FailedSync,
+}
+
+/// Opens the node in `disk`, arms a fault with `arm`, and runs the
+/// writers (tagged from `first_thread`) until each has made its calls or
+/// failed.
+fn run_writers(
+    disk: &SimDisk,
+    first_thread: u64,
+    seed: u64,
+    arm: impl FnOnce(&SimDisk),
+) -> Result<Vec<ThreadRecord>, String> {
     let node = Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options())
         .map_err(|e| format!("open: {e}"))?;
-    let operations = disk.counters().operations;
-    disk.cut_power_before_operation(operations + 1 + rng.below(200));
+    arm(disk);
     let shared = SharedControlPlane::new(node);
-    let workers: Vec<_> = (0..THREADS)
+    let workers: Vec<_> = (first_thread..first_thread + THREADS)
         .map(|thread| {
             let shared = shared.clone();
             std::thread::spawn(move || writer(shared, thread, seed))
         })
         .collect();
-    let records: Vec<ThreadRecord> = workers
+    Ok(workers
         .into_iter()
         .map(|w| w.join().expect("writer thread panicked"))
-        .collect();
-    drop(shared);
-    disk.crash(rng.next_u64());
+        .collect())
+}
+
+/// Reopens after an interruption, checks the log against what every
+/// thread so far did, and returns the entries the reopened node serves.
+fn reopen_and_check(
+    disk: &SimDisk,
+    records: &[ThreadRecord],
+    served_before: &[ControlPlaneEntry],
+) -> Result<Vec<ControlPlaneEntry>, String> {
     disk.cut_power_before_operation(u64::MAX);
     let node = Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options())
         .map_err(|e| format!("reopen: {e}"))?;
-    check_log(&node, &records)
+    let served = check_log(&node, records)?;
+    if served.get(..served_before.len()) != Some(served_before) {
+        return Err(format!(
+            "the log no longer starts with the {} entries the restarted node served (now {} entries)",
+            served_before.len(),
+            served.len()
+        ));
+    }
+    Ok(served)
+}
+
+fn run_seed(seed: u64) -> Result<(), String> {
+    let mut rng = Rng::new(seed);
+    let disk = SimDisk::new();
+    let interruption = match rng.below(4) {
+        0 | 1 => Interruption::PowerCut,
+        2 => Interruption::ProcessKill,
+        _ => Interruption::FailedSync,
+    };
+    let (operation, sync) = (1 + rng.below(200), 1 + rng.below(60));
+    let mut records = run_writers(&disk, 0, seed, |disk| {
+        let counters = disk.counters();
+        match interruption {
+            Interruption::PowerCut => {
+                disk.cut_power_before_operation(counters.operations + operation)
+            }
+            Interruption::ProcessKill => {
+                disk.kill_before_operation(counters.operations + operation)
+            }
+            Interruption::FailedSync => disk.fail_sync(counters.syncs + sync),
+        }
+    })?;
+    if let Interruption::PowerCut = interruption {
+        disk.crash(rng.next_u64());
+        return reopen_and_check(&disk, &records, &[]).map(drop);
+    }
+    // The process dies (if the fault did not stop it, now) and restarts on
+    // the same boot: what it serves now must survive the power cut to come.
+    disk.restart_process();
+    let served = reopen_and_check(&disk, &records, &[])
+        .map_err(|e| format!("after the {interruption:?}: {e}"))?;
+    let operation = 1 + rng.below(200);
+    records.extend(run_writers(&disk, THREADS, seed ^ 0xF00D, |disk| {
+        disk.cut_power_before_operation(disk.counters().operations + operation)
+    })?);
+    disk.crash(rng.next_u64());
+    reopen_and_check(&disk, &records, &served)
+        .map_err(|e| format!("after the {interruption:?}, a restart and a power cut: {e}"))
+        .map(drop)
 }
 
 /// Every acknowledged entry once at its index; every other entry is one a
-/// failed call was writing; each thread's entries in its own order.
-fn check_log(node: &Node, records: &[ThreadRecord]) -> Result<(), String> {
+/// failed call was writing, and a failed call's entries are all there or
+/// none (a batch is atomic); each thread's entries in its own order.
+/// Returns the log's entries.
+fn check_log(node: &Node, records: &[ThreadRecord]) -> Result<Vec<ControlPlaneEntry>, String> {
     let end = node.last_index().map_or(0, |i| i.0 + 1);
     let log = node
         .read_range(ControlPlaneIndex(0), ControlPlaneIndex(end))
@@ -158,19 +233,36 @@ fn check_log(node: &Node, records: &[ThreadRecord]) -> Result<(), String> {
                 }
             }
         }
+        if let Some(failed) = &record.in_flight {
+            let present = failed
+                .clone()
+                .filter(|&s| position_of.contains_key(&(thread as u64, s)))
+                .count();
+            if present != 0 && present != failed.clone().count() {
+                return Err(format!(
+                    "thread {thread}'s failed batch #{failed:?} partly survived ({present} entries)"
+                ));
+            }
+        }
     }
-    Ok(())
+    Ok(log.into_iter().map(|e| e.entry).collect())
 }
 
 #[test]
 fn group_commit_power_cut_keeps_every_acknowledged_entry_once() {
     // Goal: a group commit acknowledges an entry only once a sync covering
     // it returned, so power loss at any disk operation keeps every
-    // acknowledged entry exactly once at its index, invents nothing and
-    // keeps each writer's order. Method: three threads append singles and
-    // batches through one SharedControlPlane on the simulated disk; the
-    // power is cut at a seeded disk operation; the disk crashes with a
-    // seeded choice of surviving sectors; reopen and check the whole log.
+    // acknowledged entry exactly once at its index, invents nothing, keeps
+    // each writer's order and each batch whole or absent — also when the
+    // process was killed or a sync failed first and the restarted node
+    // acknowledged more. Method: three threads append singles and batches
+    // through one SharedControlPlane on the simulated disk; the power is
+    // cut at a seeded disk operation (the disk crashes with a seeded choice
+    // of surviving sectors), or the process is killed there, or a seeded
+    // sync fails; after a kill or failed sync the process restarts on the
+    // same boot, three more threads append, and the power fails; every
+    // reopen is checked against the whole log, and the last one must still
+    // start with everything the restarted node served.
     support::for_each_seed(
         "sim_group_commit",
         "group_commit_power_cut_keeps_every_acknowledged_entry_once",

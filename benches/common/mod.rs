@@ -2,6 +2,8 @@
 //! ratio summary read from the same run's samples.
 #![allow(dead_code)] // Each bench uses a different subset.
 
+pub mod workload;
+
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -129,22 +131,20 @@ pub fn transition_of_size(
     entry
 }
 
-/// The realistic open workload: entry `n` moves range `n % ranges` to the
-/// next of three owners at epoch `n + 1`, so every transition is accepted
-/// (epochs keep rising), changes the owner, and the catalog stays at
-/// `ranges` ranges however long the log grows.
-pub fn rising_transition(payload_bytes: usize, ranges: u64, n: u64) -> ControlPlaneEntry {
-    let owner = ["CN=owner-0", "CN=owner-1", "CN=owner-2"][(n % 3) as usize];
-    transition_of_size(payload_bytes, n % ranges, owner, n + 1)
-}
-
 /// The bytes cpwal writes for one entry of `payload_bytes`.
 pub fn record_bytes(payload_bytes: usize) -> usize {
     cpwal::format::record_bytes(payload_bytes as u64) as usize
 }
 
-/// A fresh engine in `dir` with default options (16 MiB segments).
-pub fn open_engine(dir: &Path) -> DurableControlPlane {
+/// A new node in `dir` with default options (16 MiB segments). Every bench
+/// creates its nodes here and [`reopen_engine`] reopens them, so a change of
+/// the opening API is a change of these two lines.
+pub fn create_engine(dir: &Path) -> DurableControlPlane {
+    DurableControlPlane::open(dir, voter("CN=bench"), Options::default()).unwrap()
+}
+
+/// The node [`create_engine`] created in `dir`, opened again (recovery).
+pub fn reopen_engine(dir: &Path) -> DurableControlPlane {
     DurableControlPlane::open(dir, voter("CN=bench"), Options::default()).unwrap()
 }
 
@@ -232,10 +232,11 @@ pub fn prepare_file(path: &Path, size_bytes: u64, preparation: Preparation) -> F
 /// The entry size of the open and memory benches.
 pub const PAYLOAD_BYTES: usize = 128;
 
-/// Builds a log of `entries` entries of [`PAYLOAD_BYTES`] in `dir`, in
-/// batches of 1000: the same 1000 transitions (ranges 0..1000, epochs
-/// 0..1000) over and over, so after the first batch every entry is fenced
-/// and the catalog holds 1000 ranges.
+/// Builds the *fenced replay* log of `entries` entries of [`PAYLOAD_BYTES`]
+/// in `dir`, in batches of 1000: the same 1000 transitions (ranges 0..1000,
+/// epochs 0..1000) over and over, so after the first batch every entry is
+/// fenced and the catalog holds 1000 ranges. Only a lower bound: the
+/// realistic workload is [`workload::Workload`].
 pub fn build_log(dir: &Path, entries: u64) {
     let batch: Vec<_> = (0..1000).map(|n| entry_of_size(PAYLOAD_BYTES, n)).collect();
     build_log_of(dir, entries, |n| batch[(n % 1000) as usize].clone());
@@ -244,7 +245,7 @@ pub fn build_log(dir: &Path, entries: u64) {
 /// Builds a log in `dir` of `entries` entries, entry `n` being `entry(n)`,
 /// appended in batches of 1000.
 pub fn build_log_of(dir: &Path, entries: u64, entry: impl Fn(u64) -> ControlPlaneEntry) {
-    let mut engine = open_engine(dir);
+    let mut engine = create_engine(dir);
     let mut written = 0;
     while written < entries {
         let batch: Vec<_> = (written..entries.min(written + 1000)).map(&entry).collect();

@@ -178,14 +178,16 @@ fn check_terms_within_hard_state<S: Storage>(
 ) -> Result<()> {
     let log_last = log.end_index().checked_sub(1);
     let (index, entry_term) = match log_last {
-        Some(last) if log.last_term() > hard_state.term => (last, log.last_term()),
-        _ if snapshot_last_term > hard_state.term => (snapshot_end - 1, snapshot_last_term),
+        Some(last) if log.last_term() > hard_state.term => (Some(last), log.last_term()),
+        _ if snapshot_last_term > hard_state.term => {
+            (snapshot_end.checked_sub(1), snapshot_last_term)
+        }
         _ => return Ok(()),
     };
     Err(Error::corruption(
         log.storage().path_of(crate::format::HARD_STATE_FILE_NAME),
         0,
-        Some(index),
+        index,
         CorruptionKind::TermAheadOfHardState {
             entry_term,
             hard_state_term: hard_state.term,

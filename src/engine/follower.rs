@@ -18,6 +18,7 @@ use crate::error::{Error, InvalidInput, ReplicationError, Result};
 use crate::hard_state::HardState;
 use crate::identity::ClusterVoterIdentity;
 use crate::io::Storage;
+use crate::limits::{check_term, end_after, end_plus};
 use crate::log::CommitStamp;
 
 use super::{DurableControlPlane, LogEntry};
@@ -84,28 +85,31 @@ impl<S: Storage> DurableControlPlane<S> {
     /// Handles a leader's AppendEntries with Raft's rules (see the module
     /// documentation for the order of durable effects).
     ///
-    /// Errors: [`Error::InvalidInput`] for a malformed request (nothing
-    /// changed); [`Error::Replication`] when obeying would break safety — a
-    /// second leader in this term, or a conflict at a committed index; a
-    /// storage error otherwise (latched).
+    /// Errors: [`Error::InvalidInput`] for a malformed request, including
+    /// a term above [`MAX_TERM`](crate::limits::MAX_TERM) or an index above
+    /// [`MAX_INDEX`](crate::limits::MAX_INDEX) (nothing changed, the term
+    /// not adopted); [`Error::Replication`] when obeying would break safety
+    /// — a second leader in this term, or a conflict at a committed index;
+    /// a storage error otherwise (latched).
     pub fn append_entries(
         &mut self,
         request: &AppendEntriesRequest,
     ) -> Result<AppendEntriesResponse> {
         self.check_not_failed()?;
-        check_request_shape(request)?;
+        let bounds = check_request_shape(request)?;
         if request.term.0 < self.hard_state.term {
             return Ok(self.append_reply(AppendOutcome::StaleTerm));
         }
         self.follow(request.term, &request.leader)?;
-        let prev_end = request.prev_log_index.map_or(0, |i| i.0 + 1);
+        let prev_end = bounds.prev_end;
         if let Some(hint) = self.mismatch_at(prev_end, request.prev_log_term)? {
             return Ok(self.append_reply(AppendOutcome::Mismatch(hint)));
         }
         let first_new = self.skip_matching(&request.entries)?;
-        let last_new_end = prev_end + request.entries.len() as u64;
-        let leader_commit_end = request.leader_commit.map_or(0, |i| i.0 + 1);
-        let commit_end = self.commit_end.max(leader_commit_end.min(last_new_end));
+        let last_new_end = bounds.last_new_end;
+        let commit_end = self
+            .commit_end
+            .max(bounds.leader_commit_end.min(last_new_end));
         let new_entries = &request.entries[first_new..];
         if !new_entries.is_empty() {
             let pairs = new_entries.iter().map(|e| (e.term.0, &e.entry));
@@ -251,11 +255,29 @@ impl<S: Storage> DurableControlPlane<S> {
     }
 }
 
-/// Refuses a request whose entries are not at consecutive indexes after
-/// `prev_log_index`, have decreasing terms or terms above the leader's, or
-/// cannot be stored.
-fn check_request_shape(request: &AppendEntriesRequest) -> Result<()> {
-    let prev_end = request.prev_log_index.map_or(0, |i| i.0 + 1);
+/// The "one past" positions an [`AppendEntriesRequest`] names, each at most
+/// [`MAX_END`](crate::limits::MAX_END).
+struct RequestBounds {
+    /// One past `prev_log_index` (0 for `None`): where the entries start.
+    prev_end: u64,
+    /// One past the request's last entry.
+    last_new_end: u64,
+    /// One past `leader_commit` (0 for `None`).
+    leader_commit_end: u64,
+}
+
+/// Refuses, before anything changes, a request no honest leader sends: a
+/// term above `MAX_TERM`; an index above `MAX_INDEX` (`prev_log_index`,
+/// `leader_commit`, or entries running past it); entries not at
+/// consecutive indexes after `prev_log_index`, with decreasing terms or
+/// terms above the leader's, or that cannot be stored. (A previous term
+/// above the leader's needs no rule: it never matches this node's log, so
+/// the request is answered `Mismatch`.)
+fn check_request_shape(request: &AppendEntriesRequest) -> Result<RequestBounds> {
+    check_term(request.term)?;
+    let prev_end = end_after(request.prev_log_index)?;
+    let leader_commit_end = end_after(request.leader_commit)?;
+    let last_new_end = end_plus(prev_end, request.entries.len())?;
     let mut previous_term = 0;
     for (position, entry) in request.entries.iter().enumerate() {
         let reason = if entry.index.0 != prev_end + position as u64 {
@@ -273,7 +295,11 @@ fn check_request_shape(request: &AppendEntriesRequest) -> Result<()> {
         }
         .into());
     }
-    Ok(())
+    Ok(RequestBounds {
+        prev_end,
+        last_new_end,
+        leader_commit_end,
+    })
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! for a follower that lags behind the leader's log start.
 
 use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm};
-use crate::error::Result;
+use crate::error::{InvalidInput, Result};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::Storage;
+use crate::limits::check_term;
 use crate::log::LogStart;
 use crate::snapshot::{
     decode_snapshot, list_snapshots, remove_snapshots_below, snapshot_file_bytes, write_snapshot,
@@ -49,17 +50,29 @@ impl<S: Storage> DurableControlPlane<S> {
     ///
     /// Errors: damaged bytes are [`Error::Corruption`](crate::Error) naming
     /// `<directory>/received-snapshot` (nothing changed, not latched); a
-    /// storage failure is latched.
+    /// term above [`MAX_TERM`](crate::limits::MAX_TERM), or a snapshot whose
+    /// last term is above the leader's (no honest leader has one; installing
+    /// it would make the next open refuse the directory as
+    /// `TermAheadOfHardState`), is [`InvalidInput::Term`] (nothing changed);
+    /// a storage failure is latched.
     pub fn install_snapshot(
         &mut self,
         request: &InstallSnapshotRequest,
     ) -> Result<AppendEntriesResponse> {
         self.check_not_failed()?;
+        check_term(request.term)?;
         if request.term.0 < self.hard_state.term {
             return Ok(self.append_reply(AppendOutcome::StaleTerm));
         }
         let storage = std::sync::Arc::clone(self.log.storage());
         let snapshot = decode_snapshot(&request.snapshot, &storage.path_of("received-snapshot"))?;
+        if snapshot.last_term > request.term.0 {
+            return Err(InvalidInput::Term {
+                term: snapshot.last_term,
+                reason: "a leader's snapshot cannot end in a term above the leader's",
+            }
+            .into());
+        }
         self.follow(request.term, &request.leader)?;
         let index_end = snapshot.index_end;
         let match_index = index_end.checked_sub(1).map(ControlPlaneIndex);

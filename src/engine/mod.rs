@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+mod backup;
 mod compaction;
 mod follower;
 mod install;
@@ -21,15 +22,17 @@ pub use reads::PeerBatch;
 pub use shared::SharedControlPlane;
 
 use crate::catalog::ControlPlaneCatalog;
-use crate::codec::{decode_entry, encode_entry, validate_entry};
+use crate::codec::{decode_entry, encode_checked_entry};
 use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState,
 };
-use crate::error::{CorruptionKind, Error, Result};
+use crate::directory::{Layout, Survey};
+use crate::error::{CorruptionKind, Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{Access, LockMode, OsStorage, Storage};
+use crate::limits::{check_term, end_after, end_plus, next_term};
 use crate::log::latch::Latch;
 use crate::log::{
     CommitStamp, LatchedStorage, LogFile, RecoveryReport, SegmentedLog, TailSync, Ticket,
@@ -318,9 +321,6 @@ impl<S: Storage> DurableControlPlane<S> {
                 leader: self.leader.clone(),
             });
         }
-        for entry in entries {
-            validate_entry(entry)?;
-        }
         let term = self.hard_state.term;
         let stamp = if self.sole_voter {
             CommitStamp::SelfCommitting
@@ -372,7 +372,8 @@ impl<S: Storage> DurableControlPlane<S> {
 
     /// Writes `(term, entry)` pairs after the end of the log with a single
     /// sync, each record stamped with `stamp`; returns once all are durable.
-    /// The entries must have passed `validate_entry`.
+    /// Its caller (a follower's append) checks the entries before it
+    /// truncates anything; encoding checks them once more.
     fn write_durably<'a>(
         &mut self,
         entries: impl Iterator<Item = (u64, &'a ControlPlaneEntry)>,
@@ -382,9 +383,11 @@ impl<S: Storage> DurableControlPlane<S> {
         self.log.sync()
     }
 
-    /// Encodes and writes `(term, entry)` pairs after the end of the log, in
-    /// one `pwrite` per segment, without syncing. The entries must have
-    /// passed `validate_entry`. A storage error is latched.
+    /// Checks and encodes every entry (each field checked once, see
+    /// [`encode_checked_entry`]), then writes the `(term, entry)` pairs
+    /// after the end of the log, in one `pwrite` per segment, without
+    /// syncing. An invalid entry refuses the whole batch before anything
+    /// reaches the log. A storage error is latched.
     fn write_entries<'a>(
         &mut self,
         entries: impl Iterator<Item = (u64, &'a ControlPlaneEntry)>,
@@ -394,10 +397,11 @@ impl<S: Storage> DurableControlPlane<S> {
         self.entry_spans.clear();
         for (term, entry) in entries {
             let begin = self.encode_buffer.len();
-            encode_entry(entry, &mut self.encode_buffer);
+            encode_checked_entry(entry, &mut self.encode_buffer)?;
             self.entry_spans
                 .push((term, begin..self.encode_buffer.len()));
         }
+        end_plus(self.log.end_index(), self.entry_spans.len())?;
         let buffer = std::mem::take(&mut self.encode_buffer);
         let spans = std::mem::take(&mut self.entry_spans);
         let payloads = spans
@@ -460,9 +464,13 @@ impl<S: Storage> DurableControlPlane<S> {
     /// durably. As the sole voter it wins at once and leads the new term; a
     /// replica becomes a candidate (no leader known) until
     /// [`DurableControlPlane::become_leader`].
+    ///
+    /// A node at [`MAX_TERM`](crate::limits::MAX_TERM) has no next term: it
+    /// refuses with [`InvalidInput::Term`] and changes nothing.
     pub fn start_election(&mut self) -> Result<ControlPlaneTerm> {
+        self.check_not_failed()?;
         let next = HardState {
-            term: self.hard_state.term + 1,
+            term: next_term(self.hard_state.term)?,
             vote: Some(self.identity.clone()),
             ..self.hard_state.clone()
         };
@@ -478,8 +486,16 @@ impl<S: Storage> DurableControlPlane<S> {
     /// at most one candidate gets the vote in a term (asking again is
     /// idempotent); and only a candidate whose log is at least as up to date
     /// as this node's gets it.
+    ///
+    /// A request no honest candidate sends is refused with
+    /// [`Error::InvalidInput`] before anything changes: a term above
+    /// [`MAX_TERM`](crate::limits::MAX_TERM), a last log index above
+    /// [`MAX_INDEX`](crate::limits::MAX_INDEX), a last log term above the
+    /// candidate's term.
     pub fn grant_vote(&mut self, request: &VoteRequest) -> Result<VoteResponse> {
         self.check_not_failed()?;
+        check_term(request.term)?;
+        let candidate_end = end_after(request.last_log_index)?;
         let current = self.hard_state.term;
         if request.term.0 < current {
             return Ok(VoteResponse {
@@ -487,13 +503,20 @@ impl<S: Storage> DurableControlPlane<S> {
                 vote_granted: false,
             });
         }
+        if request.last_log_term > request.term {
+            return Err(InvalidInput::Term {
+                term: request.last_log_term.0,
+                reason: "a candidate's last entry cannot have a term above the candidate's own",
+            }
+            .into());
+        }
         let mut next = self.hard_state.clone();
         if request.term.0 > current {
             next.term = request.term.0;
             next.vote = None;
         }
         let free_to_vote = next.vote.as_ref().is_none_or(|v| *v == request.candidate);
-        let vote_granted = free_to_vote && self.is_up_to_date(request);
+        let vote_granted = free_to_vote && self.is_up_to_date(request, candidate_end);
         if vote_granted {
             next.vote = Some(request.candidate.clone());
         }
@@ -513,17 +536,20 @@ impl<S: Storage> DurableControlPlane<S> {
         })
     }
 
-    /// Whether a candidate's log is at least as up to date as this node's:
-    /// a later last term wins; with equal last terms, the longer log wins.
-    fn is_up_to_date(&self, request: &VoteRequest) -> bool {
-        let candidate_end = request.last_log_index.map_or(0, |i| i.0 + 1);
+    /// Whether a candidate's log, ending at `candidate_end`, is at least as
+    /// up to date as this node's: a later last term wins; with equal last
+    /// terms, the longer log wins.
+    fn is_up_to_date(&self, request: &VoteRequest, candidate_end: u64) -> bool {
         (request.last_log_term.0, candidate_end) >= (self.log.last_term(), self.log.end_index())
     }
 
     /// Adopts `term` if it is higher than the current one: the vote is
     /// cleared and the node steps down, durably. Returns whether it changed.
+    /// A term above [`MAX_TERM`](crate::limits::MAX_TERM) is refused with
+    /// [`InvalidInput::Term`] and changes nothing.
     pub fn observe_term(&mut self, term: ControlPlaneTerm) -> Result<bool> {
         self.check_not_failed()?;
+        check_term(term)?;
         if term.0 <= self.hard_state.term {
             return Ok(false);
         }
@@ -597,14 +623,9 @@ pub(crate) fn open_or_create_hard_state<S: Storage>(
     identity: &ClusterVoterIdentity,
     sole_voter: bool,
 ) -> Result<(HardStateStore<S::File>, HardState)> {
-    let names = storage
-        .list()
-        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-    if !names
-        .iter()
-        .any(|n| n == crate::format::HARD_STATE_FILE_NAME)
-    {
-        refuse_uninitialized_leftovers(storage, &names)?;
+    let survey = Survey::of(storage, Layout::Node)?;
+    if !survey.hard_state {
+        refuse_uninitialized_leftovers(storage, survey)?;
         let state = if sole_voter {
             HardState {
                 term: ControlPlaneTerm::GENESIS.next().0,
@@ -639,25 +660,25 @@ pub(crate) fn open_or_create_hard_state<S: Storage>(
 }
 
 /// A directory without a hard state is new only if it holds nothing but
-/// leftovers of an interrupted creation (temporary files). Segments or
-/// snapshots without a hard state mean the hard state was lost: starting afresh would forget
-/// votes, so it is corruption. Any other file means the wrong directory.
-fn refuse_uninitialized_leftovers<S: Storage>(storage: &S, names: &[String]) -> Result<()> {
-    use crate::format::{
-        parse_segment_file_name, parse_snapshot_file_name, HARD_STATE_FILE_NAME,
-        TEMPORARY_FILE_SUFFIX,
-    };
-    for name in names {
-        let is_data = parse_segment_file_name(name).or(parse_snapshot_file_name(name));
-        let (path, kind) = if is_data.is_some() {
-            let path = storage.path_of(HARD_STATE_FILE_NAME);
-            (path, CorruptionKind::HardStateUnreadable)
-        } else if name.ends_with(TEMPORARY_FILE_SUFFIX) {
-            continue;
-        } else {
-            (storage.path_of(name), CorruptionKind::UnexpectedFile)
-        };
-        return Err(Error::corruption(path, 0, None, kind));
+/// leftovers of an interrupted creation (cpwal's temporary files) and
+/// `lost+found`. Segments or snapshots without a hard state mean the hard
+/// state was lost: starting afresh would forget votes, so it is corruption.
+/// Foreign files mean it is probably not the directory meant:
+/// [`Error::DirectoryNotEmpty`].
+fn refuse_uninitialized_leftovers<S: Storage>(storage: &S, survey: Survey) -> Result<()> {
+    if !survey.segments.is_empty() || !survey.snapshots.is_empty() {
+        return Err(Error::corruption(
+            storage.path_of(crate::format::HARD_STATE_FILE_NAME),
+            0,
+            None,
+            CorruptionKind::HardStateUnreadable,
+        ));
+    }
+    if !survey.foreign.is_empty() {
+        return Err(Error::DirectoryNotEmpty {
+            path: crate::directory::directory_path(storage),
+            foreign: survey.foreign,
+        });
     }
     Ok(())
 }

@@ -15,14 +15,21 @@
 //! * before that, a crash may keep any subset of the unsynced 512-byte sectors
 //!   and of the unsynced directory changes.
 
+pub(crate) mod entry;
 mod os;
+mod private;
 pub(crate) mod whole_file;
 
 use std::borrow::Cow;
 use std::io;
 use std::path::PathBuf;
 
-pub use os::{LockMode, OsFile, OsStorage};
+pub use entry::{not_a_regular_file, DirectoryEntry, FileKind, ForeignFile};
+pub use os::{LockMode, OsFile, OsStorage, LOCK_FILE_NAME};
+pub use private::{
+    create_private_directory, create_private_file, open_regular_file, sync_directory,
+    PRIVATE_DIRECTORY_MODE, PRIVATE_FILE_MODE,
+};
 
 /// Whether a handle may change what it opens. An open for inspection
 /// ([`Access::ReadOnly`]) changes nothing on disk, not even to repair what
@@ -47,20 +54,31 @@ pub trait Storage: Send + Sync + 'static {
     /// The file handle type.
     type File: StorageFile;
 
-    /// Names of every file in the directory, in no particular order.
-    fn list(&self) -> io::Result<Vec<String>>;
+    /// Every entry of the directory (the lock file included), in no
+    /// particular order, with names exactly as stored.
+    fn list(&self) -> io::Result<Vec<DirectoryEntry>>;
 
-    /// Creates a new, empty file opened for reading and writing. Fails if the
-    /// name exists.
+    /// The directory's own permission bits, where the storage has them.
+    fn directory_mode(&self) -> io::Result<Option<u32>> {
+        Ok(None)
+    }
+
+    /// Creates a new, empty file opened for reading and writing, readable
+    /// and writable by its owner only (mode 0600 where the storage has
+    /// modes). Fails if the name exists.
     fn create(&self, name: &str) -> io::Result<Self::File>;
 
-    /// Opens an existing file, for writing too when `writable`.
+    /// Opens an existing regular file, for writing too when `writable`.
+    /// Any other kind of entry is refused with [`not_a_regular_file`] at
+    /// once: an open never blocks (as a FIFO's would) and never follows a
+    /// link.
     fn open(&self, name: &str, writable: bool) -> io::Result<Self::File>;
 
     /// Renames `from` to `to`, replacing `to` if it exists.
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
 
-    /// Removes a file.
+    /// Removes a regular file; any other kind of entry is refused with
+    /// [`not_a_regular_file`].
     fn remove(&self, name: &str) -> io::Result<()>;
 
     /// Makes every create, rename and remove so far durable.

@@ -1,15 +1,20 @@
 //! [`OsStorage`]: the real file system behind the io seam.
 
 use std::borrow::Cow;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use memmap2::Mmap;
 
-use super::{Storage, StorageFile};
+use super::private::directory_mode;
+use super::{
+    create_private_directory, create_private_file, not_a_regular_file, open_regular_file,
+    sync_directory, DirectoryEntry, FileKind, Storage, StorageFile,
+};
 use crate::error::{Error, Result};
 
 /// The name of the lock file inside a data directory. It holds no data; its
@@ -33,16 +38,20 @@ pub struct OsStorage {
     /// How the directory is held; a [`LockMode::Shared`] handle refuses
     /// every call that would change the directory.
     mode: LockMode,
-    /// Holds the `flock`; never read, only kept open. `None` only for a
-    /// shared handle on a directory without a lock file (see
-    /// [`OsStorage::open`]).
-    _lock: Option<File>,
+    /// Holds the `flock`; never read, only kept open (and unlocked on drop).
+    /// `None` only for a shared handle on a directory without a lock file
+    /// (see [`OsStorage::open`]).
+    lock: Option<File>,
 }
 
 impl OsStorage {
     /// Opens (creating it durably if missing, in [`LockMode::Exclusive`]) the
     /// directory `root` and locks it. A second opener gets
-    /// [`Error::DirectoryLocked`] at once; it never waits.
+    /// [`Error::DirectoryLocked`] at once; it never waits. A directory this
+    /// creates, and each missing parent, is private (0700) whatever the
+    /// umask (see [`create_private_directory`]); so is the lock file (0600).
+    /// The lock file must be a regular file: anything else under its name
+    /// is [`Error::NotARegularFile`], at once.
     ///
     /// A [`LockMode::Shared`] handle never writes: it opens the lock file
     /// read-only, and every [`Storage`] call that would change the directory
@@ -52,17 +61,22 @@ impl OsStorage {
     /// writer that starts afterwards is then not kept out.
     pub fn open(root: impl AsRef<Path>, mode: LockMode) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
-        if mode == LockMode::Exclusive && !root.exists() {
-            create_directory_durably(&root)?;
+        if mode == LockMode::Exclusive {
+            if root.symlink_metadata().is_err() {
+                create_private_directory(&root)
+                    .map_err(|e| Error::io("create directory", &root, e))?;
+            }
+            // Whether this process created the directory or an earlier one
+            // did and was killed before syncing the parent, the directory's
+            // own entry must be durable before anything in it is trusted.
+            let parent = root
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            sync_directory(parent).map_err(|e| Error::io("fsync directory", parent, e))?;
         }
         let lock_path = root.join(LOCK_FILE_NAME);
-        let opened = OpenOptions::new()
-            .read(true)
-            .write(mode == LockMode::Exclusive)
-            .create(mode == LockMode::Exclusive)
-            .truncate(false)
-            .open(&lock_path);
-        let lock = match opened {
+        let lock = match open_lock_file(&lock_path, mode) {
             Ok(lock) => lock,
             Err(e) if mode == LockMode::Shared && e.kind() == io::ErrorKind::NotFound => {
                 if !root.is_dir() {
@@ -71,7 +85,7 @@ impl OsStorage {
                 return Ok(Self {
                     root,
                     mode,
-                    _lock: None,
+                    lock: None,
                 });
             }
             Err(e) => return Err(Error::io("open lock file", &lock_path, e)),
@@ -91,7 +105,7 @@ impl OsStorage {
         Ok(Self {
             root,
             mode,
-            _lock: Some(lock),
+            lock: Some(lock),
         })
     }
 
@@ -112,64 +126,73 @@ impl OsStorage {
     }
 }
 
-/// Creates `root` and every missing ancestor, each followed by a sync of
-/// its parent, so that no directory cpwal created can vanish in a crash
-/// with the files made in it.
-fn create_directory_durably(root: &Path) -> Result<()> {
-    let parent = root
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.exists() {
-        create_directory_durably(parent)?;
-    }
-    match fs::create_dir(root) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-            return Err(Error::io("create directory", root, e))
+impl Drop for OsStorage {
+    /// Releases the lock explicitly rather than by closing the descriptor.
+    /// A `flock` belongs to the open file description, which a child
+    /// process forked meanwhile shares until it calls `exec` (or for good,
+    /// if it never does); closing only this descriptor would leave the
+    /// directory locked by the child, and a reopen in this process would
+    /// fail with [`Error::DirectoryLocked`]. Unlocking through any
+    /// descriptor releases it for all of them.
+    fn drop(&mut self) {
+        if let Some(lock) = &self.lock {
+            let _ = fs2::FileExt::unlock(lock);
         }
-        _ => {}
     }
-    sync_directory_at(parent).map_err(|e| Error::io("fsync directory", parent, e))
 }
 
-fn sync_directory_at(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
+/// Opens the lock file as a regular file only (a FIFO named `LOCK` must not
+/// block the open); a writer creates it, private, when it is missing.
+fn open_lock_file(path: &Path, mode: LockMode) -> io::Result<File> {
+    let writable = mode == LockMode::Exclusive;
+    match open_regular_file(path, writable) {
+        Err(e) if writable && e.kind() == io::ErrorKind::NotFound => {
+            match create_private_file(path) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    open_regular_file(path, writable)
+                }
+                created => created,
+            }
+        }
+        opened => opened,
+    }
 }
 
 impl Storage for OsStorage {
     type File = OsFile;
 
-    fn list(&self) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
+    fn list(&self) -> io::Result<Vec<DirectoryEntry>> {
+        let mut entries = Vec::new();
         for entry in fs::read_dir(&self.root)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if name != LOCK_FILE_NAME {
-                names.push(name);
-            }
+            let entry = entry?;
+            // `DirEntry::metadata` does not follow a symbolic link.
+            let metadata = match entry.metadata() {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // Gone since.
+                metadata => metadata?,
+            };
+            entries.push(DirectoryEntry {
+                name: entry.file_name(),
+                kind: FileKind::of(metadata.file_type()),
+                mode: Some(metadata.permissions().mode() & 0o7777),
+            });
         }
-        Ok(names)
+        Ok(entries)
+    }
+
+    fn directory_mode(&self) -> io::Result<Option<u32>> {
+        directory_mode(&self.root).map(Some)
     }
 
     fn create(&self, name: &str) -> io::Result<OsFile> {
         self.check_writable()?;
-        let path = self.root.join(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        Ok(OsFile::new(file))
+        create_private_file(&self.root.join(name)).map(OsFile::new)
     }
 
     fn open(&self, name: &str, writable: bool) -> io::Result<OsFile> {
         if writable {
             self.check_writable()?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(self.root.join(name))?;
-        Ok(OsFile::new(file))
+        open_regular_file(&self.root.join(name), writable).map(OsFile::new)
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
@@ -179,12 +202,17 @@ impl Storage for OsStorage {
 
     fn remove(&self, name: &str) -> io::Result<()> {
         self.check_writable()?;
-        fs::remove_file(self.root.join(name))
+        let path = self.root.join(name);
+        let kind = FileKind::of(path.symlink_metadata()?.file_type());
+        if kind != FileKind::RegularFile {
+            return Err(not_a_regular_file(kind));
+        }
+        fs::remove_file(path)
     }
 
     fn sync_directory(&self) -> io::Result<()> {
         self.check_writable()?;
-        sync_directory_at(&self.root)
+        sync_directory(&self.root)
     }
 
     fn path_of(&self, name: &str) -> PathBuf {
@@ -259,8 +287,13 @@ impl StorageFile for OsFile {
         Ok(self.file.metadata()?.len())
     }
 
-    /// Reserves the space with `fallocate`, then writes real zeros over the
-    /// bytes it added.
+    /// Reserves the space with `posix_fallocate`, then writes real zeros
+    /// over the bytes it added.
+    ///
+    /// `posix_fallocate` is called directly: it returns its error number
+    /// rather than setting `errno`, and `fs2` 0.4 read `errno`, so a full
+    /// disk came back as "Success (os error 0)" (or as a stale `EAGAIN` from
+    /// another call on the same thread), never as `ENOSPC`.
     ///
     /// Why the zeros: `fallocate` leaves unwritten extents on ext4 (and XFS),
     /// and the first write into each such block turns it into a written
@@ -273,7 +306,9 @@ impl StorageFile for OsFile {
     /// each new segment when it is created.
     fn allocate(&self, length_bytes: u64) -> io::Result<()> {
         let old_length = self.len()?;
-        fs2::FileExt::allocate(&self.file, length_bytes)?;
+        if length_bytes > 0 {
+            reserve(&self.file, length_bytes)?;
+        }
         write_zeros(&self.file, old_length, length_bytes)
     }
 
@@ -303,6 +338,23 @@ impl StorageFile for OsFile {
     }
 }
 
+/// Reserves the blocks of `file` up to `length_bytes` (`posix_fallocate`;
+/// `length_bytes` must not be 0), reporting a full disk as `ENOSPC` (or a
+/// quota as `EDQUOT`), which [`Error::io`] makes [`Error::NoSpace`].
+fn reserve(file: &File, length_bytes: u64) -> io::Result<()> {
+    let length = libc::off_t::try_from(length_bytes)
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: not a memory map, but the one other kind of call cpwal makes
+    // outside std: `posix_fallocate` takes a descriptor and two integers and
+    // touches no memory of ours. The descriptor is `file`'s, borrowed for
+    // the duration of the call, so it is open and cannot be reused.
+    let code = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) };
+    match code {
+        0 => Ok(()),
+        error => Err(io::Error::from_raw_os_error(error)),
+    }
+}
+
 /// Writes real zeros over `[from, to)` of `file`, a megabyte at a time.
 fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
     const CHUNK_BYTES: u64 = 1 << 20;
@@ -319,6 +371,21 @@ fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drop_releases_the_lock_held_by_a_copied_descriptor() {
+        // Goal: closing a handle frees the directory even while another
+        // descriptor of the same lock file description is open, as in a
+        // child process forked (by any thread) before it runs `exec`.
+        // Method: copy the lock's descriptor (`dup`, what `fork` does),
+        // drop the storage, reopen while the copy is still open.
+        let dir = tempfile::tempdir().unwrap();
+        let storage = OsStorage::open(dir.path(), LockMode::Exclusive).unwrap();
+        let copy = storage.lock.as_ref().unwrap().try_clone().unwrap();
+        drop(storage);
+        OsStorage::open(dir.path(), LockMode::Exclusive).expect("the copy kept the lock");
+        drop(copy);
+    }
 
     #[test]
     fn allocate_keeps_written_bytes_and_zero_fills_the_rest() {

@@ -9,8 +9,11 @@
 //! directory sync after it makes the final name durable before the caller
 //! goes on. So a file under its final name is always whole, and a crash
 //! leaves either no file, the whole file, or the whole file beside a
-//! leftover temporary — never a partial file under its final name.
+//! leftover temporary — never a partial file under its final name. A
+//! creation that fails before the rename (a full disk, say) removes its
+//! temporary, so it leaves no multi-megabyte file behind.
 
+use crate::directory::{remove_leftover, RemoveOnFailure};
 use crate::error::{Error, Result};
 use crate::format::TEMPORARY_FILE_SUFFIX;
 
@@ -26,49 +29,46 @@ pub(crate) fn temporary_name(name: &str) -> String {
 /// creation would fail, and the name could never be written again).
 pub(crate) fn create_temporary<S: Storage>(storage: &S, name: &str) -> Result<S::File> {
     let temporary = temporary_name(name);
-    let path = storage.path_of(&temporary);
-    let leftover = storage
-        .list()
-        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?
-        .contains(&temporary);
-    if leftover {
-        storage
-            .remove(&temporary)
-            .map_err(|e| Error::io("remove file", &path, e))?;
-    }
+    remove_leftover(storage, &temporary)?;
     storage
         .create(&temporary)
-        .map_err(|e| Error::io("create file", &path, e))
+        .map_err(|e| Error::io("create file", storage.path_of(&temporary), e))
 }
 
-/// Makes `file`, written under `temporary`, the file `name`: the file is
-/// synced, renamed and the directory synced, in that order.
+/// Makes `file`, created as `temporary`, the file `name`: `finish` writes
+/// what is still to write, then the file is synced, renamed and the
+/// directory synced, in that order. If a step before the rename fails, the
+/// temporary is removed (best effort: one a crash keeps is removed by the
+/// next writable open).
 pub(crate) fn install<S: Storage>(
     storage: &S,
     file: &S::File,
     temporary: &str,
     name: &str,
+    finish: impl FnOnce(&S::File) -> Result<()>,
 ) -> Result<()> {
     let path = storage.path_of(temporary);
+    let cleanup = RemoveOnFailure::new(storage, temporary);
+    finish(file)?;
     file.sync_data()
         .map_err(|e| Error::io("fdatasync file", &path, e))?;
     storage
         .rename(temporary, name)
         .map_err(|e| Error::io("rename file", &path, e))?;
+    cleanup.keep();
     storage
         .sync_directory()
         .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))
 }
 
-/// [`create_temporary`], `fill`, then [`install`]: the file `name`, whole,
-/// holding what `fill` wrote. Returns the open file.
+/// [`create_temporary`], then [`install`] with `fill`: the file `name`,
+/// whole, holding what `fill` wrote. Returns the open file.
 pub(crate) fn write_whole<S: Storage>(
     storage: &S,
     name: &str,
     fill: impl FnOnce(&S::File) -> Result<()>,
 ) -> Result<S::File> {
     let file = create_temporary(storage, name)?;
-    fill(&file)?;
-    install(storage, &file, &temporary_name(name), name)?;
+    install(storage, &file, &temporary_name(name), name, fill)?;
     Ok(file)
 }

@@ -8,11 +8,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, InvalidInput, Result};
-use crate::format::{record_bytes, segment_bytes_holding, RecordHeader, MAX_RECORD_PAYLOAD_BYTES};
+use crate::format::{
+    record_bytes, segment_bytes_holding, RecordHeader, FIRST_SYNC_OFFSET, MAX_RECORD_PAYLOAD_BYTES,
+    SECTOR_BYTES,
+};
 use crate::io::{Storage, StorageFile};
 
 use super::group_commit::Ticket;
-use super::record::{encode_record, RecordPlace};
+use super::record::{frame_record, seal_records};
 use super::segment::{new_header, Segment, TermRun};
 use super::spare_segment::SPARE_SEGMENT_FILE_NAME;
 use super::{CommitStamp, LogFile, SegmentedLog};
@@ -30,6 +33,12 @@ pub struct TailSync<F> {
 }
 
 impl<F: StorageFile> TailSync<F> {
+    /// One past the last index this sync makes durable.
+    #[cfg(test)]
+    pub fn covered_end(&self) -> u64 {
+        self.covered_end
+    }
+
     /// Runs the sync; the latch keeps it from overlapping another sync of
     /// the file, and refuses it after any failure.
     pub fn run(&self) -> Result<()> {
@@ -42,11 +51,22 @@ impl<F: StorageFile> TailSync<F> {
 impl<S: Storage> SegmentedLog<S> {
     /// Appends entries after the end of the log, without syncing (see
     /// [`SegmentedLog::sync`]). Each element is `(term, payload)`. The
-    /// records are encoded into the write buffer and reach the file when the
+    /// records are framed into the write buffer and reach the file when the
     /// log is synced or a [`SegmentedLog::tail_sync_handle`] is taken, so one
     /// `pwrite` serves every write since the last sync; a full segment is
     /// written and synced before the next one is created, so only the last
     /// segment ever holds unsynced records.
+    ///
+    /// The entries are one batch. A batch of self-committing entries (a sole
+    /// voter's) is atomic across errors and crashes: every record carries
+    /// the batch's end as its commit point, recovery drops a batch whose
+    /// records do not all survive, and the batch never spans two segments
+    /// (when it does not fit in the tail the log rolls over before writing
+    /// any of it; one larger than a fresh segment holds is refused as
+    /// [`InvalidInput::BatchTooLarge`]). So a failed rollover, a full disk
+    /// or a crash leaves all of it or none. Other batches may span segments,
+    /// and a single entry too large for a segment of the configured size
+    /// gets a segment sized for it (see [`Self::roll_over`]).
     ///
     /// On error the handle must be considered failed: in-memory state may be
     /// ahead of the disk.
@@ -55,13 +75,24 @@ impl<S: Storage> SegmentedLog<S> {
         entries: impl IntoIterator<Item = (u64, &'a [u8])> + Clone,
         commit: CommitStamp,
     ) -> Result<()> {
-        Self::check_fits(entries.clone())?;
+        let (count, bytes) = Self::check_fits(entries.clone())?;
+        let fresh_room = self.segment_size_bytes - FIRST_SYNC_OFFSET;
+        if commit == CommitStamp::SelfCommitting && bytes > fresh_room {
+            let limit = fresh_room;
+            return Err(InvalidInput::BatchTooLarge { bytes, limit }.into());
+        }
+        if bytes > self.pending_room() && bytes <= fresh_room {
+            self.roll_over(0)?;
+        }
+        let commit_end = match commit {
+            CommitStamp::SelfCommitting => self.end_index + count,
+            CommitStamp::Known(end) => end,
+        };
         for (term, payload) in entries {
-            let size = record_bytes(payload.len() as u64);
-            if size > self.pending_room() {
+            if record_bytes(payload.len() as u64) > self.pending_room() {
                 self.roll_over(payload.len() as u64)?;
             }
-            self.encode_into_buffer(term, payload, commit);
+            self.frame_into_buffer(term, payload, commit_end);
         }
         if self.pending_room() < self.segment_size_bytes / 2 {
             self.spare.prepare_ahead();
@@ -72,9 +103,10 @@ impl<S: Storage> SegmentedLog<S> {
 
     /// Refuses, before anything is written, an entry no record can carry:
     /// an empty one, or one above [`MAX_RECORD_PAYLOAD_BYTES`]. Any other
-    /// entry fits a segment (see [`Self::roll_over`]), so a batch is never
-    /// refused for its size.
-    fn check_fits<'a>(entries: impl IntoIterator<Item = (u64, &'a [u8])>) -> Result<()> {
+    /// entry fits a segment (see [`Self::roll_over`]). Returns the batch's
+    /// entry count and the bytes its records take.
+    fn check_fits<'a>(entries: impl IntoIterator<Item = (u64, &'a [u8])>) -> Result<(u64, u64)> {
+        let (mut count, mut total) = (0u64, 0u64);
         for (_, payload) in entries {
             if payload.is_empty() {
                 return Err(InvalidInput::EmptyEntry.into());
@@ -86,36 +118,50 @@ impl<S: Storage> SegmentedLog<S> {
                 }
                 .into());
             }
+            count += 1;
+            total = total.saturating_add(record_bytes(payload.len() as u64));
         }
-        Ok(())
+        Ok((count, total))
+    }
+
+    /// Where the write buffer goes in the tail: the next sector boundary at
+    /// or after the tail's end, so that every sync's write starts a sector
+    /// of its own (see the format's "Torn tail or corruption": a sector then
+    /// never holds records of two syncs, and rot in it cannot pass for a
+    /// tear unless it is in the last sync). The header's sector holds the
+    /// header alone, so the first sync starts at the second sector
+    /// ([`FIRST_SYNC_OFFSET`]).
+    pub(super) fn buffer_offset(&self) -> u64 {
+        let end = self.tail().end_offset;
+        end.div_ceil(SECTOR_BYTES) * SECTOR_BYTES
     }
 
     /// Bytes left in the tail segment after what is already buffered.
     fn pending_room(&self) -> u64 {
-        self.tail().free_bytes() - self.write_buffer.len() as u64
+        self.tail()
+            .header
+            .size_bytes
+            .saturating_sub(self.buffer_offset() + self.write_buffer.len() as u64)
     }
 
-    fn encode_into_buffer(&mut self, term: u64, payload: &[u8], commit: CommitStamp) {
+    /// Frames one record into the write buffer. Its `durable_end` and
+    /// checksum are filled in when the buffer is written
+    /// ([`SegmentedLog::flush_buffer`]), so the record vouches for every
+    /// sync that completed before it reached the file.
+    fn frame_into_buffer(&mut self, term: u64, payload: &[u8], commit_end: u64) {
         let index = self.end_index;
-        let tail = self.segments.last_mut().expect("an open log has a segment");
-        let offset = tail.end_offset + self.write_buffer.len() as u64;
+        let offset = self.buffer_offset() + self.write_buffer.len() as u64;
         let header = RecordHeader {
             magic: 0,
             payload_bytes: 0,
             log_epoch: self.liveness.log_epoch,
             index,
             term,
-            durable_end: self.durable_end,
-            commit_end: match commit {
-                CommitStamp::SelfCommitting => index + 1,
-                CommitStamp::Known(end) => end,
-            },
+            durable_end: 0,
+            commit_end,
         };
-        let place = RecordPlace {
-            generation: tail.generation(),
-            offset,
-        };
-        encode_record(&mut self.write_buffer, place, header, payload);
+        frame_record(&mut self.write_buffer, header, payload);
+        let tail = self.segments.last_mut().expect("an open log has a segment");
         tail.offsets.push(offset as u32);
         if self.term_runs.last().map(|r| r.term) != Some(term) {
             self.term_runs.push(TermRun {
@@ -126,16 +172,25 @@ impl<S: Storage> SegmentedLog<S> {
         self.end_index += 1;
     }
 
-    /// Writes the buffered records at the tail's end in one `pwrite`.
+    /// Seals the buffered records (their `durable_end` is what is durable
+    /// now; then their checksums) and writes them at the tail's next sector
+    /// boundary in one `pwrite`.
     pub(super) fn flush_buffer(&mut self) -> Result<()> {
         if self.write_buffer.is_empty() {
             return Ok(());
         }
+        let at = self.buffer_offset();
         let tail = self.segments.last_mut().expect("an open log has a segment");
+        seal_records(
+            &mut self.write_buffer,
+            tail.generation(),
+            at,
+            self.durable_end,
+        );
         tail.file
-            .write_at(tail.end_offset, &self.write_buffer)
+            .write_at(at, &self.write_buffer)
             .map_err(|e| Error::io("write segment", &tail.path, e))?;
-        tail.end_offset += self.write_buffer.len() as u64;
+        tail.end_offset = at + self.write_buffer.len() as u64;
         self.write_buffer.clear();
         Ok(())
     }
@@ -145,7 +200,7 @@ impl<S: Storage> SegmentedLog<S> {
     /// the tail filled, or, for a record larger than a segment of the
     /// configured size holds (an openraft membership of many long names in
     /// small segments), in a segment created just large enough for it.
-    fn roll_over(&mut self, payload_bytes: u64) -> Result<()> {
+    pub(super) fn roll_over(&mut self, payload_bytes: u64) -> Result<()> {
         self.sync()?;
         let tail = self.tail();
         let (generation, first_index) = (tail.generation() + 1, self.end_index);

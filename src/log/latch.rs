@@ -25,7 +25,8 @@
 //!
 //! Reads (`list`, `open`, `read_at`, `len`) are not latched: they change
 //! nothing, and a failed one leaves nothing behind that a later call could
-//! trust wrongly.
+//! trust wrongly. Nor is removing a temporary file (see
+//! [`LatchedStorage::remove`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -34,8 +35,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 
 use crate::error::{Error, LatchedFailure, Result};
-use crate::format::{HARD_STATE_FILE_NAME, SEGMENT_FILE_PREFIX};
-use crate::io::{Storage, StorageFile};
+use crate::format::{HARD_STATE_FILE_NAME, SEGMENT_FILE_PREFIX, TEMPORARY_FILE_SUFFIX};
+use crate::io::{DirectoryEntry, Storage, StorageFile};
 
 /// The first storage failure of a handle, shared by its storage and every
 /// file opened through it.
@@ -185,8 +186,13 @@ pub struct LatchedStorage<S: Storage> {
 impl<S: Storage> LatchedStorage<S> {
     /// Wraps `inner`, with no failure latched yet.
     pub fn new(inner: S) -> Self {
+        Self::shared(Arc::new(inner))
+    }
+
+    /// Wraps `inner`, which others hold too, with no failure latched yet.
+    pub fn shared(inner: Arc<S>) -> Self {
         Self {
-            inner: Arc::new(inner),
+            inner,
             latch: Arc::default(),
             created: Mutex::default(),
         }
@@ -250,8 +256,12 @@ impl<S: Storage> LatchedStorage<S> {
 impl<S: Storage> Storage for LatchedStorage<S> {
     type File = LatchedFile<S::File>;
 
-    fn list(&self) -> io::Result<Vec<String>> {
+    fn list(&self) -> io::Result<Vec<DirectoryEntry>> {
         self.inner.list()
+    }
+
+    fn directory_mode(&self) -> io::Result<Option<u32>> {
+        self.inner.directory_mode()
     }
 
     fn create(&self, name: &str) -> io::Result<Self::File> {
@@ -276,7 +286,16 @@ impl<S: Storage> Storage for LatchedStorage<S> {
         Ok(())
     }
 
+    /// A temporary file (`*.tmp`) is removed around the latch, before and
+    /// after a failure alike: it holds nothing acknowledged (a crash leaves
+    /// it to recovery anyway), so removing it cannot make anything the node
+    /// relies on untrue — it is how a creation that failed cleans up after
+    /// itself (no multi-megabyte temporary left behind), and a removal that
+    /// fails (one that was never there, say) changes nothing anyone reads.
     fn remove(&self, name: &str) -> io::Result<()> {
+        if name.ends_with(TEMPORARY_FILE_SUFFIX) {
+            return self.inner.remove(name);
+        }
         self.run_on(FileOperation::Remove, name, || self.inner.remove(name))
     }
 
@@ -315,7 +334,7 @@ impl<S: Storage> Storage for LatchedStorage<S> {
 /// A file whose mutating calls pass its storage's [`Latch`], and whose
 /// syncs never overlap.
 pub struct LatchedFile<F> {
-    inner: F,
+    inner: Arc<F>,
     latch: Arc<Latch>,
     path: SharedPath,
     kind: FileKind,
@@ -337,12 +356,18 @@ impl<F> fmt::Debug for LatchedFile<F> {
 impl<F: StorageFile> LatchedFile<F> {
     fn new(inner: F, latch: Arc<Latch>, path: SharedPath, kind: FileKind) -> Self {
         Self {
-            inner,
+            inner: Arc::new(inner),
             latch,
             path,
             kind,
             syncing: Mutex::new(()),
         }
+    }
+
+    /// The file underneath, for readers that only read it (operator tools
+    /// copying or walking segments): reads are not latched anyway.
+    pub(crate) fn unlatched(&self) -> Arc<F> {
+        Arc::clone(&self.inner)
     }
 
     fn run<T>(
@@ -427,7 +452,7 @@ mod tests {
 
     impl Storage for Scripted {
         type File = ScriptedFile;
-        fn list(&self) -> io::Result<Vec<String>> {
+        fn list(&self) -> io::Result<Vec<DirectoryEntry>> {
             self.inner.list()
         }
         fn create(&self, name: &str) -> io::Result<ScriptedFile> {

@@ -27,12 +27,13 @@ pub(crate) mod record;
 mod recovery;
 mod reshape;
 pub(crate) mod segment;
-mod spare_segment;
+pub(crate) mod spare_segment;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::directory::{ForeignFile, WidePermission};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{record_bytes, RecordHeader, RECORD_HEADER_BYTES, RECORD_MAGIC};
 use crate::io::{Storage, StorageFile};
@@ -48,8 +49,10 @@ pub use group_commit::{GroupCommit, SyncOwner, Ticket};
 /// How a record says which entries are committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitStamp {
-    /// A sole voter: each entry is committed the moment it is durable, so each
-    /// record claims itself (`commit_end = index + 1`).
+    /// A sole voter: each entry is committed the moment it is durable, so
+    /// each record of a batch claims the whole batch (`commit_end` = one past
+    /// the batch's last index), which is true once every record of it is
+    /// durable; recovery drops a batch whose records did not all survive.
     SelfCommitting,
     /// Every index below this is committed.
     Known(u64),
@@ -64,6 +67,24 @@ pub struct RecoveryReport {
     pub finished_truncation: Option<DroppedTail>,
     /// Leftover files removed: temporary files and compacted segments.
     pub removed_files: Vec<String>,
+    /// Entries the directory holds that cpwal did not write, sorted by
+    /// path: reported, never read, changed or removed (`lost+found` is not
+    /// listed).
+    pub foreign_files: Vec<ForeignFile>,
+    /// The directory (first) and cpwal files whose permissions let other
+    /// users in (see [`WidePermission`]); reported, not refused.
+    pub wide_permissions: Vec<WidePermission>,
+}
+
+impl RecoveryReport {
+    /// Whether recovery changes (or, read-only, would change) anything on
+    /// disk: a torn tail dropped, a truncation finished, leftover files
+    /// removed. Foreign files and wide permissions are only reported.
+    pub fn repairs_anything(&self) -> bool {
+        self.torn_tail.is_some()
+            || self.finished_truncation.is_some()
+            || !self.removed_files.is_empty()
+    }
 }
 
 /// Where the log starts after a compaction or restart: the first index it
@@ -88,6 +109,9 @@ pub struct DroppedTail {
     pub index: u64,
     /// How many bytes were dropped.
     pub bytes: u64,
+    /// Every index dropped: from `index` to one past the highest index of
+    /// any valid record among the dropped bytes (at least `index` itself).
+    pub indexes: std::ops::Range<u64>,
 }
 
 /// The log's files and in-memory index.
@@ -104,7 +128,8 @@ pub struct DroppedTail {
 ///   `durable_end <=` the written end `<= end_index`, and `start_index` lies
 ///   within the first segment (or at its end);
 /// * the tail's record offsets increase; those at or after its `end_offset`
-///   are the buffered records, which start there, and the buffer fits in
+///   are the buffered records, which start at the next sector boundary
+///   (each sync's write starts a sector of its own), and the buffer fits in
 ///   the tail;
 /// * `term_runs` covers `[first segment's first_index, end_index)` with
 ///   strictly increasing `first_index`.
@@ -120,6 +145,9 @@ pub struct SegmentedLog<S: Storage> {
     durable_end: u64,
     liveness: Liveness,
     recovered_commit_end: u64,
+    /// The `durable_end` the tail's last record carried at open (see
+    /// [`SegmentedLog::make_recovered_tail_durable`]).
+    tail_vouched_end: u64,
     /// Records encoded by [`SegmentedLog::write`] and not yet written to the
     /// tail file: they go out in one `pwrite` when the log is synced (or a
     /// sync handle taken, or the tail is full), so group commit makes one
@@ -197,7 +225,7 @@ impl<S: Storage> SegmentedLog<S> {
     /// The term of the entry at `index`, including the entry just before the
     /// log start (remembered from the compaction).
     pub fn term_at(&self, index: u64) -> Result<u64> {
-        if index + 1 == self.start_index {
+        if Some(index) == self.start_index.checked_sub(1) {
             return Ok(self.start_previous_term);
         }
         self.check_readable(index)?;
@@ -403,13 +431,14 @@ impl<S: Storage> SegmentedLog<S> {
             .offsets
             .partition_point(|&offset| u64::from(offset) < tail.end_offset);
         match tail.offsets.get(in_file) {
-            Some(&first_buffered) => assert_eq!(u64::from(first_buffered), tail.end_offset),
+            Some(&first_buffered) => assert_eq!(u64::from(first_buffered), self.buffer_offset()),
             None => assert!(
                 self.write_buffer.is_empty(),
                 "buffered bytes without records"
             ),
         }
-        assert!(tail.end_offset + self.write_buffer.len() as u64 <= tail.header.size_bytes);
+        let buffered_end = self.buffer_offset() + self.write_buffer.len() as u64;
+        assert!(self.write_buffer.is_empty() || buffered_end <= tail.header.size_bytes);
     }
 }
 

@@ -18,14 +18,26 @@ pub struct RecordPlace {
     pub offset: u64,
 }
 
-/// Appends the framed record (header, payload, padding, trailer) to `out`.
+/// Appends the framed record (header, payload, padding, trailer) to `out`,
+/// sealed: `header.magic` and `header.payload_bytes` are filled in here, and
+/// the checksum for `place`.
+#[cfg(test)]
+pub fn encode_record(out: &mut Vec<u8>, place: RecordPlace, header: RecordHeader, payload: &[u8]) {
+    let start = out.len();
+    frame_record(out, header, payload);
+    let durable_end = header.durable_end;
+    seal_records(
+        &mut out[start..],
+        place.generation,
+        place.offset,
+        durable_end,
+    );
+}
+
+/// Appends the record (header, payload, padding, trailer) to `out`, not yet
+/// sealed: its checksum is zero until [`seal_records`] runs.
 /// `header.magic` and `header.payload_bytes` are filled in here.
-pub fn encode_record(
-    out: &mut Vec<u8>,
-    place: RecordPlace,
-    mut header: RecordHeader,
-    payload: &[u8],
-) {
+pub fn frame_record(out: &mut Vec<u8>, mut header: RecordHeader, payload: &[u8]) {
     debug_assert!(!payload.is_empty() && payload.len() <= MAX_RECORD_PAYLOAD_BYTES);
     header.magic = RECORD_MAGIC;
     header.payload_bytes = payload.len() as u32;
@@ -35,7 +47,7 @@ pub fn encode_record(
     let padded = start + align_up(RECORD_HEADER_BYTES + payload.len() as u64) as usize;
     out.resize(padded, 0);
     let trailer = RecordTrailer {
-        crc: record_checksum(place, &out[start..]),
+        crc: 0,
         end_magic: RECORD_END_MAGIC,
     };
     out.extend_from_slice(bytemuck::bytes_of(&trailer));
@@ -45,17 +57,45 @@ pub fn encode_record(
     );
 }
 
+/// Seals every record framed in `records`, which will be written at
+/// `offset` of the segment of `generation`: each gets `durable_end` and then
+/// its checksum (salted with where it lands).
+pub fn seal_records(records: &mut [u8], generation: u64, offset: u64, durable_end: u64) {
+    let header_bytes = RECORD_HEADER_BYTES as usize;
+    let mut start = 0;
+    while start < records.len() {
+        let mut header: RecordHeader =
+            bytemuck::pod_read_unaligned(&records[start..start + header_bytes]);
+        header.durable_end = durable_end;
+        records[start..start + header_bytes].copy_from_slice(bytemuck::bytes_of(&header));
+        let length = record_bytes(u64::from(header.payload_bytes)) as usize;
+        let body_end = start + length - RECORD_TRAILER_BYTES as usize;
+        let place = RecordPlace {
+            generation,
+            offset: offset + start as u64,
+        };
+        let crc = record_checksum(place, &records[start..body_end]);
+        records[body_end..body_end + 4].copy_from_slice(&crc.to_le_bytes());
+        start += length;
+    }
+}
+
 /// The checksum of a record's body (header, payload and padding) at `place`.
 pub fn record_checksum(place: RecordPlace, body: &[u8]) -> u32 {
-    // The salt (generation, then offset, little-endian) in one update: the
-    // same checksum as two, at one small-input call fewer per record.
+    // The salt in one update: the same checksum as two, at one small-input
+    // call fewer per record.
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&salt(place));
+    hasher.update(body);
+    hasher.finalize()
+}
+
+/// The checksum's salt for `place`: generation, then offset, little-endian.
+fn salt(place: RecordPlace) -> [u8; 16] {
     let mut salt = [0u8; 16];
     salt[..8].copy_from_slice(&place.generation.to_le_bytes());
     salt[8..].copy_from_slice(&place.offset.to_le_bytes());
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&salt);
-    hasher.update(body);
-    hasher.finalize()
+    salt
 }
 
 /// What is found at a record position.
@@ -130,6 +170,45 @@ pub fn parse_record(bytes: &[u8], place: RecordPlace) -> RecordRead<'_> {
     RecordRead::Valid { header, payload }
 }
 
+/// Whether the failed record at `place` would be valid but for one flipped
+/// bit of its `payload_bytes` field. Such a record was written whole and
+/// then damaged; but its claimed extent is wrong, and a longer one can
+/// reach zero sectors past its true end and pass for a tear. A tear keeps a
+/// record's first sector (its header) whole, so in a torn record the length
+/// is the written one, and no single-bit change of it makes the record
+/// valid. Tries each of the 32 bits (checksum over at most one record each,
+/// only for a record that failed at the tail).
+pub fn has_flipped_length(segment: &[u8], place: RecordPlace) -> bool {
+    let start = place.offset as usize;
+    let header_end = start + RECORD_HEADER_BYTES as usize;
+    let Some(header_bytes) = segment.get(start..header_end) else {
+        return false;
+    };
+    let mut header: RecordHeader = bytemuck::pod_read_unaligned(header_bytes);
+    let stored = header.payload_bytes;
+    (0..32).any(|bit| {
+        header.payload_bytes = stored ^ (1 << bit);
+        let payload_bytes = u64::from(header.payload_bytes);
+        if payload_bytes == 0 || payload_bytes > MAX_RECORD_PAYLOAD_BYTES as u64 {
+            return false;
+        }
+        let total = record_bytes(payload_bytes) as usize;
+        let Some(record) = segment.get(start..start + total) else {
+            return false;
+        };
+        let body_end = total - RECORD_TRAILER_BYTES as usize;
+        let trailer: RecordTrailer = bytemuck::pod_read_unaligned(&record[body_end..]);
+        if trailer.end_magic != RECORD_END_MAGIC {
+            return false;
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&salt(place));
+        hasher.update(bytemuck::bytes_of(&header));
+        hasher.update(&record[RECORD_HEADER_BYTES as usize..body_end]);
+        hasher.finalize() == trailer.crc
+    })
+}
+
 /// Whether the failed record at `offset` has the shape of a torn write: some
 /// sector-aligned piece of its extent is entirely zero. A record that was
 /// written whole never has such a piece (see the format's "Torn tail or
@@ -151,31 +230,57 @@ pub fn has_tear_shape(segment: &[u8], offset: u64, extent_bytes: u64) -> bool {
     false
 }
 
-/// The highest `durable_end` among valid records found anywhere in
-/// `segment[from..]` that `is_live` accepts. A live record written after a
-/// failed one, claiming the failed index was durable, is proof that the
-/// failure is damage, not a tear.
-pub fn highest_vouched_end(
+/// What the valid records found anywhere in `segment[from..]` (at every
+/// record-aligned offset where the magic stands) say about the bytes before
+/// them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Survey {
+    /// The highest `durable_end` among those `is_live` accepts. A live
+    /// record written after a failed one, claiming the failed index was
+    /// durable, is proof that the failure is damage, not a tear.
+    pub vouched_end: u64,
+    /// One past the highest index among all of them (0 when there is none):
+    /// what a recovery that drops these bytes drops.
+    pub index_end: u64,
+}
+
+/// Surveys the valid records of `segment[from..]` (see [`Survey`]).
+pub fn survey_records(
     segment: &[u8],
     generation: u64,
     from: u64,
     is_live: impl Fn(&RecordHeader) -> bool,
-) -> u64 {
+) -> Survey {
+    let mut survey = Survey::default();
+    for_each_valid_record(segment, generation, from, |header| {
+        if is_live(header) {
+            survey.vouched_end = survey.vouched_end.max(header.durable_end);
+        }
+        survey.index_end = survey.index_end.max(header.index.saturating_add(1));
+    });
+    survey
+}
+
+/// Calls `visit` with the header of every valid record found anywhere in
+/// `segment[from..]`, at every record-aligned offset where the magic stands
+/// (whatever lies between them: damage, a tear, a truncation's remains).
+pub fn for_each_valid_record(
+    segment: &[u8],
+    generation: u64,
+    from: u64,
+    mut visit: impl FnMut(&RecordHeader),
+) {
     let magic = RECORD_MAGIC.to_le_bytes();
-    let mut highest = 0;
     let mut offset = align_up(from);
     while offset + RECORD_HEADER_BYTES <= segment.len() as u64 {
         if segment[offset as usize..offset as usize + 4] == magic {
             let place = RecordPlace { generation, offset };
             if let RecordRead::Valid { header, .. } = read_record(segment, place) {
-                if is_live(&header) {
-                    highest = highest.max(header.durable_end);
-                }
+                visit(&header);
             }
         }
         offset += RECORD_ALIGNMENT_BYTES;
     }
-    highest
 }
 
 /// One past the last non-zero byte of `segment[from..]`, rounded up to the
@@ -294,6 +399,27 @@ mod tests {
         let mut torn_tail = segment;
         torn_tail[1024..].fill(0);
         assert!(has_tear_shape(&torn_tail, 64, extent));
+    }
+
+    #[test]
+    fn has_flipped_length_sees_every_single_bit_flip_of_the_length_but_not_a_tear() {
+        // Goal: a record written whole whose length field rotted is told from
+        // a torn one, whatever bit flipped. Method: flip each of the 32 bits
+        // of `payload_bytes` of a valid two-sector record (followed by zeros,
+        // as the log's last record is); then tear the same record instead
+        // (its second sector zero).
+        let payload = vec![b'x'; 600];
+        let segment = segment_with(&payload);
+        let length_at = PLACE.offset as usize + 4;
+        for bit in 0..32 {
+            let mut flipped = segment.clone();
+            flipped[length_at + bit / 8] ^= 1 << (bit % 8);
+            assert!(has_flipped_length(&flipped, PLACE), "bit {bit}");
+        }
+        assert!(!has_flipped_length(&segment, PLACE), "a valid record");
+        let mut torn = segment;
+        torn[512..1024].fill(0);
+        assert!(!has_flipped_length(&torn, PLACE));
     }
 
     proptest! {

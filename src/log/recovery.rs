@@ -6,16 +6,16 @@
 use std::sync::Arc;
 
 use crate::codec::DecodeError;
+use crate::directory::{Layout, Survey};
 use crate::error::{CorruptionKind, Error, Result, SegmentChainDetail};
 use crate::format::{
-    parse_segment_file_name, parse_snapshot_file_name, HARD_STATE_FILE_NAME,
-    SEGMENT_FIRST_INDEX_OFFSET, SEGMENT_PREVIOUS_GENERATION_OFFSET, TEMPORARY_FILE_SUFFIX,
+    HARD_STATE_FILE_NAME, SEGMENT_FIRST_INDEX_OFFSET, SEGMENT_FORMAT_VERSION,
+    SEGMENT_PREVIOUS_GENERATION_OFFSET,
 };
-use crate::hard_state::HardState;
-use crate::io::{Access, Storage};
+use crate::hard_state::{HardState, NodeRole};
+use crate::io::{Access, Storage, StorageFile};
 
-use super::record::RecordFault;
-use super::segment::{Liveness, ScanEnd, Segment};
+use super::segment::{Liveness, ScanEnd, Segment, SegmentScan};
 use super::spare_segment::SpareSegment;
 use super::{DroppedTail, GroupCommit, LatchedStorage, RecoveryReport, SegmentedLog};
 
@@ -51,6 +51,7 @@ impl<S: Storage> SegmentedLog<S> {
                 truncated_from: hard_state.truncated_from,
             },
             recovered_commit_end: hard_state.commit_end,
+            tail_vouched_end: 0,
             write_buffer: Vec::new(),
         };
         for generation in generations {
@@ -81,8 +82,66 @@ impl<S: Storage> SegmentedLog<S> {
             ));
         }
         log.recovered_commit_end = log.recovered_commit_end.min(log.end_index);
+        if access.is_writable() {
+            log.make_recovered_tail_durable()?;
+            if log.tail().header.format_version < SEGMENT_FORMAT_VERSION {
+                // New records are written as this version lays them out
+                // (each sync from a sector boundary), which a version 1
+                // segment must not hold: continue in a new segment.
+                log.roll_over(0)?;
+            }
+        }
         log.check_invariants();
         Ok((log, report))
+    }
+
+    /// Makes durable everything a writable open is about to trust, before
+    /// the node serves or acknowledges anything (fault model item 1, 4).
+    ///
+    /// The scan read the page cache, which may hold what never reached the
+    /// disk: records a killed process wrote but never synced, pages a failed
+    /// sync marked clean (a later sync does not write them again), zeros
+    /// a failed zeroing left only in memory, a segment renamed into place or
+    /// a leftover removed whose directory entry was never synced. So:
+    ///
+    /// * the tail's records from the first one its last record does not
+    ///   vouch for (its `durable_end`: every index below it was synced before
+    ///   it was written) are written again, byte for byte, and the rest of
+    ///   the tail is written with zeros, then synced: rewriting dirties the
+    ///   pages, so their writeback happens again. Earlier segments were
+    ///   synced in full before the next one was created;
+    /// * the directory is synced.
+    ///
+    /// Afterwards `durable_end == end_index` is true of the disk, not only of
+    /// the page cache.
+    fn make_recovered_tail_durable(&mut self) -> Result<()> {
+        let tail = self.segments.last().expect("a writable log has a segment");
+        let vouched = self
+            .tail_vouched_end
+            .clamp(tail.first_index(), tail.end_index());
+        let from = tail
+            .offsets
+            .get((vouched - tail.first_index()) as usize)
+            .map_or(tail.end_offset, |&offset| u64::from(offset));
+        let io = |operation| {
+            let path = tail.path.clone();
+            move |e| Error::io(operation, path, e)
+        };
+        if from < tail.end_offset {
+            let records = tail
+                .file
+                .read_at(from, (tail.end_offset - from) as usize)
+                .map_err(io("read segment"))?
+                .into_owned();
+            tail.file
+                .write_at(from, &records)
+                .map_err(io("rewrite segment tail"))?;
+        }
+        tail.write_zeros(tail.end_offset, tail.header.size_bytes)?;
+        tail.file.sync_data().map_err(io("fdatasync segment"))?;
+        self.storage
+            .sync_directory()
+            .map_err(|e| Error::io("fsync directory", self.storage.path_of(""), e))
     }
 
     /// Removes segments wholly below the log start: the leftovers of a
@@ -162,44 +221,23 @@ impl<S: Storage> SegmentedLog<S> {
                     },
                 ));
             }
-            let scan = segment.scan(self.liveness, decode)?;
-            let end_index = segment.end_index();
-            let dropped = DroppedTail {
-                path: segment.path.clone(),
-                offset: segment.end_offset,
-                index: end_index,
-                bytes: scan.written_end - segment.end_offset,
-            };
-            let corrupt = |kind| {
-                Err(Error::corruption(
-                    &dropped.path,
-                    dropped.offset,
-                    Some(end_index),
-                    kind,
-                ))
-            };
-            match scan.end {
-                ScanEnd::Clean => {}
-                _ if !is_last => return corrupt(damage_kind(scan.end)),
-                ScanEnd::Removed => report.finished_truncation = Some(dropped.clone()),
-                ScanEnd::Damaged {
-                    tear_shaped,
-                    vouched_end,
-                    ..
-                } => {
-                    let vouched = vouched_end > end_index || hard_state.commit_end > end_index;
-                    if vouched || !tear_shaped {
-                        return corrupt(damage_kind(scan.end));
-                    }
-                    report.torn_tail = Some(dropped.clone());
+            let mut scan = segment.scan(self.liveness, decode)?;
+            let self_committing = is_last && hard_state.role == NodeRole::SoleVoter;
+            let dropped =
+                judge_segment_end(segment, &mut scan, hard_state, is_last, self_committing)?;
+            if let Some((cause, dropped)) = dropped {
+                if access.is_writable() && dropped.bytes > 0 {
+                    segment.zero_range(dropped.offset, dropped.offset + dropped.bytes)?;
                 }
-            }
-            if access.is_writable() && dropped.bytes > 0 {
-                segment.zero_range(dropped.offset, dropped.offset + dropped.bytes)?;
+                match cause {
+                    ScanEnd::Removed => report.finished_truncation = Some(dropped),
+                    _ => report.torn_tail = Some(dropped),
+                }
             }
             self.term_runs.extend(scan.term_runs);
             self.recovered_commit_end = self.recovered_commit_end.max(scan.commit_end);
-            expected_first = end_index;
+            self.tail_vouched_end = scan.last_durable_end;
+            expected_first = segment.end_index();
         }
         self.end_index = expected_first;
         self.set_durable_end(expected_first);
@@ -228,60 +266,103 @@ impl<S: Storage> SegmentedLog<S> {
     }
 }
 
-/// What to report when a segment's records end badly where they must not.
-fn damage_kind(end: ScanEnd) -> CorruptionKind {
-    match end {
+/// Judges how a scanned segment's live records end, and what recovery
+/// drops after them: nothing (a clean end); the remains of an interrupted
+/// truncation; a torn tail — the never-acknowledged records of the last
+/// sync — only in the last segment, unless a later record or the hard
+/// state's commit point vouches for them, or the damage does not have the
+/// shape of a tear (then it is corruption). In the last segment of a sole
+/// voter, a batch whose records did not all survive is dropped too (each of
+/// its records carries the batch's end as commit point, so a missing one
+/// shows). Returns the cause and the dropped bytes, the segment cut to what
+/// stays and `scan` adjusted to it.
+fn judge_segment_end<F: StorageFile>(
+    segment: &mut Segment<F>,
+    scan: &mut SegmentScan,
+    hard_state: &HardState,
+    is_last: bool,
+    self_committing: bool,
+) -> Result<Option<(ScanEnd, DroppedTail)>> {
+    let end_index = segment.end_index();
+    let corrupt = |end: &ScanEnd| {
+        let kind = end.corruption_kind();
+        if let CorruptionKind::EpochAheadOfHardState { .. } = kind {
+            // The record is sound; the hard state is the stale file.
+            let hard_state_path = segment.path.with_file_name(HARD_STATE_FILE_NAME);
+            return Err(Error::corruption(hard_state_path, 0, Some(end_index), kind));
+        }
+        let offset = end.damage_offset().unwrap_or(segment.end_offset);
+        Err(Error::corruption(
+            &segment.path,
+            offset,
+            Some(end_index),
+            kind,
+        ))
+    };
+    match &scan.end {
+        ScanEnd::Clean => {}
+        _ if !is_last => return corrupt(&scan.end),
+        ScanEnd::Removed => {}
+        ScanEnd::Refused { .. } => return corrupt(&scan.end),
         ScanEnd::Damaged {
-            fault: Some(RecordFault::BadMagic),
+            tear_shaped,
+            vouched_end,
             ..
-        } => CorruptionKind::BadMagic,
-        ScanEnd::Damaged {
-            fault: Some(RecordFault::ImpossibleLength(length)),
-            ..
-        } => CorruptionKind::ImpossibleLength { length },
-        _ => CorruptionKind::ChecksumMismatch,
+        } => {
+            let vouched = *vouched_end > end_index || hard_state.commit_end > end_index;
+            if vouched || !tear_shaped {
+                return corrupt(&scan.end);
+            }
+        }
     }
+    let incomplete = scan
+        .last_batch
+        .filter(|batch| self_committing && batch.commit_end > end_index);
+    let mut cause = scan.end.clone();
+    if let Some(batch) = incomplete {
+        segment.drop_batch(batch);
+        scan.commit_end = batch.commit_end_before;
+        let kept_runs = scan
+            .term_runs
+            .partition_point(|run| run.first_index < batch.first_index);
+        scan.term_runs.truncate(kept_runs);
+        scan.dropped_index_end = scan.dropped_index_end.max(end_index);
+        cause = ScanEnd::Damaged {
+            offset: batch.first_offset,
+            fault: None,
+            tear_shaped: true,
+            vouched_end: 0,
+        };
+    } else if scan.end == ScanEnd::Clean {
+        return Ok(None);
+    }
+    let first = segment.end_index();
+    Ok(Some((
+        cause,
+        DroppedTail {
+            path: segment.path.clone(),
+            offset: segment.end_offset,
+            index: first,
+            bytes: scan.written_end.max(segment.end_offset) - segment.end_offset,
+            indexes: first..scan.dropped_index_end.max(first + 1),
+        },
+    )))
 }
 
-/// Lists the directory: segment generations in order; leftover temporary
-/// files are removed (with [`Access::Writable`]); anything unknown is
-/// refused.
+/// Lists the directory (see [`crate::directory`]): segment generations in
+/// order; cpwal's leftover temporary files are removed (when writable);
+/// foreign files and wide permissions are reported.
 fn list_segments<S: Storage>(
     storage: &S,
     access: Access,
     report: &mut RecoveryReport,
 ) -> Result<Vec<u64>> {
-    let names = storage
-        .list()
-        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-    let mut generations = Vec::new();
-    for name in names {
-        if name == HARD_STATE_FILE_NAME || parse_snapshot_file_name(&name).is_some() {
-            continue; // Snapshots are the engine's (see crate::snapshot).
-        }
-        if let Some(generation) = parse_segment_file_name(&name) {
-            generations.push(generation);
-        } else if name.ends_with(TEMPORARY_FILE_SUFFIX) {
-            if access.is_writable() {
-                storage
-                    .remove(&name)
-                    .map_err(|e| Error::io("remove file", storage.path_of(&name), e))?;
-            }
-            report.removed_files.push(name);
-        } else {
-            return Err(Error::corruption(
-                storage.path_of(&name),
-                0,
-                None,
-                CorruptionKind::UnexpectedFile,
-            ));
-        }
+    let survey = Survey::of(storage, Layout::Node)?;
+    if access.is_writable() {
+        survey.remove_temporaries(storage)?;
     }
-    if access.is_writable() && !report.removed_files.is_empty() {
-        storage
-            .sync_directory()
-            .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
-    }
-    generations.sort_unstable();
-    Ok(generations)
+    report.removed_files.extend(survey.temporaries);
+    report.foreign_files = survey.foreign;
+    report.wide_permissions = survey.wide_permissions;
+    Ok(survey.segments)
 }

@@ -6,18 +6,21 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::record::{
-    has_tear_shape, highest_vouched_end, read_record, written_end, RecordFault, RecordPlace,
-    RecordRead,
-};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader, FORMAT_VERSION,
-    HARD_STATE_FILE_NAME, RECORD_ALIGNMENT_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET,
-    SEGMENT_MAGIC, SEGMENT_SIZE_OFFSET,
+    parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader,
+    OLDEST_SEGMENT_FORMAT_VERSION, RECORD_ALIGNMENT_BYTES, SECTOR_BYTES,
+    SEGMENT_FIRST_INDEX_OFFSET, SEGMENT_FORMAT_VERSION, SEGMENT_GENERATION_OFFSET,
+    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC, SEGMENT_SIZE_OFFSET,
 };
 use crate::io::whole_file;
 use crate::io::{Access, Storage, StorageFile};
+use crate::limits::MAX_END;
+
+use super::record::{
+    has_flipped_length, has_tear_shape, read_record, survey_records, written_end, RecordFault,
+    RecordPlace, RecordRead,
+};
 
 /// Which records count as part of the log, given the hard state's record of
 /// the last suffix truncation. Records written before that truncation at or
@@ -71,26 +74,119 @@ pub struct Segment<F> {
 /// What a scan of one segment found.
 #[derive(Debug)]
 pub struct SegmentScan {
+    /// The offset of each live record, by index - `first_index`.
+    pub offsets: Vec<u32>,
+    /// Where the live records end.
+    pub end_offset: u64,
     /// Term runs of the live records, in order.
     pub term_runs: Vec<TermRun>,
     /// The highest `commit_end` any live record carries.
     pub commit_end: u64,
+    /// The `durable_end` the last live record carries: every index below
+    /// it was durable before that record was written (0 without records).
+    pub last_durable_end: u64,
+    /// The last run of live records sharing one commit point (for a sole
+    /// voter: its last batch), if there are records.
+    pub last_batch: Option<LastBatch>,
     /// How the live records end.
     pub end: ScanEnd,
     /// One past the last non-zero byte from the end of the live records.
     pub written_end: u64,
+    /// One past the highest index of any valid record after the end of the
+    /// live records (0 when there is none): what dropping them drops.
+    pub dropped_index_end: u64,
+}
+
+/// The last run of consecutive live records that carry the same
+/// `commit_end`. A sole voter stamps every record of a batch with the
+/// batch's end, so this is its last batch; it is complete only if
+/// `commit_end` does not exceed the segment's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastBatch {
+    /// The commit point its records carry.
+    pub commit_end: u64,
+    /// The index of its first record.
+    pub first_index: u64,
+    /// The offset of its first record.
+    pub first_offset: u64,
+    /// The highest commit point of the records before it.
+    pub commit_end_before: u64,
+}
+
+/// The live records a scan accepted so far.
+#[derive(Debug, Default)]
+struct LiveRecords {
+    offsets: Vec<u32>,
+    term_runs: Vec<TermRun>,
+    commit_end: u64,
+    last_durable_end: u64,
+    last_batch: Option<LastBatch>,
+}
+
+impl LiveRecords {
+    fn push(&mut self, header: &RecordHeader, offset: u64) {
+        if self.term_runs.last().map(|r| r.term) != Some(header.term) {
+            self.term_runs.push(TermRun {
+                first_index: header.index,
+                term: header.term,
+            });
+        }
+        if self.last_batch.map(|b| b.commit_end) != Some(header.commit_end) {
+            self.last_batch = Some(LastBatch {
+                commit_end: header.commit_end,
+                first_index: header.index,
+                first_offset: offset,
+                commit_end_before: self.commit_end,
+            });
+        }
+        self.commit_end = self.commit_end.max(header.commit_end);
+        self.last_durable_end = header.durable_end;
+        self.offsets.push(offset as u32);
+    }
+}
+
+/// Why a valid record ends a scan as damage: no crash leaves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Written after a truncation the hard state does not know of (its
+    /// `log_epoch` is above the hard state's): the hard state is older than
+    /// the log.
+    UnknownTruncation {
+        /// The record's epoch.
+        record_epoch: u64,
+        /// The hard state's epoch.
+        hard_state_epoch: u64,
+    },
+    /// Its index is not the one its position requires.
+    OutOfSequence {
+        /// The index its position requires.
+        expected: u64,
+        /// The index it holds.
+        found: u64,
+    },
+    /// Its payload passed the checksum but does not decode.
+    Undecodable(crate::codec::DecodeError),
 }
 
 /// How the sequence of live records in a segment ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanEnd {
     /// Zeros follow the last record: a clean end.
     Clean,
     /// A valid record that a truncation removed follows: the remains of an
     /// interrupted truncation.
     Removed,
+    /// A valid record that recovery must refuse.
+    Refused {
+        /// Where it starts.
+        offset: u64,
+        /// Why.
+        refusal: Refusal,
+    },
     /// A record fails its check.
     Damaged {
+        /// Where the failing record starts.
+        offset: u64,
         /// Why it fails.
         fault: Option<RecordFault>,
         /// Whether the failure has the shape of a torn write.
@@ -98,6 +194,58 @@ pub enum ScanEnd {
         /// The highest `durable_end` of any live record after it.
         vouched_end: u64,
     },
+}
+
+impl ScanEnd {
+    /// Where the scan stopped on something that is not a clean end: the
+    /// failing or refused record (after the padding before a sync, it may
+    /// start past the end of the live records); `None` for a clean end or
+    /// a truncation's remains.
+    pub fn damage_offset(&self) -> Option<u64> {
+        match self {
+            ScanEnd::Damaged { offset, .. } | ScanEnd::Refused { offset, .. } => Some(*offset),
+            ScanEnd::Clean | ScanEnd::Removed => None,
+        }
+    }
+
+    /// The corruption this end is when it is not explained by a crash.
+    pub fn corruption_kind(&self) -> CorruptionKind {
+        match self {
+            ScanEnd::Damaged {
+                fault: Some(RecordFault::BadMagic),
+                ..
+            } => CorruptionKind::BadMagic,
+            ScanEnd::Damaged {
+                fault: Some(RecordFault::ImpossibleLength(length)),
+                ..
+            } => CorruptionKind::ImpossibleLength { length: *length },
+            ScanEnd::Refused {
+                refusal: Refusal::OutOfSequence { expected, found },
+                ..
+            } => CorruptionKind::IndexOutOfSequence {
+                expected: *expected,
+                found: *found,
+            },
+            ScanEnd::Refused {
+                refusal: Refusal::Undecodable(error),
+                ..
+            } => CorruptionKind::UndecodableEntry(error.clone()),
+            // The stale file is the hard state (see `SegmentedLog`'s
+            // recovery, which reports it there): the record is sound.
+            ScanEnd::Refused {
+                refusal:
+                    Refusal::UnknownTruncation {
+                        record_epoch,
+                        hard_state_epoch,
+                    },
+                ..
+            } => CorruptionKind::EpochAheadOfHardState {
+                record_epoch: *record_epoch,
+                hard_state_epoch: *hard_state_epoch,
+            },
+            _ => CorruptionKind::ChecksumMismatch,
+        }
+    }
 }
 
 impl<F: StorageFile> Segment<F> {
@@ -116,11 +264,6 @@ impl<F: StorageFile> Segment<F> {
         self.header.generation
     }
 
-    /// Bytes left for records.
-    pub fn free_bytes(&self) -> u64 {
-        self.header.size_bytes - self.end_offset
-    }
-
     /// Creates the segment of `generation` atomically: a temporary file is
     /// allocated in full, then installed (see [`Segment::install`]). A crash
     /// leaves either no segment or a whole one (plus perhaps a temporary file
@@ -133,19 +276,22 @@ impl<F: StorageFile> Segment<F> {
         size_bytes: u64,
     ) -> Result<Self> {
         let name = segment_file_name(generation);
-        let file = whole_file::create_temporary(storage, &name)?;
-        let temporary = whole_file::temporary_name(&name);
-        file.allocate(size_bytes)
-            .map_err(|e| Error::io("allocate segment", storage.path_of(&temporary), e))?;
         let header = new_header(generation, previous_generation, first_index, size_bytes);
-        Self::install(storage, file, &temporary, header)
+        let path = storage.path_of(&whole_file::temporary_name(&name));
+        let file = whole_file::write_whole(storage, &name, |file| {
+            file.allocate(size_bytes)
+                .map_err(|e| Error::io("allocate segment", &path, e))?;
+            write_header(file, &header, &path)
+        })?;
+        Ok(Self::fresh(storage, file, name, header))
     }
 
     /// Makes the allocated temporary file `temporary` the segment `header`
     /// describes: the header written, then installed whole
-    /// ([`whole_file::install`]: synced, renamed, directory synced). Before
-    /// the rename the file is a temporary one, which recovery removes; after
-    /// it, a whole segment with a valid header.
+    /// ([`whole_file::install`]: synced, renamed to its final name, the
+    /// directory synced). Before the rename the file is a temporary one,
+    /// which recovery removes; after it, a whole segment with a valid
+    /// header. If a step before the rename fails, the temporary is removed.
     pub fn install<S: Storage<File = F>>(
         storage: &S,
         file: F,
@@ -153,17 +299,28 @@ impl<F: StorageFile> Segment<F> {
         header: SegmentHeader,
     ) -> Result<Self> {
         let name = segment_file_name(header.generation);
-        file.write_at(0, bytemuck::bytes_of(&header))
-            .map_err(|e| Error::io("write segment header", storage.path_of(temporary), e))?;
-        whole_file::install(storage, &file, temporary, &name)?;
-        Ok(Self {
+        let path = storage.path_of(temporary);
+        whole_file::install(storage, &file, temporary, &name, |file| {
+            write_header(file, &header, &path)
+        })?;
+        Ok(Self::fresh(storage, file, name, header))
+    }
+
+    /// A segment just created as `name`, holding no record yet.
+    fn fresh<S: Storage<File = F>>(
+        storage: &S,
+        file: F,
+        name: String,
+        header: SegmentHeader,
+    ) -> Self {
+        Self {
             file: Arc::new(file),
             path: storage.path_of(&name),
             name,
             header,
             offsets: Vec::new(),
             end_offset: SEGMENT_HEADER_BYTES,
-        })
+        }
     }
 
     /// Opens the segment file `name` and validates its header against its
@@ -198,9 +355,9 @@ impl<F: StorageFile> Segment<F> {
     }
 
     /// Reads every record, filling `offsets` and `end_offset` with the live
-    /// ones, and reports how they end. A record out of sequence or a payload
-    /// that fails to decode is corruption; how to judge a damaged end is the
-    /// caller's decision, since it depends on the segment's place in the log.
+    /// ones, and reports how they end (see [`scan_records`]); how to judge
+    /// that end is the caller's decision, since it depends on the segment's
+    /// place in the log.
     pub fn scan(
         &mut self,
         liveness: Liveness,
@@ -210,70 +367,19 @@ impl<F: StorageFile> Segment<F> {
             .file
             .read_at(0, self.header.size_bytes as usize)
             .map_err(|e| Error::io("read segment", &self.path, e))?;
-        let bytes = &bytes[..];
-        let generation = self.header.generation;
-        let mut offsets = Vec::new();
-        let mut term_runs: Vec<TermRun> = Vec::new();
-        let mut commit_end = 0;
-        let mut offset = SEGMENT_HEADER_BYTES;
-        let end = loop {
-            let index = self.header.first_index + offsets.len() as u64;
-            let place = RecordPlace { generation, offset };
-            match read_record(bytes, place) {
-                RecordRead::Valid { header, payload } => {
-                    let corrupt =
-                        |kind| Err(Error::corruption(&self.path, offset, Some(index), kind));
-                    if header.log_epoch > liveness.log_epoch {
-                        // Written after a truncation the hard state does not
-                        // know of: the hard state is older than the log, and
-                        // the damage is reported at it.
-                        let kind = CorruptionKind::EpochAheadOfHardState {
-                            record_epoch: header.log_epoch,
-                            hard_state_epoch: liveness.log_epoch,
-                        };
-                        let hard_state = self.path.with_file_name(HARD_STATE_FILE_NAME);
-                        return Err(Error::corruption(hard_state, 0, Some(index), kind));
-                    }
-                    if !liveness.is_live(&header) {
-                        break ScanEnd::Removed;
-                    }
-                    if header.index != index {
-                        return corrupt(CorruptionKind::IndexOutOfSequence {
-                            expected: index,
-                            found: header.index,
-                        });
-                    }
-                    if let Err(e) = decode(payload) {
-                        return corrupt(CorruptionKind::UndecodableEntry(e));
-                    }
-                    if term_runs.last().map(|r| r.term) != Some(header.term) {
-                        term_runs.push(TermRun {
-                            first_index: index,
-                            term: header.term,
-                        });
-                    }
-                    commit_end = commit_end.max(header.commit_end);
-                    offsets.push(offset as u32);
-                    offset += crate::format::record_bytes(u64::from(header.payload_bytes));
-                }
-                RecordRead::Unwritten if written_end(bytes, offset) == offset => {
-                    break ScanEnd::Clean
-                }
-                read => break judge_failure(bytes, place, read, liveness),
-            }
-        };
-        self.offsets = offsets;
-        self.end_offset = offset;
-        Ok(SegmentScan {
-            term_runs,
-            commit_end,
-            end,
-            // A clean end was found by checking that nothing follows.
-            written_end: match end {
-                ScanEnd::Clean => offset,
-                _ => written_end(bytes, offset),
-            },
-        })
+        let scan = scan_records(&bytes, &self.header, liveness, decode);
+        self.offsets = scan.offsets.clone();
+        self.end_offset = scan.end_offset;
+        Ok(scan)
+    }
+
+    /// Forgets the records from `batch` on (an incomplete batch recovery
+    /// drops); returns the offset where they started.
+    pub fn drop_batch(&mut self, batch: LastBatch) -> u64 {
+        let keep = (batch.first_index - self.first_index()) as usize;
+        self.offsets.truncate(keep);
+        self.end_offset = batch.first_offset;
+        batch.first_offset
     }
 
     /// Zeroes `[from, to)` and syncs, so removed or torn bytes can neither
@@ -282,8 +388,16 @@ impl<F: StorageFile> Segment<F> {
         if to <= from {
             return Ok(());
         }
+        self.write_zeros(from, to)?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync segment", &self.path, e))
+    }
+
+    /// Writes zeros over `[from, to)`, a megabyte at a time, without syncing.
+    pub fn write_zeros(&self, from: u64, to: u64) -> Result<()> {
         const CHUNK_BYTES: u64 = 1 << 20;
-        let zeros = vec![0u8; CHUNK_BYTES.min(to - from) as usize];
+        let zeros = vec![0u8; CHUNK_BYTES.min(to.saturating_sub(from)) as usize];
         let mut at = from;
         while at < to {
             let length = (to - at).min(CHUNK_BYTES);
@@ -292,10 +406,139 @@ impl<F: StorageFile> Segment<F> {
                 .map_err(|e| Error::io("zero segment tail", &self.path, e))?;
             at += length;
         }
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("fdatasync segment", &self.path, e))
+        Ok(())
     }
+}
+
+/// Walks the records of a segment — `bytes` is its file, possibly cut
+/// short, `header` its validated header — as recovery reads them: in
+/// sequence from the first, across the padding before each sync's sector,
+/// keeping the live ones, until the first that is not a live record in
+/// sequence. Never refuses: where recovery must refuse (a record out of
+/// sequence, undecodable, or of a truncation the hard state does not know)
+/// the scan ends there with [`ScanEnd::Refused`], so that an operator's
+/// best-effort walk and recovery read a log by the same rules.
+pub fn scan_records(
+    bytes: &[u8],
+    header: &SegmentHeader,
+    liveness: Liveness,
+    decode: impl Fn(&[u8]) -> std::result::Result<(), crate::codec::DecodeError>,
+) -> SegmentScan {
+    let mut live = LiveRecords::default();
+    let mut offset = SEGMENT_HEADER_BYTES;
+    let end = loop {
+        let index = header.first_index + live.offsets.len() as u64;
+        let place = RecordPlace {
+            generation: header.generation,
+            offset,
+        };
+        match read_record(bytes, place) {
+            RecordRead::Valid {
+                header: record,
+                payload,
+            } => {
+                if !liveness.is_live(&record) && record.log_epoch <= liveness.log_epoch {
+                    break ScanEnd::Removed;
+                }
+                if let Some(refusal) = refusal(&record, index, liveness, || decode(payload)) {
+                    break ScanEnd::Refused { offset, refusal };
+                }
+                live.push(&record, offset);
+                offset += crate::format::record_bytes(u64::from(record.payload_bytes));
+            }
+            RecordRead::Unwritten => match next_sync_start(bytes, header, offset) {
+                // The next sync's records: the loop checks them as any
+                // (epoch, liveness, index).
+                Some((next, RecordRead::Valid { .. })) => offset = next,
+                _ if written_end(bytes, offset) == offset => break ScanEnd::Clean,
+                // The next sync's first record is missing or damaged: judged
+                // as itself, where it starts (its first sector is whole or
+                // old, so a tear cannot explain a bad header there). Not
+                // where a truncation cut the log: the bytes after the cut
+                // were written by an older sync, and what an interrupted
+                // truncation left there is judged from the cut, as in a
+                // version 1 segment.
+                Some((next, read)) if index != liveness.truncated_from => {
+                    let next_place = RecordPlace {
+                        offset: next,
+                        ..place
+                    };
+                    break judge_failure(bytes, next_place, read, liveness);
+                }
+                _ => break judge_failure(bytes, place, RecordRead::Unwritten, liveness),
+            },
+            read => break judge_failure(bytes, place, read, liveness),
+        }
+    };
+    let dropped_index_end = match end {
+        ScanEnd::Clean => 0,
+        _ => survey_records(bytes, header.generation, offset, |_| true).index_end,
+    };
+    let written_end = match end {
+        // A clean end was found by checking that nothing follows.
+        ScanEnd::Clean => offset,
+        _ => written_end(bytes, offset),
+    };
+    SegmentScan {
+        offsets: live.offsets,
+        end_offset: offset,
+        term_runs: live.term_runs,
+        commit_end: live.commit_end,
+        last_durable_end: live.last_durable_end,
+        last_batch: live.last_batch,
+        end,
+        written_end,
+        dropped_index_end,
+    }
+}
+
+/// Why recovery must refuse the live-or-newer valid `record` found where
+/// `index` belongs, if it must (`decode` checks its payload last).
+fn refusal(
+    record: &RecordHeader,
+    index: u64,
+    liveness: Liveness,
+    decode: impl FnOnce() -> std::result::Result<(), crate::codec::DecodeError>,
+) -> Option<Refusal> {
+    if record.log_epoch > liveness.log_epoch {
+        return Some(Refusal::UnknownTruncation {
+            record_epoch: record.log_epoch,
+            hard_state_epoch: liveness.log_epoch,
+        });
+    }
+    if record.index != index {
+        return Some(Refusal::OutOfSequence {
+            expected: index,
+            found: record.index,
+        });
+    }
+    decode().err().map(Refusal::Undecodable)
+}
+
+/// Where the next sync's records would start, and what is there, when the
+/// bytes at `offset` are zero: since format version 2 each sync's write
+/// starts at a sector boundary, so zeros up to the next boundary are
+/// padding. `None` in a version 1 segment (records follow each other
+/// without gaps, and a sector boundary may fall inside one), at a boundary
+/// already, or when the bytes up to it are not all zero.
+fn next_sync_start<'a>(
+    bytes: &'a [u8],
+    header: &SegmentHeader,
+    offset: u64,
+) -> Option<(u64, RecordRead<'a>)> {
+    if header.format_version < 2 {
+        return None;
+    }
+    let next = offset.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+    let padding = bytes.get(offset as usize..next as usize)?;
+    if next == offset || padding.iter().any(|&b| b != 0) {
+        return None;
+    }
+    let place = RecordPlace {
+        generation: header.generation,
+        offset: next,
+    };
+    Some((next, read_record(bytes, place)))
 }
 
 fn judge_failure(
@@ -316,16 +559,33 @@ fn judge_failure(
         // Bad magic in non-zero bytes: a torn write leaves old (zero) or new
         // (valid) sectors, never garbage, so this cannot be a tear.
         Some(RecordFault::BadMagic) | Some(RecordFault::ImpossibleLength(_)) => false,
-        _ => fault.is_none() || has_tear_shape(bytes, place.offset, extent),
+        // A flipped length bit can make a whole record's claimed extent reach
+        // zeros past its end: damage, not a tear.
+        Some(RecordFault::ChecksumMismatch { .. }) => {
+            has_tear_shape(bytes, place.offset, extent) && !has_flipped_length(bytes, place)
+        }
+        None => true,
     };
     // Any record after the failed one starts at least one alignment unit on.
     let after = place.offset + RECORD_ALIGNMENT_BYTES;
-    let vouched_end = highest_vouched_end(bytes, place.generation, after, |h| liveness.is_live(h));
+    let vouched_end =
+        survey_records(bytes, place.generation, after, |h| liveness.is_live(h)).vouched_end;
     ScanEnd::Damaged {
+        offset: place.offset,
         fault,
         tear_shaped,
         vouched_end,
     }
+}
+
+/// Writes `header` at the start of the segment file `file` (at `path`).
+fn write_header<F: StorageFile>(
+    file: &F,
+    header: &SegmentHeader,
+    path: &std::path::Path,
+) -> Result<()> {
+    file.write_at(0, bytemuck::bytes_of(header))
+        .map_err(|e| Error::io("write segment header", path, e))
 }
 
 /// The header of a new segment.
@@ -337,7 +597,7 @@ pub(crate) fn new_header(
 ) -> SegmentHeader {
     let mut header = SegmentHeader {
         magic: SEGMENT_MAGIC,
-        format_version: FORMAT_VERSION,
+        format_version: SEGMENT_FORMAT_VERSION,
         header_bytes: SEGMENT_HEADER_BYTES as u32,
         generation,
         previous_generation,
@@ -373,9 +633,22 @@ fn validate_header<F: StorageFile>(
         path,
         header.magic == SEGMENT_MAGIC,
         header.format_version,
+        OLDEST_SEGMENT_FORMAT_VERSION..=SEGMENT_FORMAT_VERSION,
         header.crc == crc32fast::hash(&bytes[..SEGMENT_HEADER_CRC_OFFSET])
             && u64::from(header.header_bytes) == SEGMENT_HEADER_BYTES,
     )?;
+    for (field, value, offset) in [
+        (
+            "first_index",
+            header.first_index,
+            SEGMENT_FIRST_INDEX_OFFSET,
+        ),
+        ("generation", header.generation, SEGMENT_GENERATION_OFFSET),
+    ] {
+        if value > MAX_END {
+            return Err(corrupt(offset, CorruptionKind::OutOfRange { field, value }));
+        }
+    }
     if header.size_bytes > u32::MAX as u64 || header.size_bytes < SEGMENT_HEADER_BYTES {
         return Err(corrupt(
             SEGMENT_SIZE_OFFSET,

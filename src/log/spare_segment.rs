@@ -39,13 +39,12 @@ use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::directory::RemoveOnFailure;
 use crate::io::{Storage, StorageFile};
 
 use super::latch::{LatchedFile, LatchedStorage};
 
-/// The spare's name: a temporary file, removed by recovery if a crash
-/// leaves it behind.
-pub const SPARE_SEGMENT_FILE_NAME: &str = "segment-spare.tmp";
+pub use crate::format::SPARE_SEGMENT_FILE_NAME;
 
 /// At most one spare segment file, being prepared or ready.
 ///
@@ -137,14 +136,17 @@ impl<S: Storage> Drop for SpareSegment<S> {
 const BACKGROUND_STEP_BYTES: u64 = 256 << 10;
 
 /// Creates [`SPARE_SEGMENT_FILE_NAME`] and allocates it in full, syncing
-/// after every `step_bytes`.
+/// after every `step_bytes`. On failure (a full disk, say) the partial
+/// spare is removed, so no multi-megabyte temporary is left behind.
 fn prepare<S: Storage>(storage: &S, size_bytes: u64, step_bytes: u64) -> io::Result<S::File> {
     let file = storage.create(SPARE_SEGMENT_FILE_NAME)?;
+    let cleanup = RemoveOnFailure::new(storage, SPARE_SEGMENT_FILE_NAME);
     let mut allocated = 0;
     while allocated < size_bytes {
         allocated = size_bytes.min(allocated + step_bytes);
         file.allocate(allocated)?;
         file.sync_data()?;
     }
+    cleanup.keep();
     Ok(file)
 }

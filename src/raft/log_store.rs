@@ -29,10 +29,12 @@ use openraft::{
     AnyError, CommittedLeaderId, EntryPayload, LogId, RaftLogReader, StorageIOError, Vote,
 };
 
+use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm};
 use crate::error::{Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{Access, LockMode, OsStorage, Storage};
+use crate::limits::{check_term, end_after, end_plus};
 use crate::log::{
     CommitStamp, LatchedStorage, LogFile, LogStart, SegmentedLog, SyncOwner, TailSync, Ticket,
 };
@@ -269,14 +271,11 @@ impl<S: Storage> CpwalLogStore<S> {
         let Some(first) = entries.first() else {
             return Ok(None);
         };
+        check_entries(&entries)?;
         self.place_first_entry(&mut shared, first.log_id)?;
         self.encode_buffer.clear();
         let mut bounds = Vec::with_capacity(entries.len());
-        for (offset, entry) in entries.iter().enumerate() {
-            validate_payload(&entry.payload)?;
-            if entry.log_id.index != first.log_id.index + offset as u64 {
-                return Err(hole(entry.log_id.index));
-            }
+        for entry in &entries {
             let begin = self.encode_buffer.len();
             encode_payload(&entry.payload, &mut self.encode_buffer);
             bounds.push((entry.log_id.leader_id.term, begin, self.encode_buffer.len()));
@@ -335,6 +334,24 @@ pub(crate) fn register_membership(
                     reason: "a node id is bound to another identity in the registry",
                 })
             })?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before anything changes, entries that cannot be stored: a
+/// payload the envelope cannot carry, a term above `MAX_TERM`, indexes past
+/// `MAX_INDEX` or not consecutive.
+fn check_entries(entries: &[CpwalEntry]) -> Result<()> {
+    let Some(first) = entries.first() else {
+        return Ok(());
+    };
+    end_plus(first.log_id.index, entries.len())?;
+    for (offset, entry) in entries.iter().enumerate() {
+        validate_payload(&entry.payload)?;
+        check_term(ControlPlaneTerm(entry.log_id.leader_id.term))?;
+        if entry.log_id.index != first.log_id.index + offset as u64 {
+            return Err(hole(entry.log_id.index));
         }
     }
     Ok(())
@@ -433,7 +450,13 @@ impl<S: Storage> RaftLogStorage<CpwalRaftConfig> for CpwalLogStore<S> {
         }
     }
 
+    /// Refuses (changing nothing) a term above
+    /// [`MAX_TERM`](crate::limits::MAX_TERM) and a term below the saved one:
+    /// openraft's votes only rise, so a lower term could only be a wrapped
+    /// one, which would silently roll the node back.
     async fn save_vote(&mut self, vote: &CpwalVote) -> std::result::Result<(), CpwalStorageError> {
+        let refuse = |error: InvalidInput| storage_error(StorageIOError::write_vote, &error.into());
+        let term = check_term(ControlPlaneTerm(vote.leader_id.term)).map_err(refuse)?;
         let identity = match vote.leader_id.voted_for {
             None => None,
             Some(node_id) => Some(self.registry.identity_of(node_id).ok_or_else(|| {
@@ -445,8 +468,14 @@ impl<S: Storage> RaftLogStorage<CpwalRaftConfig> for CpwalLogStore<S> {
             })?),
         };
         let mut shared = lock(&self.shared);
+        if term < shared.hard_state.term {
+            return Err(refuse(InvalidInput::Term {
+                term,
+                reason: "a saved vote's term never goes back",
+            }));
+        }
         let next = HardState {
-            term: vote.leader_id.term,
+            term,
             vote: identity,
             vote_committed: vote.committed,
             ..shared.hard_state.clone()
@@ -472,7 +501,7 @@ impl<S: Storage> RaftLogStorage<CpwalRaftConfig> for CpwalLogStore<S> {
         // entries missing. A lagging record is safe: openraft re-derives the
         // commit point from the state machine at startup.
         let mut shared = lock(&self.shared);
-        let requested = committed.map_or(0, |id| id.index + 1);
+        let requested = committed.map_or(0, |id| id.index.saturating_add(1));
         let commit_end = requested.min(shared.log.end_index());
         if commit_end == shared.hard_state.commit_end {
             return Ok(());
@@ -537,10 +566,13 @@ impl<S: Storage> RaftLogStorage<CpwalRaftConfig> for CpwalLogStore<S> {
     }
 
     async fn purge(&mut self, log_id: CpwalLogId) -> std::result::Result<(), CpwalStorageError> {
+        let refuse = |e: InvalidInput| write_error(e.into());
+        let new_start = end_after(Some(ControlPlaneIndex(log_id.index))).map_err(refuse)?;
+        check_term(ControlPlaneTerm(log_id.leader_id.term)).map_err(refuse)?;
         let mut shared = lock(&self.shared);
         shared.check_not_failed().map_err(write_error)?;
         let start = LogStart {
-            index: log_id.index + 1,
+            index: new_start,
             previous_term: log_id.leader_id.term,
         };
         let LogShared {

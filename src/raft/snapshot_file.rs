@@ -9,9 +9,11 @@ use openraft::StoredMembership;
 
 use crate::catalog::ControlPlaneCatalog;
 use crate::codec::DecodeError;
+use crate::directory::{Layout, Survey};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::io::whole_file;
 use crate::io::{Storage, StorageFile};
+use crate::limits::{MAX_INDEX, MAX_TERM};
 use crate::raft::envelope::{encode_membership, Reader};
 use crate::raft::log_store::log_id;
 use crate::raft::node_id::NodeId;
@@ -27,7 +29,7 @@ pub const RAFT_SNAPSHOT_HEADER_BYTES: usize = 24;
 /// allocate without bound.
 pub const MAX_RAFT_SNAPSHOT_BODY_BYTES: u64 = 1 << 30;
 /// The snapshot's file name in the node's `snapshot/` directory.
-pub const RAFT_SNAPSHOT_FILE_NAME: &str = "snapshot";
+pub const RAFT_SNAPSHOT_FILE_NAME: &str = crate::directory::RAFT_SNAPSHOT_FILE_NAME;
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,8 +120,11 @@ fn get_log_id(reader: &mut Reader<'_>) -> std::result::Result<Option<CpwalLogId>
     match reader.u8()? {
         0 => Ok(None),
         1 => {
-            let term = reader.u64()?;
-            Ok(Some(log_id(term, reader.u64()?)))
+            let (term, index) = (reader.u64()?, reader.u64()?);
+            if term > MAX_TERM || index > MAX_INDEX {
+                return Err(DecodeError::Malformed("snapshot log id out of range"));
+            }
+            Ok(Some(log_id(term, index)))
         }
         _ => Err(DecodeError::Malformed("snapshot log id")),
     }
@@ -162,10 +167,7 @@ pub fn write_snapshot_file(storage: &impl Storage, bytes: &[u8]) -> Result<()> {
 
 /// Reads and verifies the snapshot file, if there is one.
 pub fn read_snapshot_file(storage: &impl Storage) -> Result<Option<(SnapshotContent, Vec<u8>)>> {
-    let names = storage
-        .list()
-        .map_err(|e| Error::io("list directory", storage.path_of(""), e))?;
-    if !names.iter().any(|n| n == RAFT_SNAPSHOT_FILE_NAME) {
+    if !Survey::of(storage, Layout::RaftSnapshot)?.raft_snapshot {
         return Ok(None);
     }
     let path = storage.path_of(RAFT_SNAPSHOT_FILE_NAME);

@@ -15,6 +15,14 @@ pub fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
+/// Prints a line of a replayed run's story when `CPWAL_SIM_TRACE` is set
+/// (operations, their results, interruptions), to see how a seed fails.
+pub fn trace(line: std::fmt::Arguments<'_>) {
+    if std::env::var_os("CPWAL_SIM_TRACE").is_some() {
+        eprintln!("{line}");
+    }
+}
+
 /// The single seed to replay: `CPWAL_SIM_SEED`, when set.
 pub fn replay_seed() -> Option<u64> {
     env_number("CPWAL_SIM_SEED")

@@ -753,8 +753,8 @@ impl ReplicaHarness {
                 self.node = Some(node);
                 Ok(Ok(()))
             }
-            Err(error) if self.disk.is_powered_off() => Ok(Err(error)),
-            Err(error) => Err(format!("reopen failed without a power cut: {error}")),
+            Err(error) if self.disk.has_failed() => Ok(Err(error)),
+            Err(error) => Err(format!("reopen failed without an injected fault: {error}")),
         }
     }
 
@@ -806,11 +806,11 @@ impl ReplicaHarness {
                 "{op:?} replied {reply:?}; model expects {:?}",
                 transition.reply
             )),
-            Err(_) if self.disk.is_powered_off() => {
+            Err(_) if self.disk.has_failed() => {
                 self.model.in_flight = Some(transition);
                 Ok(false)
             }
-            Err(error) => Err(format!("{op:?} failed without a power cut: {error}")),
+            Err(error) => Err(format!("{op:?} failed without an injected fault: {error}")),
         }
     }
 
@@ -819,5 +819,12 @@ impl ReplicaHarness {
     pub fn crash(&mut self, seed: u64) {
         self.node = None;
         self.disk.crash(seed);
+    }
+
+    /// The process dies and restarts on the same boot: the replica is
+    /// dropped, the page cache and every unsynced change survive.
+    pub fn restart(&mut self) {
+        self.node = None;
+        self.disk.restart_process();
     }
 }

@@ -29,6 +29,21 @@
 //!   sync_directory, allocate, write_at and sync_data; counting them (not
 //!   only syncs) lets a test crash between every write of a multi-file
 //!   operation, not just at sync points.
+//! * A *process crash* (SIGKILL, OOM, a panic: [`SimDisk::kill_before_operation`]
+//!   and [`SimDisk::restart_process`]) stops the node the same way, but the
+//!   machine keeps running: the page cache (every volatile image), the
+//!   unsynced directory changes and the dirty sectors all survive, still
+//!   unsynced, and a later power cut may lose them. Only the handles die.
+//!   This is the case a power-cut-only simulator never builds: a restarted
+//!   node reads the page cache, so it must make durable whatever it is about
+//!   to trust before it serves it.
+//! * A *failed sync* ([`SimDisk::fail_sync`]) follows Linux: `fdatasync`
+//!   returns EIO once, and the file's dirty pages are marked clean whether
+//!   or not they reached the platter (each 4 KiB page, seeded, either did or
+//!   did not). The page cache still shows the new bytes, so a reopen in the
+//!   same boot reads them back, and a later successful sync does not write
+//!   them again: only rewriting them makes them durable. A failed directory
+//!   sync makes nothing durable.
 //!
 //! * Subdirectories ([`Storage::open_subdirectory`]) share the disk, its
 //!   power and its crashes. A subdirectory is an entry of its parent, made
@@ -44,10 +59,14 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cpwal::io::{Storage, StorageFile};
+use cpwal::io::{DirectoryEntry, FileKind, Storage, StorageFile};
 
 /// The unit a torn write keeps or loses whole.
 pub const SECTOR_BYTES: u64 = 512;
+
+/// The unit of page-cache writeback: a failed sync loses or keeps each such
+/// page whole.
+pub const PAGE_BYTES: u64 = 4096;
 
 /// A tiny seeded PRNG (splitmix64): deterministic, so every run replays from
 /// its seed.
@@ -99,15 +118,49 @@ struct Inode {
 }
 
 impl Inode {
+    /// A successful `fdatasync`: the dirty sectors and the length reach the
+    /// platter. Only the dirty ones: a page a failed sync marked clean keeps
+    /// its old durable content even though the page cache shows new bytes.
     fn sync(&mut self) {
-        self.durable = self.volatile.clone();
+        self.durable.resize(self.volatile.len(), 0);
+        for &sector in &self.dirty {
+            let start = (sector * SECTOR_BYTES) as usize;
+            let end = (start + SECTOR_BYTES as usize).min(self.volatile.len());
+            if start < end {
+                self.durable[start..end].copy_from_slice(&self.volatile[start..end]);
+            }
+        }
         self.dirty.clear();
     }
 
-    /// What a crash leaves of this file: either length, and per dirty sector
-    /// old or new content. `keep_new` decides each sector.
-    fn settle(&mut self, rng: &mut Rng, keep_new: &mut dyn FnMut(&mut Rng) -> bool) {
-        let length = if keep_new(rng) {
+    /// A writeback that failed, as Linux reports it: every dirty page is
+    /// marked clean; `rng` decides, page by page, whether its new content
+    /// reached the platter. The volatile image (the page cache) keeps the
+    /// new bytes either way.
+    fn fail_writeback(&mut self, rng: &mut Rng) {
+        let sectors_per_page = PAGE_BYTES / SECTOR_BYTES;
+        let pages: BTreeSet<u64> = self.dirty.iter().map(|s| s / sectors_per_page).collect();
+        for page in pages {
+            if !rng.chance(1, 2) {
+                continue;
+            }
+            let start = (page * PAGE_BYTES) as usize;
+            let end = (start + PAGE_BYTES as usize).min(self.volatile.len());
+            if self.durable.len() < end {
+                self.durable.resize(end, 0);
+            }
+            if start < end {
+                self.durable[start..end].copy_from_slice(&self.volatile[start..end]);
+            }
+        }
+        self.dirty.clear();
+    }
+
+    /// What a crash leaves of this file: the volatile length if
+    /// `keep_length` (else the durable one), and per dirty sector its new
+    /// content if `keep_sector(sector)` (else its old one).
+    fn settle(&mut self, keep_length: bool, keep_sector: &mut dyn FnMut(u64) -> bool) {
+        let length = if keep_length {
             self.volatile.len()
         } else {
             self.durable.len()
@@ -119,7 +172,7 @@ impl Inode {
             let end = (start + SECTOR_BYTES as usize)
                 .min(length)
                 .min(self.volatile.len());
-            if start < end && keep_new(rng) {
+            if start < end && keep_sector(sector) {
                 result[start..end].copy_from_slice(&self.volatile[start..end]);
             }
         }
@@ -143,6 +196,11 @@ enum DirectoryChange {
 fn directory_of(name: &str) -> &str {
     let trimmed = name.strip_suffix('/').unwrap_or(name);
     trimmed.rfind('/').map_or("", |end| &name[..=end])
+}
+
+/// `name` without its directory.
+fn local_name(name: &str) -> &str {
+    &name[directory_of(name).len()..]
 }
 
 impl DirectoryChange {
@@ -173,25 +231,6 @@ impl DirectoryChange {
     }
 }
 
-/// A kind of mutating call, for [`SimDisk::fail_next`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiskCall {
-    /// `Storage::create`.
-    Create,
-    /// `StorageFile::allocate`.
-    Allocate,
-    /// `StorageFile::write_at`.
-    Write,
-    /// `StorageFile::sync_data`.
-    Sync,
-    /// `Storage::rename` (the name is the source's).
-    Rename,
-    /// `Storage::remove`.
-    Remove,
-    /// `Storage::sync_directory` (the name is empty).
-    SyncDirectory,
-}
-
 /// Counters a test reads to find crash points.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DiskCounters {
@@ -199,6 +238,98 @@ pub struct DiskCounters {
     pub operations: u64,
     /// `sync_data` and `sync_directory` calls so far.
     pub syncs: u64,
+    /// Syncs failed on purpose since the last crash or process restart.
+    pub failed_syncs: u64,
+}
+
+/// How an armed interruption stops the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The power fails: [`SimDisk::crash`] decides what survived.
+    PowerCut,
+    /// The process dies (SIGKILL, OOM, panic) and the machine runs on: the
+    /// page cache and every unsynced change survive
+    /// ([`SimDisk::restart_process`]).
+    ProcessKill,
+}
+
+/// The kinds of mutating operation, as the triggers of targeted faults see
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    /// `Storage::create`.
+    Create,
+    /// `Storage::rename` (the name is the source).
+    Rename,
+    /// `Storage::remove`.
+    Remove,
+    /// `Storage::sync_directory` (the name is empty).
+    SyncDirectory,
+    /// `StorageFile::allocate`.
+    Allocate,
+    /// `StorageFile::write_at`.
+    Write,
+    /// `StorageFile::sync_data`.
+    SyncData,
+}
+
+/// One mutating operation: its kind and the file it touches (the file's
+/// current name; empty for a directory sync).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// What it does.
+    pub kind: OperationKind,
+    /// The file's name.
+    pub name: String,
+}
+
+impl Operation {
+    /// Whether this is a sync (of a file or of the directory).
+    pub fn is_sync(&self) -> bool {
+        matches!(
+            self.kind,
+            OperationKind::SyncData | OperationKind::SyncDirectory
+        )
+    }
+}
+
+/// A predicate over operations, for targeted faults.
+type Matcher = Box<dyn Fn(&Operation) -> bool + Send>;
+
+/// Where an armed fault strikes.
+enum Trigger {
+    /// Mutating operation number n (1-based, counted from the disk's
+    /// creation).
+    Number(u64),
+    /// The next operation the matcher accepts.
+    Next(Matcher),
+}
+
+impl Trigger {
+    fn fires(&self, number: u64, operation: &Operation) -> bool {
+        match self {
+            Trigger::Number(n) => *n == number,
+            Trigger::Next(matches) => matches(operation),
+        }
+    }
+}
+
+impl std::fmt::Debug for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::Number(n) => write!(f, "operation {n}"),
+            Trigger::Next(_) => write!(f, "next matching operation"),
+        }
+    }
+}
+
+/// What happens to an operation once the faults had their say.
+enum Fate {
+    /// It runs.
+    Proceed,
+    /// A sync that fails with Linux's semantics (see the module doc); the
+    /// number seeds which pages reached the platter anyway.
+    FailSync(u64),
 }
 
 #[derive(Debug, Default)]
@@ -208,48 +339,98 @@ struct DiskState {
     durable_names: BTreeMap<String, u64>,
     volatile_names: BTreeMap<String, u64>,
     journal: Vec<DirectoryChange>,
-    /// Bumped by every crash; handles of an older epoch are dead.
+    /// Bumped by every crash and process restart; handles of an older epoch
+    /// are dead.
     epoch: u64,
     counters: DiskCounters,
-    /// The power is off: every call fails until the next crash.
-    powered_off: bool,
-    cut_before_operation: Option<u64>,
-    fail_sync_number: Option<u64>,
+    /// The node was stopped: every call fails until the next crash or
+    /// process restart.
+    stopped: Option<Stop>,
+    stop_at: Option<(Trigger, Stop)>,
+    fail_sync_at: Option<Trigger>,
+    /// The next operation the trigger accepts fails with EIO, changing
+    /// nothing ([`SimDisk::fail_next`]).
+    fail_call_at: Option<Trigger>,
     space_budget_bytes: Option<u64>,
-    /// The next call of this kind on a name with this prefix fails (EIO).
-    fail_next_call: Option<(DiskCall, String)>,
 }
 
 fn dead() -> io::Error {
-    io::Error::other("simulated disk: power is off")
+    io::Error::other("simulated disk: the node was stopped (power cut or process kill)")
 }
 
 fn stale_handle() -> io::Error {
-    io::Error::other("simulated disk: handle from before a crash")
+    io::Error::other("simulated disk: handle from before a crash or restart")
 }
 
 impl DiskState {
-    /// Counts one mutating operation and applies a pending power cut.
-    fn begin_mutation(&mut self) -> io::Result<()> {
-        if self.powered_off {
+    /// Counts one mutating operation and applies a pending stop or failure.
+    fn begin_mutation(&mut self, kind: OperationKind, name: &str) -> io::Result<Fate> {
+        if self.stopped.is_some() {
             return Err(dead());
         }
         self.counters.operations += 1;
-        if self.cut_before_operation == Some(self.counters.operations) {
-            self.powered_off = true;
-            return Err(dead());
+        let number = self.counters.operations;
+        let operation = Operation {
+            kind,
+            name: name.to_owned(),
+        };
+        if let Some((trigger, stop)) = &self.stop_at {
+            if trigger.fires(number, &operation) {
+                self.stopped = Some(*stop);
+                self.stop_at = None;
+                return Err(dead());
+            }
         }
-        Ok(())
+        if let Some(trigger) = &self.fail_call_at {
+            if trigger.fires(number, &operation) {
+                self.fail_call_at = None;
+                return Err(io::Error::from_raw_os_error(5)); // EIO
+            }
+        }
+        if !operation.is_sync() {
+            return Ok(Fate::Proceed);
+        }
+        self.counters.syncs += 1;
+        match &self.fail_sync_at {
+            Some(trigger) if trigger.fires(self.counters.syncs, &operation) => {
+                self.fail_sync_at = None;
+                self.counters.failed_syncs += 1;
+                Ok(Fate::FailSync(number))
+            }
+            _ => Ok(Fate::Proceed),
+        }
     }
 
-    /// Counts one sync; fails it if it is the one chosen to fail.
-    fn begin_sync(&mut self) -> io::Result<()> {
-        self.begin_mutation()?;
-        self.counters.syncs += 1;
-        if self.fail_sync_number == Some(self.counters.syncs) {
-            return Err(io::Error::from_raw_os_error(5)); // EIO
-        }
-        Ok(())
+    /// After a power loss settled the images: the page cache is the disk,
+    /// every handle is dead, the power is back and no fault is armed.
+    fn power_on_after_crash(&mut self) {
+        self.fail_call_at = None;
+        self.volatile_names = self.durable_names.clone();
+        self.epoch += 1;
+        self.stopped = None;
+        self.stop_at = None;
+        self.fail_sync_at = None;
+        self.counters.failed_syncs = 0;
+    }
+
+    /// Forgets the durable names in a subdirectory whose own entry is not
+    /// durable: after a crash nothing leads to them.
+    fn drop_unreachable_names(&mut self) {
+        let names = self.durable_names.clone();
+        let reachable = |name: &str| {
+            let directory = directory_of(name);
+            directory.is_empty() || names.contains_key(directory)
+        };
+        self.durable_names.retain(|name, _| reachable(name));
+    }
+
+    /// The current name of `inode` (empty if it has none).
+    fn name_of(&self, inode: u64) -> String {
+        self.volatile_names
+            .iter()
+            .find(|(_, &i)| i == inode)
+            .map(|(name, _)| name.clone())
+            .unwrap_or_default()
     }
 
     fn used_bytes(&self) -> u64 {
@@ -264,30 +445,6 @@ impl DiskState {
             }
             _ => Ok(()),
         }
-    }
-
-    /// Fails the call if it is the one [`SimDisk::fail_next`] chose: EIO,
-    /// nothing changed.
-    fn check_injected(&mut self, call: DiskCall, name: &str) -> io::Result<()> {
-        let chosen = self.fail_next_call.as_ref();
-        if chosen.is_some_and(|(kind, prefix)| *kind == call && name.starts_with(prefix.as_str())) {
-            self.fail_next_call = None;
-            return Err(io::Error::from_raw_os_error(5)); // EIO
-        }
-        Ok(())
-    }
-
-    /// The name `inode` has now (in the volatile table), if any.
-    fn name_of(&self, inode: u64) -> String {
-        let named = self.volatile_names.iter().find(|(_, &i)| i == inode);
-        named.map_or_else(String::new, |(name, _)| name.clone())
-    }
-
-    /// [`Self::check_injected`] for a call on an open file.
-    fn check_injected_on(&mut self, call: DiskCall, inode: u64) -> io::Result<()> {
-        let name = self.name_of(inode);
-        let local = &name[directory_of(&name).len()..];
-        self.check_injected(call, local)
     }
 
     fn inode_of(&self, name: &str) -> io::Result<u64> {
@@ -319,7 +476,7 @@ impl std::fmt::Debug for SimDisk {
         f.debug_struct("SimDisk")
             .field("durable_names", &state.durable_names.keys())
             .field("counters", &state.counters)
-            .field("powered_off", &state.powered_off)
+            .field("stopped", &state.stopped)
             .finish()
     }
 }
@@ -344,24 +501,95 @@ impl SimDisk {
     /// (counted from this disk's creation, 1-based): that call and every
     /// later one fail until [`SimDisk::crash`].
     pub fn cut_power_before_operation(&self, operation: u64) {
-        self.lock().cut_before_operation = Some(operation);
+        self.stop_before_operation(operation, Stop::PowerCut);
     }
 
-    /// Whether a power cut has happened and not yet been crashed through.
-    pub fn is_powered_off(&self) -> bool {
-        self.lock().powered_off
+    /// The process is killed just before mutating operation number
+    /// `operation`: that call and every later one fail until
+    /// [`SimDisk::restart_process`] (or a [`SimDisk::crash`]).
+    pub fn kill_before_operation(&self, operation: u64) {
+        self.stop_before_operation(operation, Stop::ProcessKill);
+    }
+
+    /// Arms `stop` just before mutating operation number `operation`;
+    /// `u64::MAX` disarms.
+    pub fn stop_before_operation(&self, operation: u64, stop: Stop) {
+        self.lock().stop_at = Some((Trigger::Number(operation), stop));
+    }
+
+    /// Arms `stop` just before the next mutating operation `matches`
+    /// accepts (a targeted crash: "before the directory sync after the
+    /// first rename").
+    pub fn stop_before_next(
+        &self,
+        stop: Stop,
+        matches: impl Fn(&Operation) -> bool + Send + 'static,
+    ) {
+        self.lock().stop_at = Some((Trigger::Next(Box::new(matches)), stop));
+    }
+
+    /// Whether an armed stop (power cut or process kill) has happened and
+    /// not yet been crashed or restarted through.
+    pub fn is_stopped(&self) -> bool {
+        self.lock().stopped.is_some()
+    }
+
+    /// How the node was stopped, if it was.
+    pub fn stopped(&self) -> Option<Stop> {
+        self.lock().stopped
+    }
+
+    /// Whether an injected fault explains a failed call: the node was
+    /// stopped, or a sync failed on purpose since the last crash or restart.
+    pub fn has_failed(&self) -> bool {
+        let state = self.lock();
+        state.stopped.is_some() || state.counters.failed_syncs > 0
     }
 
     /// Sync number `sync` (1-based, counting `sync_data` and
-    /// `sync_directory`) fails with EIO without making anything durable.
+    /// `sync_directory`) fails with EIO, with Linux's semantics (see the
+    /// module doc).
     pub fn fail_sync(&self, sync: u64) {
-        self.lock().fail_sync_number = Some(sync);
+        self.lock().fail_sync_at = Some(Trigger::Number(sync));
     }
 
-    /// The next `call` on a file whose name starts with `name_prefix` fails
-    /// with EIO without changing anything (for `SyncDirectory`, use "").
-    pub fn fail_next(&self, call: DiskCall, name_prefix: &str) {
-        self.lock().fail_next_call = Some((call, name_prefix.to_owned()));
+    /// The next sync `matches` accepts fails with EIO, with Linux's
+    /// semantics (see the module doc).
+    pub fn fail_next_sync(&self, matches: impl Fn(&Operation) -> bool + Send + 'static) {
+        self.lock().fail_sync_at = Some(Trigger::Next(Box::new(matches)));
+    }
+
+    /// The next mutating call of `kind` on a file whose name (without its
+    /// directory) starts with `name_prefix` fails with EIO and changes
+    /// nothing (for `SyncDirectory`, use ""). Unlike [`SimDisk::fail_sync`],
+    /// a failed sync here has no Linux writeback semantics: nothing at all
+    /// happened.
+    pub fn fail_next(&self, kind: OperationKind, name_prefix: &str) {
+        let prefix = name_prefix.to_owned();
+        let matches = move |operation: &Operation| {
+            operation.kind == kind && local_name(&operation.name).starts_with(prefix.as_str())
+        };
+        self.lock().fail_call_at = Some(Trigger::Next(Box::new(matches)));
+    }
+
+    /// The process restarts on a machine that kept running (after a
+    /// [`Stop::ProcessKill`], or to kill it now): every handle dies, and
+    /// everything else — the page cache, the dirty sectors, the unsynced
+    /// directory changes — stays exactly as it was, still unsynced. Armed
+    /// faults are disarmed.
+    pub fn restart_process(&self) {
+        let mut state = self.lock();
+        assert_ne!(
+            state.stopped,
+            Some(Stop::PowerCut),
+            "a power cut is followed by crash(), not by a process restart"
+        );
+        state.epoch += 1;
+        state.stopped = None;
+        state.stop_at = None;
+        state.fail_sync_at = None;
+        state.fail_call_at = None;
+        state.counters.failed_syncs = 0;
     }
 
     /// Allocations and writes that would grow the files' total size beyond
@@ -388,6 +616,38 @@ impl SimDisk {
         self.crash_with(0, true);
     }
 
+    /// Power loss whose survivors the test chooses: every unsynced directory
+    /// change or none, and each dirty sector `keep(file name, sector)` says
+    /// (files keep their page-cache length). For deterministic tests of one
+    /// exact torn state.
+    pub fn crash_keeping(
+        &self,
+        keep_directory_changes: bool,
+        mut keep: impl FnMut(&str, u64) -> bool,
+    ) {
+        let mut state = self.lock();
+        let journal = std::mem::take(&mut state.journal);
+        if keep_directory_changes {
+            for change in &journal {
+                change.apply(&mut state.durable_names);
+            }
+        }
+        state.drop_unreachable_names();
+        let names: Vec<(String, u64)> = state
+            .durable_names
+            .iter()
+            .map(|(name, &inode)| (name.clone(), inode))
+            .collect();
+        state
+            .inodes
+            .retain(|inode, _| names.iter().any(|(_, i)| i == inode));
+        for (name, inode) in names {
+            let file = state.inodes.get_mut(&inode).expect("named inode exists");
+            file.settle(true, &mut |sector| keep(&name, sector));
+        }
+        state.power_on_after_crash();
+    }
+
     fn crash_with(&self, seed: u64, lose_everything: bool) {
         let mut rng = Rng::new(seed);
         let mut state = self.lock();
@@ -407,34 +667,25 @@ impl SimDisk {
         for change in &kept {
             change.apply(&mut state.durable_names);
         }
-        let names = state.durable_names.clone();
-        let reachable = |name: &str| {
-            let directory = directory_of(name);
-            directory.is_empty() || names.contains_key(directory)
-        };
-        state.durable_names.retain(|name, _| reachable(name));
+        state.drop_unreachable_names();
         // Mix all-or-nothing crashes with sector-by-sector ones: each extreme
         // is a case worth hitting often.
         let mode = if lose_everything { 0 } else { rng.below(4) };
-        let mut keep_new: Box<dyn FnMut(&mut Rng) -> bool> = match mode {
-            0 => Box::new(|_| false),
-            1 => Box::new(|_| true),
-            _ => Box::new(|rng| rng.chance(1, 2)),
-        };
         let live: BTreeSet<u64> = state.durable_names.values().copied().collect();
         state.inodes.retain(|inode, _| live.contains(inode));
         let mut inodes: Vec<_> = state.inodes.keys().copied().collect();
         inodes.sort_unstable();
         for inode in inodes {
             let file = state.inodes.get_mut(&inode).expect("listed");
-            file.settle(&mut rng, &mut keep_new);
+            let mut keep_new = || match mode {
+                0 => false,
+                1 => true,
+                _ => rng.chance(1, 2),
+            };
+            let keep_length = keep_new();
+            file.settle(keep_length, &mut |_| keep_new());
         }
-        state.volatile_names = state.durable_names.clone();
-        state.epoch += 1;
-        state.powered_off = false;
-        state.cut_before_operation = None;
-        state.fail_sync_number = None;
-        state.fail_next_call = None;
+        state.power_on_after_crash();
     }
 
     /// Names in the durable directory table, sorted.
@@ -463,7 +714,8 @@ impl SimDisk {
         }
         let file = state.durable_inode_mut(name);
         file.volatile = bytes.to_vec();
-        file.sync();
+        file.durable = bytes.to_vec();
+        file.dirty.clear();
     }
 
     /// Removes `name` durably (a lost file).
@@ -530,8 +782,8 @@ impl StorageFile for SimFile {
     fn allocate(&self, length_bytes: u64) -> io::Result<()> {
         self.check_writable()?;
         let mut state = self.state()?;
-        state.begin_mutation()?;
-        state.check_injected_on(DiskCall::Allocate, self.inode)?;
+        let name = state.name_of(self.inode);
+        state.begin_mutation(OperationKind::Allocate, &name)?;
         let current = state.inodes[&self.inode].volatile.len() as u64;
         if length_bytes > current {
             state.reserve(length_bytes - current)?;
@@ -544,8 +796,8 @@ impl StorageFile for SimFile {
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         self.check_writable()?;
         let mut state = self.state()?;
-        state.begin_mutation()?;
-        state.check_injected_on(DiskCall::Write, self.inode)?;
+        let name = state.name_of(self.inode);
+        state.begin_mutation(OperationKind::Write, &name)?;
         let end = offset + bytes.len() as u64;
         let current = state.inodes[&self.inode].volatile.len() as u64;
         if end > current {
@@ -565,7 +817,7 @@ impl StorageFile for SimFile {
 
     fn read_at(&self, offset: u64, length: usize) -> io::Result<Cow<'_, [u8]>> {
         let state = self.state()?;
-        if state.powered_off {
+        if state.stopped.is_some() {
             return Err(dead());
         }
         let image = &state.inodes[&self.inode].volatile;
@@ -578,14 +830,19 @@ impl StorageFile for SimFile {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut state = self.state()?;
-        state.begin_sync()?;
-        state.check_injected_on(DiskCall::Sync, self.inode)?;
-        state
-            .inodes
-            .get_mut(&self.inode)
-            .expect("open inode")
-            .sync();
-        Ok(())
+        let name = state.name_of(self.inode);
+        let fate = state.begin_mutation(OperationKind::SyncData, &name)?;
+        let file = state.inodes.get_mut(&self.inode).expect("open inode");
+        match fate {
+            Fate::Proceed => {
+                file.sync();
+                Ok(())
+            }
+            Fate::FailSync(number) => {
+                file.fail_writeback(&mut Rng::new(number));
+                Err(io::Error::from_raw_os_error(5)) // EIO
+            }
+        }
     }
 }
 
@@ -599,24 +856,23 @@ impl SimDisk {
 impl Storage for SimDisk {
     type File = SimFile;
 
-    fn list(&self) -> io::Result<Vec<String>> {
+    fn list(&self) -> io::Result<Vec<DirectoryEntry>> {
         let state = self.lock();
-        if state.powered_off {
+        if state.stopped.is_some() {
             return Err(dead());
         }
         let here = |name: &&String| directory_of(name) == self.directory && !name.ends_with('/');
-        Ok(state
-            .volatile_names
-            .keys()
-            .filter(here)
-            .map(|name| name[self.directory.len()..].to_owned())
-            .collect())
+        let file = |name: &String| DirectoryEntry {
+            name: name[self.directory.len()..].into(),
+            kind: FileKind::RegularFile,
+            mode: None,
+        };
+        Ok(state.volatile_names.keys().filter(here).map(file).collect())
     }
 
     fn create(&self, name: &str) -> io::Result<SimFile> {
         let mut state = self.lock();
-        state.begin_mutation()?;
-        state.check_injected(DiskCall::Create, name)?;
+        state.begin_mutation(OperationKind::Create, name)?;
         let name = self.full(name);
         if state.volatile_names.contains_key(&name) {
             return Err(io::ErrorKind::AlreadyExists.into());
@@ -636,7 +892,7 @@ impl Storage for SimDisk {
 
     fn open(&self, name: &str, writable: bool) -> io::Result<SimFile> {
         let state = self.lock();
-        if state.powered_off {
+        if state.stopped.is_some() {
             return Err(dead());
         }
         Ok(SimFile {
@@ -649,8 +905,7 @@ impl Storage for SimDisk {
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let mut state = self.lock();
-        state.begin_mutation()?;
-        state.check_injected(DiskCall::Rename, from)?;
+        state.begin_mutation(OperationKind::Rename, from)?;
         let (from, to) = (self.full(from), self.full(to));
         let inode = state.inode_of(&from)?;
         state.volatile_names.remove(&from);
@@ -661,8 +916,7 @@ impl Storage for SimDisk {
 
     fn remove(&self, name: &str) -> io::Result<()> {
         let mut state = self.lock();
-        state.begin_mutation()?;
-        state.check_injected(DiskCall::Remove, name)?;
+        state.begin_mutation(OperationKind::Remove, name)?;
         let name = self.full(name);
         state.inode_of(&name)?;
         state.volatile_names.remove(&name);
@@ -673,8 +927,11 @@ impl Storage for SimDisk {
     /// Makes this directory's changes durable (not its subdirectories').
     fn sync_directory(&self) -> io::Result<()> {
         let mut state = self.lock();
-        state.begin_sync()?;
-        state.check_injected(DiskCall::SyncDirectory, "")?;
+        if let Fate::FailSync(_) = state.begin_mutation(OperationKind::SyncDirectory, "")? {
+            // Nothing became durable; the changes stay pending (a power cut
+            // may still lose them).
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
         let journal = std::mem::take(&mut state.journal);
         let (here, elsewhere) = journal
             .into_iter()
@@ -684,6 +941,10 @@ impl Storage for SimDisk {
         }
         state.journal = elsewhere;
         Ok(())
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        PathBuf::from("/sim").join(self.full(name))
     }
 
     /// The subdirectory `name`: created (one mutating operation) and this
@@ -697,12 +958,12 @@ impl Storage for SimDisk {
             source: Arc::new(source),
         };
         let mut state = self.lock();
-        if state.powered_off {
+        if state.stopped.is_some() {
             return Err(failed("open directory", dead()));
         }
         if !state.volatile_names.contains_key(&directory) {
             state
-                .begin_mutation()
+                .begin_mutation(OperationKind::Create, name)
                 .map_err(|e| failed("create directory", e))?;
             let inode = state.next_inode;
             state.next_inode += 1;
@@ -720,9 +981,5 @@ impl Storage for SimDisk {
             state: Arc::clone(&self.state),
             directory,
         })
-    }
-
-    fn path_of(&self, name: &str) -> PathBuf {
-        PathBuf::from("/sim").join(self.full(name))
     }
 }

@@ -277,12 +277,11 @@ impl Model {
         let term = self.state.hard.term;
         let new: Vec<_> = entries.iter().map(|e| (term, e.clone())).collect();
         let start = after.log.end_index();
-        after.log.entries.extend(new.iter().cloned());
+        after.log.entries.extend(new);
         after.commit_end = after.log.end_index();
-        crash_logs.push(LogShape {
-            fixed: self.state.log.clone(),
-            optional_tail: new,
-        });
+        // A batch is atomic: a crash leaves all of it or none (the old log
+        // is always allowed).
+        crash_logs.push(LogShape::exact(&after.log));
         Reply::Appended(start..after.log.end_index())
     }
 
@@ -559,11 +558,11 @@ impl Harness {
                 self.hard_state_settled = true;
                 Ok(Ok(()))
             }
-            Err(error) if self.disk.is_powered_off() => {
+            Err(error) if self.disk.has_failed() => {
                 self.hard_state_settled = false;
                 Ok(Err(error))
             }
-            Err(error) => Err(format!("reopen failed without a power cut: {error}")),
+            Err(error) => Err(format!("reopen failed without an injected fault: {error}")),
         }
     }
 
@@ -596,6 +595,7 @@ impl Harness {
                 .map(Reply::TermChanged),
             Op::StartElection => node.start_election().map(|t| Reply::Elected(t.0)),
         };
+        super::trace(format_args!("  {op:?} -> {result:?}"));
         let result = match result {
             Err(Error::NotLeader { .. }) if transition.reply == Reply::Refused => {
                 Ok(Reply::Refused)
@@ -628,6 +628,7 @@ impl Harness {
     /// plus rot). This is what catches a missing sync after copy B.
     pub fn crash(&mut self, seed: u64) {
         self.node = None;
+        super::trace(format_args!("  power cut (crash seed {seed})"));
         self.disk.crash(seed);
         let mut rng = Rng::new(seed ^ 0x00DA_3A6E);
         let hard_state_exists = self.disk.durable_image("hardstate").is_some();
@@ -637,9 +638,19 @@ impl Harness {
             self.disk.zero_sector("hardstate", copy_offset);
         }
     }
+
+    /// The process dies and restarts on the same boot: the node is dropped,
+    /// the page cache and every unsynced change survive (see
+    /// [`SimDisk::restart_process`]).
+    pub fn restart(&mut self) {
+        super::trace(format_args!("  process restart"));
+        self.node = None;
+        self.disk.restart_process();
+    }
 }
 
-/// The command that replays a failing seed.
+/// The command that replays a failing seed (add `CPWAL_SIM_TRACE=1` to see
+/// every operation of the run).
 pub fn replay_command(test_file: &str, test_name: &str, seed: u64) -> String {
     format!(
         "CPWAL_SIM_SEED={seed} cargo test --test {test_file} -- {test_name} --exact --nocapture"

@@ -37,18 +37,18 @@ fn sample_entry(n: u64) -> ControlPlaneEntry {
 
 /// Runs the benchmark in a scratch directory created inside `directory`
 /// (default: the current directory) and removed afterwards.
-pub fn run(directory: Option<&Path>, samples: usize) -> Result<(), CliError> {
+pub fn run(directory: Option<&Path>, samples: usize, as_json: bool) -> Result<(), CliError> {
     let parent = directory.unwrap_or(Path::new(".")).to_path_buf();
     let scratch = parent.join(format!(".cpwal-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)
         .map_err(|e| CliError::io(format!("create {}", scratch.display()), e))?;
-    let result = measure(&parent, &scratch, samples.max(10));
+    let result = measure(&parent, &scratch, samples.max(10), as_json);
     let removed = std::fs::remove_dir_all(&scratch)
         .map_err(|e| CliError::io(format!("remove {}", scratch.display()), e));
     result.and(removed)
 }
 
-fn measure(parent: &Path, scratch: &Path, samples: usize) -> Result<(), CliError> {
+fn measure(parent: &Path, scratch: &Path, samples: usize, as_json: bool) -> Result<(), CliError> {
     let entry_bytes = record_bytes(encoded_entry(&sample_entry(0)).len() as u64);
     let budget = Duration::from_secs(10);
     eprintln!(
@@ -71,7 +71,18 @@ fn measure(parent: &Path, scratch: &Path, samples: usize) -> Result<(), CliError
         let next = ControlPlaneTerm(node.current_term().0 + 1);
         node.observe_term(next).map(drop)
     })?;
-    report(&raw, &appends, &batches, &votes, entry_bytes);
+    let figures = Figures {
+        raw,
+        appends,
+        batches,
+        votes,
+        entry_bytes,
+    };
+    if as_json {
+        println!("{:#}", figures.json());
+    } else {
+        report(&figures);
+    }
     Ok(())
 }
 
@@ -108,7 +119,55 @@ fn ratio(samples: &[u64], raw: &[u64]) -> String {
     }
 }
 
-fn report(raw: &[u64], appends: &[u64], batches: &[u64], votes: &[u64], entry_bytes: u64) {
+/// Latencies of each measured operation, in nanoseconds.
+struct Figures {
+    raw: Vec<u64>,
+    appends: Vec<u64>,
+    batches: Vec<u64>,
+    votes: Vec<u64>,
+    entry_bytes: u64,
+}
+
+impl Figures {
+    /// Whether the disk meets etcd's guidance (`None`: no raw samples).
+    fn fit(&self) -> Option<(bool, u64)> {
+        Percentiles::of(&self.raw).map(|p| (p.p99 < FDATASYNC_P99_LIMIT_NS, p.p99))
+    }
+
+    /// Every figure as JSON: percentiles in nanoseconds, each operation's
+    /// median over the raw median, and the verdict.
+    fn json(&self) -> serde_json::Value {
+        let figure = |samples: &[u64], entries_per_call: usize| {
+            let p = Percentiles::of(samples);
+            let raw = Percentiles::of(&self.raw);
+            serde_json::json!({
+                "samples": p.map_or(0, |p| p.count),
+                "p50_ns": p.map(|p| p.p50),
+                "p99_ns": p.map(|p| p.p99),
+                "median_over_raw_median": p.zip(raw).map(|(a, b)| a.p50 as f64 / b.p50.max(1) as f64),
+                "entries_per_call": entries_per_call,
+            })
+        };
+        serde_json::json!({
+            "entry_bytes": self.entry_bytes,
+            "raw_pwrite_fdatasync": figure(&self.raw, 1),
+            "durable_append": figure(&self.appends, 1),
+            "durable_append_batch": figure(&self.batches, BATCH_ENTRIES),
+            "vote_or_term_change": figure(&self.votes, 0),
+            "fdatasync_p99_limit_ns": FDATASYNC_P99_LIMIT_NS,
+            "verdict": self.fit().map(|(fit, _)| if fit { "fit" } else { "too_slow" }),
+        })
+    }
+}
+
+fn report(figures: &Figures) {
+    let Figures {
+        raw,
+        appends,
+        batches,
+        votes,
+        entry_bytes,
+    } = figures;
     println!(
         "raw pwrite+fdatasync ({entry_bytes:>3} B):       {}",
         describe(raw)
@@ -131,18 +190,15 @@ fn report(raw: &[u64], appends: &[u64], batches: &[u64], votes: &[u64], entry_by
         describe(votes),
         ratio(votes, raw)
     );
-    let Some(raw_p99) = Percentiles::of(raw).map(|p| p.p99) else {
-        return;
-    };
-    if raw_p99 < FDATASYNC_P99_LIMIT_NS {
-        println!(
+    match figures.fit() {
+        Some((true, p99)) => println!(
             "verdict: FIT for a control plane: fdatasync p99 {} is under etcd's 10 ms guidance",
-            millis(raw_p99)
-        );
-    } else {
-        println!(
+            millis(p99)
+        ),
+        Some((false, p99)) => println!(
             "verdict: TOO SLOW for a control plane: fdatasync p99 {} exceeds etcd's 10 ms guidance; elections will time out under load, use a faster (SSD/NVMe) disk",
-            millis(raw_p99)
-        );
+            millis(p99)
+        ),
+        None => {}
     }
 }

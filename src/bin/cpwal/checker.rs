@@ -24,6 +24,26 @@ enum Pending {
 /// Term and vote.
 type VoteState = (u64, Option<String>);
 
+/// A vote in words: the candidate, or "none".
+fn vote_text(vote: &Option<String>) -> &str {
+    vote.as_deref().unwrap_or("none")
+}
+
+/// The call in flight when the child was killed, in words.
+fn pending_text(pending: &Option<Pending>) -> String {
+    match pending {
+        None => "nothing in flight".to_owned(),
+        Some(Pending::Append { start, count, term }) => {
+            format!("in flight: {count} entries of term {term} from index {start}")
+        }
+        Some(Pending::State(operation, term, candidate)) => format!(
+            "in flight: {} to term {term}, vote {}",
+            operation.word(),
+            vote_text(candidate)
+        ),
+    }
+}
+
 /// What the child acknowledged, and the counters for the summary.
 #[derive(Debug, Default)]
 pub struct Model {
@@ -143,7 +163,9 @@ impl Model {
         let (old_term, old_vote) = self.state.clone();
         if term < old_term || (term == old_term && old_vote.is_some() && vote != old_vote) {
             self.violation(format!(
-                "child reported term {term} vote {vote:?} after term {old_term} vote {old_vote:?}"
+                "child reported term {term} vote {} after term {old_term} vote {}",
+                vote_text(&vote),
+                vote_text(&old_vote)
             ));
         }
         self.note_vote(term, &vote, "acknowledged");
@@ -192,8 +214,11 @@ impl Model {
         if !self.allowed_states().contains(&recovered) {
             let (term, vote) = &self.state;
             self.violation(format!(
-                "recovered term {} vote {:?}, but the child acknowledged term {term} vote {vote:?} (in flight: {:?})",
-                recovered.0, recovered.1, self.pending
+                "recovered term {} vote {}, but the child acknowledged term {term} vote {} ({})",
+                recovered.0,
+                vote_text(&recovered.1),
+                vote_text(vote),
+                pending_text(&self.pending)
             ));
         }
         self.note_vote(recovered.0, &recovered.1, "recovered");
@@ -238,8 +263,9 @@ impl Model {
                     self.entries_checked += 1;
                 }
                 Ok(read) => self.violation(format!(
-                    "entry {index} differs: term {} (expected {term}), {:?}",
-                    read.term.0, read.entry
+                    "entry {index} differs: term {} (expected {term}), {}",
+                    read.term.0,
+                    crate::render::entry_json(&read)
                 )),
                 Err(error) => self.violation(format!("entry {index} unreadable: {error}")),
             }

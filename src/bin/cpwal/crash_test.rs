@@ -1,6 +1,9 @@
 //! `cpwal crash-test`: kill a real writer process with SIGKILL at random
 //! moments, reopen its directory, and check G1–G5 against what it
-//! acknowledged, many times over in one directory.
+//! acknowledged, many times over in one directory. With `--shutdown-fs`,
+//! half the cycles cut the power instead: the file system under the
+//! directory is shut down without flushing its log, mounted again, and the
+//! same checks run (see [`crate::fs_shutdown`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,7 +15,9 @@ use cpwal::{codec::encoded_entry, format::record_bytes, DurableControlPlane};
 
 use crate::checker::Model;
 use crate::failure::CliError;
+use crate::fs_shutdown::MountedFileSystem;
 use crate::latency::{describe, raw_fdatasync_latencies};
+use crate::progress::{Progress, Unit};
 use crate::sabotage::Sabotage;
 use crate::workload::{crash_test_options, expected_entry, identity, Message, Rng, NODE_SUBJECT};
 
@@ -28,12 +33,15 @@ pub struct CrashTestConfig {
     /// Self-test of the checker: damage the directory on purpose after
     /// each kill; the run must then report violations.
     pub sabotage: Option<Sabotage>,
+    /// The file system to shut down (power loss) in half the cycles.
+    pub shutdown: Option<MountedFileSystem>,
 }
 
 /// Counters beyond the model's.
 #[derive(Debug, Default)]
 struct Totals {
     cycles: u64,
+    shutdowns: u64,
     torn_tails: u64,
     torn_bytes: u64,
     leftover_files: u64,
@@ -43,25 +51,25 @@ struct Totals {
 pub fn run(config: &CrashTestConfig) -> Result<(), CliError> {
     let (data, scratch_root) = prepare_directory(config.directory.as_deref())?;
     eprintln!(
-        "crash-test: seed {}, directory {}, about {} s; a child writes with real fdatasync, the parent kills it with SIGKILL at random moments and checks G1-G5 after each reopen",
+        "crash-test: seed {}, directory {}, about {} s; a child writes with real fdatasync, the parent kills it with SIGKILL at random moments{} and checks G1-G5 after each reopen",
         config.seed,
         data.display(),
-        config.seconds
+        config.seconds,
+        config.shutdown.as_ref().map_or(String::new(), |fs| format!(
+            " or shuts down {} without flushing its log and mounts it again",
+            fs.describe()
+        )),
     );
     let mut model = Model::new(config.seed);
     let mut totals = Totals::default();
     let mut rng = Rng::new(config.seed, u64::MAX);
     let started = Instant::now();
+    let progress = Progress::new("crash-test", Unit::Seconds);
     while started.elapsed().as_secs_f64() < config.seconds && model.violations.is_empty() {
-        run_cycle(
-            &data,
-            config.seed,
-            config.sabotage,
-            &mut rng,
-            &mut model,
-            &mut totals,
-        )?;
+        run_cycle(&data, config, &mut rng, &mut model, &mut totals, &progress)?;
+        progress.set(started.elapsed().as_secs(), config.seconds.ceil() as u64);
     }
+    drop(progress);
     let probe_directory = data.parent().unwrap_or(Path::new("."));
     let probe_bytes = record_bytes(encoded_entry(&expected_entry(config.seed, 0, 1)).len() as u64);
     let raw = raw_fdatasync_latencies(
@@ -114,21 +122,39 @@ fn prepare_directory(given: Option<&Path>) -> Result<(PathBuf, Option<PathBuf>),
     Ok((root.join("data"), Some(root)))
 }
 
-/// One cycle: start the child, kill it at a random moment, feed what it
-/// acknowledged to the model, reopen and check.
+/// How a cycle stops the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interruption {
+    /// SIGKILL: the page cache survives.
+    Kill,
+    /// The file system is shut down without flushing its log, then the
+    /// child is killed and the file system mounted again: a power cut.
+    Shutdown,
+}
+
+/// One cycle: start the child, stop it at a random moment (SIGKILL, or a
+/// file-system shutdown when configured), feed what it acknowledged to the
+/// model, reopen and check.
 fn run_cycle(
     data: &Path,
-    seed: u64,
-    sabotage: Option<Sabotage>,
+    config: &CrashTestConfig,
     rng: &mut Rng,
     model: &mut Model,
     totals: &mut Totals,
+    progress: &Progress,
 ) -> Result<(), CliError> {
     let cycle = totals.cycles;
-    let saved = sabotage.map(|s| s.before_cycle(data)).transpose()?;
-    let (mut child, reader) = spawn_child(data, seed, cycle)?;
+    let saved = config.sabotage.map(|s| s.before_cycle(data)).transpose()?;
+    let (mut child, reader) = spawn_child(data, config.seed, cycle)?;
     std::thread::sleep(Duration::from_millis(5 + rng.below(250)));
-    if let Some(status) = child
+    let interruption = match &config.shutdown {
+        Some(_) if rng.below(2) == 0 => Interruption::Shutdown,
+        _ => Interruption::Kill,
+    };
+    if let (Interruption::Shutdown, Some(file_system)) = (interruption, &config.shutdown) {
+        // The child may see EIO and exit by itself from here on.
+        file_system.shut_down()?;
+    } else if let Some(status) = child
         .try_wait()
         .map_err(|e| CliError::io("wait for crash-test child", e))?
     {
@@ -141,16 +167,29 @@ fn run_cycle(
         .wait()
         .map_err(|e| CliError::io("reap crash-test child", e))?;
     let output = reader.join().map_err(|_| CliError::PipeReaderPanicked)?;
+    if let (Interruption::Shutdown, Some(file_system)) = (interruption, &config.shutdown) {
+        file_system.remount()?;
+        totals.shutdowns += 1;
+    }
     let acks_before = model.acknowledged_entries + model.acknowledged_states;
     for message in complete_lines(&output).filter_map(Message::parse) {
         model.apply(message);
     }
     let acks = model.acknowledged_entries + model.acknowledged_states - acks_before;
     totals.cycles += 1;
-    if let (Some(sabotage), Some(saved)) = (sabotage, saved) {
+    if let (Some(sabotage), Some(saved)) = (config.sabotage, saved) {
         sabotage.after_kill(data, saved)?;
     }
-    check_cycle(data, cycle, acks, model, totals)
+    check_cycle(data, cycle, interruption, acks, model, totals, progress)
+}
+
+impl Interruption {
+    fn name(self) -> &'static str {
+        match self {
+            Interruption::Kill => "SIGKILL",
+            Interruption::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// Starts the child and a thread collecting its stdout until it dies.
@@ -198,20 +237,23 @@ fn complete_lines(output: &[u8]) -> impl Iterator<Item = &str> {
 fn check_cycle(
     data: &Path,
     cycle: u64,
+    interruption: Interruption,
     acks: u64,
     model: &mut Model,
     totals: &mut Totals,
+    progress: &Progress,
 ) -> Result<(), CliError> {
     let opened = DurableControlPlane::open(data, identity(NODE_SUBJECT), crash_test_options());
     let node = match opened {
         Ok(node) => node,
         Err(error) if error.as_corruption().is_some() => {
             model.violations.push(format!(
-                "recovery after SIGKILL in cycle {cycle} failed: {error}"
+                "recovery after {} in cycle {cycle} failed: {error}",
+                interruption.name()
             ));
             return Ok(());
         }
-        Err(error) => return Err(CliError::engine("reopen after SIGKILL", error)),
+        Err(error) => return Err(CliError::engine("reopen after the interruption", error)),
     };
     let torn = node.recovery_report().torn_tail.clone();
     totals.leftover_files += node.recovery_report().removed_files.len() as u64;
@@ -221,9 +263,11 @@ fn check_cycle(
     }
     let found = model.check_recovered(&node);
     let vote = cpwal::ControlPlaneConsensus::durable_vote(&node);
-    eprintln!(
-        "cycle {:>4}: {acks:>4} acks; recovered term {} vote {} log 0..{} ({} acknowledged){}{}",
+    progress.suspend(|| {
+        eprintln!(
+        "cycle {:>4}: {:<8} {acks:>4} acks; recovered term {} vote {} log 0..{} ({} acknowledged){}{}",
         cycle + 1,
+        interruption.name(),
         vote.term.0,
         vote.voted_for.as_ref().map_or("-", |v| v.as_str()),
         node.last_index().map_or(0, |i| i.0 + 1),
@@ -233,7 +277,8 @@ fn check_cycle(
             t.bytes
         )),
         if found > 0 { "; VIOLATION" } else { "" },
-    );
+    )
+    });
     Ok(())
 }
 
@@ -251,8 +296,13 @@ fn print_summary(
         data.display()
     );
     println!(
-        "cycles: {} (SIGKILL at a random moment, reopen, full check)",
-        totals.cycles
+        "cycles: {} (SIGKILL at a random moment, reopen, full check); {} of them file-system shutdowns (power loss){}",
+        totals.cycles,
+        totals.shutdowns,
+        config
+            .shutdown
+            .as_ref()
+            .map_or(String::new(), |fs| format!(" of {}", fs.describe())),
     );
     println!(
         "acknowledged: {} entries in {} appends, {} votes/term changes",

@@ -10,12 +10,17 @@ use cpwal::Error;
 /// lock held, ...). Clap uses 2 for usage errors.
 pub const EXIT_FAILED: i32 = 1;
 /// Exit code of `verify`: recovery would drop a torn tail (or finish an
-/// interrupted truncation, or remove leftover files).
+/// interrupted truncation, snapshot install or hard-state update, or
+/// remove leftover files).
 pub const EXIT_TORN_TAIL: i32 = 3;
-/// Exit code of `verify`: durable data is damaged.
+/// Exit code of `verify`: durable data is damaged (and of `inspect`,
+/// `dump`, `catalog` when their report is partial for that reason).
 pub const EXIT_CORRUPTION: i32 = 4;
 /// Exit code of `crash-test`: a guarantee was violated.
 pub const EXIT_VIOLATION: i32 = 5;
+/// Exit code of `verify`: redundancy is lost (one hard-state copy fails
+/// its checks or is missing); a writer opens it and repairs it.
+pub const EXIT_DEGRADED: i32 = 6;
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -29,14 +34,17 @@ pub enum CliError {
     },
     /// The path is not a cpwal data directory.
     NotADataDirectory(PathBuf),
-    /// An index outside the log was asked for.
+    /// An index outside the readable log was asked for.
     IndexOutOfRange {
         /// The index asked for.
         index: u64,
         /// The first index in the log.
         first: u64,
-        /// One past the last index.
+        /// One past the last readable index.
         end: u64,
+        /// Whether the log is damaged and `end` the end of its intact
+        /// prefix.
+        damaged: bool,
     },
     /// An index below the log's start was asked for: compaction removed it
     /// (the snapshot holds its effect, not the entry).
@@ -73,6 +81,16 @@ pub enum CliError {
     },
     /// `crash-test` found this many violations (already printed).
     Violations(usize),
+    /// `crash-test --shutdown-fs` was given a path that is not the root of
+    /// a mount.
+    NotAMountPoint(PathBuf),
+    /// A system command the tool runs (`xfs_io`, `mount`) failed.
+    CommandFailed {
+        /// The command line.
+        command: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
 }
 
 impl CliError {
@@ -93,6 +111,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Violations(_) => EXIT_VIOLATION,
+            Self::IndexOutOfRange { damaged: true, .. } => EXIT_CORRUPTION,
             Self::Engine { error, .. } if error.as_corruption().is_some() => EXIT_CORRUPTION,
             _ => EXIT_FAILED,
         }
@@ -106,11 +125,22 @@ fn advice(error: &Error) -> &'static str {
             "stop the process that holds it, or run on a copy (cp -r DIR COPY)"
         }
         Error::Corruption(_) => {
-            "run `cpwal verify DIR` for details; restore this node from a peer or a backup"
+            "run `cpwal verify DIR` for details; restore this node from a peer or a backup, or copy what is readable with `cpwal salvage DIR NEW_DIR`"
         }
+        Error::DestinationNotEmpty { .. } => "name a new directory, or an empty one",
+        Error::RoleMismatch { .. } => {
+            "name the role the backup has (--role), or add --allow-role-change to restore it in the other"
+        }
+        Error::Unsalvageable(_) => "restore this node from a peer or a backup",
+        Error::CopyMismatch { .. } => "check the destination's disk, then retry",
         Error::UnsupportedVersion { .. } => "use a cpwal build that reads this format version",
         Error::NoSpace { .. } => "free disk space and retry",
-        Error::IdentityMismatch { .. } => "open the directory with the node identity it belongs to",
+        Error::NotARegularFile { .. } => {
+            "move it out of the directory (cpwal never opens or removes it), then retry"
+        }
+        Error::IdentityMismatch { .. } => {
+            "use the node identity the directory belongs to (restore: --node), or add --allow-other-node to restore it as another node"
+        }
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             "check the path"
         }
@@ -131,8 +161,23 @@ impl fmt::Display for CliError {
                 "{} is not a cpwal data directory (no hardstate file); point at a directory a cpwal node wrote",
                 path.display()
             ),
-            Self::IndexOutOfRange { index, first, end } => format!(
-                "index {index} is outside the log, which holds indexes {first}..{end}; pick --from/--to within it"
+            Self::IndexOutOfRange {
+                index,
+                first,
+                end,
+                damaged: false,
+            } => format!(
+                "index {index} is outside the log, which holds {}; pick --from/--to within it",
+                crate::render::index_range(*first, *end)
+            ),
+            Self::IndexOutOfRange {
+                index,
+                first,
+                end,
+                damaged: true,
+            } => format!(
+                "index {index} is past the intact prefix of this damaged directory, which holds {}; run `cpwal verify` for the damage",
+                crate::render::index_range(*first, *end)
             ),
             Self::Compacted { index, first } => format!(
                 "index {index} was compacted into a snapshot; the log starts at index {first}; pick --from {first} or later"
@@ -155,6 +200,13 @@ impl fmt::Display for CliError {
             ),
             Self::Violations(count) => format!(
                 "{count} guarantee violation(s) found (listed above); keep the directory for analysis and report the seed"
+            ),
+            Self::NotAMountPoint(path) => format!(
+                "{} is not the root of a mounted file system; --shutdown-fs takes the mount point of the file system under --dir (which it shuts down and mounts again: use a scratch file system, e.g. a loop-mounted image)",
+                path.display()
+            ),
+            Self::CommandFailed { command, stderr } => format!(
+                "`{command}` failed: {stderr}; --shutdown-fs needs root, xfs_io (xfsprogs) and a file system that supports shutdown (XFS, ext4)"
             ),
         };
         // One line, whatever the parts contained.

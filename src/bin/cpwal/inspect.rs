@@ -1,35 +1,50 @@
-//! `cpwal inspect DIR [--json]`: what a directory holds, read-only.
+//! `cpwal inspect DIR [--json]`: everything a directory holds, read-only,
+//! damaged or not. A damaged directory gets a best-effort report headed
+//! DAMAGED and exit 4; anything else exit 0.
 
 use std::path::Path;
 
-use cpwal::inspect::{Inspection, SegmentSummary};
+use cpwal::inspect::SegmentSummary;
+use cpwal::operate::{Examination, Verdict};
 use cpwal::{ControlPlaneEntry, ControlPlaneIndex};
 use serde_json::json;
 
-use crate::failure::CliError;
+use crate::failure::{CliError, EXIT_CORRUPTION};
 use crate::render::{
-    open_read_only, recovery_json, recovery_lines, segment_json, snapshot_json, state_word,
+    copies_json, copies_text, corruption_json, corruption_line, degraded_line, examine,
+    index_range, log_stop_json, log_stop_text, optional_identity, recovery_json, recovery_lines,
+    segment_json, snapshot_json, state_word, verdict_word, warning_lines, warnings_json,
 };
 
-/// Where the leader history comes from: each `LeaderConfiguration` entry.
+/// One elected leader: from the snapshot's catalog (no index) or a
+/// `LeaderConfiguration` entry of the readable log.
 struct LeaderRecord {
-    index: u64,
+    index: Option<u64>,
     term: u64,
     leader: String,
 }
 
-fn leader_history(inspection: &Inspection) -> Result<Vec<LeaderRecord>, CliError> {
-    let Some(last) = inspection.last_index() else {
-        return Ok(Vec::new());
-    };
+/// The leader history: the snapshot's, then the log's entries after it.
+fn leader_history(examination: &Examination) -> Result<Vec<LeaderRecord>, CliError> {
     let mut history = Vec::new();
-    for index in inspection.first_index().0..=last.0 {
-        let entry = inspection
+    if let Some(catalog) = examination.snapshot_catalog() {
+        for (term, leader) in catalog.leader_history() {
+            history.push(LeaderRecord {
+                index: None,
+                term: term.0,
+                leader: leader.as_str().to_owned(),
+            });
+        }
+    }
+    let snapshot_end = examination.snapshot().map_or(0, |s| s.index_end);
+    let readable = examination.readable();
+    for index in readable.start.max(snapshot_end)..readable.end {
+        let entry = examination
             .read(ControlPlaneIndex(index))
             .map_err(|e| CliError::engine("cannot read an entry", e))?;
         if let ControlPlaneEntry::LeaderConfiguration { term, leader } = entry.entry {
             history.push(LeaderRecord {
-                index,
+                index: Some(index),
                 term: term.0,
                 leader: leader.as_str().to_owned(),
             });
@@ -38,128 +53,154 @@ fn leader_history(inspection: &Inspection) -> Result<Vec<LeaderRecord>, CliError
     Ok(history)
 }
 
-/// Prints the report for `directory`, as text or JSON.
-pub fn run(directory: &Path, as_json: bool) -> Result<(), CliError> {
-    let inspection = open_read_only(directory)?;
-    let history = leader_history(&inspection)?;
-    let segments = inspection
+/// Prints the report for `directory`, as text or JSON; returns the exit
+/// code (4 when the directory is damaged and the report is partial).
+pub fn run(directory: &Path, as_json: bool) -> Result<u8, CliError> {
+    let examination = examine(directory)?;
+    let history = leader_history(&examination)?;
+    let segments = examination
         .segments()
         .map_err(|e| CliError::engine("cannot read the segments", e))?;
     if as_json {
-        print_json(directory, &inspection, &history, &segments);
+        print_json(&examination, &history, &segments);
     } else {
-        print_text(directory, &inspection, &history, &segments);
+        print_text(&examination, &history, &segments);
     }
-    Ok(())
+    Ok(match examination.verdict() {
+        Verdict::Damaged => EXIT_CORRUPTION as u8,
+        _ => 0,
+    })
 }
 
-fn print_json(
-    directory: &Path,
-    inspection: &Inspection,
-    history: &[LeaderRecord],
-    segments: &[SegmentSummary],
-) {
-    let vote = inspection.durable_vote();
-    let (log_epoch, truncated_from) = inspection.truncation();
+fn print_json(examination: &Examination, history: &[LeaderRecord], segments: &[SegmentSummary]) {
+    let vote = examination.durable_vote();
+    let truncation = examination.truncation();
+    let readable = examination.readable();
     let report = json!({
-            "directory": directory.display().to_string(),
-            "node": inspection.node().as_str(),
-            "term": vote.term.0,
-            "vote": vote.voted_for.as_ref().map(|v| v.as_str()),
-            "commit_index": inspection.commit_index().map(|i| i.0),
-            "first_index": inspection.first_index().0,
-            "first_index_previous_term": inspection.first_index_previous_term().0,
-            "last_index": inspection.last_index().map(|i| i.0),
-            "log_epoch": log_epoch,
-            "truncated_from": (truncated_from != u64::MAX).then_some(truncated_from),
-            "leader_history": history.iter().map(|r| json!({
-                "index": r.index, "term": r.term, "leader": r.leader,
-            })).collect::<Vec<_>>(),
-            "segments": segments.iter().map(segment_json).collect::<Vec<_>>(),
-            "recovery_would": recovery_json(inspection),
-            "snapshot": snapshot_json(inspection.snapshot()),
+        "directory": examination.directory().display().to_string(),
+        "verdict": verdict_word(examination.verdict()),
+        "damage": examination.damage().iter().map(corruption_json).collect::<Vec<_>>(),
+        "node": optional_identity(examination.node()),
+        "role": examination.role().map(|r| r.to_string()),
+        "term": vote.as_ref().map(|v| v.term.0),
+        "vote": vote.as_ref().and_then(|v| v.voted_for.as_ref()).map(|v| v.as_str()),
+        "hard_state_copies": copies_json(examination),
+        "hard_state_served_by": examination.served_by().map(|c| c.name),
+        "commit_index": examination.commit_index().map(|i| i.0),
+        "first_index": examination.first_index().0,
+        "first_index_previous_term": examination.first_index_previous_term().map(|t| t.0),
+        "last_index": readable.end.checked_sub(1).filter(|&l| l >= readable.start),
+        "log_stop": log_stop_json(examination.log_stop()),
+        "segments_beyond_damage": examination.segments_beyond(),
+        "log_epoch": truncation.map(|t| t.0),
+        "truncated_from": truncation.and_then(|t| (t.1 != u64::MAX).then_some(t.1)),
+        "leader_history": history.iter().map(|r| json!({
+            "index": r.index, "term": r.term, "leader": r.leader,
+        })).collect::<Vec<_>>(),
+        "segments": segments.iter().map(segment_json).collect::<Vec<_>>(),
+        "warnings": warnings_json(examination),
+        "recovery_would": recovery_json(examination),
+        "snapshot": snapshot_json(examination.snapshot()),
     });
     println!("{report:#}");
 }
 
-fn print_text(
-    directory: &Path,
-    inspection: &Inspection,
-    history: &[LeaderRecord],
-    segments: &[SegmentSummary],
-) {
-    let vote = inspection.durable_vote();
-    let (log_epoch, truncated_from) = inspection.truncation();
-    let none = || "none".to_owned();
-    println!("directory:  {}", directory.display());
-    println!("node:       {}", inspection.node());
-    println!("term:       {}", vote.term.0);
+fn print_text(examination: &Examination, history: &[LeaderRecord], segments: &[SegmentSummary]) {
+    let unknown = || "unknown (no valid hard-state copy)".to_owned();
+    let damaged = examination.verdict() == Verdict::Damaged;
+    println!("directory:  {}", examination.directory().display());
+    if damaged {
+        println!(
+            "verdict:    DAMAGED: a writer refuses this directory; below is what could be read, not a node's state"
+        );
+        for corruption in examination.damage() {
+            println!("damage:     {}", corruption_line(corruption));
+        }
+    } else {
+        println!("verdict:    {}", verdict_word(examination.verdict()));
+    }
+    let vote = examination.durable_vote();
+    println!(
+        "node:       {}",
+        examination.node().map_or_else(unknown, |n| n.to_string())
+    );
+    println!(
+        "role:       {}",
+        examination.role().map_or_else(unknown, |r| r.to_string())
+    );
+    println!(
+        "term:       {}",
+        vote.as_ref().map_or_else(unknown, |v| v.term.0.to_string())
+    );
     println!(
         "vote:       {}",
-        vote.voted_for.map_or_else(none, |v| v.as_str().to_owned())
+        vote.as_ref().map_or_else(unknown, |v| v
+            .voted_for
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |v| v.to_string()))
     );
+    println!("hard state: {}", copies_text(examination));
+    if let Some(line) = degraded_line(examination) {
+        println!("degraded:   {line}");
+    }
     println!(
         "commit:     {}",
-        inspection
+        examination
             .commit_index()
-            .map_or_else(none, |i| format!("index {}", i.0))
+            .map_or_else(|| "none".to_owned(), |i| format!("index {}", i.0))
     );
-    let first = inspection.first_index().0;
-    match inspection.last_index() {
-        Some(last) => println!(
-            "log:        indexes {first}..={} ({} entries)",
-            last.0,
-            last.0 + 1 - first
-        ),
-        None => println!("log:        empty (next index {first})"),
-    }
-    if first > 0 {
-        println!(
-            "compacted:  entries below {first} (term of {}: {})",
-            first - 1,
-            inspection.first_index_previous_term().0
-        );
-    }
-    if truncated_from != u64::MAX {
-        println!("truncation: epoch {log_epoch}, latest from index {truncated_from}");
-    }
-    print_snapshot(inspection);
+    print_log(examination);
+    print_snapshot(examination);
     println!(
         "leader history ({} LeaderConfiguration entries):",
         history.len()
     );
     for record in history {
+        let place = record
+            .index
+            .map_or_else(|| "from the snapshot".to_owned(), |i| format!("index {i}"));
+        println!("  term {:>6}: {} ({place})", record.term, record.leader);
+    }
+    print_segments(examination, segments);
+    print_recovery(examination);
+}
+
+fn print_log(examination: &Examination) {
+    let readable = examination.readable();
+    let first = examination.first_index().0;
+    match examination.log_stop() {
+        Some(stop) => {
+            println!(
+                "log:        intact {}; it stops at {}",
+                index_range(readable.start, readable.end),
+                log_stop_text(stop)
+            );
+        }
+        None => println!("log:        {}", index_range(readable.start, readable.end)),
+    }
+    if first > 0 {
+        let previous = examination
+            .first_index_previous_term()
+            .map_or_else(|| "unknown".to_owned(), |t| t.0.to_string());
         println!(
-            "  term {:>6}: {} (index {})",
-            record.term, record.leader, record.index
+            "compacted:  entries below {first} (term of {}: {previous})",
+            first - 1
         );
     }
-    println!("segments ({}):", segments.len());
-    for s in segments {
-        println!(
-            "  {}  generation {}  indexes {}..{}  {} of {} bytes used  {}",
-            s.name,
-            s.generation,
-            s.first_index,
-            s.end_index,
-            s.used_bytes,
-            s.file_bytes,
-            state_word(s.state)
-        );
+    if let Some((log_epoch, truncated_from)) = examination.truncation() {
+        if truncated_from != u64::MAX {
+            println!("truncation: epoch {log_epoch}, latest from index {truncated_from}");
+        }
     }
-    let repairs = recovery_lines(inspection);
-    if repairs.is_empty() {
-        println!("recovery:   clean, a writer would change nothing");
-    }
-    for line in repairs {
-        println!("recovery:   a writer would {line}");
+    for line in warning_lines(examination) {
+        println!("{line}");
     }
 }
 
-fn print_snapshot(inspection: &Inspection) {
-    match inspection.snapshot() {
+fn print_snapshot(examination: &Examination) {
+    match examination.snapshot() {
         Some(s) => println!(
-            "snapshot:   {} covers indexes below {} (last term {}), {} bytes; catalog: {} members, {} ranges, {} leader configurations",
+            "snapshot:   {} covers indexes below {} (last term {}), {} bytes; catalog: {} members, {} ranges, {} leader configurations (list them: cpwal catalog)",
             s.name,
             s.index_end,
             s.last_term,
@@ -169,5 +210,44 @@ fn print_snapshot(inspection: &Inspection) {
             s.leader_configurations
         ),
         None => println!("snapshot:   none"),
+    }
+}
+
+fn print_segments(examination: &Examination, segments: &[SegmentSummary]) {
+    println!("segments ({}):", segments.len());
+    for s in segments {
+        println!(
+            "  {}  generation {}  {}  {} of {} bytes used  {}",
+            s.name,
+            s.generation,
+            index_range(s.first_index, s.end_index),
+            s.used_bytes,
+            s.file_bytes,
+            state_word(s.state)
+        );
+    }
+    for name in examination.segments_beyond() {
+        println!("  {name}  beyond the damage: not part of the readable log");
+    }
+}
+
+fn print_recovery(examination: &Examination) {
+    if examination.verdict() == Verdict::Damaged {
+        println!(
+            "recovery:   a writer refuses this directory; restore it from a peer or a backup, or copy what is readable with `cpwal salvage`"
+        );
+        return;
+    }
+    let repairs = recovery_lines(examination);
+    if repairs.is_empty() && examination.verdict() == Verdict::Clean {
+        println!("recovery:   clean, a writer would change nothing");
+    }
+    for line in repairs {
+        println!("recovery:   a writer would {line}");
+    }
+    if degraded_line(examination).is_some() {
+        println!(
+            "recovery:   a writer would rewrite the failing hard-state copy from the serving one"
+        );
     }
 }

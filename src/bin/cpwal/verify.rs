@@ -1,64 +1,177 @@
-//! `cpwal verify DIR`: a read-only full check with distinct exit codes.
+//! `cpwal verify DIR [--json]`: a read-only full check with one exit code
+//! per verdict: 0 clean, 3 repairable, 6 degraded, 4 damaged.
 
 use std::path::Path;
 
-use cpwal::{Corruption, Error};
+use cpwal::operate::{Examination, Verdict};
+use cpwal::{ControlPlaneIndex, Corruption};
+use serde_json::json;
 
-use crate::failure::{CliError, EXIT_CORRUPTION, EXIT_TORN_TAIL};
-use crate::render::{open_read_only, recovery_lines};
+use crate::failure::{CliError, EXIT_CORRUPTION, EXIT_DEGRADED, EXIT_TORN_TAIL};
+use crate::progress::{Progress, Unit};
+use crate::render::{
+    copies_json, copies_text, corruption_json, corruption_line, degraded_line, examine,
+    index_range, log_stop_json, log_stop_text, optional_identity, recovery_json, recovery_lines,
+    snapshot_json, verdict_word, warning_lines, warnings_json,
+};
 
-/// Checks every file and every entry of `directory`; returns the exit code:
-/// 0 clean, 3 recovery would repair a crash's leftovers, 4 corruption.
-pub fn run(directory: &Path) -> Result<u8, CliError> {
-    let inspection = match open_read_only(directory) {
-        Err(CliError::Engine { error, .. }) if error.as_corruption().is_some() => {
-            return Ok(report_corruption(&error));
-        }
-        other => other?,
-    };
-    let entries = match inspection.read_all() {
-        Ok(count) => count,
-        Err(error) if error.as_corruption().is_some() => return Ok(report_corruption(&error)),
-        Err(error) => return Err(CliError::engine("cannot read an entry", error)),
-    };
-    let repairs = recovery_lines(&inspection);
-    if !repairs.is_empty() {
-        for line in &repairs {
-            println!("torn: on next open a writer will {line}");
-        }
-        println!(
-            "{} entries verified before it; a torn tail is what a crash mid-write leaves and was never acknowledged, unless the disk lost synced data (exit {EXIT_TORN_TAIL})",
-            entries
-        );
-        return Ok(EXIT_TORN_TAIL as u8);
-    }
-    let vote = inspection.durable_vote();
-    let snapshot = inspection.snapshot().map_or_else(
-        || "no snapshot".to_owned(),
-        |s| format!("snapshot {} readable", s.name),
-    );
-    println!(
-        "clean: {entries} entries verified, term {}, {} segment file(s), {snapshot}, hard state readable",
-        vote.term.0,
-        inspection.segments().map_or(0, |s| s.len())
-    );
-    Ok(0)
+/// What the full check found.
+struct Outcome {
+    verdict: Verdict,
+    /// The directory's damage, plus any entry that failed its re-read.
+    damage: Vec<Corruption>,
+    entries_verified: u64,
 }
 
-/// Prints where the damage is and returns the corruption exit code.
-fn report_corruption(error: &Error) -> u8 {
-    if let Some(Corruption {
-        path,
-        offset,
-        index,
-        kind,
-    }) = error.as_corruption()
-    {
-        let index = index.map_or_else(|| "none".to_owned(), |i| i.to_string());
-        println!(
-            "corrupt: file {} offset {offset} index {index}: {kind:?}; restore this node from a peer or a backup (exit {EXIT_CORRUPTION})",
-            path.display()
-        );
+/// Checks every file and every entry of `directory`; returns the exit
+/// code of the verdict.
+pub fn run(directory: &Path, as_json: bool) -> Result<u8, CliError> {
+    let examination = examine(directory)?;
+    let outcome = check_entries(&examination)?;
+    let code = exit_code(outcome.verdict);
+    if as_json {
+        print_json(&examination, &outcome, code);
+    } else {
+        print_text(&examination, &outcome);
     }
-    EXIT_CORRUPTION as u8
+    Ok(code)
+}
+
+/// Re-reads every readable entry (checksum and decoding); a failure makes
+/// the directory damaged.
+fn check_entries(examination: &Examination) -> Result<Outcome, CliError> {
+    let mut outcome = Outcome {
+        verdict: examination.verdict(),
+        damage: examination.damage().to_vec(),
+        entries_verified: 0,
+    };
+    let readable = examination.readable();
+    let total = readable.end - readable.start;
+    let progress = Progress::new("verify", Unit::Entries);
+    progress.set(0, total);
+    for index in readable {
+        match examination.read(ControlPlaneIndex(index)) {
+            Ok(_) => outcome.entries_verified += 1,
+            Err(error) => match error.as_corruption() {
+                Some(corruption) => {
+                    outcome.verdict = Verdict::Damaged;
+                    outcome.damage.push(corruption.clone());
+                    break;
+                }
+                None => return Err(CliError::engine("cannot read an entry", error)),
+            },
+        }
+        if outcome.entries_verified % 4096 == 0 {
+            progress.set(outcome.entries_verified, total);
+        }
+    }
+    Ok(outcome)
+}
+
+fn exit_code(verdict: Verdict) -> u8 {
+    (match verdict {
+        Verdict::Clean => 0,
+        Verdict::Repairable => EXIT_TORN_TAIL,
+        Verdict::Degraded => EXIT_DEGRADED,
+        Verdict::Damaged => EXIT_CORRUPTION,
+    }) as u8
+}
+
+/// Prints foreign files and wide permissions as warning lines (they change
+/// no exit code), then the verdict in words, last.
+fn print_text(examination: &Examination, outcome: &Outcome) {
+    for line in warning_lines(examination) {
+        println!("{line}");
+    }
+    print_verdict(examination, outcome);
+}
+
+fn print_verdict(examination: &Examination, outcome: &Outcome) {
+    let entries = outcome.entries_verified;
+    match outcome.verdict {
+        Verdict::Damaged => print_damaged(examination, outcome),
+        Verdict::Clean => {
+            let vote = examination.durable_vote().map_or(0, |v| v.term.0);
+            let snapshot = examination.snapshot().map_or_else(
+                || "no snapshot".to_owned(),
+                |s| format!("snapshot {} readable", s.name),
+            );
+            println!(
+                "clean: {entries} entries verified, term {vote}, {} segment file(s), {snapshot}, both hard-state copies current",
+                examination.segments().map_or(0, |s| s.len())
+            );
+        }
+        Verdict::Repairable | Verdict::Degraded => {
+            if let Some(line) = degraded_line(examination) {
+                println!("degraded: {line} (exit {EXIT_DEGRADED})");
+            }
+            for line in recovery_lines(examination) {
+                println!("torn: on next open a writer will {line}");
+            }
+            if !recovery_lines(examination).is_empty() {
+                println!(
+                    "{entries} entries verified before it; a torn tail is what a crash mid-write leaves and was never acknowledged, unless the disk lost synced data (exit {EXIT_TORN_TAIL})"
+                );
+            } else {
+                println!("{entries} entries verified; the log and the snapshot are intact");
+            }
+        }
+    }
+}
+
+fn print_damaged(examination: &Examination, outcome: &Outcome) {
+    for corruption in &outcome.damage {
+        println!("corrupt: {}", corruption_line(corruption));
+    }
+    let readable = examination.readable();
+    let mut intact = format!(
+        "readable: {} intact and verified",
+        index_range(readable.start, readable.end)
+    );
+    if let Some(stop) = examination.log_stop() {
+        intact.push_str(&format!("; the log stops at {}", log_stop_text(stop)));
+    }
+    println!("{intact}");
+    match (examination.durable_vote(), examination.served_by()) {
+        (Some(vote), Some(copy)) => println!(
+            "readable: term {} and vote {} from hard-state copy {} ({})",
+            vote.term.0,
+            vote.voted_for
+                .map_or_else(|| "none".to_owned(), |v| v.to_string()),
+            copy.name,
+            copies_text(examination)
+        ),
+        _ => println!(
+            "readable: no valid hard-state copy: term and vote are lost ({})",
+            copies_text(examination)
+        ),
+    }
+    println!(
+        "the directory is damaged: restore this node from a peer or a backup, or copy what is readable into a new directory with `cpwal salvage DIR NEW_DIR` (exit {EXIT_CORRUPTION})"
+    );
+}
+
+fn print_json(examination: &Examination, outcome: &Outcome, code: u8) {
+    let vote = examination.durable_vote();
+    let readable = examination.readable();
+    let report = json!({
+        "directory": examination.directory().display().to_string(),
+        "verdict": verdict_word(outcome.verdict),
+        "exit_code": code,
+        "entries_verified": outcome.entries_verified,
+        "damage": outcome.damage.iter().map(corruption_json).collect::<Vec<_>>(),
+        "degraded": degraded_line(examination),
+        "recovery_would": recovery_json(examination),
+        "node": optional_identity(examination.node()),
+        "term": vote.as_ref().map(|v| v.term.0),
+        "vote": vote.as_ref().and_then(|v| v.voted_for.as_ref()).map(|v| v.as_str()),
+        "hard_state_copies": copies_json(examination),
+        "hard_state_served_by": examination.served_by().map(|c| c.name),
+        "first_index": readable.start,
+        "end_index": readable.end,
+        "log_stop": log_stop_json(examination.log_stop()),
+        "snapshot": snapshot_json(examination.snapshot()),
+        "warnings": warnings_json(examination),
+    });
+    println!("{report:#}");
 }

@@ -98,7 +98,8 @@ pub enum StateOperation {
 }
 
 impl StateOperation {
-    fn word(self) -> &'static str {
+    /// The call's name.
+    pub fn word(self) -> &'static str {
         match self {
             Self::Election => "election",
             Self::Observe => "observe",
