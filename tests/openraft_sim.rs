@@ -1,7 +1,10 @@
 //! The openraft adapter's stores on the simulated disk: `CpwalLogStore`, its
 //! flusher and `CpwalStateMachine`, each in its subdirectory of one
 //! simulated node directory, through a scripted sequence of the calls
-//! openraft makes, with the power cut before every disk operation.
+//! openraft makes: with the power cut before every disk operation, and in
+//! sequences where the process is killed or a sync fails, a supervisor
+//! restarts the stores in the same boot, they serve and acknowledge more,
+//! and then the power fails.
 //!
 //! Seeds: `CPWAL_SIM_SEEDS` / `CPWAL_SIM_SEED` as in `crash_sim` (the seed
 //! chooses what each crash keeps).
@@ -10,6 +13,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cpwal::raft::types::{CpwalEntry, CpwalLogId, CpwalMembership, CpwalVote};
 use cpwal::raft::{
@@ -18,7 +22,7 @@ use cpwal::raft::{
 use cpwal::{ClusterVoterIdentity, ControlPlaneEntry, MembershipChange, Options};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, Vote};
-use support::sim_disk::SimDisk;
+use support::sim_disk::{SimDisk, Stop};
 
 type LogStore = CpwalLogStore<SimDisk>;
 type Machine = CpwalStateMachine<SimDisk>;
@@ -193,6 +197,67 @@ impl Model {
         }
         Ok(())
     }
+
+    /// What reopened stores serve, as a promise: a store that reports a
+    /// vote, a commit point, an entry or a snapshot after a restart must
+    /// keep it through a later power cut, because openraft acts on it
+    /// (votes, elections and replication read the log's last id).
+    async fn observe(log: &mut LogStore, machine: &mut Machine) -> Result<Self, String> {
+        let error = |e: openraft::StorageError<u64>| e.to_string();
+        let state = log.get_log_state().await.map_err(error)?;
+        let purged = state.last_purged_log_id.map(|id| id.index);
+        let from = purged.map_or(0, |p| p + 1);
+        let entries = match state.last_log_id {
+            Some(last) if last.index >= from => log
+                .try_get_log_entries(from..=last.index)
+                .await
+                .map_err(error)?,
+            _ => Vec::new(),
+        };
+        let snapshot = machine.get_current_snapshot().await.map_err(error)?;
+        Ok(Model {
+            vote: log.read_vote().await.map_err(error)?,
+            entries: entries.into_iter().map(|e| (e.log_id.index, e)).collect(),
+            committed: log.read_committed().await.map_err(error)?,
+            snapshot_last: snapshot.and_then(|s| s.meta.last_log_id),
+            purged,
+        })
+    }
+
+    /// Calls that continue from what the restarted stores serve: a vote in
+    /// a new term, appends after the last entry, a commit point among them.
+    fn continuation(&self) -> Vec<Step> {
+        let term = self.vote.map_or(0, |v| v.leader_id().get_term()) + 1;
+        let next = self
+            .entries
+            .keys()
+            .next_back()
+            .map_or(self.purged.map_or(0, |p| p + 1), |last| last + 1);
+        vec![
+            Step::SaveVote(Vote::new_committed(term, 0)),
+            Step::Append((next..next + 5).map(|i| admit(term, i)).collect()),
+            Step::SaveCommitted(log_id(term, next + 2)),
+            Step::Append((next + 5..next + 12).map(|i| admit(term, i)).collect()),
+        ]
+    }
+}
+
+/// Runs `steps` until one fails, acknowledging each that succeeds into
+/// `model`; returns the step in flight.
+fn run_steps(
+    runtime: &tokio::runtime::Runtime,
+    steps: Vec<Step>,
+    model: &mut Model,
+    log: &mut LogStore,
+    machine: &mut Machine,
+) -> Option<Step> {
+    for step in steps {
+        if runtime.block_on(run(&step, log, machine)).is_err() {
+            return Some(step);
+        }
+        model.acknowledge(&step);
+    }
+    None
 }
 
 /// Runs the script on `disk` until a step fails; returns the model of what
@@ -202,16 +267,8 @@ fn run_script(runtime: &tokio::runtime::Runtime, disk: &SimDisk) -> (Model, Opti
     let Ok((mut log, mut machine)) = open(disk) else {
         return (model, None);
     };
-    for step in script() {
-        if runtime
-            .block_on(run(&step, &mut log, &mut machine))
-            .is_err()
-        {
-            return (model, Some(step));
-        }
-        model.acknowledge(&step);
-    }
-    (model, None)
+    let in_flight = run_steps(runtime, script(), &mut model, &mut log, &mut machine);
+    (model, in_flight)
 }
 
 fn crash_seed(runtime: &tokio::runtime::Runtime, operations: u64, seed: u64) -> Result<(), String> {
@@ -250,4 +307,110 @@ fn raft_stores_power_cut_at_every_operation_keep_what_they_acknowledged() {
         (operations + 1) * 2,
         |seed| crash_seed(&runtime, operations, seed),
     );
+}
+
+/// How the first phase of a sequence is interrupted.
+#[derive(Debug, Clone, Copy)]
+enum Interruption {
+    /// Killed just before this disk operation; restarted in the same boot.
+    ProcessKill(u64),
+    /// This sync fails with Linux's semantics (its pages marked clean); the
+    /// stores stop, and a supervisor restarts them in the same boot.
+    FailedSync(u64),
+    /// The power fails just before this disk operation.
+    PowerCut(u64),
+}
+
+/// One sequence: the script interrupted, a restart checked against what
+/// was acknowledged, what the restarted stores serve taken as promised,
+/// more calls acknowledged, then a power cut before one of the next
+/// `cut_after` operations (or after all of them), and a last reopen
+/// checked against every promise.
+fn sequence_seed(
+    runtime: &tokio::runtime::Runtime,
+    interruption: Interruption,
+    cut_after: u64,
+    seed: u64,
+    continued: &AtomicU64,
+) -> Result<(), String> {
+    let disk = SimDisk::new();
+    match interruption {
+        Interruption::ProcessKill(operation) => disk.kill_before_operation(operation),
+        Interruption::FailedSync(sync) => disk.fail_sync(sync),
+        Interruption::PowerCut(operation) => disk.cut_power_before_operation(operation),
+    }
+    let (model, in_flight) = run_script(runtime, &disk);
+    match disk.stopped() {
+        Some(Stop::PowerCut) => disk.crash(seed),
+        _ => disk.restart_process(),
+    }
+    let context = |stage: &str, e: String| format!("{interruption:?}, {stage}: {e}");
+    let (mut log, mut machine) = open(&disk).map_err(|e| context("restart", e.to_string()))?;
+    runtime
+        .block_on(model.check(in_flight.as_ref(), &mut log, &mut machine))
+        .map_err(|e| context("restart", e))?;
+    let mut promised = runtime
+        .block_on(Model::observe(&mut log, &mut machine))
+        .map_err(|e| context("restart", e))?;
+    let operations = disk.counters().operations;
+    disk.cut_power_before_operation(operations + 1 + seed % (cut_after + 1));
+    let steps = promised.continuation();
+    let in_flight = run_steps(runtime, steps, &mut promised, &mut log, &mut machine);
+    if in_flight.is_none() {
+        continued.fetch_add(1, Ordering::Relaxed);
+    }
+    drop((log, machine));
+    disk.crash(seed);
+    let (mut log, mut machine) = open(&disk).map_err(|e| context("last reopen", e.to_string()))?;
+    runtime
+        .block_on(promised.check(in_flight.as_ref(), &mut log, &mut machine))
+        .map_err(|e| {
+            context(
+                &format!("after the power cut (in flight: {in_flight:?})"),
+                e,
+            )
+        })
+}
+
+#[test]
+fn raft_stores_kill_or_failed_sync_then_restart_then_power_cut_keep_what_they_served() {
+    // Goal: what the openraft stores serve after a restart in the same
+    // boot is durable — a killed process or a failed sync leaves unsynced
+    // pages in the page cache, and a reopen that served them without making
+    // them durable would lose a vote, a commit point or entries to a later
+    // power cut. Method: for each seed, interrupt the script with a process
+    // kill before any disk operation, a failed sync at any sync, or a power
+    // cut (seed modulo the counts of a dry run, so every point is hit);
+    // restart and check against the acknowledgements; take what the stores
+    // then serve as promised; acknowledge a continuation (new vote, appends,
+    // commit point); cut the power before one of its operations, crash
+    // keeping a seeded subset of what was unsynced, reopen and check.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dry_run = SimDisk::new();
+    let (_, in_flight) = run_script(&runtime, &dry_run);
+    assert!(in_flight.is_none(), "the dry run failed at {in_flight:?}");
+    let counters = dry_run.counters();
+    let (operations, syncs) = (counters.operations, counters.syncs);
+    let continued = AtomicU64::new(0);
+    support::for_each_seed(
+        "openraft_sim --features openraft",
+        "raft_stores_kill_or_failed_sync_then_restart_then_power_cut_keep_what_they_served",
+        22,
+        (operations + syncs) * 2,
+        |seed| {
+            let point = seed / 3;
+            let interruption = match seed % 3 {
+                0 => Interruption::ProcessKill(1 + point % (operations + 1)),
+                1 => Interruption::FailedSync(1 + point % (syncs + 1)),
+                _ => Interruption::PowerCut(1 + point % (operations + 1)),
+            };
+            sequence_seed(&runtime, interruption, 40, seed, &continued)
+        },
+    );
+    if support::replay_seed().is_none() {
+        assert!(
+            continued.load(Ordering::Relaxed) > 0,
+            "no sequence acknowledged its whole continuation before the power cut"
+        );
+    }
 }

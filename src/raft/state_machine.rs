@@ -91,6 +91,13 @@ impl<S: Storage> CpwalStateMachine<S> {
             membership: StoredMembership::default(),
             snapshot: None,
         };
+        // The snapshot this open is about to serve may be visible only in
+        // the page cache: a process killed (or a directory sync that failed)
+        // right after its rename leaves the new name unsynced. Sync the
+        // directory first, so what openraft is told survives a power cut.
+        storage
+            .sync_directory()
+            .map_err(|e| Error::io("fsync directory", storage.path_of(""), e))?;
         if let Some((content, bytes)) = read_snapshot_file(&*storage)? {
             register_membership(&registry, content.membership.membership())?;
             applied.snapshot = Some((meta_of(&content), bytes));

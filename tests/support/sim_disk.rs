@@ -973,10 +973,13 @@ impl Storage for SimDisk {
                 name: directory.clone(),
                 inode,
             });
-            drop(state);
-            self.sync_directory()
-                .map_err(|e| failed("fsync directory", e))?;
         }
+        // As `OsStorage::open` does: the parent is synced even when the
+        // subdirectory exists, since a process killed between creating it
+        // and syncing the parent leaves it visible but not yet durable.
+        drop(state);
+        self.sync_directory()
+            .map_err(|e| failed("fsync directory", e))?;
         Ok(Self {
             state: Arc::clone(&self.state),
             directory,
