@@ -419,3 +419,51 @@ fn raft_stores_create_private_files_under_umask_000() {
         "hard state, segment, two locks and the snapshot"
     );
 }
+
+#[test]
+fn log_store_reports_what_its_open_found() {
+    // Goal: a supervisor running the openraft adapter learns what opening
+    // its log store found, as engine users do: files cpwal does not own and
+    // permissions wider than the owner's are reported (and left alone), and
+    // a clean directory reports nothing. Method: open, append, drop; reopen
+    // and expect an empty report; put a foreign file into the log directory
+    // and widen the directory to 0755; reopen and expect both reported, the
+    // entries intact and the foreign file untouched.
+    use std::os::unix::fs::PermissionsExt;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _machine) = open_stores(&dir);
+        let entries = (0..3).map(|i| admit(1, i, &format!("CN=m{i}"))).collect();
+        runtime.block_on(append(&mut log, entries));
+    }
+    {
+        let (log, _machine) = open_stores(&dir);
+        let report = log.recovery_report();
+        assert!(!report.repairs_anything(), "{report:?}");
+        assert!(report.foreign_files.is_empty() && report.wide_permissions.is_empty());
+    }
+    let log_dir = dir.path().join(LOG_DIRECTORY);
+    std::fs::write(log_dir.join("notes.txt"), b"operator notes").unwrap();
+    std::fs::set_permissions(&log_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (mut log, _machine) = open_stores(&dir);
+    let report = log.recovery_report().clone();
+    let foreign: Vec<_> = report
+        .foreign_files
+        .iter()
+        .map(|f| f.path.clone())
+        .collect();
+    assert_eq!(foreign, [log_dir.join("notes.txt")], "{report:?}");
+    let wide = &report.wide_permissions;
+    assert!(
+        wide.iter()
+            .any(|w| w.path == log_dir && w.mode & 0o777 == 0o755),
+        "{report:?}"
+    );
+    let read = runtime.block_on(log.try_get_log_entries(0..3)).unwrap();
+    assert_eq!(read.len(), 3);
+    assert_eq!(
+        std::fs::read(log_dir.join("notes.txt")).unwrap(),
+        b"operator notes"
+    );
+}

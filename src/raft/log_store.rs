@@ -36,7 +36,8 @@ use crate::identity::ClusterVoterIdentity;
 use crate::io::{Access, LockMode, OsStorage, Storage};
 use crate::limits::{check_term, end_after, end_plus};
 use crate::log::{
-    CommitStamp, LatchedStorage, LogFile, LogStart, SegmentedLog, SyncOwner, TailSync, Ticket,
+    CommitStamp, LatchedStorage, LogFile, LogStart, RecoveryReport, SegmentedLog, SyncOwner,
+    TailSync, Ticket,
 };
 use crate::options::Options;
 use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
@@ -134,6 +135,7 @@ pub struct CpwalLogStore<S: Storage = OsStorage> {
     flusher: Flusher,
     registry: NodeRegistry,
     encode_buffer: Vec<u8>,
+    recovery: RecoveryReport,
 }
 
 /// How the flusher's group commit reaches the log: through the store's lock.
@@ -201,7 +203,7 @@ impl<S: Storage> CpwalLogStore<S> {
         options.validate()?;
         let storage = Arc::new(LatchedStorage::new(storage));
         let (hard_state_store, hard_state) = open_or_create(&*storage, &identity)?;
-        let (log, _report) = SegmentedLog::open(
+        let (log, recovery) = SegmentedLog::open(
             storage,
             &hard_state,
             options.segment_size_bytes,
@@ -220,7 +222,17 @@ impl<S: Storage> CpwalLogStore<S> {
             flusher,
             registry,
             encode_buffer: Vec::new(),
+            recovery,
         })
+    }
+
+    /// What opening this store found and repaired: a torn tail dropped
+    /// (with its indexes), a truncation finished, leftover files removed,
+    /// files cpwal does not own, permissions wider than the owner's — as
+    /// [`DurableControlPlane::recovery_report`](crate::DurableControlPlane)
+    /// reports them for the engine. A supervisor logs it at start.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
     }
 
     /// A reader sharing this store's log (and its view of the hard state).
