@@ -35,9 +35,9 @@ use std::sync::Arc;
 
 use crate::directory::{ForeignFile, WidePermission};
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{record_bytes, RecordHeader, RECORD_HEADER_BYTES, RECORD_MAGIC};
+use crate::format::{RecordHeader, RECORD_HEADER_BYTES, RECORD_MAGIC};
 use crate::io::{Storage, StorageFile};
-use record::{parse_record, read_record, RecordPlace, RecordRead};
+use record::{read_record, RecordPlace, RecordRead};
 use segment::{Liveness, Segment, TermRun};
 use spare_segment::SpareSegment;
 
@@ -283,44 +283,7 @@ impl<S: Storage> SegmentedLog<S> {
     /// The term and payload of the entry at `index`, checksum re-verified.
     pub fn read(&self, index: u64) -> Result<(u64, Cow<'_, [u8]>)> {
         self.check_readable(index)?;
-        let (segment, offset) = self.locate(index);
-        let place = RecordPlace {
-            generation: segment.generation(),
-            offset,
-        };
-        let io = |e| Error::io("read segment", &segment.path, e);
-        let head = segment
-            .file
-            .read_at(offset, RECORD_HEADER_BYTES as usize)
-            .map_err(io)?;
-        let header: RecordHeader = bytemuck::pod_read_unaligned(&head);
-        let length =
-            record_bytes(u64::from(header.payload_bytes)).min(segment.header.size_bytes - offset);
-        let bytes = segment.file.read_at(offset, length as usize).map_err(io)?;
-        let corrupt = || {
-            Error::corruption(
-                &segment.path,
-                offset,
-                Some(index),
-                CorruptionKind::ChecksumMismatch,
-            )
-        };
-        let (term, payload_range) = match parse_record(&bytes, place) {
-            RecordRead::Valid { header, payload } if header.index == index => {
-                let start = RECORD_HEADER_BYTES as usize;
-                (header.term, start..start + payload.len())
-            }
-            _ => return Err(corrupt()),
-        };
-        let payload = match bytes {
-            Cow::Borrowed(b) => Cow::Borrowed(&b[payload_range]),
-            Cow::Owned(mut b) => {
-                b.truncate(payload_range.end);
-                b.drain(..payload_range.start);
-                Cow::Owned(b)
-            }
-        };
-        Ok((term, payload))
+        self.locate(index).0.read_entry(index)
     }
 
     /// Calls `visit(index, payload)` for every entry in `[from, to)`, in

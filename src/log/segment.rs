@@ -3,13 +3,14 @@
 //! header, scan its records, and write at its end; which segments exist and
 //! how they chain is [`crate::log`]'s business.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    parse_segment_file_name, segment_file_name, RecordHeader, SegmentHeader,
-    OLDEST_SEGMENT_FORMAT_VERSION, RECORD_ALIGNMENT_BYTES, SECTOR_BYTES,
+    parse_segment_file_name, record_bytes, segment_file_name, RecordHeader, SegmentHeader,
+    OLDEST_SEGMENT_FORMAT_VERSION, RECORD_ALIGNMENT_BYTES, RECORD_HEADER_BYTES, SECTOR_BYTES,
     SEGMENT_FIRST_INDEX_OFFSET, SEGMENT_FORMAT_VERSION, SEGMENT_GENERATION_OFFSET,
     SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC, SEGMENT_SIZE_OFFSET,
 };
@@ -18,8 +19,8 @@ use crate::io::{Access, Storage, StorageFile};
 use crate::limits::MAX_END;
 
 use super::record::{
-    has_flipped_length, has_tear_shape, read_record, survey_records, written_end, RecordFault,
-    RecordPlace, RecordRead,
+    has_flipped_length, has_tear_shape, parse_record, read_record, survey_records, written_end,
+    RecordFault, RecordPlace, RecordRead,
 };
 
 /// Which records count as part of the log, given the hard state's record of
@@ -249,6 +250,45 @@ impl ScanEnd {
 }
 
 impl<F: StorageFile> Segment<F> {
+    /// The term and payload of the entry at `index`, which this segment
+    /// holds, its checksum re-verified (a corrupt or misplaced record is
+    /// [`CorruptionKind::ChecksumMismatch`] at its offset).
+    pub fn read_entry(&self, index: u64) -> Result<(u64, Cow<'_, [u8]>)> {
+        let offset = u64::from(self.offsets[(index - self.first_index()) as usize]);
+        let io = |e| Error::io("read segment", &self.path, e);
+        let head = self
+            .file
+            .read_at(offset, RECORD_HEADER_BYTES as usize)
+            .map_err(io)?;
+        let header: RecordHeader = bytemuck::pod_read_unaligned(&head);
+        let length =
+            record_bytes(u64::from(header.payload_bytes)).min(self.header.size_bytes - offset);
+        let bytes = self.file.read_at(offset, length as usize).map_err(io)?;
+        let place = RecordPlace {
+            generation: self.generation(),
+            offset,
+        };
+        let (term, payload_range) = match parse_record(&bytes, place) {
+            RecordRead::Valid { header, payload } if header.index == index => {
+                let start = RECORD_HEADER_BYTES as usize;
+                (header.term, start..start + payload.len())
+            }
+            _ => {
+                let kind = CorruptionKind::ChecksumMismatch;
+                return Err(Error::corruption(&self.path, offset, Some(index), kind));
+            }
+        };
+        let payload = match bytes {
+            Cow::Borrowed(b) => Cow::Borrowed(&b[payload_range]),
+            Cow::Owned(mut b) => {
+                b.truncate(payload_range.end);
+                b.drain(..payload_range.start);
+                Cow::Owned(b)
+            }
+        };
+        Ok((term, payload))
+    }
+
     /// The first index this segment holds (or would hold).
     pub fn first_index(&self) -> u64 {
         self.header.first_index

@@ -11,14 +11,11 @@ use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm};
 use crate::engine::LogEntry;
 use crate::error::{CorruptionKind, Error, Result, SegmentChainDetail};
 use crate::format::{
-    parse_segment_file_name, record_bytes, segment_file_name, RecordHeader, SegmentHeader,
-    OLDEST_SEGMENT_FORMAT_VERSION, RECORD_HEADER_BYTES, SEGMENT_FORMAT_VERSION,
-    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC,
+    parse_segment_file_name, segment_file_name, SegmentHeader, OLDEST_SEGMENT_FORMAT_VERSION,
+    SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_MAGIC,
 };
 use crate::io::{Access, Storage, StorageFile};
-use crate::log::record::{
-    for_each_valid_record, parse_record, written_end, RecordPlace, RecordRead,
-};
+use crate::log::record::{for_each_valid_record, written_end};
 use crate::log::segment::{scan_records, Liveness, Refusal, ScanEnd, Segment};
 use crate::log::SegmentedLog;
 
@@ -126,32 +123,8 @@ impl<F: StorageFile> IntactLog<F> {
             return Err(Error::NotFound { index, end_index });
         }
         let position = self.segments.partition_point(|s| s.first_index() <= index) - 1;
-        let segment = &self.segments[position];
-        let offset = u64::from(segment.offsets[(index - segment.first_index()) as usize]);
-        let io = |e| Error::io("read segment", &segment.path, e);
-        let head = segment
-            .file
-            .read_at(offset, RECORD_HEADER_BYTES as usize)
-            .map_err(io)?;
-        let header: RecordHeader = bytemuck::pod_read_unaligned(&head);
-        let length =
-            record_bytes(u64::from(header.payload_bytes)).min(segment.header.size_bytes - offset);
-        let bytes = segment.file.read_at(offset, length as usize).map_err(io)?;
-        let place = RecordPlace {
-            generation: segment.generation(),
-            offset,
-        };
-        match parse_record(&bytes, place) {
-            RecordRead::Valid { header, payload } if header.index == index => {
-                Ok((header.term, payload.to_vec()))
-            }
-            _ => Err(Error::corruption(
-                &segment.path,
-                offset,
-                Some(index),
-                CorruptionKind::ChecksumMismatch,
-            )),
-        }
+        let (term, payload) = self.segments[position].read_entry(index)?;
+        Ok((term, payload.into_owned()))
     }
 
     /// The entry at `index`, decoded.
@@ -521,8 +494,10 @@ mod tests {
     use super::*;
     use crate::codec::encoded_entry;
     use crate::consensus::{ControlPlaneEntry, MembershipChange};
+    use crate::format::{RecordHeader, RECORD_HEADER_BYTES};
     use crate::identity::ClusterVoterIdentity;
     use crate::log::record::encode_record;
+    use crate::log::record::RecordPlace;
     use crate::log::segment::new_header;
 
     const SIZE_BYTES: u64 = 4096;
