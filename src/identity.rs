@@ -63,13 +63,13 @@ impl fmt::Display for IdentityError {
                 "identity is {length_bytes} bytes long; the limit is {MAX_IDENTITY_BYTES}"
             ),
             Self::ControlCharacter { offset } => {
-                write!(f, "identity holds a control character at byte {offset}")
+                ForbiddenCharacter::Control { offset: *offset }.describe("identity", f)
             }
-            Self::InvisibleCharacter { offset, character } => write!(
-                f,
-                "identity holds the invisible character U+{:04X} at byte {offset}",
-                u32::from(*character)
-            ),
+            Self::InvisibleCharacter { offset, character } => ForbiddenCharacter::Invisible {
+                offset: *offset,
+                character: *character,
+            }
+            .describe("identity", f),
         }
     }
 }

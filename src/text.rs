@@ -102,6 +102,23 @@ pub(crate) enum ForbiddenCharacter {
     Invisible { offset: usize, character: char },
 }
 
+impl ForbiddenCharacter {
+    /// "`name` holds a control character at byte N", or "... the invisible
+    /// character U+XXXX at byte N": one wording for every kind of name.
+    pub(crate) fn describe(self, name: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Control { offset } => {
+                write!(f, "{name} holds a control character at byte {offset}")
+            }
+            Self::Invisible { offset, character } => write!(
+                f,
+                "{name} holds the invisible character U+{:04X} at byte {offset}",
+                u32::from(character)
+            ),
+        }
+    }
+}
+
 /// The first character of `text` that a new name may not hold (see the
 /// module docs), if any. Printable ASCII is settled by the same
 /// branch-free pass as [`first_control_character`].
@@ -189,13 +206,13 @@ impl std::fmt::Display for RangeNameError {
                 "range name is {length_bytes} bytes long; the limit is {MAX_RANGE_NAME_BYTES}"
             ),
             Self::ControlCharacter { offset } => {
-                write!(f, "range name holds a control character at byte {offset}")
+                ForbiddenCharacter::Control { offset: *offset }.describe("range name", f)
             }
-            Self::InvisibleCharacter { offset, character } => write!(
-                f,
-                "range name holds the invisible character U+{:04X} at byte {offset}",
-                u32::from(*character)
-            ),
+            Self::InvisibleCharacter { offset, character } => ForbiddenCharacter::Invisible {
+                offset: *offset,
+                character: *character,
+            }
+            .describe("range name", f),
         }
     }
 }
