@@ -18,13 +18,13 @@ use crate::consensus::{
 pub use crate::decode_error::DecodeError;
 use crate::error::InvalidInput;
 use crate::identity::{self, ClusterVoterIdentity, MAX_IDENTITY_BYTES};
-use crate::text::first_control_character;
 pub use crate::text::MAX_RANGE_NAME_BYTES;
+use crate::text::{check_new_range_name, is_stored_range_name};
 
 /// An entry decoded in place: its strings borrow the encoded bytes. It holds
 /// exactly what the owned [`ControlPlaneEntry`] holds and meets the same
 /// invariants (every identity passed [`identity::validate`], every range
-/// name [`is_valid_range_name`]); it is built only by
+/// name [`is_stored_range_name`]); it is built only by
 /// [`decode_entry_view`], borrowed from an owned entry with
 /// [`EntryView::of`], or rebuilt by group commit's cache of unapplied
 /// entries from the strings of such a view, so those checks cannot be
@@ -119,31 +119,28 @@ const TAG_REMOVE: u8 = 2;
 const TAG_OWNERSHIP_TRANSITION: u8 = 3;
 const TAG_LEADER_CONFIGURATION: u8 = 4;
 
-/// Checks what the codec cannot take: a range name that is empty, longer than
-/// [`MAX_RANGE_NAME_BYTES`] or holding control characters. Identities are
-/// valid by construction.
+/// Checks what may not be written: a range name that is empty, longer than
+/// [`MAX_RANGE_NAME_BYTES`] or holding a control or invisible character
+/// (the rule for new names, see [`RangeNameError`](crate::RangeNameError)).
+/// Identities are valid by construction. Decoding holds range names only to
+/// the rule for stored names, so logs written before stay readable.
 pub fn validate_entry(entry: &ControlPlaneEntry) -> Result<(), InvalidInput> {
     if let ControlPlaneEntry::OwnershipTransition(t) = entry {
-        if !is_valid_range_name(&t.range) {
-            return Err(InvalidInput::RangeName {
-                length_bytes: t.range.len(),
-            });
-        }
+        check_new_range_name(&t.range).map_err(InvalidInput::RangeName)?;
     }
     Ok(())
 }
 
-fn is_valid_range_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_RANGE_NAME_BYTES
-        && first_control_character(name).is_none()
-}
-
-/// Appends the encoding of `entry` to `out`. The entry must have passed
-/// [`validate_entry`]; a caller that has not checked it uses
+/// Appends the encoding of `entry` to `out`. The entry must be one cpwal
+/// stores: it passed [`validate_entry`], or it was decoded (a snapshot of a
+/// catalog that holds a name an older build wrote re-encodes it, under the
+/// rule for stored names); a caller that has not checked it uses
 /// [`encode_checked_entry`].
 pub fn encode_entry(entry: &ControlPlaneEntry, out: &mut Vec<u8>) {
-    debug_assert!(validate_entry(entry).is_ok());
+    debug_assert!(match entry {
+        ControlPlaneEntry::OwnershipTransition(t) => is_stored_range_name(&t.range),
+        _ => true,
+    });
     encode_fields(entry, out);
 }
 
@@ -281,7 +278,7 @@ impl<'a> Reader<'a> {
             return Err(DecodeError::RangeName);
         }
         let text = std::str::from_utf8(self.take(length)?).map_err(|_| DecodeError::NotUtf8)?;
-        if !is_valid_range_name(text) {
+        if !is_stored_range_name(text) {
             return Err(DecodeError::RangeName);
         }
         Ok(text)
@@ -379,24 +376,56 @@ pub(crate) mod tests {
 
     #[test]
     fn validate_entry_refuses_bad_range_names() {
+        // Goal: an entry to be written is refused for each broken rule of
+        // its range name, and the error names that rule.
+        use crate::text::RangeNameError;
         let owner = ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
-        for range in [
-            "".to_string(),
-            "r".repeat(MAX_RANGE_NAME_BYTES + 1),
-            "a\0b".into(),
+        for (range, rule) in [
+            ("".to_string(), RangeNameError::Empty),
+            (
+                "r".repeat(MAX_RANGE_NAME_BYTES + 1),
+                RangeNameError::TooLong {
+                    length_bytes: MAX_RANGE_NAME_BYTES + 1,
+                },
+            ),
+            (
+                "a\0b".into(),
+                RangeNameError::ControlCharacter { offset: 1 },
+            ),
+            (
+                "a\u{200B}b".into(),
+                RangeNameError::InvisibleCharacter {
+                    offset: 1,
+                    character: '\u{200B}',
+                },
+            ),
         ] {
             let entry = ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
-                range: range.clone(),
+                range,
                 new_owner: owner.clone(),
                 ownership_epoch: 1,
             });
-            assert_eq!(
-                validate_entry(&entry),
-                Err(InvalidInput::RangeName {
-                    length_bytes: range.len()
-                })
-            );
+            assert_eq!(validate_entry(&entry), Err(InvalidInput::RangeName(rule)));
         }
+    }
+
+    #[test]
+    fn decode_entry_reads_invisible_characters_written_before_the_rule() {
+        // Goal: an entry an older build wrote with an invisible character in
+        // its range name or an identity (allowed then) still decodes: the
+        // new rule refuses new names, never a log already on disk. Method:
+        // encode without validation, as the older build did, and decode.
+        let legacy_owner = ClusterVoterIdentity::from_validated("CN=a\u{200B}b");
+        let entry = ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
+            range: "shard\u{202E}7".into(),
+            new_owner: legacy_owner.clone(),
+            ownership_epoch: 2,
+        });
+        assert!(validate_entry(&entry).is_err());
+        let mut bytes = Vec::new();
+        encode_fields(&entry, &mut bytes);
+        assert_eq!(decode_entry(&bytes), Ok(entry));
+        assert_eq!(decode_identity(b"CN=a\xE2\x80\x8Bb"), Ok(legacy_owner));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::identity::IdentityError;
 
 /// Why bytes do not decode into an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The input ends before the entry does.
     Truncated,

@@ -10,9 +10,11 @@ use crate::decode_error::DecodeError;
 use crate::identity::{ClusterVoterIdentity, IdentityError};
 use crate::io::entry::{refused_kind, FileKind, ForeignFile};
 use crate::node_role::NodeRole;
+use crate::text::RangeNameError;
 
 /// Everything that can go wrong in cpwal.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Error {
     /// An operating-system call failed.
     Io {
@@ -142,6 +144,7 @@ pub enum Error {
 
 /// How a copy differed from the state it was made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CopyMismatch {
     /// Its log holds other indexes.
     LogRange {
@@ -171,6 +174,7 @@ pub enum CopyMismatch {
 
 /// Why salvage refused to build a directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Unsalvageable {
     /// No copy of the hard state survived, so the node's identity and role
     /// are unknown: the caller must name them.
@@ -211,6 +215,7 @@ pub struct Corruption {
 
 /// The kinds of damage cpwal recognises.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CorruptionKind {
     /// A record's checksum does not match and the damage cannot be a torn
     /// write: either later durable records vouch for it, or every sector of it
@@ -294,6 +299,7 @@ pub enum CorruptionKind {
 
 /// How the chain of segments is broken.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SegmentChainDetail {
     /// The segment should start at `expected` but starts at `found`.
     IndexGap {
@@ -322,14 +328,13 @@ pub enum SegmentChainDetail {
 
 /// Input cpwal refuses.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InvalidInput {
     /// An identity failed validation.
     Identity(IdentityError),
-    /// A range name is empty, too long, or holds control characters.
-    RangeName {
-        /// Length of the name in bytes.
-        length_bytes: usize,
-    },
+    /// A range name breaks a rule (see [`RangeNameError`]: empty, too
+    /// long, a control or invisible character at a byte offset).
+    RangeName(RangeNameError),
     /// An entry's encoding is larger than a record can carry
     /// ([`MAX_RECORD_PAYLOAD_BYTES`](crate::format::MAX_RECORD_PAYLOAD_BYTES)).
     EntryTooLarge {
@@ -386,6 +391,7 @@ pub enum InvalidInput {
 /// safety: they reveal a bug in the caller's consensus layer, not damage on
 /// disk, so they are not latched as failures.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReplicationError {
     /// A leader's entries conflict with an entry this node already knows to
     /// be committed: truncating it would lose a committed entry.
@@ -528,6 +534,14 @@ fn is_no_space(error: &io::Error) -> bool {
         || error.kind() == io::ErrorKind::StorageFull
 }
 
+/// A caller's bad identity, e.g. `ClusterVoterIdentity::from_certificate_subject(s)?`
+/// in a function returning [`Result`].
+impl From<IdentityError> for Error {
+    fn from(error: IdentityError) -> Self {
+        Error::InvalidInput(InvalidInput::Identity(error))
+    }
+}
+
 impl From<InvalidInput> for Error {
     fn from(input: InvalidInput) -> Self {
         Error::InvalidInput(input)
@@ -646,6 +660,29 @@ impl fmt::Display for Corruption {
             write!(f, " (index {index})")?;
         }
         write!(f, ": {}", self.kind)
+    }
+}
+
+impl CorruptionKind {
+    /// A stable snake_case name for the kind, for scripts (the `kind` of
+    /// the `cpwal` tool's JSON). Defined here, where the match is
+    /// exhaustive, so a new kind cannot go without a name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CorruptionKind::ChecksumMismatch => "checksum_mismatch",
+            CorruptionKind::BadMagic => "bad_magic",
+            CorruptionKind::ImpossibleLength { .. } => "impossible_length",
+            CorruptionKind::IndexOutOfSequence { .. } => "index_out_of_sequence",
+            CorruptionKind::SegmentChainBroken { .. } => "segment_chain_broken",
+            CorruptionKind::TruncatedFile { .. } => "truncated_file",
+            CorruptionKind::HardStateUnreadable => "hard_state_unreadable",
+            CorruptionKind::UndecodableEntry(_) => "undecodable_entry",
+            CorruptionKind::CommittedEntryMissing { .. } => "committed_entry_missing",
+            CorruptionKind::OutOfRange { .. } => "out_of_range",
+            CorruptionKind::TermAheadOfHardState { .. } => "term_ahead_of_hard_state",
+            CorruptionKind::EpochAheadOfHardState { .. } => "epoch_ahead_of_hard_state",
+            CorruptionKind::SnapshotInvalid => "snapshot_invalid",
+        }
     }
 }
 
@@ -815,20 +852,15 @@ impl fmt::Display for InvalidInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InvalidInput::Identity(e) => e.fmt(f),
-            InvalidInput::RangeName { length_bytes } => write!(
-                f,
-                "range name of {length_bytes} bytes is empty, longer than {} bytes, or holds control characters",
-                crate::text::MAX_RANGE_NAME_BYTES
-            ),
+            InvalidInput::RangeName(e) => e.fmt(f),
             InvalidInput::EntryTooLarge { bytes, limit } => write!(
                 f,
                 "an entry of {bytes} bytes is larger than a record carries ({limit} bytes)"
             ),
             InvalidInput::EmptyEntry => write!(f, "an entry must not be empty"),
-            InvalidInput::BatchTooLarge { bytes, limit } => write!(
-                f,
-                "batch needs {bytes} bytes but a segment holds {limit}"
-            ),
+            InvalidInput::BatchTooLarge { bytes, limit } => {
+                write!(f, "batch needs {bytes} bytes but a segment holds {limit}")
+            }
             InvalidInput::SnapshotTooLarge { bytes, limit } => write!(
                 f,
                 "a snapshot body of {bytes} bytes is larger than the limit of {limit} bytes"
@@ -837,5 +869,26 @@ impl fmt::Display for InvalidInput {
             InvalidInput::Index { index, reason } => write!(f, "index {index}: {reason}"),
             InvalidInput::Term { term, reason } => write!(f, "term {term}: {reason}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_mark_turns_an_identity_error_into_invalid_input() {
+        // Goal: a caller returning cpwal's `Result` can use `?` on an
+        // identity it builds, and gets the typed identity error back.
+        fn build(subject: &str) -> Result<ClusterVoterIdentity> {
+            Ok(ClusterVoterIdentity::from_certificate_subject(subject)?)
+        }
+        assert!(build("CN=a").is_ok());
+        let error = build(" ").unwrap_err();
+        assert!(matches!(
+            error,
+            Error::InvalidInput(InvalidInput::Identity(IdentityError::Blank))
+        ));
+        assert_eq!(error.to_string(), "invalid input: identity is blank");
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::text::first_control_character;
+use crate::text::{first_control_character, first_forbidden_character, ForbiddenCharacter};
 
 /// The longest identity cpwal accepts, in bytes of UTF-8. Identities go to disk
 /// (votes, log entries), so they are bounded; 255 leaves room for any
@@ -15,7 +15,11 @@ pub const MAX_IDENTITY_BYTES: usize = 255;
 /// Invariants, checked on construction and again when decoded from disk: the
 /// text is trimmed, not empty, at most [`MAX_IDENTITY_BYTES`] bytes, and holds
 /// no control characters (a NUL or newline in a subject is an attack, not a
-/// name).
+/// name). An identity built by a caller also holds no invisible or
+/// bidirectional-control character (Unicode Cf, Zl, Zp: `CN=a\u{200B}b`
+/// would print as `CN=ab`); one decoded from disk or from a peer's bytes
+/// is only held to the rules above, which are the rules cpwal always
+/// enforced, so directories written before stay readable.
 ///
 /// The text is immutable and shared: a clone costs a reference count, not a
 /// copy, so the entries a caller builds and the catalog's range owners can
@@ -25,6 +29,7 @@ pub struct ClusterVoterIdentity(Arc<str>);
 
 /// Why a certificate subject is not a valid identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IdentityError {
     /// The subject is empty or only whitespace.
     Blank,
@@ -38,6 +43,15 @@ pub enum IdentityError {
         /// Byte offset of the character in the trimmed subject.
         offset: usize,
     },
+    /// The subject holds an invisible or bidirectional-control character
+    /// (Unicode categories Cf, Zl, Zp; see [`ClusterVoterIdentity`]) at this
+    /// byte offset.
+    InvisibleCharacter {
+        /// Byte offset of the character in the trimmed subject.
+        offset: usize,
+        /// The character.
+        character: char,
+    },
 }
 
 impl fmt::Display for IdentityError {
@@ -49,8 +63,13 @@ impl fmt::Display for IdentityError {
                 "identity is {length_bytes} bytes long; the limit is {MAX_IDENTITY_BYTES}"
             ),
             Self::ControlCharacter { offset } => {
-                write!(f, "identity holds a control character at byte {offset}")
+                ForbiddenCharacter::Control { offset: *offset }.describe("identity", f)
             }
+            Self::InvisibleCharacter { offset, character } => ForbiddenCharacter::Invisible {
+                offset: *offset,
+                character: *character,
+            }
+            .describe("identity", f),
         }
     }
 }
@@ -59,12 +78,18 @@ impl std::error::Error for IdentityError {}
 
 impl ClusterVoterIdentity {
     /// Builds an identity from a certificate subject such as `"CN=node-a"`.
-    /// Surrounding whitespace is trimmed; a blank, over-long or
-    /// control-character-bearing subject is refused.
+    /// Surrounding whitespace is trimmed; a blank or over-long subject, or
+    /// one holding a control or invisible character, is refused.
     pub fn from_certificate_subject(subject: &str) -> Result<Self, IdentityError> {
         let trimmed = subject.trim();
         validate(trimmed)?;
-        Ok(Self(Arc::from(trimmed)))
+        match first_forbidden_character(trimmed) {
+            Some(ForbiddenCharacter::Invisible { offset, character }) => {
+                Err(IdentityError::InvisibleCharacter { offset, character })
+            }
+            // `validate` refused every control character already.
+            Some(ForbiddenCharacter::Control { .. }) | None => Ok(Self(Arc::from(trimmed))),
+        }
     }
 
     /// The identity's text, exactly as stored.
@@ -85,6 +110,26 @@ impl ClusterVoterIdentity {
     }
 }
 
+/// Parses a certificate subject exactly as
+/// [`from_certificate_subject`](ClusterVoterIdentity::from_certificate_subject)
+/// does (trimmed, then validated), so `"CN=node-a".parse()` works.
+impl std::str::FromStr for ClusterVoterIdentity {
+    type Err = IdentityError;
+
+    fn from_str(subject: &str) -> Result<Self, IdentityError> {
+        Self::from_certificate_subject(subject)
+    }
+}
+
+/// As [`from_certificate_subject`](ClusterVoterIdentity::from_certificate_subject).
+impl TryFrom<&str> for ClusterVoterIdentity {
+    type Error = IdentityError;
+
+    fn try_from(subject: &str) -> Result<Self, IdentityError> {
+        Self::from_certificate_subject(subject)
+    }
+}
+
 /// Identities compare, order and hash exactly as their text does (the
 /// derived impls use the one `Arc<str>` field, which compares and hashes as
 /// its `str`), so sets and maps of identities can be searched with a `&str`.
@@ -94,8 +139,9 @@ impl std::borrow::Borrow<str> for ClusterVoterIdentity {
     }
 }
 
-/// Checks every invariant of an identity's text (see [`ClusterVoterIdentity`]).
-/// A string that passes is already trimmed.
+/// Checks the invariants of a stored identity's text (see
+/// [`ClusterVoterIdentity`]; not the invisible characters, which only new
+/// identities are refused for). A string that passes is already trimmed.
 pub(crate) fn validate(text: &str) -> Result<(), IdentityError> {
     if text.is_empty() {
         return Err(IdentityError::Blank);
@@ -164,6 +210,63 @@ mod tests {
             Err(IdentityError::ControlCharacter { offset: 4 })
         );
         assert!(ClusterVoterIdentity::from_certificate_subject("CN=a\nb").is_err());
+    }
+
+    #[test]
+    fn parse_and_try_from_round_trip_through_display() {
+        // Goal: `FromStr` and `TryFrom<&str>` are the certificate-subject
+        // constructor (trimmed, validated), and an identity's `Display`
+        // parses back to the same identity.
+        let parsed: ClusterVoterIdentity = " CN=node-a ".parse().unwrap();
+        let tried = ClusterVoterIdentity::try_from("CN=node-a").unwrap();
+        assert_eq!(parsed, tried);
+        assert_eq!(
+            parsed.to_string().parse::<ClusterVoterIdentity>(),
+            Ok(parsed)
+        );
+        assert_eq!(
+            "".parse::<ClusterVoterIdentity>(),
+            Err(IdentityError::Blank)
+        );
+        assert_eq!(
+            ClusterVoterIdentity::try_from("CN=a\0b"),
+            Err(IdentityError::ControlCharacter { offset: 4 })
+        );
+    }
+
+    #[test]
+    fn from_certificate_subject_rejects_invisible_characters() {
+        // Goal: a subject that would print like another one is refused,
+        // naming the character and its byte; the stored rule (disk) still
+        // takes it, so an old directory's identity decodes.
+        let error = ClusterVoterIdentity::from_certificate_subject("CN=a\u{200B}b").unwrap_err();
+        assert_eq!(
+            error,
+            IdentityError::InvisibleCharacter {
+                offset: 4,
+                character: '\u{200B}'
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "identity holds the invisible character U+200B at byte 4"
+        );
+        for subject in [
+            "\u{202E}CN=a",
+            "CN=a\u{00AD}",
+            "CN=\u{FEFF}a",
+            "CN=\u{2066}a\u{2069}",
+        ] {
+            assert!(
+                matches!(
+                    ClusterVoterIdentity::from_certificate_subject(subject),
+                    Err(IdentityError::InvisibleCharacter { .. })
+                ),
+                "{subject:?}"
+            );
+        }
+        assert_eq!(validate("CN=a\u{200B}b"), Ok(()));
+        assert!(ClusterVoterIdentity::from_certificate_subject("CN=José").is_ok());
     }
 
     #[test]

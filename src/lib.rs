@@ -55,3 +55,4 @@ pub use log::{DroppedTail, RecoveryReport};
 pub use node_role::NodeRole;
 pub use options::{Options, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES};
 pub use single_node::SingleNodeControlPlane;
+pub use text::RangeNameError;

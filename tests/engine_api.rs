@@ -127,7 +127,8 @@ fn append_batch_with_one_bad_entry_writes_none_of_it() {
     // the disk nor the catalog, through the `&mut` API and through group
     // commit (G7, batches all-or-nothing). Method: batches whose last entry
     // is invalid (blank, too long, a control character, a DEL, a C1
-    // control) after valid ones; each is refused typed, the log stays
+    // control, an invisible or bidirectional-override character) after
+    // valid ones; each is refused typed, the log stays
     // empty, the node keeps working, and after a reopen the log holds only
     // the valid entry appended afterwards.
     let dir = tempfile::tempdir().unwrap();
@@ -138,6 +139,8 @@ fn append_batch_with_one_bad_entry_writes_none_of_it() {
         "tenant/\nforged".to_string(),
         "range\u{7f}".to_string(),
         "ränge\u{85}".to_string(),
+        "shard\u{200B}7".to_string(),
+        "\u{202E}7-drahs".to_string(),
     ];
     for bad in &bad_names {
         let batch = [admit(1), transfer("fine", 1), transfer(bad, 2)];

@@ -40,6 +40,7 @@ use crate::raft::{LOG_DIRECTORY, SNAPSHOT_DIRECTORY};
 
 /// Why a replicated operation failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ReplicationError {
     /// cpwal storage failed or refused.
     Storage(Error),

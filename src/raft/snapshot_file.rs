@@ -79,6 +79,7 @@ pub fn encode_snapshot(content: &SnapshotContent) -> Result<Vec<u8>> {
 
 /// Why snapshot bytes were refused.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum SnapshotFault {
     /// Not a snapshot, or damaged beyond its checksum.
     Corrupt(CorruptionKind),

@@ -8,6 +8,7 @@ use cpwal::{ClusterVoterIdentity, NodeRole};
 use serde_json::{json, Value};
 
 use crate::failure::CliError;
+use crate::output::outln;
 use crate::progress::{Progress, Unit};
 use crate::render::{index_range, recovery_lines_of};
 
@@ -41,17 +42,17 @@ pub fn run_backup(source: &Path, destination: &Path, as_json: bool) -> Result<u8
         .map_err(|e| CliError::engine("cannot back up", e))?;
     drop(progress);
     if as_json {
-        println!("{:#}", backup_json(&report));
+        outln!("{:#}", backup_json(&report))?;
         return Ok(0);
     }
-    println!(
+    outln!(
         "backed up {} into {} and verified it",
         source.display(),
         report.destination.display()
-    );
-    print_copy(&report);
+    )?;
+    print_copy(&report)?;
     for line in recovery_lines_of(&report.left_out, None) {
-        println!("left out:   what a writer would repair, never acknowledged: {line}");
+        outln!("left out:   what a writer would repair, never acknowledged: {line}")?;
     }
     Ok(0)
 }
@@ -68,33 +69,33 @@ pub fn run_restore(
         .map_err(|e| CliError::engine("cannot restore", e))?;
     drop(progress);
     if as_json {
-        println!("{:#}", restore_json(&report));
+        outln!("{:#}", restore_json(&report))?;
         return Ok(0);
     }
-    println!(
+    outln!(
         "restored {} into {} and verified it",
         backup.display(),
         report.copy.destination.display()
-    );
-    print_copy(&report.copy);
+    )?;
+    print_copy(&report.copy)?;
     if let Some(node) = &report.node_changed_from {
-        println!(
+        outln!(
             "identity:   the backup belonged to {node}; the copy belongs to {} and its vote was cleared",
             report.copy.node
-        );
+        )?;
     }
     if let Some(role) = report.role_changed_from {
-        println!(
+        outln!(
             "role:       the backup was a {role}; the copy is a {}",
             report.copy.role
-        );
+        )?;
     }
     Ok(0)
 }
 
-fn print_copy(report: &BackupReport) {
-    println!("node:       {} ({})", report.node, report.role);
-    println!(
+fn print_copy(report: &BackupReport) -> Result<(), CliError> {
+    outln!("node:       {} ({})", report.node, report.role)?;
+    outln!(
         "term:       {}; vote: {}",
         report.vote.term.0,
         report
@@ -102,22 +103,24 @@ fn print_copy(report: &BackupReport) {
             .voted_for
             .as_ref()
             .map_or_else(|| "none".to_owned(), |v| v.to_string())
-    );
-    println!(
+    )?;
+    outln!(
         "log:        {}",
         index_range(report.first_index, report.end_index)
-    );
-    println!(
+    )?;
+    outln!(
         "snapshot:   {}",
         report.snapshot_index_end.map_or_else(
             || "none".to_owned(),
             |e| format!("covers indexes below {e}")
         )
-    );
-    println!(
+    )?;
+    outln!(
         "copied:     {} segment file(s), {} bytes, read back and checked",
-        report.segments, report.bytes_copied
-    );
+        report.segments,
+        report.bytes_copied
+    )?;
+    Ok(())
 }
 
 /// A backup's report as JSON.

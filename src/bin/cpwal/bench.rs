@@ -15,6 +15,7 @@ use cpwal::{
 
 use crate::failure::CliError;
 use crate::latency::{describe, millis, raw_fdatasync_latencies, Percentiles};
+use crate::output::outln;
 
 /// etcd's guidance for a disk under a consensus log: fdatasync p99 below this.
 const FDATASYNC_P99_LIMIT_NS: u64 = 10_000_000;
@@ -79,9 +80,9 @@ fn measure(parent: &Path, scratch: &Path, samples: usize, as_json: bool) -> Resu
         entry_bytes,
     };
     if as_json {
-        println!("{:#}", figures.json());
+        outln!("{:#}", figures.json())?;
     } else {
-        report(&figures);
+        report(&figures)?;
     }
     Ok(())
 }
@@ -160,7 +161,7 @@ impl Figures {
     }
 }
 
-fn report(figures: &Figures) {
+fn report(figures: &Figures) -> Result<(), CliError> {
     let Figures {
         raw,
         appends,
@@ -168,37 +169,38 @@ fn report(figures: &Figures) {
         votes,
         entry_bytes,
     } = figures;
-    println!(
+    outln!(
         "raw pwrite+fdatasync ({entry_bytes:>3} B):       {}",
         describe(raw)
-    );
-    println!(
+    )?;
+    outln!(
         "durable append (1 entry/call):      {}  [median {}; {:.0} appends/s vs {:.0} raw syncs/s]",
         describe(appends),
         ratio(appends, raw),
         per_second(appends),
         per_second(raw)
-    );
-    println!(
+    )?;
+    outln!(
         "durable append ({BATCH_ENTRIES} entries/call):   {}  [median {}; {:.0} entries/s]",
         describe(batches),
         ratio(batches, raw),
         per_second(batches) * BATCH_ENTRIES as f64
-    );
-    println!(
+    )?;
+    outln!(
         "vote/term change (2 syncs):         {}  [median {}; the floor is 2x raw]",
         describe(votes),
         ratio(votes, raw)
-    );
+    )?;
     match figures.fit() {
-        Some((true, p99)) => println!(
+        Some((true, p99)) => outln!(
             "verdict: FIT for a control plane: fdatasync p99 {} is under etcd's 10 ms guidance",
             millis(p99)
-        ),
-        Some((false, p99)) => println!(
+        )?,
+        Some((false, p99)) => outln!(
             "verdict: TOO SLOW for a control plane: fdatasync p99 {} exceeds etcd's 10 ms guidance; elections will time out under load, use a faster (SSD/NVMe) disk",
             millis(p99)
-        ),
+        )?,
         None => {}
     }
+    Ok(())
 }

@@ -10,6 +10,7 @@ use cpwal::operate::{CatalogView, Examination, Verdict};
 use serde_json::json;
 
 use crate::failure::{CliError, EXIT_CORRUPTION};
+use crate::output::outln;
 use crate::render::{corruption_line, examine, verdict_word};
 
 /// Prints the catalog of `directory`; returns the exit code.
@@ -19,9 +20,9 @@ pub fn run(directory: &Path, as_json: bool) -> Result<u8, CliError> {
         .catalog()
         .map_err(|e| CliError::engine("cannot apply the committed entries", e))?;
     if as_json {
-        print_json(&examination, &view);
+        print_json(&examination, &view)?;
     } else {
-        print_text(&examination, &view);
+        print_text(&examination, &view)?;
     }
     Ok(match examination.verdict() {
         Verdict::Damaged => EXIT_CORRUPTION as u8,
@@ -47,48 +48,50 @@ fn provenance(view: &CatalogView) -> String {
     format!("{point}: {source}")
 }
 
-fn print_text(examination: &Examination, view: &CatalogView) {
+fn print_text(examination: &Examination, view: &CatalogView) -> Result<(), CliError> {
     let catalog = &view.catalog;
-    println!("directory: {}", examination.directory().display());
+    outln!("directory: {}", examination.directory().display())?;
     if examination.verdict() == Verdict::Damaged {
-        println!(
+        outln!(
             "verdict:   DAMAGED: the catalog below stops at the last committed entry that could be read"
-        );
+        )?;
         for corruption in examination.damage() {
-            println!("damage:    {}", corruption_line(corruption));
+            outln!("damage:    {}", corruption_line(corruption))?;
         }
         if view.commit_end > catalog.applied_end() {
-            println!(
+            outln!(
                 "hidden:    the directory records commits through index {}; entries {}..={} cannot be read",
                 view.commit_end - 1,
                 catalog.applied_end(),
                 view.commit_end - 1
-            );
+            )?;
         }
     }
-    println!("as of:     {}", provenance(view));
-    println!("members ({}):", catalog.members().len());
+    outln!("as of:     {}", provenance(view))?;
+    outln!("members ({}):", catalog.members().len())?;
     for member in catalog.members() {
-        println!("  {member}");
+        outln!("  {member}")?;
     }
-    println!("ranges ({}):", catalog.range_count());
+    outln!("ranges ({}):", catalog.range_count())?;
     for (range, ownership) in catalog.ranges() {
-        println!(
+        outln!(
             "  {range}: owner {}, epoch {}",
-            ownership.owner, ownership.epoch
-        );
+            ownership.owner,
+            ownership.epoch
+        )?;
     }
-    println!("leader history ({}):", catalog.leader_history().len());
+    outln!("leader history ({}):", catalog.leader_history().len())?;
     for (term, leader) in catalog.leader_history() {
-        println!("  term {:>6}: {leader}", term.0);
+        outln!("  term {:>6}: {leader}", term.0)?;
     }
-    println!(
+    outln!(
         "refused entries: {} (fenced ownership transitions and stale leader records)",
         catalog.refused_count()
-    );
+    )?;
+    Ok(())
 }
 
-fn print_json(examination: &Examination, view: &CatalogView) {
+fn print_json(examination: &Examination, view: &CatalogView) -> Result<(), CliError> {
     let catalog = &view.catalog;
     let report = json!({
         "directory": examination.directory().display().to_string(),
@@ -108,5 +111,6 @@ fn print_json(examination: &Examination, view: &CatalogView) {
         })).collect::<Vec<_>>(),
         "refused_entries": catalog.refused_count(),
     });
-    println!("{report:#}");
+    outln!("{report:#}")?;
+    Ok(())
 }

@@ -17,6 +17,7 @@ use crate::checker::Model;
 use crate::failure::CliError;
 use crate::fs_shutdown::MountedFileSystem;
 use crate::latency::{describe, raw_fdatasync_latencies};
+use crate::output::outln;
 use crate::progress::{Progress, Unit};
 use crate::sabotage::Sabotage;
 use crate::workload::{crash_test_options, expected_entry, identity, Message, Rng, NODE_SUBJECT};
@@ -78,7 +79,7 @@ pub fn run(config: &CrashTestConfig) -> Result<(), CliError> {
         200,
         Duration::from_secs(3),
     )?;
-    print_summary(config, &data, &model, &totals, &raw, probe_bytes);
+    print_summary(config, &data, &model, &totals, &raw, probe_bytes)?;
     if !model.violations.is_empty() {
         for violation in &model.violations {
             eprintln!("VIOLATION: {violation}");
@@ -289,13 +290,13 @@ fn print_summary(
     totals: &Totals,
     raw: &[u64],
     probe_bytes: u64,
-) {
-    println!(
+) -> Result<(), CliError> {
+    outln!(
         "crash-test summary (seed {}, directory {})",
         config.seed,
         data.display()
-    );
-    println!(
+    )?;
+    outln!(
         "cycles: {} (SIGKILL at a random moment, reopen, full check); {} of them file-system shutdowns (power loss){}",
         totals.cycles,
         totals.shutdowns,
@@ -303,34 +304,37 @@ fn print_summary(
             .shutdown
             .as_ref()
             .map_or(String::new(), |fs| format!(" of {}", fs.describe())),
-    );
-    println!(
+    )?;
+    outln!(
         "acknowledged: {} entries in {} appends, {} votes/term changes",
         model.acknowledged_entries,
         model.append_latencies_ns.len(),
         model.acknowledged_states
-    );
-    println!(
+    )?;
+    outln!(
         "verified: {} entry reads matched, {} recovered votes/terms checked; the last check covered {} acknowledged entries",
         model.entries_checked,
         model.states_checked,
         model.acknowledged_end()
-    );
-    println!("violations: {}", model.violations.len());
-    println!(
+    )?;
+    outln!("violations: {}", model.violations.len())?;
+    outln!(
         "torn tails dropped: {} ({} bytes); leftover files removed: {}",
-        totals.torn_tails, totals.torn_bytes, totals.leftover_files
-    );
-    println!(
+        totals.torn_tails,
+        totals.torn_bytes,
+        totals.leftover_files
+    )?;
+    outln!(
         "durable append latency: {}",
         describe(&model.append_latencies_ns)
-    );
-    println!(
+    )?;
+    outln!(
         "raw pwrite+fdatasync ({probe_bytes} B, same disk): {}",
         describe(raw)
-    );
-    println!(
+    )?;
+    outln!(
         "vote/term latency (two hard-state syncs): {}",
         describe(&model.state_latencies_ns)
-    );
+    )?;
+    Ok(())
 }

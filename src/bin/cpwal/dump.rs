@@ -2,19 +2,21 @@
 //! On a damaged directory only the intact prefix is printed, and the run
 //! ends with a line on stderr saying so and exit 4.
 
-use std::io::{BufWriter, ErrorKind, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use cpwal::operate::{Examination, Verdict};
 use cpwal::ControlPlaneIndex;
 
 use crate::failure::{CliError, EXIT_CORRUPTION};
+use crate::output::{muted_on_closed_pipe, stdout_closed};
 use crate::progress::{Progress, Unit};
 use crate::render::{entry_json, examine, index_range};
 
 /// Writes entries `from..=to` (default: the whole readable log) one JSON
 /// object per line on stdout; returns the exit code. A closed pipe
-/// (`| head`) ends the dump quietly.
+/// (`| head`) ends the printing quietly; the exit code still says whether
+/// the directory is damaged (see [`crate::output`]).
 pub fn run(directory: &Path, from: Option<u64>, to: Option<u64>) -> Result<u8, CliError> {
     let examination = examine(directory)?;
     let range = pick_range(&examination, from, to)?;
@@ -26,16 +28,15 @@ pub fn run(directory: &Path, from: Option<u64>, to: Option<u64>) -> Result<u8, C
         let entry = examination
             .read(ControlPlaneIndex(index))
             .map_err(|e| CliError::engine("cannot read an entry", e))?;
-        if let Err(error) = writeln!(out, "{}", entry_json(&entry)) {
-            return quiet_on_closed_pipe(error);
+        muted_on_closed_pipe(writeln!(out, "{}", entry_json(&entry)))?;
+        if stdout_closed() {
+            break;
         }
         if index % 4096 == 0 {
             progress.set(index - range.start, total);
         }
     }
-    if let Err(error) = out.flush() {
-        return quiet_on_closed_pipe(error);
-    }
+    muted_on_closed_pipe(out.flush())?;
     drop(progress);
     if examination.verdict() != Verdict::Damaged {
         return Ok(0);
@@ -79,11 +80,4 @@ fn pick_range(
         }
     }
     Ok(from.unwrap_or(first)..to.map_or(end, |t| t + 1))
-}
-
-fn quiet_on_closed_pipe(error: std::io::Error) -> Result<u8, CliError> {
-    if error.kind() == ErrorKind::BrokenPipe {
-        return Ok(0);
-    }
-    Err(CliError::io("write to stdout", error))
 }

@@ -10,6 +10,7 @@ use cpwal::{ControlPlaneEntry, ControlPlaneIndex};
 use serde_json::json;
 
 use crate::failure::{CliError, EXIT_CORRUPTION};
+use crate::output::outln;
 use crate::render::{
     copies_json, copies_text, corruption_json, corruption_line, degraded_line, examine,
     index_range, log_stop_json, log_stop_text, optional_identity, recovery_json, recovery_lines,
@@ -62,9 +63,9 @@ pub fn run(directory: &Path, as_json: bool) -> Result<u8, CliError> {
         .segments()
         .map_err(|e| CliError::engine("cannot read the segments", e))?;
     if as_json {
-        print_json(&examination, &history, &segments);
+        print_json(&examination, &history, &segments)?;
     } else {
-        print_text(&examination, &history, &segments);
+        print_text(&examination, &history, &segments)?;
     }
     Ok(match examination.verdict() {
         Verdict::Damaged => EXIT_CORRUPTION as u8,
@@ -72,7 +73,11 @@ pub fn run(directory: &Path, as_json: bool) -> Result<u8, CliError> {
     })
 }
 
-fn print_json(examination: &Examination, history: &[LeaderRecord], segments: &[SegmentSummary]) {
+fn print_json(
+    examination: &Examination,
+    history: &[LeaderRecord],
+    segments: &[SegmentSummary],
+) -> Result<(), CliError> {
     let vote = examination.durable_vote();
     let truncation = examination.truncation();
     let readable = examination.readable();
@@ -102,104 +107,111 @@ fn print_json(examination: &Examination, history: &[LeaderRecord], segments: &[S
         "recovery_would": recovery_json(examination),
         "snapshot": snapshot_json(examination.snapshot()),
     });
-    println!("{report:#}");
+    outln!("{report:#}")?;
+    Ok(())
 }
 
-fn print_text(examination: &Examination, history: &[LeaderRecord], segments: &[SegmentSummary]) {
+fn print_text(
+    examination: &Examination,
+    history: &[LeaderRecord],
+    segments: &[SegmentSummary],
+) -> Result<(), CliError> {
     let unknown = || "unknown (no valid hard-state copy)".to_owned();
     let damaged = examination.verdict() == Verdict::Damaged;
-    println!("directory:  {}", examination.directory().display());
+    outln!("directory:  {}", examination.directory().display())?;
     if damaged {
-        println!(
+        outln!(
             "verdict:    DAMAGED: a writer refuses this directory; below is what could be read, not a node's state"
-        );
+        )?;
         for corruption in examination.damage() {
-            println!("damage:     {}", corruption_line(corruption));
+            outln!("damage:     {}", corruption_line(corruption))?;
         }
     } else {
-        println!("verdict:    {}", verdict_word(examination.verdict()));
+        outln!("verdict:    {}", verdict_word(examination.verdict()))?;
     }
     let vote = examination.durable_vote();
-    println!(
+    outln!(
         "node:       {}",
         examination.node().map_or_else(unknown, |n| n.to_string())
-    );
-    println!(
+    )?;
+    outln!(
         "role:       {}",
         examination.role().map_or_else(unknown, |r| r.to_string())
-    );
-    println!(
+    )?;
+    outln!(
         "term:       {}",
         vote.as_ref().map_or_else(unknown, |v| v.term.0.to_string())
-    );
-    println!(
+    )?;
+    outln!(
         "vote:       {}",
         vote.as_ref().map_or_else(unknown, |v| v
             .voted_for
             .as_ref()
             .map_or_else(|| "none".to_owned(), |v| v.to_string()))
-    );
-    println!("hard state: {}", copies_text(examination));
+    )?;
+    outln!("hard state: {}", copies_text(examination))?;
     if let Some(line) = degraded_line(examination) {
-        println!("degraded:   {line}");
+        outln!("degraded:   {line}")?;
     }
-    println!(
+    outln!(
         "commit:     {}",
         examination
             .commit_index()
             .map_or_else(|| "none".to_owned(), |i| format!("index {}", i.0))
-    );
-    print_log(examination);
-    print_snapshot(examination);
-    println!(
+    )?;
+    print_log(examination)?;
+    print_snapshot(examination)?;
+    outln!(
         "leader history ({} LeaderConfiguration entries):",
         history.len()
-    );
+    )?;
     for record in history {
         let place = record
             .index
             .map_or_else(|| "from the snapshot".to_owned(), |i| format!("index {i}"));
-        println!("  term {:>6}: {} ({place})", record.term, record.leader);
+        outln!("  term {:>6}: {} ({place})", record.term, record.leader)?;
     }
-    print_segments(examination, segments);
-    print_recovery(examination);
+    print_segments(examination, segments)?;
+    print_recovery(examination)?;
+    Ok(())
 }
 
-fn print_log(examination: &Examination) {
+fn print_log(examination: &Examination) -> Result<(), CliError> {
     let readable = examination.readable();
     let first = examination.first_index().0;
     match examination.log_stop() {
         Some(stop) => {
-            println!(
+            outln!(
                 "log:        intact {}; it stops at {}",
                 index_range(readable.start, readable.end),
                 log_stop_text(stop)
-            );
+            )?;
         }
-        None => println!("log:        {}", index_range(readable.start, readable.end)),
+        None => outln!("log:        {}", index_range(readable.start, readable.end))?,
     }
     if first > 0 {
         let previous = examination
             .first_index_previous_term()
             .map_or_else(|| "unknown".to_owned(), |t| t.0.to_string());
-        println!(
+        outln!(
             "compacted:  entries below {first} (term of {}: {previous})",
             first - 1
-        );
+        )?;
     }
     if let Some((log_epoch, truncated_from)) = examination.truncation() {
         if truncated_from != u64::MAX {
-            println!("truncation: epoch {log_epoch}, latest from index {truncated_from}");
+            outln!("truncation: epoch {log_epoch}, latest from index {truncated_from}")?;
         }
     }
     for line in warning_lines(examination) {
-        println!("{line}");
+        outln!("{line}")?;
     }
+    Ok(())
 }
 
-fn print_snapshot(examination: &Examination) {
+fn print_snapshot(examination: &Examination) -> Result<(), CliError> {
     match examination.snapshot() {
-        Some(s) => println!(
+        Some(s) => outln!(
             "snapshot:   {} covers indexes below {} (last term {}), {} bytes; catalog: {} members, {} ranges, {} leader configurations (list them: cpwal catalog)",
             s.name,
             s.index_end,
@@ -208,15 +220,16 @@ fn print_snapshot(examination: &Examination) {
             s.members,
             s.ranges,
             s.leader_configurations
-        ),
-        None => println!("snapshot:   none"),
+        )?,
+        None => outln!("snapshot:   none")?,
     }
+    Ok(())
 }
 
-fn print_segments(examination: &Examination, segments: &[SegmentSummary]) {
-    println!("segments ({}):", segments.len());
+fn print_segments(examination: &Examination, segments: &[SegmentSummary]) -> Result<(), CliError> {
+    outln!("segments ({}):", segments.len())?;
     for s in segments {
-        println!(
+        outln!(
             "  {}  generation {}  {}  {} of {} bytes used  {}",
             s.name,
             s.generation,
@@ -224,30 +237,32 @@ fn print_segments(examination: &Examination, segments: &[SegmentSummary]) {
             s.used_bytes,
             s.file_bytes,
             state_word(s.state)
-        );
+        )?;
     }
     for name in examination.segments_beyond() {
-        println!("  {name}  beyond the damage: not part of the readable log");
+        outln!("  {name}  beyond the damage: not part of the readable log")?;
     }
+    Ok(())
 }
 
-fn print_recovery(examination: &Examination) {
+fn print_recovery(examination: &Examination) -> Result<(), CliError> {
     if examination.verdict() == Verdict::Damaged {
-        println!(
+        outln!(
             "recovery:   a writer refuses this directory; restore it from a peer or a backup, or copy what is readable with `cpwal salvage`"
-        );
-        return;
+        )?;
+        return Ok(());
     }
     let repairs = recovery_lines(examination);
     if repairs.is_empty() && examination.verdict() == Verdict::Clean {
-        println!("recovery:   clean, a writer would change nothing");
+        outln!("recovery:   clean, a writer would change nothing")?;
     }
     for line in repairs {
-        println!("recovery:   a writer would {line}");
+        outln!("recovery:   a writer would {line}")?;
     }
     if degraded_line(examination).is_some() {
-        println!(
+        outln!(
             "recovery:   a writer would rewrite the failing hard-state copy from the serving one"
-        );
+        )?;
     }
+    Ok(())
 }

@@ -20,6 +20,7 @@ mod failure;
 mod fs_shutdown;
 mod inspect;
 mod latency;
+mod output;
 mod progress;
 mod render;
 mod sabotage;

@@ -8,8 +8,8 @@ use cpwal::operate::{
     Examination, HardStateCopy, HardStateCopyState, LogStop, StopReason, Verdict,
 };
 use cpwal::{
-    ControlPlaneEntry, Corruption, CorruptionKind, DroppedTail, Error, LogEntry, MembershipChange,
-    RecoveryReport, WidePermission,
+    ControlPlaneEntry, Corruption, DroppedTail, Error, LogEntry, MembershipChange, RecoveryReport,
+    WidePermission,
 };
 use serde_json::{json, Value};
 
@@ -202,32 +202,13 @@ pub fn recovery_lines_of(report: &RecoveryReport, restart_at: Option<u64>) -> Ve
     lines
 }
 
-/// A stable name for a kind of damage, for scripts.
-fn kind_code(kind: &CorruptionKind) -> &'static str {
-    match kind {
-        CorruptionKind::ChecksumMismatch => "checksum_mismatch",
-        CorruptionKind::BadMagic => "bad_magic",
-        CorruptionKind::ImpossibleLength { .. } => "impossible_length",
-        CorruptionKind::IndexOutOfSequence { .. } => "index_out_of_sequence",
-        CorruptionKind::SegmentChainBroken { .. } => "segment_chain_broken",
-        CorruptionKind::TruncatedFile { .. } => "truncated_file",
-        CorruptionKind::HardStateUnreadable => "hard_state_unreadable",
-        CorruptionKind::UndecodableEntry(_) => "undecodable_entry",
-        CorruptionKind::CommittedEntryMissing { .. } => "committed_entry_missing",
-        CorruptionKind::OutOfRange { .. } => "out_of_range",
-        CorruptionKind::TermAheadOfHardState { .. } => "term_ahead_of_hard_state",
-        CorruptionKind::EpochAheadOfHardState { .. } => "epoch_ahead_of_hard_state",
-        CorruptionKind::SnapshotInvalid => "snapshot_invalid",
-    }
-}
-
 /// Damage as JSON: where, and what in a code and in words.
 pub fn corruption_json(corruption: &Corruption) -> Value {
     json!({
         "file": corruption.path.display().to_string(),
         "offset": corruption.offset,
         "index": corruption.index,
-        "kind": kind_code(&corruption.kind),
+        "kind": corruption.kind.code(),
         "description": corruption.kind.to_string(),
     })
 }

@@ -8,6 +8,7 @@ use cpwal::operate::{SalvageOptions, SalvageReport, VoteFate};
 use serde_json::json;
 
 use crate::failure::CliError;
+use crate::output::outln;
 use crate::progress::{Progress, Unit};
 use crate::render::{corruption_json, corruption_line, index_range, verdict_word};
 
@@ -23,9 +24,9 @@ pub fn run(
         .map_err(|e| CliError::engine("cannot salvage", e))?;
     drop(progress);
     if as_json {
-        print_json(&report);
+        print_json(&report)?;
     } else {
-        print_text(damaged, &report);
+        print_text(damaged, &report)?;
     }
     Ok(0)
 }
@@ -63,20 +64,20 @@ fn vote_fate_word(fate: &VoteFate) -> &'static str {
     }
 }
 
-fn print_text(damaged: &Path, report: &SalvageReport) {
-    println!(
+fn print_text(damaged: &Path, report: &SalvageReport) -> Result<(), CliError> {
+    outln!(
         "salvaged {} into {} and verified it entry by entry; {} was not changed",
         damaged.display(),
         report.destination.display(),
         damaged.display()
-    );
-    println!("source:     {}", verdict_word(report.source_verdict));
+    )?;
+    outln!("source:     {}", verdict_word(report.source_verdict))?;
     for corruption in &report.damage {
-        println!("damage:     {}", corruption_line(corruption));
+        outln!("damage:     {}", corruption_line(corruption))?;
     }
-    println!("node:       {} ({})", report.node, report.role);
-    println!("vote:       {}", vote_words(report));
-    println!(
+    outln!("node:       {} ({})", report.node, report.role)?;
+    outln!("vote:       {}", vote_words(report))?;
+    outln!(
         "kept:       {}; snapshot: {}; commit: {}",
         index_range(report.kept.start, report.kept.end),
         report.snapshot_index_end.map_or_else(
@@ -87,18 +88,18 @@ fn print_text(damaged: &Path, report: &SalvageReport) {
             .commit_end
             .checked_sub(1)
             .map_or_else(|| "none".to_owned(), |i| format!("index {i}"))
-    );
+    )?;
     let lost = &report.lost;
     if lost.known.is_empty() {
-        println!("lost:       no entry known lost");
+        outln!("lost:       no entry known lost")?;
     } else {
         let committed = lost.committed_end.saturating_sub(lost.known.start);
-        println!(
+        outln!(
             "lost:       {} known to have existed, {committed} of them committed; more may have existed past the damage",
             index_range(lost.known.start, lost.known.end),
-        );
+        )?;
     }
-    println!(
+    outln!(
         "lost:       {} bytes of log data past the damage not kept{}",
         report.bytes_lost,
         if report.segments_left_behind.is_empty() {
@@ -109,10 +110,11 @@ fn print_text(damaged: &Path, report: &SalvageReport) {
                 report.segments_left_behind.join(", ")
             )
         }
-    );
+    )?;
+    Ok(())
 }
 
-fn print_json(report: &SalvageReport) {
+fn print_json(report: &SalvageReport) -> Result<(), CliError> {
     let lost = &report.lost;
     let value = json!({
         "destination": report.destination.display().to_string(),
@@ -136,5 +138,6 @@ fn print_json(report: &SalvageReport) {
         },
         "verified": true,
     });
-    println!("{value:#}");
+    outln!("{value:#}")?;
+    Ok(())
 }

@@ -8,6 +8,7 @@ use cpwal::{ControlPlaneIndex, Corruption};
 use serde_json::json;
 
 use crate::failure::{CliError, EXIT_CORRUPTION, EXIT_DEGRADED, EXIT_TORN_TAIL};
+use crate::output::outln;
 use crate::progress::{Progress, Unit};
 use crate::render::{
     copies_json, copies_text, corruption_json, corruption_line, degraded_line, examine,
@@ -30,9 +31,9 @@ pub fn run(directory: &Path, as_json: bool) -> Result<u8, CliError> {
     let outcome = check_entries(&examination)?;
     let code = exit_code(outcome.verdict);
     if as_json {
-        print_json(&examination, &outcome, code);
+        print_json(&examination, &outcome, code)?;
     } else {
-        print_text(&examination, &outcome);
+        print_text(&examination, &outcome)?;
     }
     Ok(code)
 }
@@ -79,49 +80,51 @@ fn exit_code(verdict: Verdict) -> u8 {
 
 /// Prints foreign files and wide permissions as warning lines (they change
 /// no exit code), then the verdict in words, last.
-fn print_text(examination: &Examination, outcome: &Outcome) {
+fn print_text(examination: &Examination, outcome: &Outcome) -> Result<(), CliError> {
     for line in warning_lines(examination) {
-        println!("{line}");
+        outln!("{line}")?;
     }
-    print_verdict(examination, outcome);
+    print_verdict(examination, outcome)?;
+    Ok(())
 }
 
-fn print_verdict(examination: &Examination, outcome: &Outcome) {
+fn print_verdict(examination: &Examination, outcome: &Outcome) -> Result<(), CliError> {
     let entries = outcome.entries_verified;
     match outcome.verdict {
-        Verdict::Damaged => print_damaged(examination, outcome),
+        Verdict::Damaged => print_damaged(examination, outcome)?,
         Verdict::Clean => {
             let vote = examination.durable_vote().map_or(0, |v| v.term.0);
             let snapshot = examination.snapshot().map_or_else(
                 || "no snapshot".to_owned(),
                 |s| format!("snapshot {} readable", s.name),
             );
-            println!(
+            outln!(
                 "clean: {entries} entries verified, term {vote}, {} segment file(s), {snapshot}, both hard-state copies current",
                 examination.segments().map_or(0, |s| s.len())
-            );
+            )?;
         }
         Verdict::Repairable | Verdict::Degraded => {
             if let Some(line) = degraded_line(examination) {
-                println!("degraded: {line} (exit {EXIT_DEGRADED})");
+                outln!("degraded: {line} (exit {EXIT_DEGRADED})")?;
             }
             for line in recovery_lines(examination) {
-                println!("torn: on next open a writer will {line}");
+                outln!("torn: on next open a writer will {line}")?;
             }
             if !recovery_lines(examination).is_empty() {
-                println!(
+                outln!(
                     "{entries} entries verified before it; a torn tail is what a crash mid-write leaves and was never acknowledged, unless the disk lost synced data (exit {EXIT_TORN_TAIL})"
-                );
+                )?;
             } else {
-                println!("{entries} entries verified; the log and the snapshot are intact");
+                outln!("{entries} entries verified; the log and the snapshot are intact")?;
             }
         }
     }
+    Ok(())
 }
 
-fn print_damaged(examination: &Examination, outcome: &Outcome) {
+fn print_damaged(examination: &Examination, outcome: &Outcome) -> Result<(), CliError> {
     for corruption in &outcome.damage {
-        println!("corrupt: {}", corruption_line(corruption));
+        outln!("corrupt: {}", corruption_line(corruption))?;
     }
     let readable = examination.readable();
     let mut intact = format!(
@@ -131,27 +134,28 @@ fn print_damaged(examination: &Examination, outcome: &Outcome) {
     if let Some(stop) = examination.log_stop() {
         intact.push_str(&format!("; the log stops at {}", log_stop_text(stop)));
     }
-    println!("{intact}");
+    outln!("{intact}")?;
     match (examination.durable_vote(), examination.served_by()) {
-        (Some(vote), Some(copy)) => println!(
+        (Some(vote), Some(copy)) => outln!(
             "readable: term {} and vote {} from hard-state copy {} ({})",
             vote.term.0,
             vote.voted_for
                 .map_or_else(|| "none".to_owned(), |v| v.to_string()),
             copy.name,
             copies_text(examination)
-        ),
-        _ => println!(
+        )?,
+        _ => outln!(
             "readable: no valid hard-state copy: term and vote are lost ({})",
             copies_text(examination)
-        ),
+        )?,
     }
-    println!(
+    outln!(
         "the directory is damaged: restore this node from a peer or a backup, or copy what is readable into a new directory with `cpwal salvage DIR NEW_DIR` (exit {EXIT_CORRUPTION})"
-    );
+    )?;
+    Ok(())
 }
 
-fn print_json(examination: &Examination, outcome: &Outcome, code: u8) {
+fn print_json(examination: &Examination, outcome: &Outcome, code: u8) -> Result<(), CliError> {
     let vote = examination.durable_vote();
     let readable = examination.readable();
     let report = json!({
@@ -173,5 +177,6 @@ fn print_json(examination: &Examination, outcome: &Outcome, code: u8) {
         "snapshot": snapshot_json(examination.snapshot()),
         "warnings": warnings_json(examination),
     });
-    println!("{report:#}");
+    outln!("{report:#}")?;
+    Ok(())
 }
