@@ -38,7 +38,7 @@ impl Options {
             "below the minimum of 4096 bytes"
         } else if size > MAX_SEGMENT_SIZE_BYTES {
             "above the maximum of 2 GiB"
-        } else if size % 4096 != 0 {
+        } else if !size.is_multiple_of(4096) {
             "not a multiple of 4096"
         } else {
             return Ok(());

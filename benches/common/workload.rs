@@ -144,7 +144,7 @@ impl Workload {
             let k = n / 64;
             return Kind::Membership {
                 node: (k % CANDIDATES as u64) as usize,
-                admit: (k / CANDIDATES as u64) % 2 == 0,
+                admit: (k / CANDIDATES as u64).is_multiple_of(2),
             };
         }
         if n % SIZE_PERIOD == 41 {

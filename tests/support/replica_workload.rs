@@ -126,7 +126,7 @@ pub struct ReplicaModel {
 
 /// The simulated leader of `term`: one identity per term, never the node.
 pub fn leader_of(term: u64) -> ClusterVoterIdentity {
-    voter(if term % 2 == 0 {
+    voter(if term.is_multiple_of(2) {
         "CN=node-b"
     } else {
         "CN=node-c"

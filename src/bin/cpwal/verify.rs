@@ -62,7 +62,7 @@ fn check_entries(examination: &Examination) -> Result<Outcome, CliError> {
                 None => return Err(CliError::engine("cannot read an entry", error)),
             },
         }
-        if outcome.entries_verified % 4096 == 0 {
+        if outcome.entries_verified.is_multiple_of(4096) {
             progress.set(outcome.entries_verified, total);
         }
     }
