@@ -44,7 +44,7 @@ fn node(dir: &Path) {
     let options = Options {
         segment_size_bytes: 4096,
     };
-    let mut node = DurableControlPlane::open(dir, me, options).unwrap();
+    let mut node = DurableControlPlane::create(dir, me, options).unwrap();
     for n in 0..120 {
         let subject = format!("CN=member-{n:03}-with-a-longer-name");
         let member = ClusterVoterIdentity::from_certificate_subject(&subject).unwrap();

@@ -43,6 +43,13 @@ fn name(node: usize) -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject(&format!("CN=node-{node}")).unwrap()
 }
 
+fn create(dir: &std::path::Path, node: usize) -> DurableControlPlane {
+    let options = Options {
+        segment_size_bytes: 4096,
+    };
+    DurableControlPlane::create_replica(dir, name(node), options).unwrap()
+}
+
 fn open(dir: &std::path::Path, node: usize) -> DurableControlPlane {
     let options = Options {
         segment_size_bytes: 4096,
@@ -230,7 +237,7 @@ fn advance_by_quorum(nodes: &mut [DurableControlPlane], state: &mut LeaderState)
 fn run_seed(seed: u64, steps: usize, coverage: &mut Coverage) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let dirs: Vec<_> = (0..NODES).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<_> = (0..NODES).map(|n| open(dirs[n].path(), n)).collect();
+    let mut nodes: Vec<_> = (0..NODES).map(|n| create(dirs[n].path(), n)).collect();
     let mut leader: Option<LeaderState> = None;
     let mut committed = Committed::default();
     let mut highest_commit = [0u64; NODES];
@@ -271,7 +278,7 @@ fn run_seed(seed: u64, steps: usize, coverage: &mut Coverage) {
                 let scratch = tempfile::tempdir().unwrap();
                 drop(std::mem::replace(
                     &mut nodes[pick],
-                    open(scratch.path(), pick),
+                    create(scratch.path(), pick),
                 ));
                 nodes[pick] = open(dirs[pick].path(), pick);
             }

@@ -20,8 +20,16 @@ fn options() -> Options {
     }
 }
 
+fn create(dir: &Path) -> DurableControlPlane {
+    DurableControlPlane::create(dir, voter("CN=node-a"), options()).unwrap()
+}
+
 fn open(dir: &Path) -> DurableControlPlane {
     DurableControlPlane::open(dir, voter("CN=node-a"), options()).unwrap()
+}
+
+fn create_replica(dir: &Path) -> DurableControlPlane {
+    DurableControlPlane::create_replica(dir, voter("CN=f"), options()).unwrap()
 }
 
 fn open_replica(dir: &Path) -> DurableControlPlane {
@@ -88,7 +96,7 @@ fn compact_then_reopen_reads_from_the_snapshot_and_the_log() {
     // Method: 300 entries over many 4 KiB segments, compact keeping 20,
     // check, reopen, check, append, compact again, reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     append_many(&mut node, 0, 300);
     let catalog = node.catalog().clone();
     let report = node.compact(20).unwrap();
@@ -175,7 +183,7 @@ fn compact_keeps_disk_use_bounded_over_many_cycles() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     let bound = 4 * 4096 + 2048 + 4096;
     let mut written = 0;
     for cycle in 0..cycles {
@@ -202,7 +210,7 @@ fn compact_crash_after_snapshot_before_log_start_recovers() {
     // entry, the catalog; a second compaction then completes.
     let dir = tempfile::tempdir().unwrap();
     let image = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     append_many(&mut node, 0, 200);
     copy_dir(dir.path(), image.path());
     node.compact(0).unwrap();
@@ -226,7 +234,7 @@ fn compact_crash_after_log_start_before_segment_removal_recovers() {
     // image taken before) back into the directory, reopen.
     let dir = tempfile::tempdir().unwrap();
     let image = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     append_many(&mut node, 0, 200);
     copy_dir(dir.path(), image.path());
     node.compact(5).unwrap();
@@ -254,7 +262,7 @@ fn compact_crash_before_old_snapshot_removal_recovers() {
     // temporary snapshot is removed too. Method: two compactions, then put
     // the first snapshot and a half-written temporary file back; reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     append_many(&mut node, 0, 100);
     node.compact(0).unwrap();
     let old = std::fs::read(dir.path().join("snapshot-00000000000000000100")).unwrap();
@@ -288,7 +296,7 @@ fn open_refuses_a_compacted_log_without_its_snapshot() {
     // typed corruption, never an empty catalog (G5). Method: compact, delete
     // the snapshot, reopen; then damage a snapshot byte and reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     append_many(&mut node, 0, 100);
     node.compact(0).unwrap();
     drop(node);
@@ -345,7 +353,7 @@ fn truncation_crash_windows_leave_a_prefix_of_the_old_log() {
     // copies; reopen each and check.
     let dir = tempfile::tempdir().unwrap();
     let before = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path());
+    let mut node = create_replica(dir.path());
     node.append_entries(&request(1, None, &[1; 150], Some(9)))
         .unwrap();
     node.append_entries(&request(2, Some(29), &[], None))

@@ -71,7 +71,7 @@ fn final_vote() -> DurableVoteState {
 /// append at a time), then a vote for node-c in term 3. `after_each` sees the
 /// directory after each append (for the stale-segment snapshot).
 fn write_directory(dir: &Path, mut after_each: impl FnMut(&Path, u64)) {
-    let mut node = DurableControlPlane::open(dir, voter("CN=node-a"), options()).unwrap();
+    let mut node = DurableControlPlane::create(dir, voter("CN=node-a"), options()).unwrap();
     for n in 0..ENTRY_COUNT {
         if node.current_term().0 < term_of(n) {
             node.start_election().unwrap();

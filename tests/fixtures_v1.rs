@@ -61,7 +61,7 @@ fn expected_entries() -> Vec<(u64, ControlPlaneEntry)> {
 }
 
 fn write_fixture(dir: &Path) {
-    let mut node = DurableControlPlane::open(dir, voter("CN=node-a"), options()).unwrap();
+    let mut node = DurableControlPlane::create(dir, voter("CN=node-a"), options()).unwrap();
     let entries = expected_entries();
     for (term, entry) in &entries {
         if node.current_term().0 < *term {

@@ -164,7 +164,7 @@ fn open_losing(
     let (storage, faults) = LosingStorage::open(dir);
     let options = Options { segment_size_bytes };
     let engine =
-        DurableControlPlane::open_with_storage(storage, voter("CN=node-a"), options).unwrap();
+        DurableControlPlane::create_with_storage(storage, voter("CN=node-a"), options).unwrap();
     (SharedControlPlane::new(engine), faults)
 }
 
@@ -498,7 +498,7 @@ fn shared_append_on_a_replica_truncated_during_its_sync_is_not_acknowledged() {
         segment_size_bytes: 1 << 20,
     };
     let mut engine =
-        DurableControlPlane::open_replica_with_storage(storage, voter("CN=node-a"), options)
+        DurableControlPlane::create_replica_with_storage(storage, voter("CN=node-a"), options)
             .unwrap();
     let term = engine.start_election().unwrap();
     engine.become_leader(term).unwrap();

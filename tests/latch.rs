@@ -51,7 +51,7 @@ fn compact(node: &mut Node) -> cpwal::Result<()> {
 
 /// A sole voter with a snapshot, a compacted head and entries after it.
 fn prepared_node(disk: &SimDisk) -> Node {
-    let mut node = Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options()).unwrap();
+    let mut node = Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options()).unwrap();
     append_batches(&mut node, 0, 100).unwrap();
     node.compact(10).unwrap();
     append_batches(&mut node, 100, 100).unwrap();

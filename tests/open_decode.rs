@@ -80,7 +80,7 @@ fn open_undecodable_committed_entry_is_corruption_at_its_record() {
     // index 2 is forged (valid checksum, unknown format version); reopen.
     let dir = tempfile::tempdir().unwrap();
     let mut node =
-        DurableControlPlane::open(dir.path(), voter("CN=n"), Options::default()).unwrap();
+        DurableControlPlane::create(dir.path(), voter("CN=n"), Options::default()).unwrap();
     for subject in ["CN=a", "CN=b", "CN=c", "CN=d"] {
         node.try_append(&admit(subject)).unwrap();
     }
@@ -104,7 +104,7 @@ fn read_undecodable_uncommitted_entry_is_corruption_at_its_record() {
     let dir = tempfile::tempdir().unwrap();
     let me = voter("CN=r");
     let mut node =
-        DurableControlPlane::open_replica(dir.path(), me.clone(), Options::default()).unwrap();
+        DurableControlPlane::create_replica(dir.path(), me.clone(), Options::default()).unwrap();
     let term = node.start_election().unwrap();
     node.become_leader(term).unwrap();
     for subject in ["CN=a", "CN=b", "CN=c"] {

@@ -77,7 +77,8 @@ fn open_rebuilds_catalog_over_many_mapped_segments() {
         )
     };
     let open = || DurableControlPlane::open(dir.path(), voter("CN=node"), small_segments());
-    let mut node = open().unwrap();
+    let mut node =
+        DurableControlPlane::create(dir.path(), voter("CN=node"), small_segments()).unwrap();
     append_mixed(&mut node, 0, 600);
     let mut node = open_after_close(node, &segment_files, &open);
     let report = node.compact(250).unwrap();
@@ -105,7 +106,9 @@ fn open_rebuilds_catalog_from_fresh_copies_on_the_simulated_disk() {
     };
     let open =
         || DurableControlPlane::open_with_storage(disk.clone(), voter("CN=node"), small_segments());
-    let mut node = open().unwrap();
+    let mut node =
+        DurableControlPlane::create_with_storage(disk.clone(), voter("CN=node"), small_segments())
+            .unwrap();
     append_mixed(&mut node, 0, 400);
     let mut node = open_after_close(node, &segment_files, &open);
     node.compact(150).unwrap();

@@ -166,7 +166,7 @@ fn examine_stale_hard_state_copy_is_an_interrupted_update() {
     // after the first vote.
     let dir = tempfile::tempdir().unwrap();
     let mut node =
-        DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments()).unwrap();
+        DurableControlPlane::create(dir.path(), voter("CN=node-a"), small_segments()).unwrap();
     node.observe_term(ControlPlaneTerm(5)).unwrap();
     let hard_state = dir.path().join(cpwal::format::HARD_STATE_FILE_NAME);
     let older = fs::read(&hard_state).unwrap();
@@ -238,7 +238,7 @@ fn catalog_of_a_replica_stops_at_the_commit_point() {
     // the catalog. Method: a replica with 6 entries of which 4 committed.
     let dir = tempfile::tempdir().unwrap();
     let mut node =
-        DurableControlPlane::open_replica(dir.path(), voter("CN=f"), small_segments()).unwrap();
+        DurableControlPlane::create_replica(dir.path(), voter("CN=f"), small_segments()).unwrap();
     let entries = (0..6)
         .map(|i| LogEntry {
             index: ControlPlaneIndex(i),
@@ -315,7 +315,7 @@ fn backup_of_a_live_node_holds_every_entry_acknowledged_before_it() {
         segment_size_bytes: 64 << 10,
     };
     let node =
-        DurableControlPlane::open(root.path().join("live"), voter("CN=live"), options.clone());
+        DurableControlPlane::create(root.path().join("live"), voter("CN=live"), options.clone());
     let shared = SharedControlPlane::new(node.unwrap());
     let acknowledged = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -436,7 +436,7 @@ fn backup_starts_over_when_a_truncation_races_the_copy() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("replica");
     let mut node =
-        DurableControlPlane::open_replica(&dir, voter("CN=f"), small_segments()).unwrap();
+        DurableControlPlane::create_replica(&dir, voter("CN=f"), small_segments()).unwrap();
     node.append_entries(&leader_request(1, 0, 100, 0, 89))
         .unwrap();
     let shared = SharedControlPlane::new(node);
@@ -709,7 +709,8 @@ fn salvage_raises_a_stale_hard_states_term_to_the_log() {
     // 3) salvages to term 3 with the old vote dropped, and says so.
     // Method: put back the hard state saved after the first append.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = DurableControlPlane::open(dir.path(), voter("CN=s"), small_segments()).unwrap();
+    let mut node =
+        DurableControlPlane::create(dir.path(), voter("CN=s"), small_segments()).unwrap();
     node.try_append(&numbered_entry(0)).unwrap();
     let hard_state = dir.path().join(cpwal::format::HARD_STATE_FILE_NAME);
     let old = fs::read(&hard_state).unwrap();

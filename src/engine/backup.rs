@@ -94,7 +94,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let me = ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
         let mut node =
-            DurableControlPlane::open(root.path().join("node"), me, Options::default()).unwrap();
+            DurableControlPlane::create(root.path().join("node"), me, Options::default()).unwrap();
         node.try_append_batch(&[admit(0), admit(1), admit(2)])
             .unwrap();
         node.write_batch_unsynced(&[admit(3), admit(4)]).unwrap();

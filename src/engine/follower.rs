@@ -338,11 +338,22 @@ mod tests {
         }
     }
 
-    fn open(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
-        let storage = OsStorage::open(dir, crate::io::LockMode::Exclusive).unwrap();
-        let identity = ClusterVoterIdentity::from_certificate_subject("CN=f").unwrap();
-        DurableControlPlane::open_replica_with_storage(storage, identity, crate::Options::default())
-            .unwrap()
+    fn storage(dir: &std::path::Path) -> OsStorage {
+        OsStorage::open(dir, crate::io::LockMode::Exclusive).unwrap()
+    }
+
+    fn identity() -> ClusterVoterIdentity {
+        ClusterVoterIdentity::from_certificate_subject("CN=f").unwrap()
+    }
+
+    fn create(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
+        let options = crate::Options::default();
+        DurableControlPlane::create_replica_with_storage(storage(dir), identity(), options).unwrap()
+    }
+
+    fn reopen(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
+        let options = crate::Options::default();
+        DurableControlPlane::open_replica_with_storage(storage(dir), identity(), options).unwrap()
     }
 
     #[test]
@@ -354,7 +365,7 @@ mod tests {
         // conflicting request (the on-disk state a crash right after it
         // leaves), drop the handle and reopen.
         let dir = tempfile::tempdir().unwrap();
-        let mut node = open(dir.path());
+        let mut node = create(dir.path());
         let first: Vec<_> = (0..4).map(|i| entry(i, 1)).collect();
         node.append_entries(&request(1, None, 0, first, Some(1)))
             .unwrap();
@@ -366,7 +377,7 @@ mod tests {
         node.follow(ControlPlaneTerm(2), &leader).unwrap();
         assert_eq!(node.skip_matching(&[entry(4, 2)]).unwrap(), 0);
         drop(node);
-        let node = open(dir.path());
+        let node = reopen(dir.path());
         assert_eq!(node.last_index(), Some(ControlPlaneIndex(3)));
         assert_eq!(node.commit_end, 4, "the acknowledged commit regressed");
     }

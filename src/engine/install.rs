@@ -135,12 +135,23 @@ mod tests {
         ClusterVoterIdentity::from_certificate_subject(name).unwrap()
     }
 
-    fn open(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
-        let storage = OsStorage::open(dir, LockMode::Exclusive).unwrap();
-        let options = crate::Options {
+    fn storage(dir: &std::path::Path) -> OsStorage {
+        OsStorage::open(dir, LockMode::Exclusive).unwrap()
+    }
+
+    fn options() -> crate::Options {
+        crate::Options {
             segment_size_bytes: 4096,
-        };
-        DurableControlPlane::open_replica_with_storage(storage, id("CN=f"), options).unwrap()
+        }
+    }
+
+    fn create(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
+        DurableControlPlane::create_replica_with_storage(storage(dir), id("CN=f"), options())
+            .unwrap()
+    }
+
+    fn reopen(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
+        DurableControlPlane::open_replica_with_storage(storage(dir), id("CN=f"), options()).unwrap()
     }
 
     fn admit(n: u64) -> ControlPlaneEntry {
@@ -157,7 +168,7 @@ mod tests {
         // `truncate_uncommitted` uses) on the real files, drop the handle (the
         // crash), reopen.
         let dir = tempfile::tempdir().unwrap();
-        let mut node = open(dir.path());
+        let mut node = create(dir.path());
         let entries = (0..30)
             .map(|i| LogEntry {
                 index: ControlPlaneIndex(i),
@@ -197,7 +208,7 @@ mod tests {
             )
             .unwrap();
         drop(node);
-        let node = open(dir.path());
+        let node = reopen(dir.path());
         assert_eq!(node.catalog(), &catalog);
         assert_eq!(node.first_index(), ControlPlaneIndex(20));
         assert_eq!(node.last_index(), None);

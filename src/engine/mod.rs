@@ -108,45 +108,116 @@ pub struct DurableControlPlane<S: Storage = OsStorage> {
     unapplied: UnappliedEntries,
 }
 
-/// Validates `options` before touching the disk, then opens (creating if
-/// needed) and exclusively locks `directory`.
-fn lock_directory(directory: impl AsRef<Path>, options: &Options) -> Result<OsStorage> {
+/// Whether a call makes a new node or opens the one a directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// A new node: refused where one exists ([`Error::NodeExists`]).
+    Create,
+    /// An existing node: refused where there is none ([`Error::NoNode`]).
+    Open,
+}
+
+/// Validates `options` before touching the disk, then exclusively locks
+/// `directory`: creating it if missing when a node is to be created; a
+/// missing directory to open is [`Error::NoNode`] and is not created.
+fn lock_directory(
+    directory: impl AsRef<Path>,
+    options: &Options,
+    opening: Opening,
+) -> Result<OsStorage> {
     options.validate()?;
+    let directory = directory.as_ref();
+    if opening == Opening::Open && directory.symlink_metadata().is_err() {
+        return Err(Error::NoNode {
+            path: directory.to_path_buf(),
+        });
+    }
     OsStorage::open(directory, LockMode::Exclusive)
 }
 
 impl DurableControlPlane<OsStorage> {
-    /// Opens (creating if needed) the data directory `directory` as node
-    /// `identity`, locking it exclusively and recovering from any crash.
+    /// Creates a new node in `directory` (created if missing) as node
+    /// `identity`, the only voter of its cluster: leader of term 1 with its
+    /// own vote. Refused where a node exists ([`Error::NodeExists`]: open
+    /// it instead) or the directory holds files cpwal did not write
+    /// ([`Error::DirectoryNotEmpty`]). A creation that fails once the hard
+    /// state is durable (say its first segment found no space) leaves the
+    /// node: a retry gets [`Error::NodeExists`], and opening it completes it.
+    pub fn create(
+        directory: impl AsRef<Path>,
+        identity: ClusterVoterIdentity,
+        options: Options,
+    ) -> Result<Self> {
+        let storage = lock_directory(directory, &options, Opening::Create)?;
+        Self::create_with_storage(storage, identity, options)
+    }
+
+    /// Opens the node `directory` holds as node `identity`, locking it
+    /// exclusively and recovering from any crash. A missing directory, or
+    /// one holding no node, is [`Error::NoNode`]: opening never creates a
+    /// node (see [`DurableControlPlane::create`]).
     pub fn open(
         directory: impl AsRef<Path>,
         identity: ClusterVoterIdentity,
         options: Options,
     ) -> Result<Self> {
-        let storage = lock_directory(directory, &options)?;
+        let storage = lock_directory(directory, &options, Opening::Open)?;
         Self::open_with_storage(storage, identity, options)
     }
 
-    /// Opens `directory` as one voter of a multi-node cluster (see
+    /// Creates a new node in `directory` as one voter of a multi-node
+    /// cluster (see [`DurableControlPlane::create_replica_with_storage`]).
+    pub fn create_replica(
+        directory: impl AsRef<Path>,
+        identity: ClusterVoterIdentity,
+        options: Options,
+    ) -> Result<Self> {
+        let storage = lock_directory(directory, &options, Opening::Create)?;
+        Self::create_replica_with_storage(storage, identity, options)
+    }
+
+    /// Opens the replica `directory` holds (see
     /// [`DurableControlPlane::open_replica_with_storage`]).
     pub fn open_replica(
         directory: impl AsRef<Path>,
         identity: ClusterVoterIdentity,
         options: Options,
     ) -> Result<Self> {
-        let storage = lock_directory(directory, &options)?;
+        let storage = lock_directory(directory, &options, Opening::Open)?;
         Self::open_replica_with_storage(storage, identity, options)
     }
 }
 
 impl<S: Storage> DurableControlPlane<S> {
-    /// Opens a node over any [`Storage`] (a simulated disk in tests).
+    /// Creates a sole voter over any [`Storage`] (a simulated disk in
+    /// tests); see [`DurableControlPlane::create`].
+    pub fn create_with_storage(
+        storage: S,
+        identity: ClusterVoterIdentity,
+        options: Options,
+    ) -> Result<Self> {
+        Self::open_in_mode(storage, identity, options, true, Opening::Create)
+    }
+
+    /// Opens a sole voter over any [`Storage`]; see
+    /// [`DurableControlPlane::open`].
     pub fn open_with_storage(
         storage: S,
         identity: ClusterVoterIdentity,
         options: Options,
     ) -> Result<Self> {
-        Self::open_in_mode(storage, identity, options, true)
+        Self::open_in_mode(storage, identity, options, true, Opening::Open)
+    }
+
+    /// Creates a node that is one voter of a multi-node cluster, over any
+    /// [`Storage`]: term 0, no vote, no leader. See
+    /// [`DurableControlPlane::open_replica_with_storage`] for the role.
+    pub fn create_replica_with_storage(
+        storage: S,
+        identity: ClusterVoterIdentity,
+        options: Options,
+    ) -> Result<Self> {
+        Self::open_in_mode(storage, identity, options, false, Opening::Create)
     }
 
     /// Opens a node that is one voter of a multi-node cluster, over any
@@ -157,13 +228,13 @@ impl<S: Storage> DurableControlPlane<S> {
     /// must survive a crash, so it needs no copy of the voter set that could
     /// disagree with the caller's.
     ///
-    /// Differences from a sole voter: a new directory starts at term 0 with
+    /// Differences from a sole voter: a new node starts at term 0 with
     /// no vote and no leader; holding its own vote never makes the node
     /// leader (leadership is not durable: a restarted replica is a follower);
     /// appends are durable but committed only by
     /// [`DurableControlPlane::advance_commit`] or a leader's
     /// [`DurableControlPlane::append_entries`]. The role is stored in the
-    /// hard state when the directory is created and checked at every open:
+    /// hard state when the node is created and checked at every open:
     /// a replica's directory opened with [`DurableControlPlane::open`] (or a
     /// sole voter's with this function) is refused with
     /// [`Error::RoleMismatch`].
@@ -172,7 +243,7 @@ impl<S: Storage> DurableControlPlane<S> {
         identity: ClusterVoterIdentity,
         options: Options,
     ) -> Result<Self> {
-        Self::open_in_mode(storage, identity, options, false)
+        Self::open_in_mode(storage, identity, options, false, Opening::Open)
     }
 
     fn open_in_mode(
@@ -180,11 +251,12 @@ impl<S: Storage> DurableControlPlane<S> {
         identity: ClusterVoterIdentity,
         options: Options,
         sole_voter: bool,
+        opening: Opening,
     ) -> Result<Self> {
         options.validate()?;
         let storage = Arc::new(LatchedStorage::new(storage));
         let (mut hard_state_store, mut hard_state) =
-            open_or_create_hard_state(&*storage, &identity, sole_voter)?;
+            open_or_create_hard_state(&*storage, &identity, sole_voter, opening)?;
         let (mut log, mut recovery) = SegmentedLog::open(
             Arc::clone(&storage),
             &hard_state,
@@ -618,25 +690,58 @@ pub(crate) fn read_entry<S: Storage>(
     })
 }
 
-pub(crate) fn open_or_create_hard_state<S: Storage>(
+/// A replica's hard state for the openraft log store, which keeps its
+/// open-or-create lifecycle: the node the directory holds, or a new one
+/// where it holds none (with [`open_or_create_hard_state`]'s checks).
+#[cfg(feature = "openraft")]
+pub(crate) fn open_or_create_replica_hard_state<S: Storage>(
+    storage: &S,
+    identity: &ClusterVoterIdentity,
+) -> Result<(HardStateStore<S::File>, HardState)> {
+    match open_or_create_hard_state(storage, identity, false, Opening::Open) {
+        Err(Error::NoNode { .. }) => {
+            open_or_create_hard_state(storage, identity, false, Opening::Create)
+        }
+        opened => opened,
+    }
+}
+
+/// Creates the hard state of a new node, or opens an existing node's and
+/// checks it is the node and role asked for.
+fn open_or_create_hard_state<S: Storage>(
     storage: &S,
     identity: &ClusterVoterIdentity,
     sole_voter: bool,
+    opening: Opening,
 ) -> Result<(HardStateStore<S::File>, HardState)> {
     let survey = Survey::of(storage, Layout::Node)?;
-    if !survey.hard_state {
-        refuse_uninitialized_leftovers(storage, survey)?;
-        let state = if sole_voter {
-            HardState {
-                term: ControlPlaneTerm::GENESIS.next().0,
-                vote: Some(identity.clone()),
-                ..HardState::new(identity.clone(), NodeRole::SoleVoter)
-            }
-        } else {
-            HardState::new(identity.clone(), NodeRole::Replica)
-        };
-        let store = HardStateStore::create(storage, &state)?;
-        return Ok((store, state));
+    match (opening, survey.hard_state) {
+        (Opening::Create, true) => {
+            return Err(Error::NodeExists {
+                path: crate::directory::directory_path(storage),
+            })
+        }
+        (Opening::Create, false) => {
+            refuse_uninitialized_leftovers(storage, survey)?;
+            let state = if sole_voter {
+                HardState {
+                    term: ControlPlaneTerm::GENESIS.next().0,
+                    vote: Some(identity.clone()),
+                    ..HardState::new(identity.clone(), NodeRole::SoleVoter)
+                }
+            } else {
+                HardState::new(identity.clone(), NodeRole::Replica)
+            };
+            let store = HardStateStore::create(storage, &state)?;
+            return Ok((store, state));
+        }
+        (Opening::Open, false) => {
+            refuse_lost_hard_state(storage, &survey)?;
+            return Err(Error::NoNode {
+                path: crate::directory::directory_path(storage),
+            });
+        }
+        (Opening::Open, true) => {}
     }
     let (store, state) = HardStateStore::open(storage, Access::Writable)?;
     if state.node != *identity {
@@ -666,14 +771,7 @@ pub(crate) fn open_or_create_hard_state<S: Storage>(
 /// Foreign files mean it is probably not the directory meant:
 /// [`Error::DirectoryNotEmpty`].
 fn refuse_uninitialized_leftovers<S: Storage>(storage: &S, survey: Survey) -> Result<()> {
-    if !survey.segments.is_empty() || !survey.snapshots.is_empty() {
-        return Err(Error::corruption(
-            storage.path_of(crate::format::HARD_STATE_FILE_NAME),
-            0,
-            None,
-            CorruptionKind::HardStateUnreadable,
-        ));
-    }
+    refuse_lost_hard_state(storage, &survey)?;
     if !survey.foreign.is_empty() {
         return Err(Error::DirectoryNotEmpty {
             path: crate::directory::directory_path(storage),
@@ -724,4 +822,19 @@ impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
             }
         }
     }
+}
+
+/// Segments or snapshots without a hard state: the hard state was lost, and
+/// a node that starts afresh would forget its votes, so it is corruption
+/// (for `create` and `open` alike), never "no node".
+fn refuse_lost_hard_state<S: Storage>(storage: &S, survey: &Survey) -> Result<()> {
+    if survey.segments.is_empty() && survey.snapshots.is_empty() {
+        return Ok(());
+    }
+    Err(Error::corruption(
+        storage.path_of(crate::format::HARD_STATE_FILE_NAME),
+        0,
+        None,
+        CorruptionKind::HardStateUnreadable,
+    ))
 }

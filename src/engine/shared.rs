@@ -40,7 +40,7 @@ use super::DurableControlPlane;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let me = ClusterVoterIdentity::from_certificate_subject("CN=node-a")?;
-/// let shared = SharedControlPlane::new(DurableControlPlane::open(dir.path(), me, Options::default())?);
+/// let shared = SharedControlPlane::new(DurableControlPlane::create(dir.path(), me, Options::default())?);
 /// let workers: Vec<_> = (0..4)
 ///     .map(|n| {
 ///         let shared = shared.clone();

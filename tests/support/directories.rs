@@ -61,7 +61,7 @@ pub fn compacted_directory(root: &Path) -> (PathBuf, ControlPlaneCatalog) {
     let options = Options {
         segment_size_bytes: 4096,
     };
-    let mut node = DurableControlPlane::open(&dir, voter("CN=leader"), options).unwrap();
+    let mut node = DurableControlPlane::create(&dir, voter("CN=leader"), options).unwrap();
     for i in 0..120u64 {
         let entry = match i % 3 {
             0 => ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!(

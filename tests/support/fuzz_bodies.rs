@@ -27,8 +27,8 @@ pub fn base_directory() -> &'static Vec<(String, Vec<u8>)> {
     static BASE: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     BASE.get_or_init(|| {
         let disk = SimDisk::new();
-        let mut node = Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options())
-            .expect("a new directory opens");
+        let mut node = Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options())
+            .expect("a new node is created");
         let mut rng = Rng::new(42);
         for n in 0..12 {
             if n == 6 {

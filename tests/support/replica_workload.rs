@@ -35,8 +35,8 @@ use cpwal::{
 
 use super::sim_disk::{Rng, SimDisk};
 use super::workload::{
-    observe_hard, observe_log, options, random_entry, voter, HardView, LogShape, LogView,
-    NODE_SUBJECT,
+    create_or_open, observe_hard, observe_log, options, random_entry, voter, HardView, LogShape,
+    LogView, NODE_SUBJECT,
 };
 
 /// The engine under test, in replica mode, on a simulated disk.
@@ -606,8 +606,9 @@ fn install_op(rng: &mut Rng, model: &ReplicaModel) -> ReplicaOp {
 /// The snapshot file a leader holding `covered`, all committed, sends: built
 /// by a real replica on a disk of its own (never crashed).
 fn leader_snapshot(term: u64, covered: &[(u64, ControlPlaneEntry)]) -> Vec<u8> {
-    let mut leader = Replica::open_replica_with_storage(SimDisk::new(), leader_of(term), options())
-        .expect("leader opens");
+    let mut leader =
+        Replica::create_replica_with_storage(SimDisk::new(), leader_of(term), options())
+            .expect("leader created");
     let entries = covered
         .iter()
         .enumerate()
@@ -728,6 +729,9 @@ pub struct ReplicaHarness {
     pub rng: Rng,
     /// Every operation run, for failure reports.
     pub history: Vec<ReplicaOp>,
+    /// Whether a creation of the replica was acknowledged (see
+    /// [`create_or_open`]).
+    created: bool,
 }
 
 impl ReplicaHarness {
@@ -739,6 +743,7 @@ impl ReplicaHarness {
             model: ReplicaModel::new(voter(NODE_SUBJECT)),
             rng: Rng::new(seed),
             history: Vec::new(),
+            created: false,
         }
     }
 
@@ -746,9 +751,15 @@ impl ReplicaHarness {
     /// a power cut returns the engine's error.
     pub fn open(&mut self) -> Result<Result<(), Error>, String> {
         self.node = None;
-        match Replica::open_replica_with_storage(self.disk.clone(), voter(NODE_SUBJECT), options())
-        {
+        let disk = &self.disk;
+        let opened = create_or_open(
+            self.created,
+            || Replica::create_replica_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
+            || Replica::open_replica_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
+        );
+        match opened {
             Ok(node) => {
+                self.created = true;
                 self.model.check_recovered(&node)?;
                 self.node = Some(node);
                 Ok(Ok(()))

@@ -532,6 +532,27 @@ pub struct Harness {
     /// current state: a hard-state change or an open returned `Ok` since the
     /// last failed hard-state change or cut-short open.
     hard_state_settled: bool,
+    /// Whether a creation of the node was acknowledged: it is opened from
+    /// then on, and created before.
+    created: bool,
+}
+
+/// Brings up the node a harness drives: created until a creation is
+/// acknowledged, opened after. A creation cut short once its hard state
+/// was durable left a whole node behind: the retry finds it
+/// ([`Error::NodeExists`]) and opens it, as a supervisor would.
+pub fn create_or_open<N>(
+    created: bool,
+    create: impl FnOnce() -> Result<N, Error>,
+    open: impl FnOnce() -> Result<N, Error>,
+) -> Result<N, Error> {
+    if created {
+        return open();
+    }
+    match create() {
+        Err(Error::NodeExists { .. }) => open(),
+        other => other,
+    }
 }
 
 impl Harness {
@@ -544,6 +565,7 @@ impl Harness {
             rng: Rng::new(seed),
             history: Vec::new(),
             hard_state_settled: false,
+            created: false,
         }
     }
 
@@ -551,8 +573,15 @@ impl Harness {
     /// An open cut short by a power cut returns the engine's error.
     pub fn open(&mut self) -> Result<Result<(), Error>, String> {
         self.node = None;
-        match Node::open_with_storage(self.disk.clone(), voter(NODE_SUBJECT), options()) {
+        let disk = &self.disk;
+        let opened = create_or_open(
+            self.created,
+            || Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
+            || Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
+        );
+        match opened {
             Ok(node) => {
+                self.created = true;
                 self.model.check_recovered(&node)?;
                 self.node = Some(node);
                 self.hard_state_settled = true;

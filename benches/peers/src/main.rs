@@ -60,7 +60,7 @@ trait Wal: Sync {
 /// opening API.
 fn create_node(dir: &Path) -> DurableControlPlane {
     let identity = ClusterVoterIdentity::from_certificate_subject("CN=bench").unwrap();
-    DurableControlPlane::open(dir, identity, Options::default()).unwrap()
+    DurableControlPlane::create(dir, identity, Options::default()).unwrap()
 }
 
 /// Builds the entries of one call, as the caller does.

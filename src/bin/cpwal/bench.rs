@@ -58,8 +58,13 @@ fn measure(parent: &Path, scratch: &Path, samples: usize, as_json: bool) -> Resu
     );
     let raw = raw_fdatasync_latencies(parent, entry_bytes as usize, samples, budget)?;
     let data: PathBuf = scratch.join("data");
-    let mut node = DurableControlPlane::open(&data, bench_identity(), Options::default())
-        .map_err(|e| CliError::engine("bench could not open its scratch directory", e))?;
+    let mut node = DurableControlPlane::create(&data, bench_identity(), Options::default())
+        .map_err(|e| {
+            CliError::engine(
+                "bench could not create its node in the scratch directory",
+                e,
+            )
+        })?;
     let appends = timed(samples, budget, |n| {
         node.try_append(&sample_entry(n)).map(drop)
     })?;
