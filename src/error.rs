@@ -440,9 +440,6 @@ pub enum ReplicationError {
         /// The leader's term.
         leader_term: u64,
     },
-    /// An operation meant for a node opened as a replica was used on a sole
-    /// voter (or the other way round).
-    WrongMode,
 }
 
 /// Shorthand for results in cpwal.
@@ -785,9 +782,6 @@ impl fmt::Display for ReplicationError {
                 f,
                 "a leader of term {leader_term} cannot commit index {index} of term {entry_term} by counting replicas"
             ),
-            ReplicationError::WrongMode => {
-                f.write_str("operation meant for the other node role (sole voter or replica)")
-            }
         }
     }
 }

@@ -9,9 +9,8 @@
 
 use cpwal::{
     AppendEntriesRequest, AppendOutcome, ClusterVoterIdentity, ControlPlaneCatalog,
-    ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
-    DurableControlPlane, InstallSnapshotRequest, Options, OwnershipTransition, PeerBatch,
-    VoteRequest,
+    ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, InstallSnapshotRequest, Options,
+    OwnershipTransition, PeerBatch, ReplicaControlPlane, VoteRequest,
 };
 use std::collections::BTreeMap;
 
@@ -43,18 +42,18 @@ fn name(node: usize) -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject(&format!("CN=node-{node}")).unwrap()
 }
 
-fn create(dir: &std::path::Path, node: usize) -> DurableControlPlane {
+fn create(dir: &std::path::Path, node: usize) -> ReplicaControlPlane {
     let options = Options {
         segment_size_bytes: 4096,
     };
-    DurableControlPlane::create_replica(dir, name(node), options).unwrap()
+    ReplicaControlPlane::create(dir, name(node), options).unwrap()
 }
 
-fn open(dir: &std::path::Path, node: usize) -> DurableControlPlane {
+fn open(dir: &std::path::Path, node: usize) -> ReplicaControlPlane {
     let options = Options {
         segment_size_bytes: 4096,
     };
-    DurableControlPlane::open_replica(dir, name(node), options).unwrap()
+    ReplicaControlPlane::open(dir, name(node), options).unwrap()
 }
 
 /// The caller's view of one leader's peers (Raft's volatile leader state).
@@ -74,7 +73,7 @@ struct Committed {
 impl Committed {
     /// Checks `node`'s committed entries against what is known, records new
     /// ones, and checks its catalog against the reference at its applied end.
-    fn check(&mut self, node: &DurableControlPlane, label: &str) {
+    fn check(&mut self, node: &ReplicaControlPlane, label: &str) {
         let commit_end = node.commit_index().map_or(0, |i| i.0 + 1);
         for index in node.first_index().0..commit_end {
             let read = node.read(ControlPlaneIndex(index)).unwrap();
@@ -110,7 +109,7 @@ fn transfer(n: u64) -> ControlPlaneEntry {
     })
 }
 
-fn elect(nodes: &mut [DurableControlPlane], candidate: usize) -> Option<LeaderState> {
+fn elect(nodes: &mut [ReplicaControlPlane], candidate: usize) -> Option<LeaderState> {
     nodes[candidate].start_election().unwrap();
     let term = nodes[candidate].current_term();
     let last = nodes[candidate].last_index().or_else(|| {
@@ -151,7 +150,7 @@ fn elect(nodes: &mut [DurableControlPlane], candidate: usize) -> Option<LeaderSt
 /// One AppendEntries (or InstallSnapshot) round from the leader to `peer`,
 /// then a commit advance if a quorum holds an entry of the leader's term.
 fn replicate(
-    nodes: &mut [DurableControlPlane],
+    nodes: &mut [ReplicaControlPlane],
     state: &mut LeaderState,
     peer: usize,
     budget: usize,
@@ -210,7 +209,7 @@ fn replicate(
 
 /// Commits the highest index a quorum holds if it has the leader's term;
 /// returns whether the commit point moved.
-fn advance_by_quorum(nodes: &mut [DurableControlPlane], state: &mut LeaderState) -> bool {
+fn advance_by_quorum(nodes: &mut [ReplicaControlPlane], state: &mut LeaderState) -> bool {
     let leader = &mut nodes[state.node];
     let mut matched: Vec<u64> = (0..NODES)
         .map(|n| match n == state.node {

@@ -4,9 +4,9 @@
 //! crash at that step would leave.
 
 use cpwal::{
-    AppendEntriesRequest, ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry,
-    ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane, Error, LogEntry,
-    Options, OwnershipTransition, PeerBatch,
+    AppendEntriesRequest, ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex,
+    ControlPlaneNode, ControlPlaneTerm, CorruptionKind, DurableControlPlane, Error, LogEntry,
+    Options, OwnershipTransition, PeerBatch, ReplicaControlPlane, Role,
 };
 use std::path::Path;
 
@@ -28,12 +28,12 @@ fn open(dir: &Path) -> DurableControlPlane {
     DurableControlPlane::open(dir, voter("CN=node-a"), options()).unwrap()
 }
 
-fn create_replica(dir: &Path) -> DurableControlPlane {
-    DurableControlPlane::create_replica(dir, voter("CN=f"), options()).unwrap()
+fn create_replica(dir: &Path) -> ReplicaControlPlane {
+    ReplicaControlPlane::create(dir, voter("CN=f"), options()).unwrap()
 }
 
-fn open_replica(dir: &Path) -> DurableControlPlane {
-    DurableControlPlane::open_replica(dir, voter("CN=f"), options()).unwrap()
+fn open_replica(dir: &Path) -> ReplicaControlPlane {
+    ReplicaControlPlane::open(dir, voter("CN=f"), options()).unwrap()
 }
 
 /// An entry that moves one of eight ranges forward, so the catalog stays
@@ -81,7 +81,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn check_entries(node: &DurableControlPlane, from: u64, to: u64) {
+fn check_entries<R: Role>(node: &ControlPlaneNode<R>, from: u64, to: u64) {
     for n in from..to {
         let read = node.read(ControlPlaneIndex(n)).unwrap();
         assert_eq!(read.entry, transfer(n), "entry {n}");

@@ -4,7 +4,8 @@
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError,
     ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane, DurableVoteState,
-    Error, InvalidInput, MembershipChange, NodeRole, Options, OwnershipTransition, VoteRequest,
+    Error, InvalidInput, MembershipChange, NodeRole, Options, OwnershipTransition,
+    ReplicaControlPlane, VoteRequest,
 };
 use proptest::prelude::*;
 
@@ -112,8 +113,7 @@ fn open_directory_without_a_node_is_no_node() {
     let opened = DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments());
     assert!(matches!(opened, Err(Error::NoNode { .. })), "{opened:?}");
     assert!(!dir.path().join("hardstate").exists());
-    let replica =
-        DurableControlPlane::open_replica(dir.path(), voter("CN=node-a"), small_segments());
+    let replica = ReplicaControlPlane::open(dir.path(), voter("CN=node-a"), small_segments());
     assert!(matches!(replica, Err(Error::NoNode { .. })), "{replica:?}");
     drop(create(dir.path()));
     assert!(open(dir.path()).is_leader());
@@ -139,8 +139,7 @@ fn create_where_a_node_exists_is_refused_and_changes_nothing() {
         }
         other => panic!("expected NodeExists, got {other:?}"),
     }
-    let as_replica =
-        DurableControlPlane::create_replica(dir.path(), voter("CN=node-a"), small_segments());
+    let as_replica = ReplicaControlPlane::create(dir.path(), voter("CN=node-a"), small_segments());
     assert!(
         matches!(as_replica, Err(Error::NodeExists { .. })),
         "{as_replica:?}"
@@ -510,8 +509,7 @@ fn open_in_the_other_role_is_refused() {
     // Method: create one directory per role, reopen each in the other role.
     let sole = tempfile::tempdir().unwrap();
     drop(create(sole.path()));
-    let as_replica =
-        DurableControlPlane::open_replica(sole.path(), voter("CN=node-a"), small_segments());
+    let as_replica = ReplicaControlPlane::open(sole.path(), voter("CN=node-a"), small_segments());
     assert!(matches!(
         as_replica,
         Err(Error::RoleMismatch {
@@ -521,8 +519,7 @@ fn open_in_the_other_role_is_refused() {
     ));
     let replica = tempfile::tempdir().unwrap();
     drop(
-        DurableControlPlane::create_replica(replica.path(), voter("CN=node-a"), small_segments())
-            .unwrap(),
+        ReplicaControlPlane::create(replica.path(), voter("CN=node-a"), small_segments()).unwrap(),
     );
     let as_sole = DurableControlPlane::open(replica.path(), voter("CN=node-a"), small_segments());
     assert!(matches!(
@@ -534,8 +531,7 @@ fn open_in_the_other_role_is_refused() {
     ));
     // Each still opens in its own role.
     assert!(open(sole.path()).is_leader());
-    DurableControlPlane::open_replica(replica.path(), voter("CN=node-a"), small_segments())
-        .unwrap();
+    ReplicaControlPlane::open(replica.path(), voter("CN=node-a"), small_segments()).unwrap();
 }
 
 #[test]

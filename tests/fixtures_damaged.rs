@@ -23,9 +23,9 @@ use cpwal::format::{
     HardStateSlot, HARD_STATE_CRC_OFFSET, HARD_STATE_SLOT_BYTES, SECTOR_BYTES, SEGMENT_HEADER_BYTES,
 };
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex,
-    ControlPlaneTerm, CorruptionKind, DurableControlPlane, DurableVoteState, Error, Options,
-    OwnershipTransition, SegmentChainDetail, VoteRequest,
+    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, CorruptionKind,
+    DurableControlPlane, DurableVoteState, Error, Options, OwnershipTransition, SegmentChainDetail,
+    VoteRequest,
 };
 
 fn voter(subject: &str) -> ClusterVoterIdentity {

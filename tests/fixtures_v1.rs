@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex,
-    ControlPlaneTerm, DurableControlPlane, DurableVoteState, MembershipChange, Options,
-    OwnershipTransition, VoteRequest,
+    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
+    DurableControlPlane, DurableVoteState, MembershipChange, Options, OwnershipTransition,
+    VoteRequest,
 };
 
 fn voter(subject: &str) -> ClusterVoterIdentity {

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use cpwal::io::{DirectoryEntry, LockMode, OsFile, OsStorage, Storage, StorageFile};
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex,
-    DurableControlPlane, Error, MembershipChange, Options, SharedControlPlane,
+    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, DurableControlPlane, Error,
+    MembershipChange, Options, ReplicaControlPlane, SharedControlPlane, SoleVoter,
 };
 
 /// Faults shared by every file of one [`LosingStorage`].
@@ -160,7 +160,7 @@ fn admit(n: u64) -> ControlPlaneEntry {
 fn open_losing(
     dir: &Path,
     segment_size_bytes: u64,
-) -> (SharedControlPlane<LosingStorage>, Arc<Faults>) {
+) -> (SharedControlPlane<SoleVoter, LosingStorage>, Arc<Faults>) {
     let (storage, faults) = LosingStorage::open(dir);
     let options = Options { segment_size_bytes };
     let engine =
@@ -191,7 +191,7 @@ struct Ack {
 }
 
 fn append_concurrently(
-    shared: &SharedControlPlane<LosingStorage>,
+    shared: &SharedControlPlane<SoleVoter, LosingStorage>,
     threads: u64,
     per_thread: u64,
 ) -> Vec<Ack> {
@@ -264,7 +264,7 @@ fn shared_append_concurrent_appenders_survive_power_loss_in_order() {
 /// Holds the first sync of `shared` in flight, lets `callers - 1` more
 /// appends write behind it, then runs `release` and returns every result.
 fn appends_behind_held_sync(
-    shared: &SharedControlPlane<LosingStorage>,
+    shared: &SharedControlPlane<SoleVoter, LosingStorage>,
     faults: &Faults,
     callers: u64,
     release: impl FnOnce(&mut Gate),
@@ -498,8 +498,7 @@ fn shared_append_on_a_replica_truncated_during_its_sync_is_not_acknowledged() {
         segment_size_bytes: 1 << 20,
     };
     let mut engine =
-        DurableControlPlane::create_replica_with_storage(storage, voter("CN=node-a"), options)
-            .unwrap();
+        ReplicaControlPlane::create_with_storage(storage, voter("CN=node-a"), options).unwrap();
     let term = engine.start_election().unwrap();
     engine.become_leader(term).unwrap();
     let shared = SharedControlPlane::new(engine);

@@ -13,9 +13,9 @@ use std::path::Path;
 
 use cpwal::limits::{MAX_INDEX, MAX_TERM};
 use cpwal::{
-    AppendEntriesRequest, ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry,
-    ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane, Error, InstallSnapshotRequest,
-    InvalidInput, LogEntry, MembershipChange, Options, VoteRequest,
+    AppendEntriesRequest, ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex,
+    ControlPlaneNode, ControlPlaneTerm, DurableControlPlane, Error, InstallSnapshotRequest,
+    InvalidInput, LogEntry, MembershipChange, Options, ReplicaControlPlane, Role, VoteRequest,
 };
 use proptest::prelude::*;
 
@@ -46,9 +46,8 @@ fn files(directory: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// A replica at term 2 holding indexes 0..3 (terms 1, 1, 2), 0..2 committed.
-fn replica_with_log(directory: &Path) -> DurableControlPlane {
-    let mut node =
-        DurableControlPlane::create_replica(directory, voter("CN=f"), options()).unwrap();
+fn replica_with_log(directory: &Path) -> ReplicaControlPlane {
+    let mut node = ReplicaControlPlane::create(directory, voter("CN=f"), options()).unwrap();
     let entries = [(0, 1), (1, 1), (2, 2)]
         .into_iter()
         .map(|(index, term)| LogEntry {
@@ -70,7 +69,7 @@ fn replica_with_log(directory: &Path) -> DurableControlPlane {
 }
 
 /// What a caller can see of a node, to show a refusal changed nothing.
-fn visible_state(node: &DurableControlPlane) -> impl PartialEq + std::fmt::Debug {
+fn visible_state<R: Role>(node: &ControlPlaneNode<R>) -> impl PartialEq + std::fmt::Debug {
     (
         node.durable_vote(),
         node.leader(),
@@ -246,8 +245,7 @@ fn install_snapshot_refuses_a_snapshot_from_a_later_term() {
     leader.compact(0).unwrap();
     let snapshot = leader.snapshot_for_peer().unwrap().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut node =
-        DurableControlPlane::create_replica(dir.path(), voter("CN=f"), options()).unwrap();
+    let mut node = ReplicaControlPlane::create(dir.path(), voter("CN=f"), options()).unwrap();
     let before = files(dir.path());
     let request = InstallSnapshotRequest {
         term: ControlPlaneTerm(3),
@@ -261,7 +259,7 @@ fn install_snapshot_refuses_a_snapshot_from_a_later_term() {
         &before,
     );
     drop(node);
-    DurableControlPlane::open_replica(dir.path(), voter("CN=f"), options()).unwrap();
+    ReplicaControlPlane::open(dir.path(), voter("CN=f"), options()).unwrap();
 }
 
 #[test]

@@ -3,9 +3,9 @@
 //! of the log restart, each built as the directory a crash would leave.
 
 use cpwal::{
-    AppendEntriesRequest, AppendOutcome, ClusterVoterIdentity, ControlPlaneConsensus,
-    ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane,
-    InstallSnapshotRequest, LogEntry, Options, OwnershipTransition, PeerBatch,
+    AppendEntriesRequest, AppendOutcome, ClusterVoterIdentity, ControlPlaneEntry,
+    ControlPlaneIndex, ControlPlaneTerm, InstallSnapshotRequest, LogEntry, Options,
+    OwnershipTransition, PeerBatch, ReplicaControlPlane,
 };
 use std::path::Path;
 
@@ -13,18 +13,18 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
 }
 
-fn create_replica(dir: &Path, name: &str) -> DurableControlPlane {
+fn create_replica(dir: &Path, name: &str) -> ReplicaControlPlane {
     let options = Options {
         segment_size_bytes: 4096,
     };
-    DurableControlPlane::create_replica(dir, voter(name), options).unwrap()
+    ReplicaControlPlane::create(dir, voter(name), options).unwrap()
 }
 
-fn open_replica(dir: &Path, name: &str) -> DurableControlPlane {
+fn open_replica(dir: &Path, name: &str) -> ReplicaControlPlane {
     let options = Options {
         segment_size_bytes: 4096,
     };
-    DurableControlPlane::open_replica(dir, voter(name), options).unwrap()
+    ReplicaControlPlane::open(dir, voter(name), options).unwrap()
 }
 
 fn transfer(n: u64) -> ControlPlaneEntry {
@@ -52,7 +52,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A term-2 replica leader with `count` committed entries, compacted.
-fn compacted_leader(dir: &Path, count: u64) -> DurableControlPlane {
+fn compacted_leader(dir: &Path, count: u64) -> ReplicaControlPlane {
     let mut leader = create_replica(dir, "CN=leader");
     leader.start_election().unwrap();
     leader.start_election().unwrap();
@@ -64,7 +64,7 @@ fn compacted_leader(dir: &Path, count: u64) -> DurableControlPlane {
     leader
 }
 
-fn install_request(leader: &DurableControlPlane) -> InstallSnapshotRequest {
+fn install_request(leader: &ReplicaControlPlane) -> InstallSnapshotRequest {
     assert!(matches!(
         leader
             .entries_for_peer(ControlPlaneIndex(0), 1 << 20)
@@ -80,7 +80,7 @@ fn install_request(leader: &DurableControlPlane) -> InstallSnapshotRequest {
 
 /// Appends entries with `terms` from index `first` on, as the leader of
 /// `term` would (no commit); term 2's leader is the one that compacted.
-fn append(node: &mut DurableControlPlane, term: u64, first: u64, terms: &[u64], prev_term: u64) {
+fn append(node: &mut ReplicaControlPlane, term: u64, first: u64, terms: &[u64], prev_term: u64) {
     let request = AppendEntriesRequest {
         term: ControlPlaneTerm(term),
         leader: if term == 2 {

@@ -7,7 +7,7 @@
 
 mod support;
 
-use cpwal::{ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneTerm, Error, MembershipChange};
+use cpwal::{ControlPlaneEntry, ControlPlaneTerm, Error, MembershipChange};
 use support::sim_disk::{OperationKind, SimDisk};
 use support::workload::{options, voter, Node, NODE_SUBJECT};
 

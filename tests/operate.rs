@@ -17,9 +17,9 @@ use cpwal::operate::{
     SalvageOptions, Verdict, VoteFate,
 };
 use cpwal::{
-    AppendEntriesRequest, AppendOutcome, ControlPlaneConsensus, ControlPlaneEntry,
-    ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane, DurableVoteState,
-    Error, LogEntry, MembershipChange, NodeRole, Options, OwnershipTransition, SharedControlPlane,
+    AppendEntriesRequest, AppendOutcome, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
+    CorruptionKind, DurableControlPlane, DurableVoteState, Error, LogEntry, MembershipChange,
+    NodeRole, Options, OwnershipTransition, Replica, ReplicaControlPlane, SharedControlPlane,
     Unsalvageable,
 };
 
@@ -238,7 +238,7 @@ fn catalog_of_a_replica_stops_at_the_commit_point() {
     // the catalog. Method: a replica with 6 entries of which 4 committed.
     let dir = tempfile::tempdir().unwrap();
     let mut node =
-        DurableControlPlane::create_replica(dir.path(), voter("CN=f"), small_segments()).unwrap();
+        ReplicaControlPlane::create(dir.path(), voter("CN=f"), small_segments()).unwrap();
     let entries = (0..6)
         .map(|i| LogEntry {
             index: ControlPlaneIndex(i),
@@ -405,7 +405,7 @@ fn leader_request(
 /// Truncates the replica's uncommitted tail (a leader of term 2 replacing
 /// indexes 95..) the first time the copy reports progress.
 struct TruncateDuringTheCopy {
-    shared: SharedControlPlane,
+    shared: SharedControlPlane<Replica>,
     truncated: AtomicBool,
 }
 
@@ -435,8 +435,7 @@ fn backup_starts_over_when_a_truncation_races_the_copy() {
     // term 2 from index 95.
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("replica");
-    let mut node =
-        DurableControlPlane::create_replica(&dir, voter("CN=f"), small_segments()).unwrap();
+    let mut node = ReplicaControlPlane::create(&dir, voter("CN=f"), small_segments()).unwrap();
     node.append_entries(&leader_request(1, 0, 100, 0, 89))
         .unwrap();
     let shared = SharedControlPlane::new(node);
@@ -563,7 +562,7 @@ fn restore_refuses_another_node_or_role_unless_allowed() {
         ..as_replica
     };
     restore(&backup, &replica, &allowed, &()).unwrap();
-    let node = DurableControlPlane::open_replica(&replica, voter("CN=node-a"), Options::default());
+    let node = ReplicaControlPlane::open(&replica, voter("CN=node-a"), Options::default());
     assert_eq!(node.unwrap().last_index(), Some(ControlPlaneIndex(62)));
 }
 

@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cpwal::{
-    ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, Error,
-    OwnershipTransition, VoteRequest,
+    ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, Error, OwnershipTransition, VoteRequest,
 };
 use support::records::records_of;
 use support::sim_disk::{Operation, OperationKind, SimDisk, Stop, SECTOR_BYTES};

@@ -8,9 +8,7 @@
 mod support;
 
 use cpwal::format::SEGMENT_HEADER_BYTES;
-use cpwal::{
-    ControlPlaneConsensus, ControlPlaneTerm, CorruptionKind, Error, SegmentChainDetail, VoteRequest,
-};
+use cpwal::{ControlPlaneTerm, CorruptionKind, Error, SegmentChainDetail, VoteRequest};
 use support::records::records_of;
 use support::sim_disk::{Rng, SimDisk, SECTOR_BYTES};
 use support::workload::{voter, Harness, Node, Op, Step, NODE_SUBJECT};

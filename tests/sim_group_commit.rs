@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, Options, OwnershipTransition,
-    SharedControlPlane,
+    SharedControlPlane, SoleVoter,
 };
 use support::sim_disk::{Rng, SimDisk};
 use support::workload::{options, voter, Node, NODE_SUBJECT};
@@ -51,7 +51,7 @@ struct ThreadRecord {
 }
 
 /// Appends single entries and small batches until a call fails.
-fn writer(shared: SharedControlPlane<SimDisk>, thread: u64, seed: u64) -> ThreadRecord {
+fn writer(shared: SharedControlPlane<SoleVoter, SimDisk>, thread: u64, seed: u64) -> ThreadRecord {
     let mut rng = Rng::new(seed ^ thread);
     let mut record = ThreadRecord::default();
     let mut sequence = 0;

@@ -8,7 +8,7 @@ use cpwal::format::HARD_STATE_FILE_NAME;
 use cpwal::inspect::Inspection;
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneEntry, Corruption, CorruptionKind, DurableControlPlane,
-    MembershipChange, Options,
+    MembershipChange, Options, ReplicaControlPlane,
 };
 
 fn voter(subject: &str) -> ClusterVoterIdentity {
@@ -88,9 +88,8 @@ fn open_record_epoch_ahead_of_restored_hard_state_is_corruption() {
         entries,
         leader_commit: None,
     };
-    let open = || DurableControlPlane::open_replica(dir.path(), me.clone(), Options::default());
-    let mut node =
-        DurableControlPlane::create_replica(dir.path(), me.clone(), Options::default()).unwrap();
+    let open = || ReplicaControlPlane::open(dir.path(), me.clone(), Options::default());
+    let mut node = ReplicaControlPlane::create(dir.path(), me.clone(), Options::default()).unwrap();
     let first = (0..3).map(|i| entry(i, 1, "CN=a")).collect();
     node.append_entries(&request(1, "CN=l1", None, first))
         .unwrap();

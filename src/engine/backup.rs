@@ -8,13 +8,14 @@ use crate::error::Result;
 use crate::io::Storage;
 use crate::operate::{copy_plan, BackupPlan, BackupReport, Progress};
 
-use super::{DurableControlPlane, SharedControlPlane};
+use super::{ControlPlaneNode, SharedControlPlane};
+use crate::node_role::Role;
 
 /// Copies a live backup tries without the engine lock before it copies
 /// holding it: each is started over only if a suffix truncation raced it.
 const ATTEMPTS_WITHOUT_LOCK: usize = 3;
 
-impl<S: Storage> DurableControlPlane<S> {
+impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// Copies what this node durably holds (hard state, snapshot, the log up
     /// to its durable end) into the new directory `destination` (absent or
     /// empty), verifies the copy and puts it in place; see
@@ -35,8 +36,8 @@ impl<S: Storage> DurableControlPlane<S> {
     }
 }
 
-impl<S: Storage> SharedControlPlane<S> {
-    /// [`DurableControlPlane::backup`] while other threads keep appending:
+impl<R: Role, S: Storage> SharedControlPlane<R, S> {
+    /// [`ControlPlaneNode::backup`] while other threads keep appending:
     /// the engine lock is held only to take the plan (everything written so
     /// far is made durable first, so every entry acknowledged before this
     /// call is in the copy) and to check, after the copy, that no suffix
@@ -72,11 +73,11 @@ impl<S: Storage> SharedControlPlane<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::consensus::{ControlPlaneEntry, ControlPlaneIndex, MembershipChange};
     use crate::identity::ClusterVoterIdentity;
     use crate::inspect::Inspection;
     use crate::options::Options;
+    use crate::DurableControlPlane;
 
     fn admit(n: u64) -> ControlPlaneEntry {
         let member = ClusterVoterIdentity::from_certificate_subject(&format!("CN=m{n}"));

@@ -1,6 +1,6 @@
 //! The follower side of replication: Raft's AppendEntries, durably.
 //!
-//! Order of effects in [`DurableControlPlane::append_entries`], each durable
+//! Order of effects in [`ReplicaControlPlane::append_entries`], each durable
 //! before the next starts:
 //! 1. a higher term is adopted (hard state: term, no vote);
 //! 2. a conflicting suffix is truncated (G4: hard state marks it removed,
@@ -21,7 +21,7 @@ use crate::io::Storage;
 use crate::limits::{check_term, end_after, end_plus};
 use crate::log::CommitStamp;
 
-use super::{DurableControlPlane, LogEntry};
+use super::{LogEntry, ReplicaControlPlane};
 
 /// A leader's AppendEntries request (also its heartbeat, with no entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub struct ConflictHint {
     pub first_index: ControlPlaneIndex,
 }
 
-impl<S: Storage> DurableControlPlane<S> {
+impl<S: Storage> ReplicaControlPlane<S> {
     /// Handles a leader's AppendEntries with Raft's rules (see the module
     /// documentation for the order of durable effects).
     ///
@@ -346,14 +346,14 @@ mod tests {
         ClusterVoterIdentity::from_certificate_subject("CN=f").unwrap()
     }
 
-    fn create(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
+    fn create(dir: &std::path::Path) -> ReplicaControlPlane<OsStorage> {
         let options = crate::Options::default();
-        DurableControlPlane::create_replica_with_storage(storage(dir), identity(), options).unwrap()
+        ReplicaControlPlane::create_with_storage(storage(dir), identity(), options).unwrap()
     }
 
-    fn reopen(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
+    fn reopen(dir: &std::path::Path) -> ReplicaControlPlane<OsStorage> {
         let options = crate::Options::default();
-        DurableControlPlane::open_replica_with_storage(storage(dir), identity(), options).unwrap()
+        ReplicaControlPlane::open_with_storage(storage(dir), identity(), options).unwrap()
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //!   point to the log's durable end, never to its written end, and the
 //!   catalog applies what became committed, before the lock is released. On
 //!   a replica the handle only makes entries durable; commit waits for
-//!   [`DurableControlPlane::advance_commit`], and entries a leader's
-//!   [`DurableControlPlane::append_entries`] truncates (through
+//!   [`ReplicaControlPlane::advance_commit`], and entries a leader's
+//!   [`ReplicaControlPlane::append_entries`] truncates (through
 //!   [`SharedControlPlane::with_engine`]) while their sync is in flight
 //!   come back as [`Error::Truncated`](crate::Error::Truncated), never `Ok`.
 //! * **Fail-stop.** A failed sync is latched by the storage; the node steps
@@ -22,16 +22,20 @@
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::consensus::{ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex};
+use crate::consensus::{ControlPlaneEntry, ControlPlaneIndex};
 use crate::error::Result;
 use crate::io::{OsStorage, Storage};
 use crate::log::{GroupCommit, LogFile, SyncOwner, TailSync};
+use crate::node_role::{Role, SoleVoter};
 
-use super::DurableControlPlane;
+use super::ControlPlaneNode;
+#[cfg(doc)]
+use super::{DurableControlPlane, ReplicaControlPlane};
 
-/// A cloneable handle on a [`DurableControlPlane`] shared by many threads,
-/// whose appends share syncs (group commit). Every append returns only once
-/// its own entries are durable and committed.
+/// A cloneable handle on a [`ControlPlaneNode`] of role `R` (by default a
+/// [`DurableControlPlane`]) shared by many threads, whose appends share
+/// syncs (group commit). Every append returns only once its own entries
+/// are durable (and, on a sole voter, committed).
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -58,11 +62,11 @@ use super::DurableControlPlane;
 /// # Ok(())
 /// # }
 /// ```
-pub struct SharedControlPlane<S: Storage = OsStorage> {
-    inner: Arc<Inner<S>>,
+pub struct SharedControlPlane<R: Role = SoleVoter, S: Storage = OsStorage> {
+    inner: Arc<Inner<R, S>>,
 }
 
-impl<S: Storage> std::fmt::Debug for SharedControlPlane<S> {
+impl<R: Role, S: Storage> std::fmt::Debug for SharedControlPlane<R, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedControlPlane")
             .field("group", &self.inner.group)
@@ -70,7 +74,7 @@ impl<S: Storage> std::fmt::Debug for SharedControlPlane<S> {
     }
 }
 
-impl<S: Storage> Clone for SharedControlPlane<S> {
+impl<R: Role, S: Storage> Clone for SharedControlPlane<R, S> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
@@ -78,25 +82,25 @@ impl<S: Storage> Clone for SharedControlPlane<S> {
     }
 }
 
-struct Inner<S: Storage> {
-    engine: Mutex<DurableControlPlane<S>>,
+struct Inner<R: Role, S: Storage> {
+    engine: Mutex<ControlPlaneNode<R, S>>,
     /// The engine's log's group commit, reached without the engine lock.
     group: Arc<GroupCommit>,
 }
 
-impl<S: Storage> Inner<S> {
+impl<R: Role, S: Storage> Inner<R, S> {
     /// The engine lock. A panic while it was held (a bug, never a storage
     /// fault) does not leave the log half updated in a way later callers
     /// could misread: a storage error inside any write path is latched
     /// before it returns, so the poisoned state is used as is.
-    fn lock_engine(&self) -> MutexGuard<'_, DurableControlPlane<S>> {
+    fn lock_engine(&self) -> MutexGuard<'_, ControlPlaneNode<R, S>> {
         self.engine
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-impl<S: Storage> SyncOwner for Inner<S> {
+impl<R: Role, S: Storage> SyncOwner for Inner<R, S> {
     type Storage = S;
 
     fn begin_sync(&self) -> Result<TailSync<LogFile<S>>> {
@@ -108,10 +112,10 @@ impl<S: Storage> SyncOwner for Inner<S> {
     }
 }
 
-impl<S: Storage> SharedControlPlane<S> {
+impl<R: Role, S: Storage> SharedControlPlane<R, S> {
     /// Wraps an open engine. Use [`SharedControlPlane::into_inner`] to get it
     /// back once every other clone is dropped.
-    pub fn new(engine: DurableControlPlane<S>) -> Self {
+    pub fn new(engine: ControlPlaneNode<R, S>) -> Self {
         let group = Arc::clone(engine.log.group_commit());
         Self {
             inner: Arc::new(Inner {
@@ -122,7 +126,8 @@ impl<S: Storage> SharedControlPlane<S> {
     }
 
     /// Appends `entry` as the leader and returns its index once it is durable
-    /// and committed; errors as [`DurableControlPlane::try_append`].
+    /// (and, on a sole voter, committed); errors as
+    /// [`DurableControlPlane::try_append`].
     pub fn append(&self, entry: &ControlPlaneEntry) -> Result<ControlPlaneIndex> {
         let range = self.append_batch(std::slice::from_ref(entry))?;
         Ok(ControlPlaneIndex(range.start))
@@ -144,7 +149,7 @@ impl<S: Storage> SharedControlPlane<S> {
     /// handle (or a clone): the engine lock is held while it runs, so that
     /// would deadlock. Whatever `f` changes in the log reaches the waiting
     /// callers through the log itself.
-    pub fn with_engine<T>(&self, f: impl FnOnce(&mut DurableControlPlane<S>) -> T) -> Result<T> {
+    pub fn with_engine<T>(&self, f: impl FnOnce(&mut ControlPlaneNode<R, S>) -> T) -> Result<T> {
         let mut engine = self.lock_engine();
         engine.check_not_failed()?;
         engine.log.sync()?;
@@ -167,14 +172,14 @@ impl<S: Storage> SharedControlPlane<S> {
     }
 
     /// The engine back, if this is the last handle.
-    pub fn into_inner(self) -> std::result::Result<DurableControlPlane<S>, Self> {
+    pub fn into_inner(self) -> std::result::Result<ControlPlaneNode<R, S>, Self> {
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => Ok(inner.engine.into_inner().unwrap_or_else(|p| p.into_inner())),
             Err(inner) => Err(Self { inner }),
         }
     }
 
-    fn lock_engine(&self) -> MutexGuard<'_, DurableControlPlane<S>> {
+    fn lock_engine(&self) -> MutexGuard<'_, ControlPlaneNode<R, S>> {
         self.inner.lock_engine()
     }
 }

@@ -13,7 +13,7 @@ use cpwal::format::{
     align_up, RecordHeader, HARD_STATE_FILE_NAME, RECORD_END_MAGIC, RECORD_HEADER_BYTES,
     RECORD_MAGIC, SEGMENT_HEADER_BYTES,
 };
-use cpwal::{ControlPlaneConsensus, ControlPlaneIndex, ControlPlaneTerm, VoteRequest};
+use cpwal::{ControlPlaneIndex, ControlPlaneTerm, VoteRequest};
 
 use super::sim_disk::{Rng, SimDisk};
 use super::workload::{options, random_entry, voter, Node, NODE_SUBJECT};

@@ -29,8 +29,8 @@ use std::ops::Range;
 
 use cpwal::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ClusterVoterIdentity, ConflictHint,
-    ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
-    DurableControlPlane, Error, InstallSnapshotRequest, LogEntry,
+    ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, Error,
+    InstallSnapshotRequest, LogEntry, ReplicaControlPlane,
 };
 
 use super::sim_disk::{Rng, SimDisk};
@@ -40,7 +40,7 @@ use super::workload::{
 };
 
 /// The engine under test, in replica mode, on a simulated disk.
-pub type Replica = DurableControlPlane<SimDisk>;
+pub type Replica = ReplicaControlPlane<SimDisk>;
 
 /// One call on the replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -493,7 +493,7 @@ trait CommitEnd {
 
 impl CommitEnd for Replica {
     fn commit_index_end(&self) -> u64 {
-        cpwal::ControlPlaneConsensus::commit_index(self).map_or(0, |i| i.0 + 1)
+        self.commit_index().map_or(0, |i| i.0 + 1)
     }
 }
 
@@ -606,9 +606,8 @@ fn install_op(rng: &mut Rng, model: &ReplicaModel) -> ReplicaOp {
 /// The snapshot file a leader holding `covered`, all committed, sends: built
 /// by a real replica on a disk of its own (never crashed).
 fn leader_snapshot(term: u64, covered: &[(u64, ControlPlaneEntry)]) -> Vec<u8> {
-    let mut leader =
-        Replica::create_replica_with_storage(SimDisk::new(), leader_of(term), options())
-            .expect("leader created");
+    let mut leader = Replica::create_with_storage(SimDisk::new(), leader_of(term), options())
+        .expect("leader created");
     let entries = covered
         .iter()
         .enumerate()
@@ -754,8 +753,8 @@ impl ReplicaHarness {
         let disk = &self.disk;
         let opened = create_or_open(
             self.created,
-            || Replica::create_replica_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
-            || Replica::open_replica_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
+            || Replica::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
+            || Replica::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
         );
         match opened {
             Ok(node) => {

@@ -36,8 +36,8 @@ use std::ops::Range;
 
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError,
-    ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane, Error, MembershipChange, Options,
-    OwnershipTransition, VoteRequest, VoteResponse,
+    ControlPlaneIndex, ControlPlaneNode, ControlPlaneTerm, DurableControlPlane, Error,
+    MembershipChange, Options, OwnershipTransition, Role, VoteRequest, VoteResponse,
 };
 
 use super::sim_disk::{Rng, SimDisk};
@@ -410,7 +410,7 @@ impl Model {
 }
 
 /// The node's durable term and vote.
-pub fn observe_hard(node: &Node) -> HardView {
+pub fn observe_hard<R: Role>(node: &ControlPlaneNode<R, SimDisk>) -> HardView {
     let vote = node.durable_vote();
     HardView {
         term: vote.term.0,
@@ -419,7 +419,7 @@ pub fn observe_hard(node: &Node) -> HardView {
 }
 
 /// Reads the whole log back, every checksum re-verified.
-pub fn observe_log(node: &Node) -> Result<LogView, String> {
+pub fn observe_log<R: Role>(node: &ControlPlaneNode<R, SimDisk>) -> Result<LogView, String> {
     let start = node.first_index();
     let end = node.last_index().map_or(start.0, |i| i.0 + 1);
     let entries = node

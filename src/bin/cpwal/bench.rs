@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use cpwal::codec::encoded_entry;
 use cpwal::format::record_bytes;
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneTerm,
-    DurableControlPlane, Options, OwnershipTransition,
+    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneTerm, DurableControlPlane, Options,
+    OwnershipTransition,
 };
 
 use crate::failure::CliError;

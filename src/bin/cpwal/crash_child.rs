@@ -6,9 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use cpwal::{
-    ControlPlaneConsensus, ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane, VoteRequest,
-};
+use cpwal::{ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane, VoteRequest};
 
 use crate::failure::CliError;
 use crate::workload::{
