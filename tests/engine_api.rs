@@ -191,6 +191,50 @@ fn try_append_refuses_bad_input_without_writing() {
 }
 
 #[test]
+fn trait_append_of_an_invalid_entry_names_no_leader_and_keeps_the_typed_error() {
+    // Goal: through the seed's trait, an entry the leader refuses is
+    // reported as `NotLeader { leader: None }`, never as `NotLeader` naming
+    // this very node (a forwarding caller would send the request back to
+    // itself), and the typed refusal is reachable right after the call;
+    // a success clears it, so no stale error is read later. Method: on the
+    // leader, append an empty range name, then a valid entry, through the
+    // trait; then refuse on a follower and check it names its leader.
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = create(dir.path());
+    let refused = ControlPlaneConsensus::append(&mut node, transfer("", 1));
+    assert_eq!(refused, Err(ControlPlaneError::NotLeader { leader: None }));
+    assert!(
+        node.is_leader(),
+        "an invalid entry does not depose the leader"
+    );
+    assert!(matches!(
+        node.last_append_error(),
+        Some(Error::InvalidInput(InvalidInput::RangeName { .. }))
+    ));
+    let index = ControlPlaneConsensus::append(&mut node, admit(1)).unwrap();
+    assert_eq!(index, ControlPlaneIndex(0));
+    assert!(
+        node.last_append_error().is_none(),
+        "{:?}",
+        node.last_append_error()
+    );
+    let leader = voter("CN=node-b");
+    let request = VoteRequest {
+        term: ControlPlaneTerm(5),
+        candidate: leader.clone(),
+        last_log_index: Some(ControlPlaneIndex(0)),
+        last_log_term: ControlPlaneTerm(1),
+    };
+    assert!(node.grant_vote(&request).unwrap().vote_granted);
+    let refused = ControlPlaneConsensus::append(&mut node, admit(2));
+    assert_eq!(refused, Err(ControlPlaneError::NotLeader { leader: None }));
+    assert!(matches!(
+        node.last_append_error(),
+        Some(Error::NotLeader { .. })
+    ));
+}
+
+#[test]
 fn append_batch_with_one_bad_entry_writes_none_of_it() {
     // Goal: each entry is validated once, on its way into the encode
     // buffer, and a batch holding one invalid entry still reaches neither

@@ -127,7 +127,9 @@ pub struct ControlPlaneNode<R: Role, S: Storage = OsStorage> {
     log: SegmentedLog<S>,
     leader: Option<ClusterVoterIdentity>,
     commit_end: u64,
-    last_error: Option<Error>,
+    /// The typed error of the last refused trait `append`; `None` after a
+    /// success (see [`DurableControlPlane::last_append_error`]).
+    last_append_error: Option<Error>,
     recovery: RecoveryReport,
     encode_buffer: Vec<u8>,
     /// The role, held by the type only.
@@ -223,12 +225,6 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// state change fails with [`Error::Failed`]; reopen to recover.
     pub fn failure(&self) -> Option<&Error> {
         self.latch().failure().map(|cause| &**cause)
-    }
-
-    /// The typed error behind the most recent refusal of a trait method whose
-    /// error type cannot carry it (storage failure or invalid entry).
-    pub fn last_error(&self) -> Option<&Error> {
-        self.last_error.as_ref()
     }
 
     /// What recovery found and repaired when this handle was opened.

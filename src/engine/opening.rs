@@ -187,7 +187,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
             hard_state,
             log,
             commit_end,
-            last_error: None,
+            last_append_error: None,
             recovery,
             encode_buffer: Vec::new(),
             role: PhantomData,

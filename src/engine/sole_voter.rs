@@ -35,6 +35,14 @@ impl<S: Storage> DurableControlPlane<S> {
         self.apply_in_hand(written.start, entries)?;
         Ok(written)
     }
+
+    /// The typed error of the last trait [`append`](ControlPlaneConsensus::append)
+    /// that was refused, set by each refused call and cleared by each
+    /// successful one: right after a refusal, what the seed's
+    /// `NotLeader` could not say (see the mapping on the trait impl).
+    pub fn last_append_error(&self) -> Option<&Error> {
+        self.last_append_error.as_ref()
+    }
 }
 
 /// The sole voter is the seed's consensus engine. A replica is not: the
@@ -63,21 +71,32 @@ impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
         ControlPlaneNode::commit_index(self)
     }
 
-    /// Appends as [`DurableControlPlane::try_append`] does. The trait's error
-    /// type has room only for `NotLeader`, so a storage failure (which also
-    /// makes the node step down) or a refused entry is reported as
-    /// `NotLeader` with the leader this node now knows, and the typed error
-    /// is kept in [`DurableControlPlane::last_error`].
+    /// Appends as [`DurableControlPlane::try_append`] does. The seed's error
+    /// type has only `NotLeader`, so each typed refusal maps to the closest
+    /// honest answer, and never names this node (a forwarding caller would
+    /// send the request back to itself):
+    ///
+    /// | [`DurableControlPlane::try_append`] refuses with | the trait returns |
+    /// |---|---|
+    /// | [`Error::NotLeader`] `{ leader }` (not the leader) | `NotLeader { leader }`: the leader this node knows, to forward to |
+    /// | [`Error::InvalidInput`] (an entry cpwal cannot store; the node still leads) | `NotLeader { leader: None }` |
+    /// | a storage error, or [`Error::Failed`] once one stopped the node (it steps down) | `NotLeader { leader: None }` |
+    ///
+    /// The typed error of the call is [`DurableControlPlane::last_append_error`]
+    /// right after it returns; a successful append clears it.
     fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
-        match self.try_append(&entry) {
-            Ok(index) => Ok(index),
-            Err(Error::NotLeader { leader }) => Err(ControlPlaneError::NotLeader { leader }),
-            Err(error) => {
-                self.last_error = Some(error);
-                Err(ControlPlaneError::NotLeader {
-                    leader: self.leader(),
-                })
+        let error = match self.try_append(&entry) {
+            Ok(index) => {
+                self.last_append_error = None;
+                return Ok(index);
             }
-        }
+            Err(error) => error,
+        };
+        let leader = match &error {
+            Error::NotLeader { leader } => leader.clone().filter(|l| *l != self.identity),
+            _ => None,
+        };
+        self.last_append_error = Some(error);
+        Err(ControlPlaneError::NotLeader { leader })
     }
 }

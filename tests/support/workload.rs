@@ -609,7 +609,7 @@ impl Harness {
         let result = match &op {
             Op::Append(entry) => match node.append(entry.clone()) {
                 Ok(index) => Ok(Reply::Appended(index.0..index.0 + 1)),
-                Err(ControlPlaneError::NotLeader { leader }) => match node.last_error() {
+                Err(ControlPlaneError::NotLeader { leader }) => match node.last_append_error() {
                     Some(error) => Err(error.clone()),
                     None => Err(Error::NotLeader { leader }),
                 },
