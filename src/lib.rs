@@ -44,9 +44,9 @@ pub use consensus::{
 };
 pub use directory::{ForeignFile, WidePermission};
 pub use engine::{
-    AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, CompactionReport, ConflictHint,
-    ControlPlaneNode, DurableControlPlane, InstallSnapshotRequest, LogEntry, PeerBatch,
-    ReplicaControlPlane, SharedControlPlane, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, Appended, AppendedBatch,
+    CompactionReport, ConflictHint, ControlPlaneNode, DurableControlPlane, InstallSnapshotRequest,
+    LogEntry, PeerBatch, ReplicaControlPlane, SharedControlPlane, VoteRequest, VoteResponse,
 };
 pub use error::{
     CopyMismatch, Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result,

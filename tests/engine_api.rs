@@ -2,10 +2,10 @@
 //! against the in-memory model, and guarantees G1, G2, G5, G6, G7.
 
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError,
-    ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane, DurableVoteState,
-    Error, InvalidInput, MembershipChange, NodeRole, Options, OwnershipTransition,
-    ReplicaControlPlane, VoteRequest,
+    ApplyOutcome, ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry,
+    ControlPlaneError, ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane,
+    DurableVoteState, Error, InvalidInput, MembershipChange, NodeRole, Options,
+    OwnershipTransition, RangeOwnership, ReplicaControlPlane, VoteRequest,
 };
 use proptest::prelude::*;
 
@@ -187,7 +187,10 @@ fn try_append_refuses_bad_input_without_writing() {
     }
     assert_eq!(node.last_index(), None);
     assert!(node.failure().is_none());
-    assert_eq!(node.try_append(&admit(1)).unwrap(), ControlPlaneIndex(0));
+    assert_eq!(
+        node.try_append(&admit(1)).unwrap().index,
+        ControlPlaneIndex(0)
+    );
 }
 
 #[test]
@@ -232,6 +235,55 @@ fn trait_append_of_an_invalid_entry_names_no_leader_and_keeps_the_typed_error() 
         node.last_append_error(),
         Some(Error::NotLeader { .. })
     ));
+}
+
+#[test]
+fn try_append_returns_what_applying_each_entry_did() {
+    // Goal: a fenced ownership transition is committed like any entry, so
+    // `Ok` alone does not say it took effect: the typed appends return what
+    // applying each entry did (issue #13 item 3), one outcome per entry of
+    // a batch, in order. Method: a transfer, a stale one (fenced), then a
+    // batch mixing an admit, its repeat, a stale and a newer transfer;
+    // compare the outcomes and indexes with the catalog's rules.
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = create(dir.path());
+    let first = node.try_append(&transfer("r", 2)).unwrap();
+    assert_eq!(first.index, ControlPlaneIndex(0));
+    assert_eq!(
+        first.outcome,
+        ApplyOutcome::OwnershipTransferred { previous: None }
+    );
+    let stale = node.try_append(&transfer("r", 1)).unwrap();
+    assert_eq!(stale.index, ControlPlaneIndex(1));
+    assert_eq!(
+        stale.outcome,
+        ApplyOutcome::OwnershipFenced { current_epoch: 2 }
+    );
+    let batch = node
+        .try_append_batch(&[admit(7), admit(7), transfer("r", 2), transfer("r", 3)])
+        .unwrap();
+    assert_eq!(batch.first_index, ControlPlaneIndex(2));
+    assert_eq!(batch.last_index(), Some(ControlPlaneIndex(5)));
+    assert_eq!(node.catalog().owner_of("r").map(|o| o.epoch), Some(3));
+    let outcomes: Vec<_> = batch.iter().map(|(i, o)| (i.0, o.clone())).collect();
+    let expected_previous = RangeOwnership {
+        owner: voter("CN=owner"),
+        epoch: 2,
+    };
+    assert_eq!(
+        outcomes,
+        vec![
+            (2, ApplyOutcome::Admitted),
+            (3, ApplyOutcome::AlreadyMember),
+            (4, ApplyOutcome::OwnershipFenced { current_epoch: 2 }),
+            (
+                5,
+                ApplyOutcome::OwnershipTransferred {
+                    previous: Some(expected_previous)
+                }
+            ),
+        ]
+    );
 }
 
 #[test]

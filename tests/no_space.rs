@@ -178,8 +178,9 @@ fn append_until_failure(node: &mut DurableControlPlane, first: u64) -> (u64, Err
     loop {
         let batch: Vec<_> = (next..next + 16).map(entry).collect();
         match node.try_append_batch(&batch) {
-            Ok(range) => {
-                assert_eq!(range, next..next + 16);
+            Ok(appended) => {
+                assert_eq!(appended.first_index, ControlPlaneIndex(next));
+                assert_eq!(appended.outcomes.len(), 16);
                 next += 16;
             }
             Err(error) => return (next - first, error),

@@ -93,8 +93,8 @@ fn open_after_kill_before_first_segment_directory_sync_survives_power_cut() {
     assert!(create(&disk).is_err(), "the kill stops the first open");
     disk.restart_process();
     let mut node = open(&disk).expect("the restarted node opens");
-    let index = node.try_append(&entry(0)).expect("append acknowledged");
-    assert_eq!(index, ControlPlaneIndex(0));
+    let appended = node.try_append(&entry(0)).expect("append acknowledged");
+    assert_eq!(appended.index, ControlPlaneIndex(0));
     drop(node);
     disk.crash_losing_everything_unsynced();
     let node = open(&disk).expect("reopen after the power cut");

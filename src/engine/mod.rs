@@ -24,8 +24,9 @@ pub use install::InstallSnapshotRequest;
 pub(crate) use opening::open_or_create_replica_hard_state;
 pub use reads::PeerBatch;
 pub use shared::SharedControlPlane;
+pub use sole_voter::{Appended, AppendedBatch};
 
-use crate::catalog::ControlPlaneCatalog;
+use crate::catalog::{ApplyOutcome, ControlPlaneCatalog};
 use crate::codec::{decode_entry, encode_checked_entry};
 #[cfg(doc)]
 use crate::consensus::ControlPlaneConsensus;
@@ -384,6 +385,16 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// decoding failure is latched. Open uses
     /// [`Self::apply_committed_at_open`] instead.
     fn apply_committed(&mut self) -> Result<()> {
+        self.apply_committed_reporting(u64::MAX, |_| {})
+    }
+
+    /// [`Self::apply_committed`], handing `report` the outcome of each
+    /// entry applied at `report_from` or later, in index order.
+    fn apply_committed_reporting(
+        &mut self,
+        report_from: u64,
+        mut report: impl FnMut(ApplyOutcome),
+    ) -> Result<()> {
         while self.catalog.applied_end() < self.commit_end {
             let index = ControlPlaneIndex(self.catalog.applied_end());
             let applied = match self.unapplied.take(index.0) {
@@ -391,27 +402,36 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
                 None => {
                     let read = self.read(index);
                     let entry = self.stop_on_failure(read)?.entry;
-                    self.catalog.apply(index, &entry).map(drop)
+                    self.catalog.apply(index, &entry)
                 }
             };
-            self.stop_on_failure(applied)?;
+            let outcome = self.stop_on_failure(applied)?;
+            if index.0 >= report_from {
+                report(outcome);
+            }
         }
         Ok(())
     }
 
-    /// Applies `entries`, just written at `start` and committed, without
-    /// reading them back when the catalog is exactly at `start`; otherwise
-    /// falls back to [`Self::apply_committed`].
-    fn apply_in_hand(&mut self, start: u64, entries: &[ControlPlaneEntry]) -> Result<()> {
+    /// Applies `entries`, just written at `start` and committed, handing
+    /// `report` what applying each did, in order: without reading them back
+    /// when the catalog is exactly at `start`; otherwise (earlier committed
+    /// entries not yet applied) through [`Self::apply_committed_reporting`].
+    fn apply_in_hand(
+        &mut self,
+        start: u64,
+        entries: &[ControlPlaneEntry],
+        mut report: impl FnMut(ApplyOutcome),
+    ) -> Result<()> {
         if self.catalog.applied_end() == start {
             for (offset, entry) in entries.iter().enumerate() {
                 let applied = self
                     .catalog
                     .apply(ControlPlaneIndex(start + offset as u64), entry);
-                self.stop_on_failure(applied)?;
+                report(self.stop_on_failure(applied)?);
             }
         }
-        self.apply_committed()
+        self.apply_committed_reporting(start, report)
     }
 
     /// The control-plane state: every committed entry applied in order.

@@ -33,7 +33,9 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
                     CorruptionKind::UndecodableEntry(e),
                 )
             })?;
-            catalog.apply_decoded(ControlPlaneIndex(index), entry)
+            catalog
+                .apply_decoded(ControlPlaneIndex(index), entry)
+                .map(drop)
         });
         self.stop_on_failure(applied)
     }

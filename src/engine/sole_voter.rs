@@ -1,39 +1,102 @@
 //! What only a sole voter does: append and commit at once, and stand where
 //! the seed's [`ControlPlaneConsensus`] is expected.
 
+use crate::catalog::ApplyOutcome;
 use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, InvalidInput, Result};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::Storage;
 
 use super::{ControlPlaneNode, DurableControlPlane};
 
+/// An entry a sole voter appended: where it is, and what applying it to the
+/// catalog did. A fenced ownership transition is durable and committed
+/// like any entry, and its outcome says it changed nothing
+/// ([`ApplyOutcome::OwnershipFenced`]): check the outcome, not only `Ok`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The entry's index.
+    pub index: ControlPlaneIndex,
+    /// What applying it to the catalog did.
+    pub outcome: ApplyOutcome,
+}
+
+/// Entries a sole voter appended in one call, at consecutive indexes from
+/// `first_index`, with what applying each did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedBatch {
+    /// The index of the first entry (of the first outcome).
+    pub first_index: ControlPlaneIndex,
+    /// What applying each entry did, in index order: one per entry.
+    pub outcomes: Vec<ApplyOutcome>,
+}
+
+impl AppendedBatch {
+    /// The index of the last entry; `None` for an empty batch.
+    pub fn last_index(&self) -> Option<ControlPlaneIndex> {
+        let count = self.outcomes.len() as u64;
+        count
+            .checked_sub(1)
+            .map(|n| ControlPlaneIndex(self.first_index.0 + n))
+    }
+
+    /// Each entry's index with what applying it did, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (ControlPlaneIndex, &ApplyOutcome)> {
+        let first = self.first_index.0;
+        (first..).map(ControlPlaneIndex).zip(&self.outcomes)
+    }
+}
+
 impl<S: Storage> DurableControlPlane<S> {
-    /// Appends `entry` as the leader and returns its index once it is
-    /// durable and (this node being the sole voter) committed and applied
-    /// to the catalog. Unlike the trait's `append`, every refusal comes back
-    /// typed: [`Error::NotLeader`] on a follower, [`Error::InvalidInput`]
-    /// for an entry cpwal cannot store, a storage error otherwise.
-    pub fn try_append(&mut self, entry: &ControlPlaneEntry) -> Result<ControlPlaneIndex> {
-        let range = self.try_append_batch(std::slice::from_ref(entry))?;
-        Ok(ControlPlaneIndex(range.start))
+    /// Appends `entry` as the leader and returns, once it is durable and
+    /// (this node being the sole voter) committed and applied to the
+    /// catalog, its index and what applying it did. Unlike the trait's
+    /// `append`, every refusal comes back typed: [`Error::NotLeader`] on a
+    /// follower, [`Error::InvalidInput`] for an entry cpwal cannot store, a
+    /// storage error otherwise.
+    pub fn try_append(&mut self, entry: &ControlPlaneEntry) -> Result<Appended> {
+        let entries = std::slice::from_ref(entry);
+        let written = self.append_durably(entries)?;
+        let mut outcome = None;
+        self.commit_written(written.start, entries, |applied| outcome = Some(applied))?;
+        let outcome = outcome.ok_or_else(|| unreported(written.start))?;
+        Ok(Appended {
+            index: ControlPlaneIndex(written.start),
+            outcome,
+        })
     }
 
     /// Appends several entries with a single sync, committed as
-    /// [`DurableControlPlane::try_append`]'s, and returns the range of
-    /// indexes they received. Either every entry is validated and written
-    /// or, on a refusal, none is.
-    pub fn try_append_batch(
-        &mut self,
-        entries: &[ControlPlaneEntry],
-    ) -> Result<std::ops::Range<u64>> {
+    /// [`DurableControlPlane::try_append`]'s, and returns the index of the
+    /// first with what applying each did. Either every entry is validated
+    /// and written or, on a refusal, none is.
+    pub fn try_append_batch(&mut self, entries: &[ControlPlaneEntry]) -> Result<AppendedBatch> {
         let written = self.append_durably(entries)?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        self.commit_written(written.start, entries, |applied| outcomes.push(applied))?;
+        if outcomes.len() != entries.len() {
+            return Err(unreported(written.start + outcomes.len() as u64));
+        }
+        Ok(AppendedBatch {
+            first_index: ControlPlaneIndex(written.start),
+            outcomes,
+        })
+    }
+
+    /// Commits what the sole voter just made durable (its entries are
+    /// committed by being durable) and applies it, reporting the outcome of
+    /// each entry of `entries`, written at `start`.
+    fn commit_written(
+        &mut self,
+        start: u64,
+        entries: &[ControlPlaneEntry],
+        report: impl FnMut(ApplyOutcome),
+    ) -> Result<()> {
         self.commit_end = self.log.durable_end();
-        self.apply_in_hand(written.start, entries)?;
-        Ok(written)
+        self.apply_in_hand(start, entries, report)
     }
 
     /// The typed error of the last trait [`append`](ControlPlaneConsensus::append)
@@ -86,9 +149,9 @@ impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
     /// right after it returns; a successful append clears it.
     fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
         let error = match self.try_append(&entry) {
-            Ok(index) => {
+            Ok(appended) => {
                 self.last_append_error = None;
-                return Ok(index);
+                return Ok(appended.index);
             }
             Err(error) => error,
         };
@@ -99,4 +162,15 @@ impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
         self.last_append_error = Some(error);
         Err(ControlPlaneError::NotLeader { leader })
     }
+}
+
+/// An entry committed by an append whose outcome was not reported: the
+/// catalog applied it elsewhere, which the engine's order rules out. Said,
+/// not assumed.
+fn unreported(index: u64) -> Error {
+    InvalidInput::Index {
+        index,
+        reason: "an appended entry was committed but its apply outcome was not reported",
+    }
+    .into()
 }

@@ -616,8 +616,11 @@ impl Harness {
             },
             Op::TryAppend(entry) => node
                 .try_append(entry)
-                .map(|i| Reply::Appended(i.0..i.0 + 1)),
-            Op::AppendBatch(entries) => node.try_append_batch(entries).map(Reply::Appended),
+                .map(|a| Reply::Appended(a.index.0..a.index.0 + 1)),
+            Op::AppendBatch(entries) => node.try_append_batch(entries).map(|batch| {
+                let first = batch.first_index.0;
+                Reply::Appended(first..first + batch.outcomes.len() as u64)
+            }),
             Op::GrantVote(request) => node.grant_vote(request).map(Reply::Vote),
             Op::ObserveTerm(term) => node
                 .observe_term(ControlPlaneTerm(*term))
