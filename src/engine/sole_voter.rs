@@ -148,19 +148,17 @@ impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
     /// The typed error of the call is [`DurableControlPlane::last_append_error`]
     /// right after it returns; a successful append clears it.
     fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
-        let error = match self.try_append(&entry) {
+        match self.try_append(&entry) {
             Ok(appended) => {
                 self.last_append_error = None;
-                return Ok(appended.index);
+                Ok(appended.index)
             }
-            Err(error) => error,
-        };
-        let leader = match &error {
-            Error::NotLeader { leader } => leader.clone().filter(|l| *l != self.identity),
-            _ => None,
-        };
-        self.last_append_error = Some(error);
-        Err(ControlPlaneError::NotLeader { leader })
+            Err(error) => {
+                let refusal = refusal_for(&error, &self.identity);
+                self.last_append_error = Some(error);
+                Err(refusal)
+            }
+        }
     }
 }
 
@@ -173,4 +171,15 @@ fn unreported(index: u64) -> Error {
         reason: "an appended entry was committed but its apply outcome was not reported",
     }
     .into()
+}
+
+/// The seed's answer for a refused append (the table on the trait impl):
+/// the known leader when this node is not it, otherwise no leader; never
+/// `me`.
+pub(super) fn refusal_for(error: &Error, me: &ClusterVoterIdentity) -> ControlPlaneError {
+    let leader = match error {
+        Error::NotLeader { leader } => leader.clone().filter(|l| l != me),
+        _ => None,
+    };
+    ControlPlaneError::NotLeader { leader }
 }
