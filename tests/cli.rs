@@ -252,9 +252,7 @@ fn commands_on_a_fresh_directory() {
 /// more admits. Returns the directory and the compaction's report.
 fn compacted_directory(root: &Path) -> (PathBuf, cpwal::CompactionReport) {
     let dir = root.join("compacted");
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
+    let options = Options::default().with_segment_size_bytes(4096);
     let mut node = DurableControlPlane::create(&dir, voter("CN=compactor"), options).unwrap();
     for i in 0..120 {
         let entry = if i % 3 == 0 {

@@ -43,16 +43,12 @@ fn name(node: usize) -> ClusterVoterIdentity {
 }
 
 fn create(dir: &std::path::Path, node: usize) -> ReplicaControlPlane {
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
+    let options = Options::default().with_segment_size_bytes(4096);
     ReplicaControlPlane::create(dir, name(node), options).unwrap()
 }
 
 fn open(dir: &std::path::Path, node: usize) -> ReplicaControlPlane {
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
+    let options = Options::default().with_segment_size_bytes(4096);
     ReplicaControlPlane::open(dir, name(node), options).unwrap()
 }
 

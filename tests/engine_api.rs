@@ -14,9 +14,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn small_segments() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 fn admit(n: u64) -> ControlPlaneEntry {
@@ -338,9 +336,7 @@ fn options_out_of_range_are_refused() {
         let result = DurableControlPlane::open(
             dir.path(),
             voter("CN=node-a"),
-            Options {
-                segment_size_bytes: size,
-            },
+            Options::default().with_segment_size_bytes(size),
         );
         assert!(matches!(
             result,

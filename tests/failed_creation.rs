@@ -12,9 +12,7 @@ use support::sim_disk::SimDisk;
 use support::workload::voter;
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 fn admit(n: u64) -> ControlPlaneEntry {

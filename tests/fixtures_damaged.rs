@@ -33,9 +33,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 /// Entries appended by every fixture: records of 150..1000 bytes, so there

@@ -23,9 +23,7 @@ fn fixture_dir(version: u32) -> PathBuf {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 /// The entries of the fixture, in order, with their terms.

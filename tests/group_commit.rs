@@ -162,7 +162,7 @@ fn open_losing(
     segment_size_bytes: u64,
 ) -> (SharedControlPlane<SoleVoter, LosingStorage>, Arc<Faults>) {
     let (storage, faults) = LosingStorage::open(dir);
-    let options = Options { segment_size_bytes };
+    let options = Options::default().with_segment_size_bytes(segment_size_bytes);
     let engine =
         DurableControlPlane::create_with_storage(storage, voter("CN=node-a"), options).unwrap();
     (SharedControlPlane::new(engine), faults)
@@ -468,9 +468,7 @@ fn shared_append_no_sync_after_a_failed_one_acknowledges_anything() {
     let reopened = DurableControlPlane::open(
         dir.path(),
         voter("CN=node-a"),
-        Options {
-            segment_size_bytes: 4096,
-        },
+        Options::default().with_segment_size_bytes(4096),
     );
     let node = reopened.expect("recovery after the failed sync");
     for index in acknowledged {
@@ -494,9 +492,7 @@ fn shared_append_on_a_replica_truncated_during_its_sync_is_not_acknowledged() {
     // index 1 holds.
     let dir = tempfile::tempdir().unwrap();
     let (storage, faults) = LosingStorage::open(dir.path());
-    let options = Options {
-        segment_size_bytes: 1 << 20,
-    };
+    let options = Options::default().with_segment_size_bytes(1 << 20);
     let mut engine =
         ReplicaControlPlane::create_with_storage(storage, voter("CN=node-a"), options).unwrap();
     let term = engine.start_election().unwrap();

@@ -26,9 +26,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 fn create(dir: &Path) -> cpwal::Result<DurableControlPlane> {

@@ -14,16 +14,12 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn create_replica(dir: &Path, name: &str) -> ReplicaControlPlane {
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
+    let options = Options::default().with_segment_size_bytes(4096);
     ReplicaControlPlane::create(dir, voter(name), options).unwrap()
 }
 
 fn open_replica(dir: &Path, name: &str) -> ReplicaControlPlane {
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
+    let options = Options::default().with_segment_size_bytes(4096);
     ReplicaControlPlane::open(dir, voter(name), options).unwrap()
 }
 

@@ -116,9 +116,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 256 << 10,
-    }
+    Options::default().with_segment_size_bytes(256 << 10)
 }
 
 /// A distinct entry of about 250 bytes for index `n`.

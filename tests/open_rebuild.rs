@@ -20,9 +20,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 
 /// Segments of the smallest size, so a few hundred entries span dozens.
 fn small_segments() -> Options {
-    Options {
-        segment_size_bytes: MIN_SEGMENT_SIZE_BYTES,
-    }
+    Options::default().with_segment_size_bytes(MIN_SEGMENT_SIZE_BYTES)
 }
 
 /// Entry `n` of a mixed workload: ownership moving between three owners

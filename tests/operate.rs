@@ -24,9 +24,7 @@ use cpwal::{
 };
 
 fn small_segments() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 #[path = "support/directories.rs"]
@@ -311,9 +309,7 @@ fn backup_of_a_live_node_holds_every_entry_acknowledged_before_it() {
     // backup's progress callback waits for one more acknowledgement during
     // the copy; the backup is restored and opened, and read entry by entry.
     let root = tempfile::tempdir().unwrap();
-    let options = Options {
-        segment_size_bytes: 64 << 10,
-    };
+    let options = Options::default().with_segment_size_bytes(64 << 10);
     let node =
         DurableControlPlane::create(root.path().join("live"), voter("CN=live"), options.clone());
     let shared = SharedControlPlane::new(node.unwrap());

@@ -16,9 +16,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 16 << 10,
-    }
+    Options::default().with_segment_size_bytes(16 << 10)
 }
 
 fn admit(n: u64) -> ControlPlaneEntry {

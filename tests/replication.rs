@@ -14,9 +14,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn small_segments() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 fn create_replica(dir: &Path, name: &str) -> ReplicaControlPlane {

@@ -144,9 +144,7 @@ mod tests {
     }
 
     fn options() -> crate::Options {
-        crate::Options {
-            segment_size_bytes: 4096,
-        }
+        crate::Options::default().with_segment_size_bytes(4096)
     }
 
     fn create(dir: &std::path::Path) -> ReplicaControlPlane<OsStorage> {

@@ -50,9 +50,7 @@ pub const NODE_SUBJECT: &str = "CN=node-a";
 
 /// Segment size of every simulated directory: tiny, so rollovers are common.
 pub fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 /// A validated identity (test input is always valid).

@@ -81,11 +81,7 @@ impl Wal for Cpwal<'_> {
         self.shared.append_batch(&entries).unwrap();
     }
     fn fenced(&self) -> Option<u64> {
-        Some(
-            self.shared
-                .with_engine(|e| e.catalog().refused_count())
-                .unwrap(),
-        )
+        Some(self.shared.with_catalog(|c| c.refused_count()))
     }
 }
 
