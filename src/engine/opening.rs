@@ -21,7 +21,9 @@ use crate::node_role::Role;
 use crate::options::Options;
 
 use super::unapplied::UnappliedEntries;
-use super::{compaction, ControlPlaneNode, DurableControlPlane, ReplicaControlPlane};
+use super::{compaction, ControlPlaneNode};
+#[cfg(doc)]
+use super::{DurableControlPlane, ReplicaControlPlane};
 
 /// Whether a call makes a new node or opens the one a directory holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +52,13 @@ fn lock_directory(
     OsStorage::open(directory, LockMode::Exclusive)
 }
 
-impl DurableControlPlane<OsStorage> {
-    /// Creates a new node in `directory` (created if missing) as node
-    /// `identity`, the only voter of its cluster: leader of term 1 with its
-    /// own vote. Refused where a node exists ([`Error::NodeExists`]: open
-    /// it instead) or the directory holds files cpwal did not write
+impl<R: Role> ControlPlaneNode<R, OsStorage> {
+    /// Creates a new node of this role in `directory` (created if missing)
+    /// as node `identity`: a sole voter ([`DurableControlPlane::create`]) as
+    /// leader of term 1 with its own vote, a replica
+    /// ([`ReplicaControlPlane::create`]) at term 0 with no vote. Refused
+    /// where a node exists ([`Error::NodeExists`]: open it instead) or the
+    /// directory holds files cpwal did not write
     /// ([`Error::DirectoryNotEmpty`]). A creation that fails once the hard
     /// state is durable (say its first segment found no space) leaves the
     /// node: a retry gets [`Error::NodeExists`], and opening it completes it.
@@ -67,11 +71,11 @@ impl DurableControlPlane<OsStorage> {
         Self::create_with_storage(storage, identity, options)
     }
 
-    /// Opens the sole voter `directory` holds as node `identity`, locking
-    /// it exclusively and recovering from any crash. A missing directory,
-    /// or one holding no node, is [`Error::NoNode`]: opening never creates
-    /// a node (see [`DurableControlPlane::create`]); a replica's directory
-    /// is [`Error::RoleMismatch`].
+    /// Opens the node of this role `directory` holds as node `identity`,
+    /// locking it exclusively and recovering from any crash. A missing
+    /// directory, or one holding no node, is [`Error::NoNode`]: opening
+    /// never creates a node (see [`ControlPlaneNode::create`]); a directory
+    /// created in the other role is [`Error::RoleMismatch`].
     pub fn open(
         directory: impl AsRef<Path>,
         identity: ClusterVoterIdentity,
@@ -79,80 +83,30 @@ impl DurableControlPlane<OsStorage> {
     ) -> Result<Self> {
         let storage = lock_directory(directory, &options, Opening::Open)?;
         Self::open_with_storage(storage, identity, options)
-    }
-}
-
-impl<S: Storage> DurableControlPlane<S> {
-    /// Creates a sole voter over any [`Storage`] (a simulated disk in
-    /// tests); see [`DurableControlPlane::create`].
-    pub fn create_with_storage(
-        storage: S,
-        identity: ClusterVoterIdentity,
-        options: Options,
-    ) -> Result<Self> {
-        Self::open_as(storage, identity, options, Opening::Create)
-    }
-
-    /// Opens a sole voter over any [`Storage`]; see
-    /// [`DurableControlPlane::open`].
-    pub fn open_with_storage(
-        storage: S,
-        identity: ClusterVoterIdentity,
-        options: Options,
-    ) -> Result<Self> {
-        Self::open_as(storage, identity, options, Opening::Open)
-    }
-}
-
-impl ReplicaControlPlane<OsStorage> {
-    /// Creates a new node in `directory` (created if missing) as one voter
-    /// of a multi-node cluster: term 0, no vote, no leader. Refused as
-    /// [`DurableControlPlane::create`] is.
-    pub fn create(
-        directory: impl AsRef<Path>,
-        identity: ClusterVoterIdentity,
-        options: Options,
-    ) -> Result<Self> {
-        let storage = lock_directory(directory, &options, Opening::Create)?;
-        Self::create_with_storage(storage, identity, options)
-    }
-
-    /// Opens the replica `directory` holds; refused as
-    /// [`DurableControlPlane::open`] is ([`Error::NoNode`],
-    /// [`Error::RoleMismatch`] for a sole voter's directory).
-    pub fn open(
-        directory: impl AsRef<Path>,
-        identity: ClusterVoterIdentity,
-        options: Options,
-    ) -> Result<Self> {
-        let storage = lock_directory(directory, &options, Opening::Open)?;
-        Self::open_with_storage(storage, identity, options)
-    }
-}
-
-impl<S: Storage> ReplicaControlPlane<S> {
-    /// Creates a replica over any [`Storage`]; see
-    /// [`ReplicaControlPlane::create`].
-    pub fn create_with_storage(
-        storage: S,
-        identity: ClusterVoterIdentity,
-        options: Options,
-    ) -> Result<Self> {
-        Self::open_as(storage, identity, options, Opening::Create)
-    }
-
-    /// Opens a replica over any [`Storage`]; see
-    /// [`ReplicaControlPlane::open`].
-    pub fn open_with_storage(
-        storage: S,
-        identity: ClusterVoterIdentity,
-        options: Options,
-    ) -> Result<Self> {
-        Self::open_as(storage, identity, options, Opening::Open)
     }
 }
 
 impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
+    /// Creates a node of this role over any [`Storage`] (a simulated disk
+    /// in tests); see [`ControlPlaneNode::create`].
+    pub fn create_with_storage(
+        storage: S,
+        identity: ClusterVoterIdentity,
+        options: Options,
+    ) -> Result<Self> {
+        Self::open_as(storage, identity, options, Opening::Create)
+    }
+
+    /// Opens a node of this role over any [`Storage`]; see
+    /// [`ControlPlaneNode::open`].
+    pub fn open_with_storage(
+        storage: S,
+        identity: ClusterVoterIdentity,
+        options: Options,
+    ) -> Result<Self> {
+        Self::open_as(storage, identity, options, Opening::Open)
+    }
+
     /// Creates or opens (as `opening` says) a node of role `R` over
     /// `storage`, recovering from any crash and applying every committed
     /// entry to the catalog.
