@@ -196,10 +196,7 @@ impl<'w> Contenders<'w> {
     /// catalog fenced (threads racing can reorder two transitions of one
     /// range, but they are 4096 entries apart).
     fn report_fenced(&self) {
-        let shared = self
-            .shared
-            .with_engine(|e| e.catalog().refused_count())
-            .unwrap();
+        let shared = self.shared.with_catalog(|c| c.refused_count());
         let direct = self.direct.lock().unwrap().catalog().refused_count();
         for (name, refused, next) in [
             ("SharedControlPlane", shared, &self.shared_next),

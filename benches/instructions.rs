@@ -100,7 +100,7 @@ fn main() {
     let before = next;
     measure_shared_64(&shared, &workload, &mut next);
     println!("measure_shared_64: {} entries", next - before);
-    let refused = shared.with_engine(|e| e.catalog().refused_count()).unwrap();
+    let refused = shared.with_catalog(|c| c.refused_count());
     common::workload::checked_fenced_fraction("instructions", 0, refused, next);
     drop(shared);
     let reopened = measure_open(&path);

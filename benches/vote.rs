@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{bench, create_engine, interleave, voter};
-use cpwal::{ControlPlaneConsensus, ControlPlaneTerm, DurableControlPlane, VoteRequest};
+use cpwal::{ControlPlaneTerm, DurableControlPlane, VoteRequest};
 
 /// Grants a vote in a new term on every call (so each one is written).
 struct Votes {

@@ -1,5 +1,5 @@
-//! Opens a data directory, votes, appends, reopens, and prints what it
-//! recovered. `cargo run --example demo [DIR]` (a temporary directory if none).
+//! Creates a node in a data directory (or opens the one it holds), votes,
+//! appends, reopens, and prints what it recovered. `cargo run --example demo [DIR]` (a temporary directory if none).
 
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex,
@@ -14,7 +14,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let me = ClusterVoterIdentity::from_certificate_subject("CN=node-a")?;
     let peer = ClusterVoterIdentity::from_certificate_subject("CN=node-b")?;
 
-    let mut node = DurableControlPlane::open(&dir, me.clone(), Options::default())?;
+    // Opening never creates a node: a directory without one is `NoNode`,
+    // and only then is one created, by choice.
+    let mut node = match DurableControlPlane::open(&dir, me.clone(), Options::default()) {
+        Err(cpwal::Error::NoNode { .. }) => {
+            DurableControlPlane::create(&dir, me.clone(), Options::default())?
+        }
+        opened => opened?,
+    };
     let term = node.start_election()?;
     println!("elected leader of term {} in {}", term.0, dir.display());
     node.append(ControlPlaneEntry::LeaderConfiguration {

@@ -163,15 +163,14 @@ impl ControlPlaneCatalog {
         self.apply_view(index, EntryView::of(entry))
     }
 
-    /// Applies a decoded entry as [`ControlPlaneCatalog::apply`] does, for a
-    /// caller that has no use for the outcome (the rebuild at open, group
-    /// commit's entries in hand).
+    /// Applies a decoded entry as [`ControlPlaneCatalog::apply`] does (the
+    /// rebuild at open, group commit's entries in hand).
     pub(crate) fn apply_decoded(
         &mut self,
         index: ControlPlaneIndex,
         entry: EntryView<'_>,
-    ) -> Result<()> {
-        self.apply_view(index, entry).map(drop)
+    ) -> Result<ApplyOutcome> {
+        self.apply_view(index, entry)
     }
 
     /// The one apply behind both entry points. It allocates only what the

@@ -53,6 +53,24 @@ pub enum Error {
         /// What it holds.
         foreign: Vec<ForeignFile>,
     },
+    /// `open` found no node: the directory is missing, or holds no hard
+    /// state (at most the leftovers of a creation that never finished). A
+    /// typo, an unmounted volume or a wiped disk looks like this; opening
+    /// never creates a node, so none of them silently becomes a fresh
+    /// cluster. Create a node with `create` (for example
+    /// [`DurableControlPlane::create`](crate::DurableControlPlane::create)).
+    NoNode {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// `create` found a node already in the directory; open it instead
+    /// (for example with
+    /// [`DurableControlPlane::open`](crate::DurableControlPlane::open)).
+    /// Nothing was written.
+    NodeExists {
+        /// The directory.
+        path: PathBuf,
+    },
     /// Another process (or another handle in this one) holds the directory.
     DirectoryLocked {
         /// The data directory.
@@ -428,9 +446,6 @@ pub enum ReplicationError {
         /// The leader's term.
         leader_term: u64,
     },
-    /// An operation meant for a node opened as a replica was used on a sole
-    /// voter (or the other way round).
-    WrongMode,
 }
 
 /// Shorthand for results in cpwal.
@@ -575,6 +590,16 @@ impl fmt::Display for Error {
                 }
                 write!(f, "; a new node is only created in an empty directory")
             }
+            Error::NoNode { path } => write!(
+                f,
+                "{} holds no cpwal node; opening never creates one: create it with `create` (a new node) if that is what is meant",
+                path.display()
+            ),
+            Error::NodeExists { path } => write!(
+                f,
+                "{} already holds a cpwal node; open it with `open` instead of creating one",
+                path.display()
+            ),
             Error::DirectoryLocked { path } => write!(
                 f,
                 "{} is locked by another cpwal handle or process",
@@ -794,9 +819,6 @@ impl fmt::Display for ReplicationError {
                 f,
                 "a leader of term {leader_term} cannot commit index {index} of term {entry_term} by counting replicas"
             ),
-            ReplicationError::WrongMode => {
-                f.write_str("operation meant for the other node role (sole voter or replica)")
-            }
         }
     }
 }

@@ -4,9 +4,11 @@
 //! precious log that carries cluster membership, leader configurations and
 //! fenced shard-ownership transitions, plus the node's term and vote.
 //!
-//! [`DurableControlPlane`] is the engine; it implements the
+//! [`ControlPlaneNode`] is the engine, with the node's role as a type:
+//! [`DurableControlPlane`] (a sole voter) implements the
 //! [`ControlPlaneConsensus`] boundary, as does the in-memory
-//! [`SingleNodeControlPlane`]. The file format and the crash argument are in
+//! [`SingleNodeControlPlane`]; [`ReplicaControlPlane`] is one voter of a
+//! multi-node cluster driven by the caller's Raft. The file format and the crash argument are in
 //! [`format`](mod@format); the io seam that makes power loss testable is [`io`].
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -42,9 +44,9 @@ pub use consensus::{
 };
 pub use directory::{ForeignFile, WidePermission};
 pub use engine::{
-    AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, CompactionReport, ConflictHint,
-    DurableControlPlane, InstallSnapshotRequest, LogEntry, PeerBatch, SharedControlPlane,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, Appended, AppendedBatch,
+    CompactionReport, ConflictHint, ControlPlaneNode, DurableControlPlane, InstallSnapshotRequest,
+    LogEntry, PeerBatch, ReplicaControlPlane, SharedControlPlane, VoteRequest, VoteResponse,
 };
 pub use error::{
     CopyMismatch, Corruption, CorruptionKind, Error, InvalidInput, ReplicationError, Result,
@@ -52,7 +54,7 @@ pub use error::{
 };
 pub use identity::{ClusterVoterIdentity, IdentityError, MAX_IDENTITY_BYTES};
 pub use log::{DroppedTail, RecoveryReport};
-pub use node_role::NodeRole;
+pub use node_role::{NodeRole, Replica, Role, SoleVoter};
 pub use options::{Options, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES};
 pub use single_node::SingleNodeControlPlane;
 pub use text::RangeNameError;

@@ -10,8 +10,24 @@ pub const MIN_SEGMENT_SIZE_BYTES: u64 = 4096;
 /// The largest segment accepted (record offsets are kept as `u32`).
 pub const MAX_SEGMENT_SIZE_BYTES: u64 = 1 << 31;
 
-/// Tuning for a data directory. `Options::default()` suits a control plane.
+/// Tuning for a data directory. `Options::default()` suits a control plane;
+/// change a setting with its `with_` method, so that options added later
+/// (the struct is `#[non_exhaustive]`) keep their defaults:
+///
+/// ```
+/// let options = cpwal::Options::default().with_segment_size_bytes(1 << 20);
+/// assert_eq!(options.segment_size_bytes, 1 << 20);
+/// assert!(options.validate().is_ok());
+/// ```
+///
+/// A struct literal does not compile outside cpwal (a new option would
+/// break it):
+///
+/// ```compile_fail
+/// let options = cpwal::Options { segment_size_bytes: 1 << 20 };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// Bytes of each segment file, allocated in full when the segment is
     /// created. Larger segments mean fewer rollovers (each costs a file
@@ -31,6 +47,14 @@ impl Default for Options {
 }
 
 impl Options {
+    /// These options with segments of `bytes` (see
+    /// [`Options::segment_size_bytes`]; checked by [`Options::validate`],
+    /// which every create and open runs before touching the disk).
+    pub fn with_segment_size_bytes(mut self, bytes: u64) -> Self {
+        self.segment_size_bytes = bytes;
+        self
+    }
+
     /// Refuses option values outside their documented ranges.
     pub fn validate(&self) -> Result<(), InvalidInput> {
         let size = self.segment_size_bytes;

@@ -228,7 +228,8 @@ fn commands_on_a_fresh_directory() {
     // Method: append three entries with the library, then run them all.
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("fresh");
-    let mut node = DurableControlPlane::open(&dir, voter("CN=fresh"), Options::default()).unwrap();
+    let mut node =
+        DurableControlPlane::create(&dir, voter("CN=fresh"), Options::default()).unwrap();
     for subject in ["CN=a", "CN=b", "CN=c"] {
         let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(subject)));
         node.try_append(&entry).unwrap();
@@ -251,10 +252,8 @@ fn commands_on_a_fresh_directory() {
 /// more admits. Returns the directory and the compaction's report.
 fn compacted_directory(root: &Path) -> (PathBuf, cpwal::CompactionReport) {
     let dir = root.join("compacted");
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
-    let mut node = DurableControlPlane::open(&dir, voter("CN=compactor"), options).unwrap();
+    let options = Options::default().with_segment_size_bytes(4096);
+    let mut node = DurableControlPlane::create(&dir, voter("CN=compactor"), options).unwrap();
     for i in 0..120 {
         let entry = if i % 3 == 0 {
             let member = voter(&format!("CN=m{}", i / 3));
@@ -366,7 +365,8 @@ fn verify_hard_state_behind_the_log_reports_corruption() {
     // put the old copy back, verify.
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("stale");
-    let mut node = DurableControlPlane::open(&dir, voter("CN=stale"), Options::default()).unwrap();
+    let mut node =
+        DurableControlPlane::create(&dir, voter("CN=stale"), Options::default()).unwrap();
     let admit = |s| ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(s)));
     node.try_append(&admit("CN=a")).unwrap();
     let hard_state = dir.join(cpwal::format::HARD_STATE_FILE_NAME);
@@ -390,6 +390,9 @@ fn verify_hard_state_behind_the_log_reports_corruption() {
 
 /// A writer process holding `dir`: the crash-test child, once it has opened.
 fn writer_process(dir: &Path) -> Child {
+    // The crash-test child opens the node its parent created; so does this.
+    let me = voter("CN=crash-test-node");
+    drop(DurableControlPlane::create(dir, me, Options::default()).unwrap());
     let mut child = Command::new(env!("CARGO_BIN_EXE_cpwal"))
         .args([
             "crash-child",

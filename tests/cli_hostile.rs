@@ -41,10 +41,8 @@ fn text(bytes: &[u8]) -> String {
 /// A closed node with entries in several segments and a snapshot.
 fn node(dir: &Path) {
     let me = ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
-    let mut node = DurableControlPlane::open(dir, me, options).unwrap();
+    let options = Options::default().with_segment_size_bytes(4096);
+    let mut node = DurableControlPlane::create(dir, me, options).unwrap();
     for n in 0..120 {
         let subject = format!("CN=member-{n:03}-with-a-longer-name");
         let member = ClusterVoterIdentity::from_certificate_subject(&subject).unwrap();

@@ -9,9 +9,8 @@
 
 use cpwal::{
     AppendEntriesRequest, AppendOutcome, ClusterVoterIdentity, ControlPlaneCatalog,
-    ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
-    DurableControlPlane, InstallSnapshotRequest, Options, OwnershipTransition, PeerBatch,
-    VoteRequest,
+    ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, InstallSnapshotRequest, Options,
+    OwnershipTransition, PeerBatch, ReplicaControlPlane, VoteRequest,
 };
 use std::collections::BTreeMap;
 
@@ -43,11 +42,14 @@ fn name(node: usize) -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject(&format!("CN=node-{node}")).unwrap()
 }
 
-fn open(dir: &std::path::Path, node: usize) -> DurableControlPlane {
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
-    DurableControlPlane::open_replica(dir, name(node), options).unwrap()
+fn create(dir: &std::path::Path, node: usize) -> ReplicaControlPlane {
+    let options = Options::default().with_segment_size_bytes(4096);
+    ReplicaControlPlane::create(dir, name(node), options).unwrap()
+}
+
+fn open(dir: &std::path::Path, node: usize) -> ReplicaControlPlane {
+    let options = Options::default().with_segment_size_bytes(4096);
+    ReplicaControlPlane::open(dir, name(node), options).unwrap()
 }
 
 /// The caller's view of one leader's peers (Raft's volatile leader state).
@@ -67,7 +69,7 @@ struct Committed {
 impl Committed {
     /// Checks `node`'s committed entries against what is known, records new
     /// ones, and checks its catalog against the reference at its applied end.
-    fn check(&mut self, node: &DurableControlPlane, label: &str) {
+    fn check(&mut self, node: &ReplicaControlPlane, label: &str) {
         let commit_end = node.commit_index().map_or(0, |i| i.0 + 1);
         for index in node.first_index().0..commit_end {
             let read = node.read(ControlPlaneIndex(index)).unwrap();
@@ -103,7 +105,7 @@ fn transfer(n: u64) -> ControlPlaneEntry {
     })
 }
 
-fn elect(nodes: &mut [DurableControlPlane], candidate: usize) -> Option<LeaderState> {
+fn elect(nodes: &mut [ReplicaControlPlane], candidate: usize) -> Option<LeaderState> {
     nodes[candidate].start_election().unwrap();
     let term = nodes[candidate].current_term();
     let last = nodes[candidate].last_index().or_else(|| {
@@ -144,7 +146,7 @@ fn elect(nodes: &mut [DurableControlPlane], candidate: usize) -> Option<LeaderSt
 /// One AppendEntries (or InstallSnapshot) round from the leader to `peer`,
 /// then a commit advance if a quorum holds an entry of the leader's term.
 fn replicate(
-    nodes: &mut [DurableControlPlane],
+    nodes: &mut [ReplicaControlPlane],
     state: &mut LeaderState,
     peer: usize,
     budget: usize,
@@ -203,7 +205,7 @@ fn replicate(
 
 /// Commits the highest index a quorum holds if it has the leader's term;
 /// returns whether the commit point moved.
-fn advance_by_quorum(nodes: &mut [DurableControlPlane], state: &mut LeaderState) -> bool {
+fn advance_by_quorum(nodes: &mut [ReplicaControlPlane], state: &mut LeaderState) -> bool {
     let leader = &mut nodes[state.node];
     let mut matched: Vec<u64> = (0..NODES)
         .map(|n| match n == state.node {
@@ -230,7 +232,7 @@ fn advance_by_quorum(nodes: &mut [DurableControlPlane], state: &mut LeaderState)
 fn run_seed(seed: u64, steps: usize, coverage: &mut Coverage) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let dirs: Vec<_> = (0..NODES).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<_> = (0..NODES).map(|n| open(dirs[n].path(), n)).collect();
+    let mut nodes: Vec<_> = (0..NODES).map(|n| create(dirs[n].path(), n)).collect();
     let mut leader: Option<LeaderState> = None;
     let mut committed = Committed::default();
     let mut highest_commit = [0u64; NODES];
@@ -271,7 +273,7 @@ fn run_seed(seed: u64, steps: usize, coverage: &mut Coverage) {
                 let scratch = tempfile::tempdir().unwrap();
                 drop(std::mem::replace(
                     &mut nodes[pick],
-                    open(scratch.path(), pick),
+                    create(scratch.path(), pick),
                 ));
                 nodes[pick] = open(dirs[pick].path(), pick);
             }

@@ -4,9 +4,9 @@
 //! crash at that step would leave.
 
 use cpwal::{
-    AppendEntriesRequest, ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry,
-    ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane, Error, LogEntry,
-    Options, OwnershipTransition, PeerBatch,
+    AppendEntriesRequest, ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex,
+    ControlPlaneNode, ControlPlaneTerm, CorruptionKind, DurableControlPlane, Error, LogEntry,
+    Options, OwnershipTransition, PeerBatch, ReplicaControlPlane, Role,
 };
 use std::path::Path;
 
@@ -15,17 +15,23 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
+}
+
+fn create(dir: &Path) -> DurableControlPlane {
+    DurableControlPlane::create(dir, voter("CN=node-a"), options()).unwrap()
 }
 
 fn open(dir: &Path) -> DurableControlPlane {
     DurableControlPlane::open(dir, voter("CN=node-a"), options()).unwrap()
 }
 
-fn open_replica(dir: &Path) -> DurableControlPlane {
-    DurableControlPlane::open_replica(dir, voter("CN=f"), options()).unwrap()
+fn create_replica(dir: &Path) -> ReplicaControlPlane {
+    ReplicaControlPlane::create(dir, voter("CN=f"), options()).unwrap()
+}
+
+fn open_replica(dir: &Path) -> ReplicaControlPlane {
+    ReplicaControlPlane::open(dir, voter("CN=f"), options()).unwrap()
 }
 
 /// An entry that moves one of eight ranges forward, so the catalog stays
@@ -45,7 +51,8 @@ fn append_many(node: &mut DurableControlPlane, from: u64, count: u64) {
     for chunk in indexes.chunks(16) {
         let batch: Vec<_> = chunk.iter().copied().map(transfer).collect();
         let appended = node.try_append_batch(&batch).unwrap();
-        assert_eq!(appended, chunk[0]..chunk[0] + chunk.len() as u64);
+        assert_eq!(appended.first_index, ControlPlaneIndex(chunk[0]));
+        assert_eq!(appended.outcomes.len(), chunk.len());
     }
 }
 
@@ -73,7 +80,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn check_entries(node: &DurableControlPlane, from: u64, to: u64) {
+fn check_entries<R: Role>(node: &ControlPlaneNode<R>, from: u64, to: u64) {
     for n in from..to {
         let read = node.read(ControlPlaneIndex(n)).unwrap();
         assert_eq!(read.entry, transfer(n), "entry {n}");
@@ -88,7 +95,7 @@ fn compact_then_reopen_reads_from_the_snapshot_and_the_log() {
     // Method: 300 entries over many 4 KiB segments, compact keeping 20,
     // check, reopen, check, append, compact again, reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     append_many(&mut node, 0, 300);
     let catalog = node.catalog().clone();
     let report = node.compact(20).unwrap();
@@ -175,7 +182,7 @@ fn compact_keeps_disk_use_bounded_over_many_cycles() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     let bound = 4 * 4096 + 2048 + 4096;
     let mut written = 0;
     for cycle in 0..cycles {
@@ -202,7 +209,7 @@ fn compact_crash_after_snapshot_before_log_start_recovers() {
     // entry, the catalog; a second compaction then completes.
     let dir = tempfile::tempdir().unwrap();
     let image = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     append_many(&mut node, 0, 200);
     copy_dir(dir.path(), image.path());
     node.compact(0).unwrap();
@@ -226,7 +233,7 @@ fn compact_crash_after_log_start_before_segment_removal_recovers() {
     // image taken before) back into the directory, reopen.
     let dir = tempfile::tempdir().unwrap();
     let image = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     append_many(&mut node, 0, 200);
     copy_dir(dir.path(), image.path());
     node.compact(5).unwrap();
@@ -254,7 +261,7 @@ fn compact_crash_before_old_snapshot_removal_recovers() {
     // temporary snapshot is removed too. Method: two compactions, then put
     // the first snapshot and a half-written temporary file back; reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     append_many(&mut node, 0, 100);
     node.compact(0).unwrap();
     let old = std::fs::read(dir.path().join("snapshot-00000000000000000100")).unwrap();
@@ -288,7 +295,7 @@ fn open_refuses_a_compacted_log_without_its_snapshot() {
     // typed corruption, never an empty catalog (G5). Method: compact, delete
     // the snapshot, reopen; then damage a snapshot byte and reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     append_many(&mut node, 0, 100);
     node.compact(0).unwrap();
     drop(node);
@@ -345,7 +352,7 @@ fn truncation_crash_windows_leave_a_prefix_of_the_old_log() {
     // copies; reopen each and check.
     let dir = tempfile::tempdir().unwrap();
     let before = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path());
+    let mut node = create_replica(dir.path());
     node.append_entries(&request(1, None, &[1; 150], Some(9)))
         .unwrap();
     node.append_entries(&request(2, Some(29), &[], None))

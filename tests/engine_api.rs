@@ -2,9 +2,10 @@
 //! against the in-memory model, and guarantees G1, G2, G5, G6, G7.
 
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError,
-    ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane, DurableVoteState,
-    Error, InvalidInput, MembershipChange, NodeRole, Options, OwnershipTransition, VoteRequest,
+    ApplyOutcome, ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry,
+    ControlPlaneError, ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane,
+    DurableVoteState, Error, InvalidInput, MembershipChange, NodeRole, Options,
+    OwnershipTransition, RangeOwnership, ReplicaControlPlane, VoteRequest,
 };
 use proptest::prelude::*;
 
@@ -13,9 +14,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn small_segments() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 fn admit(n: u64) -> ControlPlaneEntry {
@@ -30,6 +29,10 @@ fn transfer(range: &str, epoch: u64) -> ControlPlaneEntry {
     })
 }
 
+fn create(dir: &std::path::Path) -> DurableControlPlane {
+    DurableControlPlane::create(dir, voter("CN=node-a"), small_segments()).unwrap()
+}
+
 fn open(dir: &std::path::Path) -> DurableControlPlane {
     DurableControlPlane::open(dir, voter("CN=node-a"), small_segments()).unwrap()
 }
@@ -37,7 +40,7 @@ fn open(dir: &std::path::Path) -> DurableControlPlane {
 #[test]
 fn open_new_directory_bootstraps_leader_of_term_one() {
     let dir = tempfile::tempdir().unwrap();
-    let node = open(dir.path());
+    let node = create(dir.path());
     assert_eq!(node.current_term(), ControlPlaneTerm(1));
     assert!(node.is_leader());
     assert_eq!(node.leader(), Some(voter("CN=node-a")));
@@ -57,7 +60,7 @@ fn append_then_reopen_keeps_every_entry_across_rollovers() {
     // Goal: entries survive a clean restart byte for byte, across many
     // 4 KiB segments. Method: append 300 entries, reopen, read all back.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     let entries: Vec<_> = (0..300)
         .map(|n| transfer(&format!("range-{n}"), n))
         .collect();
@@ -80,10 +83,75 @@ fn append_then_reopen_keeps_every_entry_across_rollovers() {
 }
 
 #[test]
+fn open_missing_directory_is_no_node_and_creates_nothing() {
+    // Goal: opening never creates a node: a typo or an unmounted volume
+    // must not become a fresh single-node cluster at term 1. Method: open a
+    // path that does not exist; the error names it and says how to create
+    // a node, and the path still does not exist.
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("typo");
+    let opened = DurableControlPlane::open(&missing, voter("CN=node-a"), small_segments());
+    match opened {
+        Err(error @ Error::NoNode { .. }) => {
+            assert!(matches!(&error, Error::NoNode { path } if *path == missing));
+            assert!(error.to_string().contains("create"), "{error}");
+        }
+        other => panic!("expected NoNode, got {other:?}"),
+    }
+    assert!(!missing.exists(), "open created the directory");
+}
+
+#[test]
+fn open_directory_without_a_node_is_no_node() {
+    // Goal: an existing directory that holds no node (empty, as a wiped
+    // disk's mount point is) is refused by open and gets no hard state;
+    // create then makes the node and open finds it. Method: open, create,
+    // open, on one empty directory.
+    let dir = tempfile::tempdir().unwrap();
+    let opened = DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments());
+    assert!(matches!(opened, Err(Error::NoNode { .. })), "{opened:?}");
+    assert!(!dir.path().join("hardstate").exists());
+    let replica = ReplicaControlPlane::open(dir.path(), voter("CN=node-a"), small_segments());
+    assert!(matches!(replica, Err(Error::NoNode { .. })), "{replica:?}");
+    drop(create(dir.path()));
+    assert!(open(dir.path()).is_leader());
+}
+
+#[test]
+fn create_where_a_node_exists_is_refused_and_changes_nothing() {
+    // Goal: creation never replaces a node: a second `create` (a
+    // supervisor that forgot it already ran) is refused whatever the role,
+    // and the node keeps its term, vote and log. Method: create, append and
+    // vote in a later term; create again as a sole voter and as a replica;
+    // reopen and compare.
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = create(dir.path());
+    node.append(admit(1)).unwrap();
+    node.observe_term(ControlPlaneTerm(7)).unwrap();
+    let vote = node.durable_vote();
+    drop(node);
+    let again = DurableControlPlane::create(dir.path(), voter("CN=node-a"), small_segments());
+    match again {
+        Err(error @ Error::NodeExists { .. }) => {
+            assert!(error.to_string().contains("open"), "{error}");
+        }
+        other => panic!("expected NodeExists, got {other:?}"),
+    }
+    let as_replica = ReplicaControlPlane::create(dir.path(), voter("CN=node-a"), small_segments());
+    assert!(
+        matches!(as_replica, Err(Error::NodeExists { .. })),
+        "{as_replica:?}"
+    );
+    let node = open(dir.path());
+    assert_eq!(node.durable_vote(), vote);
+    assert_eq!(node.last_index(), Some(ControlPlaneIndex(0)));
+}
+
+#[test]
 fn open_same_directory_twice_is_refused() {
     // G6: a second opener gets a clear, typed error while the first lives.
     let dir = tempfile::tempdir().unwrap();
-    let _first = open(dir.path());
+    let _first = create(dir.path());
     let second = DurableControlPlane::open(dir.path(), voter("CN=node-a"), Options::default());
     assert!(
         matches!(second, Err(Error::DirectoryLocked { .. })),
@@ -94,7 +162,7 @@ fn open_same_directory_twice_is_refused() {
 #[test]
 fn open_as_another_node_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    drop(open(dir.path()));
+    drop(create(dir.path()));
     let other = DurableControlPlane::open(dir.path(), voter("CN=node-b"), small_segments());
     assert!(
         matches!(other, Err(Error::IdentityMismatch { .. })),
@@ -107,7 +175,7 @@ fn try_append_refuses_bad_input_without_writing() {
     // G7: an oversized or blank range name is refused, typed, nothing stored,
     // and the node keeps working.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     for range in [String::new(), "r".repeat(5000)] {
         let refused = node.try_append(&transfer(&range, 1));
         assert!(matches!(
@@ -117,7 +185,103 @@ fn try_append_refuses_bad_input_without_writing() {
     }
     assert_eq!(node.last_index(), None);
     assert!(node.failure().is_none());
-    assert_eq!(node.try_append(&admit(1)).unwrap(), ControlPlaneIndex(0));
+    assert_eq!(
+        node.try_append(&admit(1)).unwrap().index,
+        ControlPlaneIndex(0)
+    );
+}
+
+#[test]
+fn trait_append_of_an_invalid_entry_names_no_leader_and_keeps_the_typed_error() {
+    // Goal: through the seed's trait, an entry the leader refuses is
+    // reported as `NotLeader { leader: None }`, never as `NotLeader` naming
+    // this very node (a forwarding caller would send the request back to
+    // itself), and the typed refusal is reachable right after the call;
+    // a success clears it, so no stale error is read later. Method: on the
+    // leader, append an empty range name, then a valid entry, through the
+    // trait; then refuse on a follower and check it names its leader.
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = create(dir.path());
+    let refused = ControlPlaneConsensus::append(&mut node, transfer("", 1));
+    assert_eq!(refused, Err(ControlPlaneError::NotLeader { leader: None }));
+    assert!(
+        node.is_leader(),
+        "an invalid entry does not depose the leader"
+    );
+    assert!(matches!(
+        node.last_append_error(),
+        Some(Error::InvalidInput(InvalidInput::RangeName { .. }))
+    ));
+    let index = ControlPlaneConsensus::append(&mut node, admit(1)).unwrap();
+    assert_eq!(index, ControlPlaneIndex(0));
+    assert!(
+        node.last_append_error().is_none(),
+        "{:?}",
+        node.last_append_error()
+    );
+    let leader = voter("CN=node-b");
+    let request = VoteRequest {
+        term: ControlPlaneTerm(5),
+        candidate: leader.clone(),
+        last_log_index: Some(ControlPlaneIndex(0)),
+        last_log_term: ControlPlaneTerm(1),
+    };
+    assert!(node.grant_vote(&request).unwrap().vote_granted);
+    let refused = ControlPlaneConsensus::append(&mut node, admit(2));
+    assert_eq!(refused, Err(ControlPlaneError::NotLeader { leader: None }));
+    assert!(matches!(
+        node.last_append_error(),
+        Some(Error::NotLeader { .. })
+    ));
+}
+
+#[test]
+fn try_append_returns_what_applying_each_entry_did() {
+    // Goal: a fenced ownership transition is committed like any entry, so
+    // `Ok` alone does not say it took effect: the typed appends return what
+    // applying each entry did (issue #13 item 3), one outcome per entry of
+    // a batch, in order. Method: a transfer, a stale one (fenced), then a
+    // batch mixing an admit, its repeat, a stale and a newer transfer;
+    // compare the outcomes and indexes with the catalog's rules.
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = create(dir.path());
+    let first = node.try_append(&transfer("r", 2)).unwrap();
+    assert_eq!(first.index, ControlPlaneIndex(0));
+    assert_eq!(
+        first.outcome,
+        ApplyOutcome::OwnershipTransferred { previous: None }
+    );
+    let stale = node.try_append(&transfer("r", 1)).unwrap();
+    assert_eq!(stale.index, ControlPlaneIndex(1));
+    assert_eq!(
+        stale.outcome,
+        ApplyOutcome::OwnershipFenced { current_epoch: 2 }
+    );
+    let batch = node
+        .try_append_batch(&[admit(7), admit(7), transfer("r", 2), transfer("r", 3)])
+        .unwrap();
+    assert_eq!(batch.first_index, ControlPlaneIndex(2));
+    assert_eq!(batch.last_index(), Some(ControlPlaneIndex(5)));
+    assert_eq!(node.catalog().owner_of("r").map(|o| o.epoch), Some(3));
+    let outcomes: Vec<_> = batch.iter().map(|(i, o)| (i.0, o.clone())).collect();
+    let expected_previous = RangeOwnership {
+        owner: voter("CN=owner"),
+        epoch: 2,
+    };
+    assert_eq!(
+        outcomes,
+        vec![
+            (2, ApplyOutcome::Admitted),
+            (3, ApplyOutcome::AlreadyMember),
+            (4, ApplyOutcome::OwnershipFenced { current_epoch: 2 }),
+            (
+                5,
+                ApplyOutcome::OwnershipTransferred {
+                    previous: Some(expected_previous)
+                }
+            ),
+        ]
+    );
 }
 
 #[test]
@@ -132,7 +296,7 @@ fn append_batch_with_one_bad_entry_writes_none_of_it() {
     // empty, the node keeps working, and after a reopen the log holds only
     // the valid entry appended afterwards.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     let bad_names = [
         String::new(),
         "r".repeat(1025),
@@ -175,9 +339,7 @@ fn options_out_of_range_are_refused() {
         let result = DurableControlPlane::open(
             dir.path(),
             voter("CN=node-a"),
-            Options {
-                segment_size_bytes: size,
-            },
+            Options::default().with_segment_size_bytes(size),
         );
         assert!(matches!(
             result,
@@ -191,7 +353,7 @@ fn grant_vote_follows_raft_rules_and_survives_restart() {
     // G1: a granted vote is durable before the call returns; one candidate per
     // term; stale terms refused; log must be at least as up to date.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     node.append(admit(1)).unwrap();
     let request = |term, candidate: &str, last: Option<u64>, last_term| VoteRequest {
         term: ControlPlaneTerm(term),
@@ -250,7 +412,7 @@ fn grant_vote_follows_raft_rules_and_survives_restart() {
 #[test]
 fn observe_term_steps_down_and_start_election_leads_again() {
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     assert!(node.observe_term(ControlPlaneTerm(5)).unwrap());
     assert!(!node.observe_term(ControlPlaneTerm(4)).unwrap());
     assert!(!node.is_leader());
@@ -285,7 +447,7 @@ fn flipped_bit_in_last_acknowledged_record_is_corruption_not_truncation() {
     // G5: the last record was acknowledged (synced); a flipped bit in it
     // must be reported with file, offset and index, never dropped as a tear.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     node.append(admit(1)).unwrap();
     node.append(admit(2)).unwrap();
     drop(node);
@@ -310,7 +472,7 @@ fn torn_tail_sector_is_dropped_and_log_stays_usable() {
     // A tear: the last record's second sector never reached the disk. The
     // record was never acknowledged, so recovery drops it and continues.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     node.append(admit(1)).unwrap();
     let long = transfer(&"x".repeat(900), 1);
     node.append(long).unwrap();
@@ -365,6 +527,7 @@ proptest! {
     fn reopen_after_every_step_preserves_full_state(steps in proptest::collection::vec(step_strategy(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
         let mut entries: Vec<(ControlPlaneTerm, ControlPlaneEntry)> = Vec::new();
+        drop(create(dir.path()));
         for step in steps {
             let mut node = open(dir.path());
             match step {
@@ -413,7 +576,7 @@ fn open_directory_with_foreign_file_is_refused_and_left_untouched() {
     // directory: creation is refused (not as corruption) before writing.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
-    let result = DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments());
+    let result = DurableControlPlane::create(dir.path(), voter("CN=node-a"), small_segments());
     assert!(
         matches!(result, Err(Error::DirectoryNotEmpty { .. })),
         "{result:?}"
@@ -425,7 +588,7 @@ fn open_directory_with_foreign_file_is_refused_and_left_untouched() {
 fn open_segments_without_hard_state_is_corruption() {
     // Losing the hard state must not silently reset term and vote.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     node.append(admit(1)).unwrap();
     drop(node);
     std::fs::remove_file(dir.path().join("hardstate")).unwrap();
@@ -440,9 +603,8 @@ fn open_in_the_other_role_is_refused() {
     // commit alone; the role is stored at creation and checked at every open.
     // Method: create one directory per role, reopen each in the other role.
     let sole = tempfile::tempdir().unwrap();
-    drop(open(sole.path()));
-    let as_replica =
-        DurableControlPlane::open_replica(sole.path(), voter("CN=node-a"), small_segments());
+    drop(create(sole.path()));
+    let as_replica = ReplicaControlPlane::open(sole.path(), voter("CN=node-a"), small_segments());
     assert!(matches!(
         as_replica,
         Err(Error::RoleMismatch {
@@ -452,8 +614,7 @@ fn open_in_the_other_role_is_refused() {
     ));
     let replica = tempfile::tempdir().unwrap();
     drop(
-        DurableControlPlane::open_replica(replica.path(), voter("CN=node-a"), small_segments())
-            .unwrap(),
+        ReplicaControlPlane::create(replica.path(), voter("CN=node-a"), small_segments()).unwrap(),
     );
     let as_sole = DurableControlPlane::open(replica.path(), voter("CN=node-a"), small_segments());
     assert!(matches!(
@@ -465,8 +626,7 @@ fn open_in_the_other_role_is_refused() {
     ));
     // Each still opens in its own role.
     assert!(open(sole.path()).is_leader());
-    DurableControlPlane::open_replica(replica.path(), voter("CN=node-a"), small_segments())
-        .unwrap();
+    ReplicaControlPlane::open(replica.path(), voter("CN=node-a"), small_segments()).unwrap();
 }
 
 #[test]
@@ -479,7 +639,7 @@ fn rollover_installs_the_spare_prepared_while_the_tail_filled() {
     // present; plant one as a crash would; reopen and read everything.
     let dir = tempfile::tempdir().unwrap();
     let spare = dir.path().join("segment-spare.tmp");
-    let mut node = open(dir.path());
+    let mut node = create(dir.path());
     let wait_for_spare = || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !spare.exists() {

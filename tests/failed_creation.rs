@@ -12,9 +12,7 @@ use support::sim_disk::SimDisk;
 use support::workload::voter;
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 fn admit(n: u64) -> ControlPlaneEntry {
@@ -44,7 +42,8 @@ fn failed_sync_during_any_creation_leaves_no_temporary() {
     for k in 1..=60 {
         let disk = SimDisk::new();
         let mut node =
-            DurableControlPlane::open_with_storage(disk.clone(), voter("CN=a"), options()).unwrap();
+            DurableControlPlane::create_with_storage(disk.clone(), voter("CN=a"), options())
+                .unwrap();
         disk.fail_sync(disk.counters().syncs + k);
         let mut failed = false;
         for n in 0..200 {
@@ -71,7 +70,8 @@ fn failed_allocation_of_a_new_node_leaves_no_temporary() {
     for budget in (0..=8192).step_by(512) {
         let disk = SimDisk::new();
         disk.set_space_budget(Some(budget));
-        let opened = DurableControlPlane::open_with_storage(disk.clone(), voter("CN=a"), options());
+        let opened =
+            DurableControlPlane::create_with_storage(disk.clone(), voter("CN=a"), options());
         match opened {
             Ok(_) => continue,
             Err(cpwal::Error::NoSpace { .. }) => {}

@@ -23,9 +23,9 @@ use cpwal::format::{
     HardStateSlot, HARD_STATE_CRC_OFFSET, HARD_STATE_SLOT_BYTES, SECTOR_BYTES, SEGMENT_HEADER_BYTES,
 };
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex,
-    ControlPlaneTerm, CorruptionKind, DurableControlPlane, DurableVoteState, Error, Options,
-    OwnershipTransition, SegmentChainDetail, VoteRequest,
+    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, CorruptionKind,
+    DurableControlPlane, DurableVoteState, Error, Options, OwnershipTransition, SegmentChainDetail,
+    VoteRequest,
 };
 
 fn voter(subject: &str) -> ClusterVoterIdentity {
@@ -33,9 +33,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 /// Entries appended by every fixture: records of 150..1000 bytes, so there
@@ -71,7 +69,7 @@ fn final_vote() -> DurableVoteState {
 /// append at a time), then a vote for node-c in term 3. `after_each` sees the
 /// directory after each append (for the stale-segment snapshot).
 fn write_directory(dir: &Path, mut after_each: impl FnMut(&Path, u64)) {
-    let mut node = DurableControlPlane::open(dir, voter("CN=node-a"), options()).unwrap();
+    let mut node = DurableControlPlane::create(dir, voter("CN=node-a"), options()).unwrap();
     for n in 0..ENTRY_COUNT {
         if node.current_term().0 < term_of(n) {
             node.start_election().unwrap();

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex,
-    ControlPlaneTerm, DurableControlPlane, DurableVoteState, MembershipChange, Options,
-    OwnershipTransition, VoteRequest,
+    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
+    DurableControlPlane, DurableVoteState, MembershipChange, Options, OwnershipTransition,
+    VoteRequest,
 };
 
 fn voter(subject: &str) -> ClusterVoterIdentity {
@@ -23,9 +23,7 @@ fn fixture_dir(version: u32) -> PathBuf {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 /// The entries of the fixture, in order, with their terms.
@@ -61,7 +59,7 @@ fn expected_entries() -> Vec<(u64, ControlPlaneEntry)> {
 }
 
 fn write_fixture(dir: &Path) {
-    let mut node = DurableControlPlane::open(dir, voter("CN=node-a"), options()).unwrap();
+    let mut node = DurableControlPlane::create(dir, voter("CN=node-a"), options()).unwrap();
     let entries = expected_entries();
     for (term, entry) in &entries {
         if node.current_term().0 < *term {

@@ -26,9 +26,11 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
+}
+
+fn create(dir: &Path) -> cpwal::Result<DurableControlPlane> {
+    DurableControlPlane::create(dir, voter("CN=a"), options())
 }
 
 fn open(dir: &Path) -> cpwal::Result<DurableControlPlane> {
@@ -60,7 +62,7 @@ fn mkfifo(path: &Path) {
 
 /// A node with entries in three segments, a snapshot, closed.
 fn populated_node(dir: &Path) {
-    let mut node = open(dir).unwrap();
+    let mut node = create(dir).unwrap();
     for n in 0..120 {
         let member = voter(&format!("CN=member-{n:03}-with-a-longer-name"));
         let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member));
@@ -228,7 +230,7 @@ fn open_creates_a_node_beside_lost_and_found() {
     // in a new directory, open, append, reopen.
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("lost+found")).unwrap();
-    let mut node = open(dir.path()).unwrap();
+    let mut node = create(dir.path()).unwrap();
     let member = voter("CN=b");
     let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member));
     node.try_append(&entry).unwrap();
@@ -247,7 +249,7 @@ fn open_refuses_to_create_a_node_among_foreign_files() {
     let dir = tempfile::tempdir().unwrap();
     let notes = dir.path().join("notes.txt");
     std::fs::write(&notes, b"hello").unwrap();
-    match open(dir.path()) {
+    match create(dir.path()) {
         Err(Error::DirectoryNotEmpty { path, foreign }) => {
             assert_eq!(path, dir.path());
             assert_eq!(sorted(foreign), vec![(notes, FileKind::RegularFile)]);
@@ -271,7 +273,7 @@ fn compact_refuses_a_directory_under_its_temporary_name() {
     // a regular file). Method: open, append, create
     // `snapshot-…0003.tmp` as a directory, compact at index 3.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open(dir.path()).unwrap();
+    let mut node = create(dir.path()).unwrap();
     for n in 0..3 {
         let member = voter(&format!("CN=member-{n}"));
         let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member));

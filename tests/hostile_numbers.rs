@@ -13,9 +13,9 @@ use std::path::Path;
 
 use cpwal::limits::{MAX_INDEX, MAX_TERM};
 use cpwal::{
-    AppendEntriesRequest, ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry,
-    ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane, Error, InstallSnapshotRequest,
-    InvalidInput, LogEntry, MembershipChange, Options, VoteRequest,
+    AppendEntriesRequest, ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex,
+    ControlPlaneNode, ControlPlaneTerm, DurableControlPlane, Error, InstallSnapshotRequest,
+    InvalidInput, LogEntry, MembershipChange, Options, ReplicaControlPlane, Role, VoteRequest,
 };
 use proptest::prelude::*;
 
@@ -24,9 +24,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 fn admit(n: u64) -> ControlPlaneEntry {
@@ -46,8 +44,8 @@ fn files(directory: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// A replica at term 2 holding indexes 0..3 (terms 1, 1, 2), 0..2 committed.
-fn replica_with_log(directory: &Path) -> DurableControlPlane {
-    let mut node = DurableControlPlane::open_replica(directory, voter("CN=f"), options()).unwrap();
+fn replica_with_log(directory: &Path) -> ReplicaControlPlane {
+    let mut node = ReplicaControlPlane::create(directory, voter("CN=f"), options()).unwrap();
     let entries = [(0, 1), (1, 1), (2, 2)]
         .into_iter()
         .map(|(index, term)| LogEntry {
@@ -69,7 +67,7 @@ fn replica_with_log(directory: &Path) -> DurableControlPlane {
 }
 
 /// What a caller can see of a node, to show a refusal changed nothing.
-fn visible_state(node: &DurableControlPlane) -> impl PartialEq + std::fmt::Debug {
+fn visible_state<R: Role>(node: &ControlPlaneNode<R>) -> impl PartialEq + std::fmt::Debug {
     (
         node.durable_vote(),
         node.leader(),
@@ -110,7 +108,7 @@ fn observe_term_beyond_the_term_space_is_refused() {
     // (release). Method: observe u64::MAX and MAX_TERM + 1 on a sole voter,
     // compare files and state, then start an election and reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = DurableControlPlane::open(dir.path(), voter("CN=a"), options()).unwrap();
+    let mut node = DurableControlPlane::create(dir.path(), voter("CN=a"), options()).unwrap();
     let before = files(dir.path());
     let state = visible_state(&node);
     for term in [u64::MAX, MAX_TERM + 1] {
@@ -131,7 +129,7 @@ fn start_election_at_the_last_term_is_refused_not_wrapped() {
     // reopens. Method: observe MAX_TERM (the highest term a peer may send),
     // start an election, compare the files, reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = DurableControlPlane::open(dir.path(), voter("CN=a"), options()).unwrap();
+    let mut node = DurableControlPlane::create(dir.path(), voter("CN=a"), options()).unwrap();
     assert!(node.observe_term(ControlPlaneTerm(MAX_TERM)).unwrap());
     let before = files(dir.path());
     let state = visible_state(&node);
@@ -235,7 +233,7 @@ fn install_snapshot_refuses_a_snapshot_from_a_later_term() {
     // replica; the replica must refuse, change nothing and reopen.
     let leader_dir = tempfile::tempdir().unwrap();
     let mut leader =
-        DurableControlPlane::open(leader_dir.path(), voter("CN=l"), options()).unwrap();
+        DurableControlPlane::create(leader_dir.path(), voter("CN=l"), options()).unwrap();
     for _ in 0..4 {
         leader.start_election().unwrap();
     }
@@ -245,7 +243,7 @@ fn install_snapshot_refuses_a_snapshot_from_a_later_term() {
     leader.compact(0).unwrap();
     let snapshot = leader.snapshot_for_peer().unwrap().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut node = DurableControlPlane::open_replica(dir.path(), voter("CN=f"), options()).unwrap();
+    let mut node = ReplicaControlPlane::create(dir.path(), voter("CN=f"), options()).unwrap();
     let before = files(dir.path());
     let request = InstallSnapshotRequest {
         term: ControlPlaneTerm(3),
@@ -259,7 +257,7 @@ fn install_snapshot_refuses_a_snapshot_from_a_later_term() {
         &before,
     );
     drop(node);
-    DurableControlPlane::open_replica(dir.path(), voter("CN=f"), options()).unwrap();
+    ReplicaControlPlane::open(dir.path(), voter("CN=f"), options()).unwrap();
 }
 
 #[test]
@@ -380,7 +378,7 @@ fn open_refuses_numbers_from_disk_that_would_overflow() {
     // recomputed, under its matching name; then open.
     use cpwal::format::*;
     let dir = tempfile::tempdir().unwrap();
-    let mut node = DurableControlPlane::open(dir.path(), voter("CN=a"), options()).unwrap();
+    let mut node = DurableControlPlane::create(dir.path(), voter("CN=a"), options()).unwrap();
     node.try_append(&admit(0)).unwrap();
     drop(node);
     let first = dir.path().join(segment_file_name(1));
@@ -395,7 +393,7 @@ fn open_refuses_numbers_from_disk_that_would_overflow() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let mut node = DurableControlPlane::open(dir.path(), voter("CN=a"), options()).unwrap();
+    let mut node = DurableControlPlane::create(dir.path(), voter("CN=a"), options()).unwrap();
     node.try_append(&admit(0)).unwrap();
     node.compact(0).unwrap();
     drop(node);
@@ -413,7 +411,7 @@ fn open_refuses_numbers_from_disk_that_would_overflow() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    drop(DurableControlPlane::open(dir.path(), voter("CN=a"), options()).unwrap());
+    drop(DurableControlPlane::create(dir.path(), voter("CN=a"), options()).unwrap());
     let hard_state = dir.path().join(HARD_STATE_FILE_NAME);
     let mut bytes = std::fs::read(&hard_state).unwrap();
     for slot in 0..2 {

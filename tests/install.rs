@@ -3,9 +3,9 @@
 //! of the log restart, each built as the directory a crash would leave.
 
 use cpwal::{
-    AppendEntriesRequest, AppendOutcome, ClusterVoterIdentity, ControlPlaneConsensus,
-    ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane,
-    InstallSnapshotRequest, LogEntry, Options, OwnershipTransition, PeerBatch,
+    AppendEntriesRequest, AppendOutcome, ClusterVoterIdentity, ControlPlaneEntry,
+    ControlPlaneIndex, ControlPlaneTerm, InstallSnapshotRequest, LogEntry, Options,
+    OwnershipTransition, PeerBatch, ReplicaControlPlane,
 };
 use std::path::Path;
 
@@ -13,11 +13,14 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
 }
 
-fn open_replica(dir: &Path, name: &str) -> DurableControlPlane {
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
-    DurableControlPlane::open_replica(dir, voter(name), options).unwrap()
+fn create_replica(dir: &Path, name: &str) -> ReplicaControlPlane {
+    let options = Options::default().with_segment_size_bytes(4096);
+    ReplicaControlPlane::create(dir, voter(name), options).unwrap()
+}
+
+fn open_replica(dir: &Path, name: &str) -> ReplicaControlPlane {
+    let options = Options::default().with_segment_size_bytes(4096);
+    ReplicaControlPlane::open(dir, voter(name), options).unwrap()
 }
 
 fn transfer(n: u64) -> ControlPlaneEntry {
@@ -45,8 +48,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A term-2 replica leader with `count` committed entries, compacted.
-fn compacted_leader(dir: &Path, count: u64) -> DurableControlPlane {
-    let mut leader = open_replica(dir, "CN=leader");
+fn compacted_leader(dir: &Path, count: u64) -> ReplicaControlPlane {
+    let mut leader = create_replica(dir, "CN=leader");
     leader.start_election().unwrap();
     leader.start_election().unwrap();
     leader.become_leader(ControlPlaneTerm(2)).unwrap();
@@ -57,7 +60,7 @@ fn compacted_leader(dir: &Path, count: u64) -> DurableControlPlane {
     leader
 }
 
-fn install_request(leader: &DurableControlPlane) -> InstallSnapshotRequest {
+fn install_request(leader: &ReplicaControlPlane) -> InstallSnapshotRequest {
     assert!(matches!(
         leader
             .entries_for_peer(ControlPlaneIndex(0), 1 << 20)
@@ -73,7 +76,7 @@ fn install_request(leader: &DurableControlPlane) -> InstallSnapshotRequest {
 
 /// Appends entries with `terms` from index `first` on, as the leader of
 /// `term` would (no commit); term 2's leader is the one that compacted.
-fn append(node: &mut DurableControlPlane, term: u64, first: u64, terms: &[u64], prev_term: u64) {
+fn append(node: &mut ReplicaControlPlane, term: u64, first: u64, terms: &[u64], prev_term: u64) {
     let request = AppendEntriesRequest {
         term: ControlPlaneTerm(term),
         leader: if term == 2 {
@@ -107,7 +110,7 @@ fn install_snapshot_on_empty_follower_then_reopen() {
     let leader_dir = tempfile::tempdir().unwrap();
     let leader = compacted_leader(leader_dir.path(), 100);
     let dir = tempfile::tempdir().unwrap();
-    let mut follower = open_replica(dir.path(), "CN=f");
+    let mut follower = create_replica(dir.path(), "CN=f");
     let reply = follower
         .install_snapshot(&install_request(&leader))
         .unwrap();
@@ -145,7 +148,7 @@ fn install_snapshot_replaces_a_conflicting_log_and_keeps_a_matching_suffix() {
     let leader = compacted_leader(leader_dir.path(), 100);
     let request = install_request(&leader);
     let dir_a = tempfile::tempdir().unwrap();
-    let mut a = open_replica(dir_a.path(), "CN=a");
+    let mut a = create_replica(dir_a.path(), "CN=a");
     append(&mut a, 1, 0, &[1; 150], 0);
     a.install_snapshot(&request).unwrap();
     assert_eq!(a.last_index(), None);
@@ -157,7 +160,7 @@ fn install_snapshot_replaces_a_conflicting_log_and_keeps_a_matching_suffix() {
     );
     assert_eq!(a.catalog(), leader.catalog());
     let dir_b = tempfile::tempdir().unwrap();
-    let mut b = open_replica(dir_b.path(), "CN=b");
+    let mut b = create_replica(dir_b.path(), "CN=b");
     append(&mut b, 2, 0, &[2; 103], 0);
     b.install_snapshot(&request).unwrap();
     drop(b);
@@ -176,7 +179,7 @@ fn install_snapshot_refuses_stale_terms_and_damaged_bytes() {
     let leader_dir = tempfile::tempdir().unwrap();
     let leader = compacted_leader(leader_dir.path(), 10);
     let dir = tempfile::tempdir().unwrap();
-    let mut follower = open_replica(dir.path(), "CN=f");
+    let mut follower = create_replica(dir.path(), "CN=f");
     follower.observe_term(ControlPlaneTerm(5)).unwrap();
     let mut request = install_request(&leader);
     let reply = follower.install_snapshot(&request).unwrap();
@@ -204,7 +207,7 @@ fn install_snapshot_crash_windows_finish_the_restart() {
     let leader = compacted_leader(leader_dir.path(), 100);
     let dir = tempfile::tempdir().unwrap();
     let before = tempfile::tempdir().unwrap();
-    let mut follower = open_replica(dir.path(), "CN=f");
+    let mut follower = create_replica(dir.path(), "CN=f");
     append(&mut follower, 1, 0, &[1; 60], 0);
     follower.observe_term(ControlPlaneTerm(2)).unwrap();
     drop(follower);

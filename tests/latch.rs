@@ -7,7 +7,7 @@
 
 mod support;
 
-use cpwal::{ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneTerm, Error, MembershipChange};
+use cpwal::{ControlPlaneEntry, ControlPlaneTerm, Error, MembershipChange};
 use support::sim_disk::{OperationKind, SimDisk};
 use support::workload::{options, voter, Node, NODE_SUBJECT};
 
@@ -51,7 +51,7 @@ fn compact(node: &mut Node) -> cpwal::Result<()> {
 
 /// A sole voter with a snapshot, a compacted head and entries after it.
 fn prepared_node(disk: &SimDisk) -> Node {
-    let mut node = Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options()).unwrap();
+    let mut node = Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options()).unwrap();
     append_batches(&mut node, 0, 100).unwrap();
     node.compact(10).unwrap();
     append_batches(&mut node, 100, 100).unwrap();
@@ -186,4 +186,33 @@ fn storage_failure_of_each_kind_latches_and_stops_every_later_change() {
             "{case}: a call reached the disk after the failure"
         );
     }
+}
+
+#[test]
+fn trait_append_after_a_failed_sync_names_no_leader_and_keeps_the_typed_error() {
+    // Goal: a storage failure during the trait's `append` (which stops the
+    // node: it steps down) is `NotLeader { leader: None }`, and the typed
+    // failure is reachable right after the call; the next append, refused
+    // by the latch, reports the latch's error, not the earlier one.
+    // Method: a leader whose next sync fails appends through the trait
+    // twice.
+    use cpwal::{ControlPlaneConsensus, ControlPlaneError};
+    let disk = SimDisk::new();
+    let mut node = Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options()).unwrap();
+    disk.fail_sync(disk.counters().syncs + 1);
+    let refused = ControlPlaneConsensus::append(&mut node, admit(1));
+    assert_eq!(refused, Err(ControlPlaneError::NotLeader { leader: None }));
+    assert!(!node.is_leader());
+    let first = node
+        .last_append_error()
+        .cloned()
+        .expect("the typed failure is kept");
+    assert!(matches!(first, Error::Io { .. }), "{first:?}");
+    let refused = ControlPlaneConsensus::append(&mut node, admit(2));
+    assert_eq!(refused, Err(ControlPlaneError::NotLeader { leader: None }));
+    assert!(
+        matches!(node.last_append_error(), Some(Error::Failed { cause }) if cause.to_string() == first.to_string()),
+        "{:?}",
+        node.last_append_error()
+    );
 }

@@ -116,9 +116,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 256 << 10,
-    }
+    Options::default().with_segment_size_bytes(256 << 10)
 }
 
 /// A distinct entry of about 250 bytes for index `n`.
@@ -178,8 +176,9 @@ fn append_until_failure(node: &mut DurableControlPlane, first: u64) -> (u64, Err
     loop {
         let batch: Vec<_> = (next..next + 16).map(entry).collect();
         match node.try_append_batch(&batch) {
-            Ok(range) => {
-                assert_eq!(range, next..next + 16);
+            Ok(appended) => {
+                assert_eq!(appended.first_index, ControlPlaneIndex(next));
+                assert_eq!(appended.outcomes.len(), 16);
                 next += 16;
             }
             Err(error) => return (next - first, error),
@@ -200,19 +199,25 @@ fn assert_holds(node: &DurableControlPlane, acknowledged: u64) {
 /// The whole scenario on the file system mounted at `root`.
 fn full_disk_scenario(root: &Path) {
     let node_dir = root.join("node");
+    let create = || DurableControlPlane::create(&node_dir, voter("CN=a"), options());
     let open = || DurableControlPlane::open(&node_dir, voter("CN=a"), options());
 
     // 1. Creating a node on a full disk.
     let mut fillers = Vec::new();
     fill(root, &mut fillers);
-    assert_no_space(open().map(drop), "creating a node on a full disk");
+    assert_no_space(create().map(drop), "creating a node on a full disk");
     if node_dir.exists() {
         assert_eq!(temporaries(&node_dir), Vec::<String>::new());
     }
     free(root, &mut fillers, None);
 
     // 2. Rollovers until the disk is full: room for about three segments.
-    let mut node = open().unwrap();
+    // The failed creation may have made the hard state durable before the
+    // first segment ran out of space: then the node exists, and is opened.
+    let mut node = match create() {
+        Err(Error::NodeExists { .. }) => open().unwrap(),
+        created => created.unwrap(),
+    };
     fill(root, &mut fillers);
     free(root, &mut fillers, Some(3));
     let (acknowledged, error) = append_until_failure(&mut node, 0);

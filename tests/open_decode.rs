@@ -15,7 +15,7 @@ use cpwal::format::{segment_file_name, RecordHeader, RECORD_HEADER_BYTES, SEGMEN
 use cpwal::inspect::Inspection;
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, Corruption, CorruptionKind,
-    DurableControlPlane, Error, MembershipChange, Options,
+    DurableControlPlane, Error, MembershipChange, Options, ReplicaControlPlane,
 };
 
 fn voter(subject: &str) -> ClusterVoterIdentity {
@@ -80,7 +80,7 @@ fn open_undecodable_committed_entry_is_corruption_at_its_record() {
     // index 2 is forged (valid checksum, unknown format version); reopen.
     let dir = tempfile::tempdir().unwrap();
     let mut node =
-        DurableControlPlane::open(dir.path(), voter("CN=n"), Options::default()).unwrap();
+        DurableControlPlane::create(dir.path(), voter("CN=n"), Options::default()).unwrap();
     for subject in ["CN=a", "CN=b", "CN=c", "CN=d"] {
         node.try_append(&admit(subject)).unwrap();
     }
@@ -103,23 +103,22 @@ fn read_undecodable_uncommitted_entry_is_corruption_at_its_record() {
     // term and try to commit an entry of it (which commits all before it).
     let dir = tempfile::tempdir().unwrap();
     let me = voter("CN=r");
-    let mut node =
-        DurableControlPlane::open_replica(dir.path(), me.clone(), Options::default()).unwrap();
+    let mut node = ReplicaControlPlane::create(dir.path(), me.clone(), Options::default()).unwrap();
     let term = node.start_election().unwrap();
     node.become_leader(term).unwrap();
     for subject in ["CN=a", "CN=b", "CN=c"] {
-        node.try_append(&admit(subject)).unwrap();
+        node.append_uncommitted(&admit(subject)).unwrap();
     }
     drop(node);
     let offset = forge_undecodable_record(dir.path(), 1);
-    let mut node = DurableControlPlane::open_replica(dir.path(), me, Options::default()).unwrap();
+    let mut node = ReplicaControlPlane::open(dir.path(), me, Options::default()).unwrap();
     assert_eq!(node.applied_end(), 0);
     let error = node.read(ControlPlaneIndex(1)).unwrap_err();
     expect_undecodable(error, dir.path(), offset, 1);
     assert!(node.read(ControlPlaneIndex(0)).is_ok());
     let term = node.start_election().unwrap();
     node.become_leader(term).unwrap();
-    let next = node.try_append(&admit("CN=e")).unwrap();
+    let next = node.append_uncommitted(&admit("CN=e")).unwrap();
     let commit = node.advance_commit(next);
     let error = commit.expect_err("committed past an undecodable entry");
     expect_undecodable(error, dir.path(), offset, 1);

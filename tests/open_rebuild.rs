@@ -20,9 +20,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 
 /// Segments of the smallest size, so a few hundred entries span dozens.
 fn small_segments() -> Options {
-    Options {
-        segment_size_bytes: MIN_SEGMENT_SIZE_BYTES,
-    }
+    Options::default().with_segment_size_bytes(MIN_SEGMENT_SIZE_BYTES)
 }
 
 /// Entry `n` of a mixed workload: ownership moving between three owners
@@ -77,7 +75,8 @@ fn open_rebuilds_catalog_over_many_mapped_segments() {
         )
     };
     let open = || DurableControlPlane::open(dir.path(), voter("CN=node"), small_segments());
-    let mut node = open().unwrap();
+    let mut node =
+        DurableControlPlane::create(dir.path(), voter("CN=node"), small_segments()).unwrap();
     append_mixed(&mut node, 0, 600);
     let mut node = open_after_close(node, &segment_files, &open);
     let report = node.compact(250).unwrap();
@@ -105,7 +104,9 @@ fn open_rebuilds_catalog_from_fresh_copies_on_the_simulated_disk() {
     };
     let open =
         || DurableControlPlane::open_with_storage(disk.clone(), voter("CN=node"), small_segments());
-    let mut node = open().unwrap();
+    let mut node =
+        DurableControlPlane::create_with_storage(disk.clone(), voter("CN=node"), small_segments())
+            .unwrap();
     append_mixed(&mut node, 0, 400);
     let mut node = open_after_close(node, &segment_files, &open);
     node.compact(150).unwrap();

@@ -63,9 +63,7 @@ fn membership(term: u64, index: u64) -> CpwalEntry {
 
 /// Both stores, each opened on its subdirectory of the node's disk.
 fn open(disk: &SimDisk) -> cpwal::Result<(LogStore, Machine)> {
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
+    let options = Options::default().with_segment_size_bytes(4096);
     let log_dir = cpwal::io::Storage::open_subdirectory(disk, LOG_DIRECTORY)?;
     let log = LogStore::open_with_storage(log_dir, identity("CN=node-0"), registry(), options)?;
     let machine_dir = cpwal::io::Storage::open_subdirectory(disk, SNAPSHOT_DIRECTORY)?;

@@ -30,9 +30,7 @@ fn suite_registry() -> NodeRegistry {
 fn small_segments() -> Options {
     // Small segments so the suite's purges and truncations cross segment
     // boundaries.
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 fn open_stores(dir: &TempDir) -> (CpwalLogStore, CpwalStateMachine) {

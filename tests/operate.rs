@@ -17,16 +17,14 @@ use cpwal::operate::{
     SalvageOptions, Verdict, VoteFate,
 };
 use cpwal::{
-    AppendEntriesRequest, AppendOutcome, ControlPlaneConsensus, ControlPlaneEntry,
-    ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, DurableControlPlane, DurableVoteState,
-    Error, LogEntry, MembershipChange, NodeRole, Options, OwnershipTransition, SharedControlPlane,
+    AppendEntriesRequest, AppendOutcome, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
+    CorruptionKind, DurableControlPlane, DurableVoteState, Error, LogEntry, MembershipChange,
+    NodeRole, Options, OwnershipTransition, Replica, ReplicaControlPlane, SharedControlPlane,
     Unsalvageable,
 };
 
 fn small_segments() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 #[path = "support/directories.rs"]
@@ -166,7 +164,7 @@ fn examine_stale_hard_state_copy_is_an_interrupted_update() {
     // after the first vote.
     let dir = tempfile::tempdir().unwrap();
     let mut node =
-        DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments()).unwrap();
+        DurableControlPlane::create(dir.path(), voter("CN=node-a"), small_segments()).unwrap();
     node.observe_term(ControlPlaneTerm(5)).unwrap();
     let hard_state = dir.path().join(cpwal::format::HARD_STATE_FILE_NAME);
     let older = fs::read(&hard_state).unwrap();
@@ -238,7 +236,7 @@ fn catalog_of_a_replica_stops_at_the_commit_point() {
     // the catalog. Method: a replica with 6 entries of which 4 committed.
     let dir = tempfile::tempdir().unwrap();
     let mut node =
-        DurableControlPlane::open_replica(dir.path(), voter("CN=f"), small_segments()).unwrap();
+        ReplicaControlPlane::create(dir.path(), voter("CN=f"), small_segments()).unwrap();
     let entries = (0..6)
         .map(|i| LogEntry {
             index: ControlPlaneIndex(i),
@@ -311,11 +309,9 @@ fn backup_of_a_live_node_holds_every_entry_acknowledged_before_it() {
     // backup's progress callback waits for one more acknowledgement during
     // the copy; the backup is restored and opened, and read entry by entry.
     let root = tempfile::tempdir().unwrap();
-    let options = Options {
-        segment_size_bytes: 64 << 10,
-    };
+    let options = Options::default().with_segment_size_bytes(64 << 10);
     let node =
-        DurableControlPlane::open(root.path().join("live"), voter("CN=live"), options.clone());
+        DurableControlPlane::create(root.path().join("live"), voter("CN=live"), options.clone());
     let shared = SharedControlPlane::new(node.unwrap());
     let acknowledged = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -405,7 +401,7 @@ fn leader_request(
 /// Truncates the replica's uncommitted tail (a leader of term 2 replacing
 /// indexes 95..) the first time the copy reports progress.
 struct TruncateDuringTheCopy {
-    shared: SharedControlPlane,
+    shared: SharedControlPlane<Replica>,
     truncated: AtomicBool,
 }
 
@@ -417,7 +413,6 @@ impl Progress for TruncateDuringTheCopy {
         let reply = self
             .shared
             .with_engine(|engine| engine.append_entries(&leader_request(2, 95, 3, 1, 94)))
-            .unwrap()
             .unwrap();
         assert!(matches!(reply.outcome, AppendOutcome::Accepted { .. }));
     }
@@ -435,8 +430,7 @@ fn backup_starts_over_when_a_truncation_races_the_copy() {
     // term 2 from index 95.
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("replica");
-    let mut node =
-        DurableControlPlane::open_replica(&dir, voter("CN=f"), small_segments()).unwrap();
+    let mut node = ReplicaControlPlane::create(&dir, voter("CN=f"), small_segments()).unwrap();
     node.append_entries(&leader_request(1, 0, 100, 0, 89))
         .unwrap();
     let shared = SharedControlPlane::new(node);
@@ -563,7 +557,7 @@ fn restore_refuses_another_node_or_role_unless_allowed() {
         ..as_replica
     };
     restore(&backup, &replica, &allowed, &()).unwrap();
-    let node = DurableControlPlane::open_replica(&replica, voter("CN=node-a"), Options::default());
+    let node = ReplicaControlPlane::open(&replica, voter("CN=node-a"), Options::default());
     assert_eq!(node.unwrap().last_index(), Some(ControlPlaneIndex(62)));
 }
 
@@ -709,7 +703,8 @@ fn salvage_raises_a_stale_hard_states_term_to_the_log() {
     // 3) salvages to term 3 with the old vote dropped, and says so.
     // Method: put back the hard state saved after the first append.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = DurableControlPlane::open(dir.path(), voter("CN=s"), small_segments()).unwrap();
+    let mut node =
+        DurableControlPlane::create(dir.path(), voter("CN=s"), small_segments()).unwrap();
     node.try_append(&numbered_entry(0)).unwrap();
     let hard_state = dir.path().join(cpwal::format::HARD_STATE_FILE_NAME);
     let old = fs::read(&hard_state).unwrap();

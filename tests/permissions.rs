@@ -16,9 +16,7 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn options() -> Options {
-    Options {
-        segment_size_bytes: 16 << 10,
-    }
+    Options::default().with_segment_size_bytes(16 << 10)
 }
 
 fn admit(n: u64) -> ControlPlaneEntry {
@@ -42,7 +40,7 @@ const CHILD_UMASK: &str = "CPWAL_PERMISSIONS_CHILD_UMASK";
 fn create_node_under_umask(directory: &Path, umask: libc::mode_t) -> ! {
     // SAFETY: umask only sets the process's file-creation mask.
     unsafe { libc::umask(umask) };
-    let mut node = DurableControlPlane::open(directory, voter("CN=a"), options()).unwrap();
+    let mut node = DurableControlPlane::create(directory, voter("CN=a"), options()).unwrap();
     let mut n = 0;
     while n < 400 || !directory.join("segment-spare.tmp").exists() {
         node.try_append(&admit(n)).unwrap();
@@ -133,7 +131,7 @@ fn open_reports_wider_permissions_without_refusing() {
     // Method: close a node, chmod, reopen, append.
     let root = tempfile::tempdir().unwrap();
     let directory = root.path().join("node");
-    let node = DurableControlPlane::open(&directory, voter("CN=a"), options()).unwrap();
+    let node = DurableControlPlane::create(&directory, voter("CN=a"), options()).unwrap();
     assert!(node.recovery_report().wide_permissions.is_empty());
     drop(node);
     let hard_state = directory.join("hardstate");

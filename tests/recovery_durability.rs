@@ -11,12 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cpwal::{
-    ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, Error,
-    OwnershipTransition, VoteRequest,
+    ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, Error, OwnershipTransition, VoteRequest,
 };
 use support::records::records_of;
 use support::sim_disk::{Operation, OperationKind, SimDisk, Stop, SECTOR_BYTES};
 use support::workload::{options, voter, Node, NODE_SUBJECT};
+
+fn create(disk: &SimDisk) -> Result<Node, Error> {
+    Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options())
+}
 
 fn open(disk: &SimDisk) -> Result<Node, Error> {
     Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options())
@@ -87,11 +90,11 @@ fn open_after_kill_before_first_segment_directory_sync_survives_power_cut() {
             kind(OperationKind::SyncDirectory),
         ),
     );
-    assert!(open(&disk).is_err(), "the kill stops the first open");
+    assert!(create(&disk).is_err(), "the kill stops the first open");
     disk.restart_process();
     let mut node = open(&disk).expect("the restarted node opens");
-    let index = node.try_append(&entry(0)).expect("append acknowledged");
-    assert_eq!(index, ControlPlaneIndex(0));
+    let appended = node.try_append(&entry(0)).expect("append acknowledged");
+    assert_eq!(appended.index, ControlPlaneIndex(0));
     drop(node);
     disk.crash_losing_everything_unsynced();
     let node = open(&disk).expect("reopen after the power cut");
@@ -113,7 +116,7 @@ fn open_after_kill_before_tail_sync_makes_the_tail_durable_before_rolling_over()
     // losing everything unsynced, reopen: the log is contiguous and holds
     // every acknowledged entry.
     let disk = SimDisk::new();
-    let mut node = open(&disk).unwrap();
+    let mut node = create(&disk).unwrap();
     let mut acknowledged = Vec::new();
     for n in 0..5 {
         node.try_append(&large_entry(n, 500)).unwrap();
@@ -168,7 +171,7 @@ fn open_after_kill_before_hard_state_copy_b_sync_never_falls_back_to_an_older_vo
     // reopen: the node still holds its vote for node-b in term 5, so
     // node-c cannot get one.
     let disk = SimDisk::new();
-    let node = open(&disk).unwrap();
+    let node = create(&disk).unwrap();
     drop(node);
     let mut node = open(&disk).unwrap();
     disk.stop_before_next(
@@ -203,7 +206,7 @@ fn reopen_after_failed_sync_makes_what_it_serves_durable() {
     // all 42); cut the power losing everything unsynced; reopen: the commit
     // point has not gone back.
     let disk = SimDisk::new();
-    let mut node = open(&disk).unwrap();
+    let mut node = create(&disk).unwrap();
     node.try_append(&entry(0)).unwrap();
     node.try_append(&entry(1)).unwrap();
     disk.fail_next_sync(|op| op.name.starts_with("segment-"));
@@ -230,7 +233,7 @@ fn batch_refused_for_lack_of_space_at_rollover_leaves_none_of_its_entries() {
     // so the next segment cannot be allocated, append a batch that
     // overflows the tail (NoSpace), restart and reopen with space back.
     let disk = SimDisk::new();
-    let mut node = open(&disk).unwrap();
+    let mut node = create(&disk).unwrap();
     for n in 0..4 {
         node.try_append(&large_entry(n, 500)).unwrap();
     }
@@ -255,7 +258,7 @@ fn batch_torn_by_a_power_cut_is_all_or_nothing() {
     // crash keeping only the batch's first sector (whole records of it),
     // reopen.
     let disk = SimDisk::new();
-    let mut node = open(&disk).unwrap();
+    let mut node = create(&disk).unwrap();
     node.try_append(&entry(0)).unwrap();
     let tail = segment_names(&disk).pop().unwrap();
     let image = disk.durable_image(&tail).unwrap();
@@ -296,7 +299,7 @@ fn batch_after_a_nearly_full_tail_torn_by_a_power_cut_is_all_or_nothing() {
     // next segment and crash keeping only that segment's first sector of
     // records; reopen.
     let disk = SimDisk::new();
-    let mut node = open(&disk).unwrap();
+    let mut node = create(&disk).unwrap();
     for n in 0..5 {
         node.try_append(&large_entry(n, 500)).unwrap();
     }
@@ -330,7 +333,7 @@ fn zeroed_sector_under_separately_acknowledged_appends_is_corruption() {
     // acknowledge small single appends (packed, four would share a sector),
     // zero the sector holding the second-to-last one, reopen.
     let disk = SimDisk::new();
-    let mut node = open(&disk).unwrap();
+    let mut node = create(&disk).unwrap();
     for n in 0..16 {
         node.try_append(&entry(n)).unwrap();
     }
@@ -367,7 +370,7 @@ fn zeroed_sector_in_the_last_sync_drops_only_it_and_reports_its_indexes() {
     // reopen. (A zeroed sector that erases a whole last sync leaves no trace
     // at all: nothing then says anything was there.)
     let disk = SimDisk::new();
-    let mut node = open(&disk).unwrap();
+    let mut node = create(&disk).unwrap();
     for n in 0..3 {
         node.try_append(&entry(n)).unwrap();
     }
@@ -401,7 +404,7 @@ fn flipped_length_bit_in_the_last_record_is_corruption_not_a_tear() {
     // rot test). Method: acknowledge appends, flip each high bit of the last
     // record's `payload_bytes` in turn, reopen each copy.
     let disk = SimDisk::new();
-    let mut node = open(&disk).unwrap();
+    let mut node = create(&disk).unwrap();
     for n in 0..3 {
         node.try_append(&entry(n)).unwrap();
     }

@@ -3,9 +3,9 @@
 //! paper's figure-7 and figure-8 scenarios, and reopen-after-each-step checks.
 
 use cpwal::{
-    AppendEntriesRequest, AppendOutcome, ApplyOutcome, ClusterVoterIdentity, ControlPlaneConsensus,
-    ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane, Error, LogEntry,
-    MembershipChange, Options, OwnershipTransition, PeerBatch, ReplicationError,
+    AppendEntriesRequest, AppendOutcome, ApplyOutcome, ClusterVoterIdentity, ControlPlaneEntry,
+    ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane, Error, LogEntry, MembershipChange,
+    Options, OwnershipTransition, PeerBatch, ReplicaControlPlane, ReplicationError,
 };
 use std::path::Path;
 
@@ -14,13 +14,15 @@ fn voter(subject: &str) -> ClusterVoterIdentity {
 }
 
 fn small_segments() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
-fn open_replica(dir: &Path, name: &str) -> DurableControlPlane {
-    DurableControlPlane::open_replica(dir, voter(name), small_segments()).unwrap()
+fn create_replica(dir: &Path, name: &str) -> ReplicaControlPlane {
+    ReplicaControlPlane::create(dir, voter(name), small_segments()).unwrap()
+}
+
+fn open_replica(dir: &Path, name: &str) -> ReplicaControlPlane {
+    ReplicaControlPlane::open(dir, voter(name), small_segments()).unwrap()
 }
 
 /// A distinct entry per (index, term), so a wrong entry cannot pass for a
@@ -72,7 +74,7 @@ fn request(
 /// Builds a follower log with exactly `terms` (one request per run of equal
 /// terms, each from the leader of that term), committing the first
 /// `committed` entries.
-fn build_log(node: &mut DurableControlPlane, terms: &[u64], committed: u64) {
+fn build_log(node: &mut ReplicaControlPlane, terms: &[u64], committed: u64) {
     let mut at = 0usize;
     while at < terms.len() {
         let term = terms[at];
@@ -95,7 +97,7 @@ fn build_log(node: &mut DurableControlPlane, terms: &[u64], committed: u64) {
 }
 
 /// The terms of every entry in the node's log.
-fn terms_of(node: &DurableControlPlane) -> Vec<u64> {
+fn terms_of(node: &ReplicaControlPlane) -> Vec<u64> {
     let end = node.last_index().map_or(0, |i| i.0 + 1);
     (node.first_index().0..end)
         .map(|i| {
@@ -108,7 +110,7 @@ fn terms_of(node: &DurableControlPlane) -> Vec<u64> {
 
 /// Runs Raft's leader loop against one follower until its log matches the
 /// leader's, using the follower's conflict hints; returns the rounds used.
-fn replicate(leader: &DurableControlPlane, follower: &mut DurableControlPlane) -> usize {
+fn replicate(leader: &ReplicaControlPlane, follower: &mut ReplicaControlPlane) -> usize {
     let mut next = leader.last_index().map_or(0, |i| i.0 + 1);
     for round in 1..=64 {
         let PeerBatch::Entries {
@@ -145,7 +147,7 @@ fn replicate(leader: &DurableControlPlane, follower: &mut DurableControlPlane) -
     panic!("replication did not converge");
 }
 
-fn last_index_of_term(node: &DurableControlPlane, term: u64) -> Option<u64> {
+fn last_index_of_term(node: &ReplicaControlPlane, term: u64) -> Option<u64> {
     let end = node.last_index().map_or(0, |i| i.0 + 1);
     (0..end)
         .rev()
@@ -153,7 +155,7 @@ fn last_index_of_term(node: &DurableControlPlane, term: u64) -> Option<u64> {
 }
 
 /// A replica that won `term` (its own vote, and a quorum the test counted).
-fn elect(node: &mut DurableControlPlane, term: u64) {
+fn elect(node: &mut ReplicaControlPlane, term: u64) {
     while node.current_term().0 + 1 < term {
         node.observe_term(ControlPlaneTerm(node.current_term().0 + 1))
             .unwrap();
@@ -183,7 +185,7 @@ fn append_entries_repairs_figure_7_followers() {
         &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],
     ];
     let leader_dir = tempfile::tempdir().unwrap();
-    let mut leader = open_replica(leader_dir.path(), "CN=leader-8");
+    let mut leader = create_replica(leader_dir.path(), "CN=leader-8");
     build_log(&mut leader, &FIGURE_7_LEADER, 3);
     elect(&mut leader, 8);
     leader
@@ -193,7 +195,7 @@ fn append_entries_repairs_figure_7_followers() {
     expected.push(8);
     for (case, terms) in followers.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
-        let mut follower = open_replica(dir.path(), "CN=follower");
+        let mut follower = create_replica(dir.path(), "CN=follower");
         build_log(&mut follower, terms, 3);
         let rounds = replicate(&leader, &mut follower);
         assert!(rounds <= 4, "case {case}: {rounds} rounds");
@@ -217,7 +219,7 @@ fn advance_commit_follows_figure_8() {
     let mut nodes: Vec<_> = dirs
         .iter()
         .enumerate()
-        .map(|(k, d)| open_replica(d.path(), &format!("CN=s{}", k + 1)))
+        .map(|(k, d)| create_replica(d.path(), &format!("CN=s{}", k + 1)))
         .collect();
     // (a) S1 leads term 2 and has index 1 (term 2) only on S1 and S2.
     for node in nodes.iter_mut() {
@@ -253,12 +255,12 @@ fn advance_commit_follows_figure_8() {
     // (e) alternatively S1, in term 4, replicates its term-4 entry to a
     // majority and commits it, which commits index 1 (term 2) with it.
     let dirs_e: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut s1 = open_replica(dirs_e[0].path(), "CN=s1");
+    let mut s1 = create_replica(dirs_e[0].path(), "CN=s1");
     build_log(&mut s1, &[1, 2], 1);
     elect(&mut s1, 4);
     s1.append_uncommitted(&entry_for(2, 4)).unwrap();
     for dir in &dirs_e[1..] {
-        let mut follower = open_replica(dir.path(), "CN=peer");
+        let mut follower = create_replica(dir.path(), "CN=peer");
         build_log(&mut follower, &[1, 2], 1);
         replicate(&s1, &mut follower);
     }
@@ -276,7 +278,7 @@ fn append_entries_refuses_stale_term_without_change() {
     // Goal: a request from an older term is refused and changes nothing.
     // Method: adopt term 5, send a term-3 request, compare state and reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     build_log(&mut node, &[1, 5], 0);
     let reply = node
         .append_entries(&request(3, Some(1), 5, &[3], None))
@@ -294,7 +296,7 @@ fn append_entries_adopts_higher_term_durably() {
     // recorded as leader, even when the log check fails. Method: vote in
     // term 2, receive a mismatching heartbeat of term 7, reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     node.start_election().unwrap();
     node.start_election().unwrap();
     let reply = node
@@ -316,7 +318,7 @@ fn append_entries_hints_conflict_term_and_log_end() {
     // 1 1 2 2 2; prev beyond the end gives the log end; prev at a term-2
     // entry with another term gives term 2 and its first index.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     build_log(&mut node, &[1, 1, 2, 2, 2], 0);
     let too_far = node
         .append_entries(&request(3, Some(9), 3, &[], None))
@@ -351,7 +353,7 @@ fn append_entries_replay_is_idempotent() {
     // later entries. Method: append 0..5, replay 0..3, check the log and that
     // no truncation epoch was spent (the records' bytes stay where they were).
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     node.append_entries(&request(1, None, 0, &[1, 1, 1, 1, 1], None))
         .unwrap();
     let before = std::fs::read(dir.path().join("segment-00000000000000000001")).unwrap();
@@ -376,7 +378,7 @@ fn append_entries_refuses_to_truncate_committed_entries() {
     // log is untouched (a correct leader never sends one). Method: commit
     // 0..3 in term 1, then a term-2 leader claims index 1 has term 2.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     build_log(&mut node, &[1, 1, 1], 3);
     let error = node
         .append_entries(&request(2, Some(0), 1, &[2], None))
@@ -400,7 +402,7 @@ fn append_entries_refuses_second_leader_in_a_term() {
     // Goal: two leaders in one term are a safety violation, refused typed.
     // Method: follow leader A in term 3, then receive from B in term 3.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     node.append_entries(&request(3, None, 0, &[3], None))
         .unwrap();
     let mut other = request(3, Some(0), 3, &[], None);
@@ -419,7 +421,7 @@ fn append_entries_commit_is_min_of_leader_commit_and_last_new_entry() {
     // prev 4 (after appending 3..5) and commit 4; then commit 1 (no regress);
     // reopen after each step.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     node.append_entries(&request(1, None, 0, &[1, 1, 1], Some(9)))
         .unwrap();
     assert_eq!(node.commit_index(), Some(ControlPlaneIndex(2)));
@@ -447,7 +449,7 @@ fn append_entries_refuses_malformed_requests() {
     // leader's, are refused before anything changes. Method: two bad
     // requests on an empty replica, then check term and log.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     let mut gap = request(2, None, 0, &[1, 1], None);
     gap.entries[1].index = ControlPlaneIndex(5);
     assert!(matches!(
@@ -469,7 +471,7 @@ fn truncation_then_reopen_keeps_only_the_new_suffix() {
     // entries of term 1 (many 4 KiB segments), a term-2 leader overwrites
     // from index 50, reopen, check every entry.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     node.append_entries(&request(1, None, 0, &[1; 200], Some(9)))
         .unwrap();
     node.append_entries(&request(2, Some(49), 1, &[2, 2], None))
@@ -490,7 +492,7 @@ fn leader_appends_are_uncommitted_until_advance_commit() {
     // is durable; the catalog applies exactly the committed entries. Method:
     // elect, append 3 admits, check commit/catalog, advance, reopen.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=l");
+    let mut node = create_replica(dir.path(), "CN=l");
     assert_eq!(node.current_term(), ControlPlaneTerm(0));
     assert!(!node.is_leader());
     elect(&mut node, 1);
@@ -525,11 +527,12 @@ fn leader_appends_are_uncommitted_until_advance_commit() {
 
 #[test]
 fn become_leader_requires_candidacy_in_that_term() {
-    // Goal: only a candidate of the current term may become leader, and a
-    // sole voter has no such step. Method: try before and after an election
-    // and for a wrong term; try on a sole voter.
+    // Goal: only a candidate of the current term may become leader (a sole
+    // voter has no such step: that does not compile, see the compile_fail
+    // doc test on `ControlPlaneNode`). Method: try before and after an
+    // election and for a wrong term.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=l");
+    let mut node = create_replica(dir.path(), "CN=l");
     assert!(matches!(
         node.become_leader(ControlPlaneTerm(0)),
         Err(Error::Replication(ReplicationError::NotCandidate { .. }))
@@ -537,13 +540,8 @@ fn become_leader_requires_candidacy_in_that_term() {
     node.start_election().unwrap();
     assert!(node.become_leader(ControlPlaneTerm(2)).is_err());
     node.become_leader(ControlPlaneTerm(1)).unwrap();
-    let sole_dir = tempfile::tempdir().unwrap();
-    let mut sole =
-        DurableControlPlane::open(sole_dir.path(), voter("CN=s"), small_segments()).unwrap();
-    assert!(matches!(
-        sole.become_leader(ControlPlaneTerm(1)),
-        Err(Error::Replication(ReplicationError::WrongMode))
-    ));
+    // A sole voter has no `become_leader` at all: a compile_fail doc test
+    // on `ControlPlaneNode` shows it.
 }
 
 #[test]
@@ -552,7 +550,8 @@ fn catalog_applies_committed_entries_and_fences_stale_epochs() {
     // rules and rebuilds the same catalog at reopen. Method: a sole voter
     // appends transitions with epochs 2, 1, 3 and an admit; reopen; compare.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = DurableControlPlane::open(dir.path(), voter("CN=s"), small_segments()).unwrap();
+    let mut node =
+        DurableControlPlane::create(dir.path(), voter("CN=s"), small_segments()).unwrap();
     let transfer = |owner: &str, epoch| {
         ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
             range: "r".into(),
@@ -591,7 +590,7 @@ fn entries_respect_the_byte_budget() {
     // Method: 10 entries; budget 0 gives 1; a large budget gives all; the
     // range is capped at the log end.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     node.append_entries(&request(1, None, 0, &[1; 10], None))
         .unwrap();
     let one = node
@@ -617,7 +616,7 @@ fn append_entries_never_commits_past_what_the_leader_vouched_for() {
     // five uncommitted term-1 entries; a term-2 leader's heartbeat matches
     // through index 1 and claims commit 9; then its entry at 2 conflicts.
     let dir = tempfile::tempdir().unwrap();
-    let mut node = open_replica(dir.path(), "CN=f");
+    let mut node = create_replica(dir.path(), "CN=f");
     build_log(&mut node, &[1, 1, 1, 1, 1], 0);
     node.append_entries(&request(2, Some(1), 1, &[], Some(9)))
         .unwrap();

@@ -8,9 +8,7 @@
 mod support;
 
 use cpwal::format::SEGMENT_HEADER_BYTES;
-use cpwal::{
-    ControlPlaneConsensus, ControlPlaneTerm, CorruptionKind, Error, SegmentChainDetail, VoteRequest,
-};
+use cpwal::{ControlPlaneTerm, CorruptionKind, Error, SegmentChainDetail, VoteRequest};
 use support::records::records_of;
 use support::sim_disk::{Rng, SimDisk, SECTOR_BYTES};
 use support::workload::{voter, Harness, Node, Op, Step, NODE_SUBJECT};
@@ -395,20 +393,20 @@ fn open_repairs_a_hard_state_served_from_one_copy() {
 }
 
 #[test]
-fn open_after_crash_during_bootstrap_ignores_leftover_temporary() {
+fn create_after_crash_during_creation_ignores_leftover_temporary() {
     // Goal: a crash while a new directory's hard state was being created
     // (its temporary file's create made durable, the rename not) does not
-    // brick the directory. Method: a directory holding only an empty
-    // `hardstate.tmp`, as such a crash leaves it; open must bootstrap.
-    // (Found by crash_sim: `create` refused the existing temporary name.)
+    // brick the directory: it holds no node (open says so) and creating
+    // one succeeds. Method: a directory holding only an empty
+    // `hardstate.tmp`, as such a crash leaves it; open, then create.
+    // (Found by crash_sim: creation refused the existing temporary name.)
     let disk = SimDisk::new();
     disk.put_durable_file("hardstate.tmp", &[]);
-    let node = Node::open_with_storage(
-        disk.clone(),
-        voter(NODE_SUBJECT),
-        support::workload::options(),
-    )
-    .expect("a leftover temporary is not an obstacle");
+    let options = support::workload::options;
+    let opened = Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options());
+    assert!(matches!(opened, Err(Error::NoNode { .. })), "{opened:?}");
+    let node = Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options())
+        .expect("a leftover temporary is not an obstacle");
     assert!(node.is_leader());
     assert_eq!(node.current_term(), ControlPlaneTerm(1));
 }

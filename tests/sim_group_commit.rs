@@ -13,7 +13,10 @@ mod support;
 use std::collections::HashMap;
 use std::ops::Range;
 
-use cpwal::{ControlPlaneEntry, ControlPlaneIndex, OwnershipTransition, SharedControlPlane};
+use cpwal::{
+    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, Options, OwnershipTransition,
+    SharedControlPlane, SoleVoter,
+};
 use support::sim_disk::{Rng, SimDisk};
 use support::workload::{options, voter, Node, NODE_SUBJECT};
 
@@ -48,7 +51,7 @@ struct ThreadRecord {
 }
 
 /// Appends single entries and small batches until a call fails.
-fn writer(shared: SharedControlPlane<SimDisk>, thread: u64, seed: u64) -> ThreadRecord {
+fn writer(shared: SharedControlPlane<SoleVoter, SimDisk>, thread: u64, seed: u64) -> ThreadRecord {
     let mut rng = Rng::new(seed ^ thread);
     let mut record = ThreadRecord::default();
     let mut sequence = 0;
@@ -97,10 +100,11 @@ fn run_writers(
     disk: &SimDisk,
     first_thread: u64,
     seed: u64,
+    opening: Opening,
     arm: impl FnOnce(&SimDisk),
 ) -> Result<Vec<ThreadRecord>, String> {
-    let node = Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options())
-        .map_err(|e| format!("open: {e}"))?;
+    let node =
+        opening(disk.clone(), voter(NODE_SUBJECT), options()).map_err(|e| format!("open: {e}"))?;
     arm(disk);
     let shared = SharedControlPlane::new(node);
     let workers: Vec<_> = (first_thread..first_thread + THREADS)
@@ -114,6 +118,9 @@ fn run_writers(
         .map(|w| w.join().expect("writer thread panicked"))
         .collect())
 }
+
+/// How [`run_writers`] gets its node: created on a fresh disk, opened after.
+type Opening = fn(SimDisk, ClusterVoterIdentity, Options) -> cpwal::Result<Node>;
 
 /// Reopens after an interruption, checks the log against what every
 /// thread so far did, and returns the entries the reopened node serves.
@@ -145,7 +152,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
         _ => Interruption::FailedSync,
     };
     let (operation, sync) = (1 + rng.below(200), 1 + rng.below(60));
-    let mut records = run_writers(&disk, 0, seed, |disk| {
+    let mut records = run_writers(&disk, 0, seed, Node::create_with_storage, |disk| {
         let counters = disk.counters();
         match interruption {
             Interruption::PowerCut => {
@@ -167,9 +174,13 @@ fn run_seed(seed: u64) -> Result<(), String> {
     let served = reopen_and_check(&disk, &records, &[])
         .map_err(|e| format!("after the {interruption:?}: {e}"))?;
     let operation = 1 + rng.below(200);
-    records.extend(run_writers(&disk, THREADS, seed ^ 0xF00D, |disk| {
-        disk.cut_power_before_operation(disk.counters().operations + operation)
-    })?);
+    records.extend(run_writers(
+        &disk,
+        THREADS,
+        seed ^ 0xF00D,
+        Node::open_with_storage,
+        |disk| disk.cut_power_before_operation(disk.counters().operations + operation),
+    )?);
     disk.crash(rng.next_u64());
     reopen_and_check(&disk, &records, &served)
         .map_err(|e| format!("after the {interruption:?}, a restart and a power cut: {e}"))

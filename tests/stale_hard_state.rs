@@ -8,7 +8,7 @@ use cpwal::format::HARD_STATE_FILE_NAME;
 use cpwal::inspect::Inspection;
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneEntry, Corruption, CorruptionKind, DurableControlPlane,
-    MembershipChange, Options,
+    MembershipChange, Options, ReplicaControlPlane,
 };
 
 fn voter(subject: &str) -> ClusterVoterIdentity {
@@ -38,7 +38,7 @@ fn open_log_term_ahead_of_restored_hard_state_is_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let me = voter("CN=stale");
     let admit = |s| ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(s)));
-    let mut node = DurableControlPlane::open(dir.path(), me.clone(), Options::default()).unwrap();
+    let mut node = DurableControlPlane::create(dir.path(), me.clone(), Options::default()).unwrap();
     node.try_append(&admit("CN=a")).unwrap();
     let hard_state_path = dir.path().join(HARD_STATE_FILE_NAME);
     let backup = std::fs::read(&hard_state_path).unwrap();
@@ -88,8 +88,8 @@ fn open_record_epoch_ahead_of_restored_hard_state_is_corruption() {
         entries,
         leader_commit: None,
     };
-    let open = || DurableControlPlane::open_replica(dir.path(), me.clone(), Options::default());
-    let mut node = open().unwrap();
+    let open = || ReplicaControlPlane::open(dir.path(), me.clone(), Options::default());
+    let mut node = ReplicaControlPlane::create(dir.path(), me.clone(), Options::default()).unwrap();
     let first = (0..3).map(|i| entry(i, 1, "CN=a")).collect();
     node.append_entries(&request(1, "CN=l1", None, first))
         .unwrap();

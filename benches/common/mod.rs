@@ -140,7 +140,7 @@ pub fn record_bytes(payload_bytes: usize) -> usize {
 /// creates its nodes here and [`reopen_engine`] reopens them, so a change of
 /// the opening API is a change of these two lines.
 pub fn create_engine(dir: &Path) -> DurableControlPlane {
-    DurableControlPlane::open(dir, voter("CN=bench"), Options::default()).unwrap()
+    DurableControlPlane::create(dir, voter("CN=bench"), Options::default()).unwrap()
 }
 
 /// The node [`create_engine`] created in `dir`, opened again (recovery).

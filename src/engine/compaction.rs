@@ -12,9 +12,10 @@ use crate::snapshot::{
     encode_snapshot, list_snapshots, read_latest, remove_snapshots_below, write_snapshot, Snapshot,
 };
 
-use super::DurableControlPlane;
+use super::ControlPlaneNode;
+use crate::node_role::Role;
 
-/// What [`DurableControlPlane::compact`] did.
+/// What [`ControlPlaneNode::compact`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionReport {
     /// The snapshot now on disk covers every index below this.
@@ -28,8 +29,8 @@ pub struct CompactionReport {
     pub removed_snapshots: Vec<String>,
 }
 
-impl<S: Storage> DurableControlPlane<S> {
-    /// Snapshots the catalog at [`DurableControlPlane::applied_end`] and
+impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
+    /// Snapshots the catalog at [`ControlPlaneNode::applied_end`] and
     /// compacts the log up to `keep_entries` entries before it (kept so that
     /// slightly lagging peers can still be served from the log). Steps, each
     /// durable before the next: the snapshot file; the new log start in the
@@ -93,7 +94,7 @@ impl<S: Storage> DurableControlPlane<S> {
 /// `index_end`, after [`check_latest_snapshot`]; older snapshots are
 /// removed. A snapshot beyond the end of the log is an install from a leader
 /// that a crash interrupted before the log restarted at it (see
-/// [`DurableControlPlane::install_snapshot`]): the restart is finished here.
+/// [`ControlPlaneNode::install_snapshot`]): the restart is finished here.
 /// (The entries below a snapshot are never needed again, so this cannot hide
 /// the loss of anything the node still needs.)
 pub(super) fn load_snapshot<S: Storage>(

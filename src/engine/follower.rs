@@ -1,6 +1,6 @@
 //! The follower side of replication: Raft's AppendEntries, durably.
 //!
-//! Order of effects in [`DurableControlPlane::append_entries`], each durable
+//! Order of effects in [`ReplicaControlPlane::append_entries`], each durable
 //! before the next starts:
 //! 1. a higher term is adopted (hard state: term, no vote);
 //! 2. a conflicting suffix is truncated (G4: hard state marks it removed,
@@ -21,7 +21,7 @@ use crate::io::Storage;
 use crate::limits::{check_term, end_after, end_plus};
 use crate::log::CommitStamp;
 
-use super::{DurableControlPlane, LogEntry};
+use super::{LogEntry, ReplicaControlPlane};
 
 /// A leader's AppendEntries request (also its heartbeat, with no entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub struct ConflictHint {
     pub first_index: ControlPlaneIndex,
 }
 
-impl<S: Storage> DurableControlPlane<S> {
+impl<S: Storage> ReplicaControlPlane<S> {
     /// Handles a leader's AppendEntries with Raft's rules (see the module
     /// documentation for the order of durable effects).
     ///
@@ -338,11 +338,22 @@ mod tests {
         }
     }
 
-    fn open(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
-        let storage = OsStorage::open(dir, crate::io::LockMode::Exclusive).unwrap();
-        let identity = ClusterVoterIdentity::from_certificate_subject("CN=f").unwrap();
-        DurableControlPlane::open_replica_with_storage(storage, identity, crate::Options::default())
-            .unwrap()
+    fn storage(dir: &std::path::Path) -> OsStorage {
+        OsStorage::open(dir, crate::io::LockMode::Exclusive).unwrap()
+    }
+
+    fn identity() -> ClusterVoterIdentity {
+        ClusterVoterIdentity::from_certificate_subject("CN=f").unwrap()
+    }
+
+    fn create(dir: &std::path::Path) -> ReplicaControlPlane<OsStorage> {
+        let options = crate::Options::default();
+        ReplicaControlPlane::create_with_storage(storage(dir), identity(), options).unwrap()
+    }
+
+    fn reopen(dir: &std::path::Path) -> ReplicaControlPlane<OsStorage> {
+        let options = crate::Options::default();
+        ReplicaControlPlane::open_with_storage(storage(dir), identity(), options).unwrap()
     }
 
     #[test]
@@ -354,7 +365,7 @@ mod tests {
         // conflicting request (the on-disk state a crash right after it
         // leaves), drop the handle and reopen.
         let dir = tempfile::tempdir().unwrap();
-        let mut node = open(dir.path());
+        let mut node = create(dir.path());
         let first: Vec<_> = (0..4).map(|i| entry(i, 1)).collect();
         node.append_entries(&request(1, None, 0, first, Some(1)))
             .unwrap();
@@ -366,7 +377,7 @@ mod tests {
         node.follow(ControlPlaneTerm(2), &leader).unwrap();
         assert_eq!(node.skip_matching(&[entry(4, 2)]).unwrap(), 0);
         drop(node);
-        let node = open(dir.path());
+        let node = reopen(dir.path());
         assert_eq!(node.last_index(), Some(ControlPlaneIndex(3)));
         assert_eq!(node.commit_end, 4, "the acknowledged commit regressed");
     }

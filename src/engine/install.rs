@@ -11,7 +11,8 @@ use crate::snapshot::{
     decode_snapshot, list_snapshots, remove_snapshots_below, snapshot_file_bytes, write_snapshot,
 };
 
-use super::{AppendEntriesResponse, AppendOutcome, DurableControlPlane};
+use super::{AppendEntriesResponse, AppendOutcome, ControlPlaneNode, ReplicaControlPlane};
+use crate::node_role::Role;
 
 /// A leader's snapshot, sent whole (control-plane catalogs are small; the
 /// file is bounded by `MAX_SNAPSHOT_BODY_BYTES`).
@@ -22,14 +23,15 @@ pub struct InstallSnapshotRequest {
     /// The leader.
     pub leader: ClusterVoterIdentity,
     /// The bytes of the leader's snapshot file, from
-    /// [`DurableControlPlane::snapshot_for_peer`].
+    /// [`ControlPlaneNode::snapshot_for_peer`].
     pub snapshot: Vec<u8>,
 }
 
-impl<S: Storage> DurableControlPlane<S> {
+impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// The bytes of this node's newest snapshot file, to send to a peer
-    /// that was told [`PeerBatch::SendSnapshot`](super::PeerBatch); `None`
-    /// when there is no snapshot.
+    /// that was told [`PeerBatch::SendSnapshot`](super::PeerBatch) (or to
+    /// seed a new replica from a sole voter); `None` when there is no
+    /// snapshot.
     pub fn snapshot_for_peer(&self) -> Result<Option<Vec<u8>>> {
         let storage = &**self.log.storage();
         match list_snapshots(storage)?.last() {
@@ -37,7 +39,9 @@ impl<S: Storage> DurableControlPlane<S> {
             None => Ok(None),
         }
     }
+}
 
+impl<S: Storage> ReplicaControlPlane<S> {
     /// Installs a leader's snapshot. A stale term is refused; a higher one
     /// adopted. A snapshot that does not go beyond this node's commit point
     /// changes nothing. Otherwise, each step durable before the next: the
@@ -135,12 +139,20 @@ mod tests {
         ClusterVoterIdentity::from_certificate_subject(name).unwrap()
     }
 
-    fn open(dir: &std::path::Path) -> DurableControlPlane<OsStorage> {
-        let storage = OsStorage::open(dir, LockMode::Exclusive).unwrap();
-        let options = crate::Options {
-            segment_size_bytes: 4096,
-        };
-        DurableControlPlane::open_replica_with_storage(storage, id("CN=f"), options).unwrap()
+    fn storage(dir: &std::path::Path) -> OsStorage {
+        OsStorage::open(dir, LockMode::Exclusive).unwrap()
+    }
+
+    fn options() -> crate::Options {
+        crate::Options::default().with_segment_size_bytes(4096)
+    }
+
+    fn create(dir: &std::path::Path) -> ReplicaControlPlane<OsStorage> {
+        ReplicaControlPlane::create_with_storage(storage(dir), id("CN=f"), options()).unwrap()
+    }
+
+    fn reopen(dir: &std::path::Path) -> ReplicaControlPlane<OsStorage> {
+        ReplicaControlPlane::open_with_storage(storage(dir), id("CN=f"), options()).unwrap()
     }
 
     fn admit(n: u64) -> ControlPlaneEntry {
@@ -157,7 +169,7 @@ mod tests {
         // `truncate_uncommitted` uses) on the real files, drop the handle (the
         // crash), reopen.
         let dir = tempfile::tempdir().unwrap();
-        let mut node = open(dir.path());
+        let mut node = create(dir.path());
         let entries = (0..30)
             .map(|i| LogEntry {
                 index: ControlPlaneIndex(i),
@@ -197,7 +209,7 @@ mod tests {
             )
             .unwrap();
         drop(node);
-        let node = open(dir.path());
+        let node = reopen(dir.path());
         assert_eq!(node.catalog(), &catalog);
         assert_eq!(node.first_index(), ControlPlaneIndex(20));
         assert_eq!(node.last_index(), None);

@@ -1,27 +1,24 @@
-//! The leader side of a multi-node cluster (a node opened with
-//! [`DurableControlPlane::open_replica`]): winning an election the caller
-//! counted, appending entries that are durable but not yet committed, and
+//! The leader side of a multi-node cluster (a [`ReplicaControlPlane`]):
+//! winning an election the caller counted, appending entries that are durable but not yet committed, and
 //! committing them once the caller learned a quorum holds them.
 
 use crate::consensus::{ControlPlaneEntry, ControlPlaneIndex};
 use crate::error::{Error, InvalidInput, ReplicationError, Result};
 use crate::io::Storage;
 
-use super::DurableControlPlane;
+use super::ReplicaControlPlane;
 
-impl<S: Storage> DurableControlPlane<S> {
+impl<S: Storage> ReplicaControlPlane<S> {
     /// Makes this replica the leader of `term` after the caller counted a
     /// quorum of granted votes for it. The node must be a candidate in
     /// `term`: its current term, with its own vote (from
-    /// [`DurableControlPlane::start_election`]). Nothing is written: the vote
-    /// is already durable, and leadership is not (a restarted node follows).
+    /// [`start_election`](super::ControlPlaneNode::start_election)). Nothing
+    /// is written: the vote is already durable, and leadership is not (a
+    /// restarted node follows).
     /// Raft's leader then appends an entry of its term (for instance a
     /// `LeaderConfiguration`) so that it can commit.
     pub fn become_leader(&mut self, term: crate::ControlPlaneTerm) -> Result<()> {
         self.check_not_failed()?;
-        if self.sole_voter {
-            return Err(Error::Replication(ReplicationError::WrongMode));
-        }
         if term.0 != self.hard_state.term || !self.holds_own_vote() {
             return Err(Error::Replication(ReplicationError::NotCandidate {
                 term: term.0,
@@ -34,25 +31,22 @@ impl<S: Storage> DurableControlPlane<S> {
 
     /// Appends `entry` in the leader's term and returns its index once it is
     /// durable here. It is NOT committed: the caller replicates it and calls
-    /// [`DurableControlPlane::advance_commit`] once a quorum holds it. Only
-    /// for replicas (a sole voter's append commits at once).
+    /// [`ReplicaControlPlane::advance_commit`] once a quorum holds it.
+    /// Refusals are typed: [`Error::NotLeader`] on a node that is not the
+    /// leader, [`Error::InvalidInput`] for an entry cpwal cannot store, a
+    /// storage error otherwise.
     pub fn append_uncommitted(&mut self, entry: &ControlPlaneEntry) -> Result<ControlPlaneIndex> {
-        if self.sole_voter {
-            return Err(Error::Replication(ReplicationError::WrongMode));
-        }
-        self.try_append(entry)
+        let written = self.append_durably(std::slice::from_ref(entry))?;
+        Ok(ControlPlaneIndex(written.start))
     }
 
     /// Several entries with one sync, as
-    /// [`DurableControlPlane::append_uncommitted`]; returns their indexes.
+    /// [`ReplicaControlPlane::append_uncommitted`]; returns their indexes.
     pub fn append_uncommitted_batch(
         &mut self,
         entries: &[ControlPlaneEntry],
     ) -> Result<std::ops::Range<u64>> {
-        if self.sole_voter {
-            return Err(Error::Replication(ReplicationError::WrongMode));
-        }
-        self.try_append_batch(entries)
+        self.append_durably(entries)
     }
 
     /// Commits every entry through `index`, for a leader that learned a
@@ -65,7 +59,7 @@ impl<S: Storage> DurableControlPlane<S> {
     /// not the leader ([`Error::NotLeader`]).
     pub fn advance_commit(&mut self, index: ControlPlaneIndex) -> Result<()> {
         self.check_not_failed()?;
-        if !crate::ControlPlaneConsensus::is_leader(self) {
+        if !self.is_leader() {
             return Err(Error::NotLeader {
                 leader: self.leader.clone(),
             });

@@ -1,43 +1,44 @@
-//! [`DurableControlPlane`]: the consensus rules — terms, votes, leadership,
+//! [`ControlPlaneNode`] and its two roles, [`DurableControlPlane`] and
+//! [`ReplicaControlPlane`]: the consensus rules — terms, votes, leadership,
 //! commit — on top of the hard state and the segmented log.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::marker::PhantomData;
 
 mod backup;
 mod compaction;
 mod follower;
 mod install;
 mod leader;
+mod opening;
 mod reads;
 mod rebuild;
 mod shared;
+mod sole_voter;
 mod unapplied;
 
 pub(crate) use compaction::check_latest_snapshot;
 pub use compaction::CompactionReport;
 pub use follower::{AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ConflictHint};
 pub use install::InstallSnapshotRequest;
+#[cfg(feature = "openraft")]
+pub(crate) use opening::open_or_create_replica_hard_state;
 pub use reads::PeerBatch;
 pub use shared::SharedControlPlane;
+pub use sole_voter::{Appended, AppendedBatch};
 
-use crate::catalog::ControlPlaneCatalog;
+use crate::catalog::{ApplyOutcome, ControlPlaneCatalog};
 use crate::codec::{decode_entry, encode_checked_entry};
-use crate::consensus::{
-    ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
-    ControlPlaneTerm, DurableVoteState,
-};
-use crate::directory::{Layout, Survey};
+#[cfg(doc)]
+use crate::consensus::ControlPlaneConsensus;
+use crate::consensus::{ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, DurableVoteState};
 use crate::error::{CorruptionKind, Error, InvalidInput, Result};
-use crate::hard_state::{HardState, HardStateStore, NodeRole};
+use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
-use crate::io::{Access, LockMode, OsStorage, Storage};
+use crate::io::{OsStorage, Storage};
 use crate::limits::{check_term, end_after, end_plus, next_term};
 use crate::log::latch::Latch;
-use crate::log::{
-    CommitStamp, LatchedStorage, LogFile, RecoveryReport, SegmentedLog, TailSync, Ticket,
-};
-use crate::options::Options;
+use crate::log::{CommitStamp, LogFile, RecoveryReport, SegmentedLog, TailSync, Ticket};
+use crate::node_role::{Replica, Role, SoleVoter};
 use unapplied::UnappliedEntries;
 
 /// One entry read back from the log.
@@ -73,32 +74,67 @@ pub struct VoteResponse {
     pub vote_granted: bool,
 }
 
-/// A durable control-plane node, opened on a data directory.
-///
-/// In this form the node is its own only voter: a new directory starts as
-/// leader of term 1 with its own vote (like
-/// [`SingleNodeControlPlane::bootstrap_leader`](crate::SingleNodeControlPlane::bootstrap_leader)),
-/// and every durable entry is committed. After a restart it is leader again
-/// in the same term if it holds its own vote for that term.
+/// A durable control-plane node of role `R` on a data directory: the
+/// shared durable core (hard state, segmented log, catalog, recovery) and
+/// the rules of its role. The role is a type, so each handle exposes only
+/// what its role can do: use it through [`DurableControlPlane`] (a sole
+/// voter) or [`ReplicaControlPlane`] (one voter of a multi-node cluster).
+/// Reads, votes, `observe_term`, compaction, backup, `failure` and
+/// `recovery_report` are the same for both.
 ///
 /// Every call that changes state returns only once the change is durable.
 /// A storage failure is fail-stop: the error is latched (see
-/// [`DurableControlPlane::failure`]), the node steps down, and every later
+/// [`ControlPlaneNode::failure`]), the node steps down, and every later
 /// change fails until the directory is reopened.
+///
+/// A replica's operations do not exist on a sole voter:
+///
+/// ```compile_fail
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let me = cpwal::ClusterVoterIdentity::from_certificate_subject("CN=node-a")?;
+/// let mut node = cpwal::DurableControlPlane::create(dir.path(), me, Default::default())?;
+/// node.become_leader(node.current_term())?; // a sole voter leads by its own vote
+/// # Ok(())
+/// # }
+/// ```
+///
+/// nor does the sole voter's committing append on a replica:
+///
+/// ```compile_fail
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cpwal::{ClusterVoterIdentity, ControlPlaneEntry, MembershipChange};
+/// let dir = tempfile::tempdir()?;
+/// let me = ClusterVoterIdentity::from_certificate_subject("CN=node-a")?;
+/// let mut node = cpwal::ReplicaControlPlane::create(dir.path(), me.clone(), Default::default())?;
+/// node.try_append(&ControlPlaneEntry::MembershipChange(MembershipChange::Admit(me)))?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// and a replica cannot stand where the seed's trait is expected:
+///
+/// ```compile_fail
+/// fn supervise(_: &mut impl cpwal::ControlPlaneConsensus) {}
+/// fn check(node: &mut cpwal::ReplicaControlPlane) {
+///     supervise(node);
+/// }
+/// ```
 #[derive(Debug)]
-pub struct DurableControlPlane<S: Storage = OsStorage> {
+pub struct ControlPlaneNode<R: Role, S: Storage = OsStorage> {
     identity: ClusterVoterIdentity,
     hard_state_store: HardStateStore<LogFile<S>>,
     hard_state: HardState,
     log: SegmentedLog<S>,
     leader: Option<ClusterVoterIdentity>,
     commit_end: u64,
-    last_error: Option<Error>,
+    /// The typed error of the last refused trait `append`; `None` after a
+    /// success (see [`DurableControlPlane::last_append_error`]).
+    last_append_error: Option<Error>,
     recovery: RecoveryReport,
     encode_buffer: Vec<u8>,
-    /// Whether this node is its cluster's only voter (see
-    /// [`DurableControlPlane::open_replica`] for the other mode).
-    sole_voter: bool,
+    /// The role, held by the type only.
+    role: PhantomData<R>,
     /// The committed entries applied in order; `applied_end <= commit_end`.
     catalog: ControlPlaneCatalog,
     /// Reused per batch: each entry's term and span in `encode_buffer`.
@@ -108,123 +144,77 @@ pub struct DurableControlPlane<S: Storage = OsStorage> {
     unapplied: UnappliedEntries,
 }
 
-/// Validates `options` before touching the disk, then opens (creating if
-/// needed) and exclusively locks `directory`.
-fn lock_directory(directory: impl AsRef<Path>, options: &Options) -> Result<OsStorage> {
-    options.validate()?;
-    OsStorage::open(directory, LockMode::Exclusive)
-}
+/// A node that is its cluster's only voter: created as leader of term 1
+/// with its own vote (like
+/// [`SingleNodeControlPlane::bootstrap_leader`](crate::SingleNodeControlPlane::bootstrap_leader)),
+/// every durable entry committed at once. After a restart it is leader
+/// again in the same term if it holds its own vote for that term. It
+/// implements [`ControlPlaneConsensus`].
+pub type DurableControlPlane<S = OsStorage> = ControlPlaneNode<SoleVoter, S>;
 
-impl DurableControlPlane<OsStorage> {
-    /// Opens (creating if needed) the data directory `directory` as node
-    /// `identity`, locking it exclusively and recovering from any crash.
-    pub fn open(
-        directory: impl AsRef<Path>,
-        identity: ClusterVoterIdentity,
-        options: Options,
-    ) -> Result<Self> {
-        let storage = lock_directory(directory, &options)?;
-        Self::open_with_storage(storage, identity, options)
-    }
+/// A node that is one voter of a multi-node cluster. The voter set is the
+/// caller's: it sends the requests, counts the votes and
+/// acknowledgements, and tells the node what it learned
+/// ([`ReplicaControlPlane::become_leader`],
+/// [`ReplicaControlPlane::advance_commit`]). The engine keeps only what
+/// must survive a crash, so it needs no copy of the voter set that could
+/// disagree with the caller's.
+///
+/// Differences from a sole voter: a new node starts at term 0 with no vote
+/// and no leader; holding its own vote never makes the node leader
+/// (leadership is not durable: a restarted replica is a follower); appends
+/// ([`ReplicaControlPlane::append_uncommitted`]) are durable but committed
+/// only by [`ReplicaControlPlane::advance_commit`] or a leader's
+/// [`ReplicaControlPlane::append_entries`]. It does not implement
+/// [`ControlPlaneConsensus`], whose `append` returns a committed index;
+/// the replicated implementor is `cpwal::raft::ReplicatedControlPlane`
+/// (feature `openraft`).
+pub type ReplicaControlPlane<S = OsStorage> = ControlPlaneNode<Replica, S>;
 
-    /// Opens `directory` as one voter of a multi-node cluster (see
-    /// [`DurableControlPlane::open_replica_with_storage`]).
-    pub fn open_replica(
-        directory: impl AsRef<Path>,
-        identity: ClusterVoterIdentity,
-        options: Options,
-    ) -> Result<Self> {
-        let storage = lock_directory(directory, &options)?;
-        Self::open_replica_with_storage(storage, identity, options)
-    }
-}
-
-impl<S: Storage> DurableControlPlane<S> {
-    /// Opens a node over any [`Storage`] (a simulated disk in tests).
-    pub fn open_with_storage(
-        storage: S,
-        identity: ClusterVoterIdentity,
-        options: Options,
-    ) -> Result<Self> {
-        Self::open_in_mode(storage, identity, options, true)
-    }
-
-    /// Opens a node that is one voter of a multi-node cluster, over any
-    /// [`Storage`]. The voter set is the caller's: it sends the requests,
-    /// counts the votes and acknowledgements, and tells the node what it
-    /// learned ([`DurableControlPlane::become_leader`],
-    /// [`DurableControlPlane::advance_commit`]). The engine keeps only what
-    /// must survive a crash, so it needs no copy of the voter set that could
-    /// disagree with the caller's.
-    ///
-    /// Differences from a sole voter: a new directory starts at term 0 with
-    /// no vote and no leader; holding its own vote never makes the node
-    /// leader (leadership is not durable: a restarted replica is a follower);
-    /// appends are durable but committed only by
-    /// [`DurableControlPlane::advance_commit`] or a leader's
-    /// [`DurableControlPlane::append_entries`]. The role is stored in the
-    /// hard state when the directory is created and checked at every open:
-    /// a replica's directory opened with [`DurableControlPlane::open`] (or a
-    /// sole voter's with this function) is refused with
-    /// [`Error::RoleMismatch`].
-    pub fn open_replica_with_storage(
-        storage: S,
-        identity: ClusterVoterIdentity,
-        options: Options,
-    ) -> Result<Self> {
-        Self::open_in_mode(storage, identity, options, false)
-    }
-
-    fn open_in_mode(
-        storage: S,
-        identity: ClusterVoterIdentity,
-        options: Options,
-        sole_voter: bool,
-    ) -> Result<Self> {
-        options.validate()?;
-        let storage = Arc::new(LatchedStorage::new(storage));
-        let (mut hard_state_store, mut hard_state) =
-            open_or_create_hard_state(&*storage, &identity, sole_voter)?;
-        let (mut log, mut recovery) = SegmentedLog::open(
-            Arc::clone(&storage),
-            &hard_state,
-            options.segment_size_bytes,
-            Access::Writable,
-            |_payload| Ok(()), // Decoded once, when applied (`apply_committed_at_open`) or read.
-        )?;
-        let (catalog, snapshot_end) = compaction::load_snapshot(
-            &mut log,
-            &mut hard_state_store,
-            &mut hard_state,
-            &mut recovery.removed_files,
-        )?;
-        let commit_end = log.recovered_commit_end().max(snapshot_end);
-        let mut node = Self {
-            leader: None,
-            identity,
-            hard_state_store,
-            hard_state,
-            log,
-            commit_end,
-            last_error: None,
-            recovery,
-            encode_buffer: Vec::new(),
-            sole_voter,
-            catalog,
-            entry_spans: Vec::new(),
-            unapplied: UnappliedEntries::default(),
-        };
-        if node.sole_voter && node.holds_own_vote() {
-            node.leader = Some(node.identity.clone());
-        }
-        node.apply_committed_at_open()?;
-        Ok(node)
-    }
-
+impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// Whether this node voted for itself in the current term, which makes a
     /// sole voter the leader.
     fn holds_own_vote(&self) -> bool {
         self.hard_state.vote.as_ref() == Some(&self.identity)
+    }
+
+    /// A node whose own vote is a majority leads the term it holds its own
+    /// vote in; a replica waits for the caller's count
+    /// ([`ReplicaControlPlane::become_leader`]).
+    fn lead_if_own_vote_is_majority(&mut self) {
+        if R::OWN_VOTE_IS_MAJORITY && self.holds_own_vote() {
+            self.leader = Some(self.identity.clone());
+        }
+    }
+
+    /// The current election term.
+    pub fn current_term(&self) -> ControlPlaneTerm {
+        ControlPlaneTerm(self.hard_state.term)
+    }
+
+    /// The leader of the current term, if this node knows one; none once a
+    /// failure stopped the node.
+    pub fn leader(&self) -> Option<ClusterVoterIdentity> {
+        self.known_leader().cloned()
+    }
+
+    /// Whether this node is the leader of the current term.
+    pub fn is_leader(&self) -> bool {
+        self.known_leader() == Some(&self.identity)
+    }
+
+    /// The term and vote, as durable.
+    pub fn durable_vote(&self) -> DurableVoteState {
+        DurableVoteState {
+            term: self.current_term(),
+            voted_for: self.hard_state.vote.clone(),
+        }
+    }
+
+    /// The index of the highest committed entry; `None` while nothing is
+    /// committed.
+    pub fn commit_index(&self) -> Option<ControlPlaneIndex> {
+        self.commit_end.checked_sub(1).map(ControlPlaneIndex)
     }
 
     /// This node's identity.
@@ -236,12 +226,6 @@ impl<S: Storage> DurableControlPlane<S> {
     /// state change fails with [`Error::Failed`]; reopen to recover.
     pub fn failure(&self) -> Option<&Error> {
         self.latch().failure().map(|cause| &**cause)
-    }
-
-    /// The typed error behind the most recent refusal of a trait method whose
-    /// error type cannot carry it (storage failure or invalid entry).
-    pub fn last_error(&self) -> Option<&Error> {
-        self.last_error.as_ref()
     }
 
     /// What recovery found and repaired when this handle was opened.
@@ -281,33 +265,13 @@ impl<S: Storage> DurableControlPlane<S> {
             .collect()
     }
 
-    /// Appends `entry` as the leader and returns its index once it is durable
-    /// and (this node being the sole voter) committed. Unlike the trait's
-    /// `append`, every refusal comes back typed: [`Error::NotLeader`] on a
-    /// follower, [`Error::InvalidInput`] for an entry cpwal cannot store, a
-    /// storage error otherwise. On a replica
-    /// ([`DurableControlPlane::open_replica`]) the entry is durable but not
-    /// yet committed (see [`DurableControlPlane::advance_commit`]); so is the
-    /// index the trait's `append` returns there.
-    pub fn try_append(&mut self, entry: &ControlPlaneEntry) -> Result<ControlPlaneIndex> {
-        let range = self.try_append_batch(std::slice::from_ref(entry))?;
-        Ok(ControlPlaneIndex(range.start))
-    }
-
-    /// Appends several entries with a single sync and returns the range of
-    /// indexes they received. Either every entry is validated and written or,
-    /// on a refusal, none is.
-    pub fn try_append_batch(
-        &mut self,
-        entries: &[ControlPlaneEntry],
-    ) -> Result<std::ops::Range<u64>> {
+    /// Writes `entries` as the leader of the current term (see
+    /// [`Self::write_unsynced`]) with one sync, and returns the indexes
+    /// they received once all are durable.
+    fn append_durably(&mut self, entries: &[ControlPlaneEntry]) -> Result<std::ops::Range<u64>> {
         let start = self.log.end_index();
         self.write_unsynced(entries)?;
         self.log.sync()?;
-        if self.sole_voter {
-            self.commit_end = self.log.durable_end();
-            self.apply_in_hand(start, entries)?;
-        }
         Ok(start..self.log.end_index())
     }
 
@@ -322,7 +286,9 @@ impl<S: Storage> DurableControlPlane<S> {
             });
         }
         let term = self.hard_state.term;
-        let stamp = if self.sole_voter {
+        // A sole voter's records commit themselves once durable; a
+        // replica's carry the commit point known when they were written.
+        let stamp = if R::OWN_VOTE_IS_MAJORITY {
             CommitStamp::SelfCommitting
         } else {
             CommitStamp::Known(self.commit_end)
@@ -339,7 +305,7 @@ impl<S: Storage> DurableControlPlane<S> {
         let start = self.log.end_index();
         self.write_unsynced(entries)?;
         let written = start..self.log.end_index();
-        if self.sole_voter {
+        if R::OWN_VOTE_IS_MAJORITY {
             // Committed by the sync that makes them durable, which applies
             // them from here; a rollover inside the write may have done so.
             self.unapplied.remember(start, entries);
@@ -364,7 +330,7 @@ impl<S: Storage> DurableControlPlane<S> {
     /// whoever then looks finds them committed. A failure to apply stops the
     /// handle (`stop_on_failure`); callers read the latch.
     pub(super) fn commit_durable(&mut self) {
-        if self.sole_voter {
+        if R::OWN_VOTE_IS_MAJORITY {
             self.commit_end = self.commit_end.max(self.log.durable_end());
             let _ = self.apply_committed();
         }
@@ -419,6 +385,16 @@ impl<S: Storage> DurableControlPlane<S> {
     /// decoding failure is latched. Open uses
     /// [`Self::apply_committed_at_open`] instead.
     fn apply_committed(&mut self) -> Result<()> {
+        self.apply_committed_reporting(u64::MAX, |_| {})
+    }
+
+    /// [`Self::apply_committed`], handing `report` the outcome of each
+    /// entry applied at `report_from` or later, in index order.
+    fn apply_committed_reporting(
+        &mut self,
+        report_from: u64,
+        mut report: impl FnMut(ApplyOutcome),
+    ) -> Result<()> {
         while self.catalog.applied_end() < self.commit_end {
             let index = ControlPlaneIndex(self.catalog.applied_end());
             let applied = match self.unapplied.take(index.0) {
@@ -426,27 +402,36 @@ impl<S: Storage> DurableControlPlane<S> {
                 None => {
                     let read = self.read(index);
                     let entry = self.stop_on_failure(read)?.entry;
-                    self.catalog.apply(index, &entry).map(drop)
+                    self.catalog.apply(index, &entry)
                 }
             };
-            self.stop_on_failure(applied)?;
+            let outcome = self.stop_on_failure(applied)?;
+            if index.0 >= report_from {
+                report(outcome);
+            }
         }
         Ok(())
     }
 
-    /// Applies `entries`, just written at `start` and committed, without
-    /// reading them back when the catalog is exactly at `start`; otherwise
-    /// falls back to [`Self::apply_committed`].
-    fn apply_in_hand(&mut self, start: u64, entries: &[ControlPlaneEntry]) -> Result<()> {
+    /// Applies `entries`, just written at `start` and committed, handing
+    /// `report` what applying each did, in order: without reading them back
+    /// when the catalog is exactly at `start`; otherwise (earlier committed
+    /// entries not yet applied) through [`Self::apply_committed_reporting`].
+    fn apply_in_hand(
+        &mut self,
+        start: u64,
+        entries: &[ControlPlaneEntry],
+        mut report: impl FnMut(ApplyOutcome),
+    ) -> Result<()> {
         if self.catalog.applied_end() == start {
             for (offset, entry) in entries.iter().enumerate() {
                 let applied = self
                     .catalog
                     .apply(ControlPlaneIndex(start + offset as u64), entry);
-                self.stop_on_failure(applied)?;
+                report(self.stop_on_failure(applied)?);
             }
         }
-        self.apply_committed()
+        self.apply_committed_reporting(start, report)
     }
 
     /// The control-plane state: every committed entry applied in order.
@@ -454,7 +439,7 @@ impl<S: Storage> DurableControlPlane<S> {
         &self.catalog
     }
 
-    /// One past the last index applied to [`DurableControlPlane::catalog`];
+    /// One past the last index applied to [`ControlPlaneNode::catalog`];
     /// always equal to one past the commit index once a call returns.
     pub fn applied_end(&self) -> u64 {
         self.catalog.applied_end()
@@ -463,7 +448,7 @@ impl<S: Storage> DurableControlPlane<S> {
     /// Starts an election: moves to the next term and votes for itself,
     /// durably. As the sole voter it wins at once and leads the new term; a
     /// replica becomes a candidate (no leader known) until
-    /// [`DurableControlPlane::become_leader`].
+    /// [`ReplicaControlPlane::become_leader`].
     ///
     /// A node at [`MAX_TERM`](crate::limits::MAX_TERM) has no next term: it
     /// refuses with [`InvalidInput::Term`] and changes nothing.
@@ -477,7 +462,8 @@ impl<S: Storage> DurableControlPlane<S> {
         self.save_hard_state(next)?;
         // A sole voter's own vote is a majority; a replica is only a
         // candidate until the caller counts a quorum (`become_leader`).
-        self.leader = self.sole_voter.then(|| self.identity.clone());
+        self.leader = None;
+        self.lead_if_own_vote_is_majority();
         Ok(self.current_term())
     }
 
@@ -525,10 +511,7 @@ impl<S: Storage> DurableControlPlane<S> {
             if self.hard_state.term != current {
                 self.leader = None;
             }
-            if self.sole_voter && self.holds_own_vote() {
-                // The sole voter's own vote is a majority: it leads this term.
-                self.leader = Some(self.identity.clone());
-            }
+            self.lead_if_own_vote_is_majority();
         }
         Ok(VoteResponse {
             term: self.current_term(),
@@ -616,112 +599,4 @@ pub(crate) fn read_entry<S: Storage>(
         term: ControlPlaneTerm(term),
         entry,
     })
-}
-
-pub(crate) fn open_or_create_hard_state<S: Storage>(
-    storage: &S,
-    identity: &ClusterVoterIdentity,
-    sole_voter: bool,
-) -> Result<(HardStateStore<S::File>, HardState)> {
-    let survey = Survey::of(storage, Layout::Node)?;
-    if !survey.hard_state {
-        refuse_uninitialized_leftovers(storage, survey)?;
-        let state = if sole_voter {
-            HardState {
-                term: ControlPlaneTerm::GENESIS.next().0,
-                vote: Some(identity.clone()),
-                ..HardState::new(identity.clone(), NodeRole::SoleVoter)
-            }
-        } else {
-            HardState::new(identity.clone(), NodeRole::Replica)
-        };
-        let store = HardStateStore::create(storage, &state)?;
-        return Ok((store, state));
-    }
-    let (store, state) = HardStateStore::open(storage, Access::Writable)?;
-    if state.node != *identity {
-        return Err(Error::IdentityMismatch {
-            stored: state.node,
-            requested: identity.clone(),
-        });
-    }
-    let requested = if sole_voter {
-        NodeRole::SoleVoter
-    } else {
-        NodeRole::Replica
-    };
-    if state.role != requested {
-        return Err(Error::RoleMismatch {
-            stored: state.role,
-            requested,
-        });
-    }
-    Ok((store, state))
-}
-
-/// A directory without a hard state is new only if it holds nothing but
-/// leftovers of an interrupted creation (cpwal's temporary files) and
-/// `lost+found`. Segments or snapshots without a hard state mean the hard
-/// state was lost: starting afresh would forget votes, so it is corruption.
-/// Foreign files mean it is probably not the directory meant:
-/// [`Error::DirectoryNotEmpty`].
-fn refuse_uninitialized_leftovers<S: Storage>(storage: &S, survey: Survey) -> Result<()> {
-    if !survey.segments.is_empty() || !survey.snapshots.is_empty() {
-        return Err(Error::corruption(
-            storage.path_of(crate::format::HARD_STATE_FILE_NAME),
-            0,
-            None,
-            CorruptionKind::HardStateUnreadable,
-        ));
-    }
-    if !survey.foreign.is_empty() {
-        return Err(Error::DirectoryNotEmpty {
-            path: crate::directory::directory_path(storage),
-            foreign: survey.foreign,
-        });
-    }
-    Ok(())
-}
-
-impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
-    fn current_term(&self) -> ControlPlaneTerm {
-        ControlPlaneTerm(self.hard_state.term)
-    }
-
-    fn leader(&self) -> Option<ClusterVoterIdentity> {
-        self.known_leader().cloned()
-    }
-
-    fn is_leader(&self) -> bool {
-        self.known_leader() == Some(&self.identity)
-    }
-
-    fn durable_vote(&self) -> DurableVoteState {
-        DurableVoteState {
-            term: self.current_term(),
-            voted_for: self.hard_state.vote.clone(),
-        }
-    }
-
-    fn commit_index(&self) -> Option<ControlPlaneIndex> {
-        self.commit_end.checked_sub(1).map(ControlPlaneIndex)
-    }
-
-    /// Appends as [`DurableControlPlane::try_append`] does. The trait's error
-    /// type has room only for `NotLeader`, so a storage failure (which also
-    /// makes the node step down) or a refused entry is reported as
-    /// `NotLeader` with the leader this node now knows, and the typed error
-    /// is kept in [`DurableControlPlane::last_error`].
-    fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
-        match self.try_append(&entry) {
-            Ok(index) => Ok(index),
-            Err(Error::NotLeader { leader }) => Err(ControlPlaneError::NotLeader { leader }),
-            Err(error) => {
-                self.last_error = Some(error);
-                Err(ControlPlaneError::NotLeader {
-                    leader: self.leader(),
-                })
-            }
-        }
-    }
 }

@@ -5,7 +5,8 @@ use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm};
 use crate::error::{Error, Result};
 use crate::io::Storage;
 
-use super::{DurableControlPlane, LogEntry};
+use super::{ControlPlaneNode, LogEntry};
+use crate::node_role::Role;
 
 /// What a leader should send a peer whose next needed index is `next_index`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +30,7 @@ pub enum PeerBatch {
     },
 }
 
-impl<S: Storage> DurableControlPlane<S> {
+impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// Reads entries from `from` up to (not including) `to`, stopping early
     /// once their payloads exceed `byte_budget` — but always returning at
     /// least one entry when `from < to`, so a peer always makes progress.
@@ -60,8 +61,8 @@ impl<S: Storage> DurableControlPlane<S> {
         }
         Ok(entries)
     }
-
-    /// What to send a peer that needs entries from `next_index` on: the
+    /// What to send a peer that needs entries from `next_index` on (a
+    /// replica's followers, or a new replica seeded from a sole voter): the
     /// entries (at most `byte_budget` bytes of payload, at least one when
     /// there is any) with the previous index and term, or
     /// [`PeerBatch::SendSnapshot`] when `next_index - 1` was compacted (its

@@ -7,11 +7,12 @@ use crate::consensus::ControlPlaneIndex;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::io::Storage;
 
-use super::DurableControlPlane;
+use super::ControlPlaneNode;
+use crate::node_role::Role;
 
-impl<S: Storage> DurableControlPlane<S> {
+impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// Applies every committed entry not yet applied, as
-    /// [`DurableControlPlane::apply_committed`] does, for `open` only (right
+    /// [`ControlPlaneNode::apply_committed`] does, for `open` only (right
     /// after the recovery scan, before any write): each segment is walked in
     /// sequence, a record's checksum is not computed a second time (see
     /// [`crate::log::SegmentedLog::for_each_scanned_payload`]), and entries
@@ -32,7 +33,9 @@ impl<S: Storage> DurableControlPlane<S> {
                     CorruptionKind::UndecodableEntry(e),
                 )
             })?;
-            catalog.apply_decoded(ControlPlaneIndex(index), entry)
+            catalog
+                .apply_decoded(ControlPlaneIndex(index), entry)
+                .map(drop)
         });
         self.stop_on_failure(applied)
     }

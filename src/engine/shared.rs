@@ -12,8 +12,8 @@
 //!   point to the log's durable end, never to its written end, and the
 //!   catalog applies what became committed, before the lock is released. On
 //!   a replica the handle only makes entries durable; commit waits for
-//!   [`DurableControlPlane::advance_commit`], and entries a leader's
-//!   [`DurableControlPlane::append_entries`] truncates (through
+//!   [`ReplicaControlPlane::advance_commit`], and entries a leader's
+//!   [`ReplicaControlPlane::append_entries`] truncates (through
 //!   [`SharedControlPlane::with_engine`]) while their sync is in flight
 //!   come back as [`Error::Truncated`](crate::Error::Truncated), never `Ok`.
 //! * **Fail-stop.** A failed sync is latched by the storage; the node steps
@@ -22,47 +22,67 @@
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::consensus::{ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex};
-use crate::error::Result;
+use crate::catalog::ControlPlaneCatalog;
+use crate::consensus::{
+    ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
+    ControlPlaneTerm, DurableVoteState,
+};
+use crate::error::{Error, InvalidInput, Result};
+use crate::identity::ClusterVoterIdentity;
 use crate::io::{OsStorage, Storage};
 use crate::log::{GroupCommit, LogFile, SyncOwner, TailSync};
+use crate::node_role::{Role, SoleVoter};
 
-use super::DurableControlPlane;
+use super::sole_voter::refusal_for;
+use super::{ControlPlaneNode, LogEntry};
+#[cfg(doc)]
+use super::{DurableControlPlane, ReplicaControlPlane};
 
-/// A cloneable handle on a [`DurableControlPlane`] shared by many threads,
-/// whose appends share syncs (group commit). Every append returns only once
-/// its own entries are durable and committed.
+/// A cloneable handle on a [`ControlPlaneNode`] of role `R` (by default a
+/// [`DurableControlPlane`]) shared by many threads, whose appends share
+/// syncs (group commit). Every append returns only once its own entries
+/// are durable (and, on a sole voter, committed). Its reads (term, leader,
+/// commit index, `read`, `read_range`, `term_at`, `with_catalog`) do not
+/// sync; a sole voter's handle implements [`ControlPlaneConsensus`], each
+/// thread appending through its own clone.
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use cpwal::{ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex};
+/// use cpwal::{ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneIndex};
 /// use cpwal::{DurableControlPlane, MembershipChange, Options, SharedControlPlane};
+///
+/// /// The supervisor's code, written against the seed's trait.
+/// fn admit(consensus: &mut impl ControlPlaneConsensus, n: usize) -> Option<ControlPlaneIndex> {
+///     let member = ClusterVoterIdentity::from_certificate_subject(&format!("CN=node-{n}")).ok()?;
+///     let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member));
+///     consensus.append(entry).ok()
+/// }
 ///
 /// let dir = tempfile::tempdir()?;
 /// let me = ClusterVoterIdentity::from_certificate_subject("CN=node-a")?;
-/// let shared = SharedControlPlane::new(DurableControlPlane::open(dir.path(), me, Options::default())?);
+/// let shared = SharedControlPlane::new(DurableControlPlane::create(dir.path(), me, Options::default())?);
 /// let workers: Vec<_> = (0..4)
 ///     .map(|n| {
-///         let shared = shared.clone();
-///         std::thread::spawn(move || {
-///             let member = ClusterVoterIdentity::from_certificate_subject(&format!("CN=node-{n}"))?;
-///             let entry = ControlPlaneEntry::MembershipChange(MembershipChange::Admit(member));
-///             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(shared.append(&entry)?)
-///         })
+///         let mut mine = shared.clone();
+///         std::thread::spawn(move || admit(&mut mine, n))
 ///     })
 ///     .collect();
 /// for worker in workers {
-///     worker.join().expect("no panic").map_err(|e| e.to_string())?;
+///     assert!(worker.join().expect("no panic").is_some());
 /// }
-/// assert_eq!(shared.with_engine(|e| e.last_index())?, Some(ControlPlaneIndex(3)));
+/// assert_eq!(shared.commit_index(), Some(ControlPlaneIndex(3)));
+/// assert_eq!(shared.with_catalog(|c| c.members().len()), 4);
 /// # Ok(())
 /// # }
 /// ```
-pub struct SharedControlPlane<S: Storage = OsStorage> {
-    inner: Arc<Inner<S>>,
+pub struct SharedControlPlane<R: Role = SoleVoter, S: Storage = OsStorage> {
+    inner: Arc<Inner<R, S>>,
+    /// The typed error of this handle's last refused trait `append` (each
+    /// clone keeps its own: a thread sees its own calls' errors only).
+    last_append_error: Option<Error>,
 }
 
-impl<S: Storage> std::fmt::Debug for SharedControlPlane<S> {
+impl<R: Role, S: Storage> std::fmt::Debug for SharedControlPlane<R, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedControlPlane")
             .field("group", &self.inner.group)
@@ -70,33 +90,34 @@ impl<S: Storage> std::fmt::Debug for SharedControlPlane<S> {
     }
 }
 
-impl<S: Storage> Clone for SharedControlPlane<S> {
+impl<R: Role, S: Storage> Clone for SharedControlPlane<R, S> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
+            last_append_error: None,
         }
     }
 }
 
-struct Inner<S: Storage> {
-    engine: Mutex<DurableControlPlane<S>>,
+struct Inner<R: Role, S: Storage> {
+    engine: Mutex<ControlPlaneNode<R, S>>,
     /// The engine's log's group commit, reached without the engine lock.
     group: Arc<GroupCommit>,
 }
 
-impl<S: Storage> Inner<S> {
+impl<R: Role, S: Storage> Inner<R, S> {
     /// The engine lock. A panic while it was held (a bug, never a storage
     /// fault) does not leave the log half updated in a way later callers
     /// could misread: a storage error inside any write path is latched
     /// before it returns, so the poisoned state is used as is.
-    fn lock_engine(&self) -> MutexGuard<'_, DurableControlPlane<S>> {
+    fn lock_engine(&self) -> MutexGuard<'_, ControlPlaneNode<R, S>> {
         self.engine
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-impl<S: Storage> SyncOwner for Inner<S> {
+impl<R: Role, S: Storage> SyncOwner for Inner<R, S> {
     type Storage = S;
 
     fn begin_sync(&self) -> Result<TailSync<LogFile<S>>> {
@@ -108,21 +129,23 @@ impl<S: Storage> SyncOwner for Inner<S> {
     }
 }
 
-impl<S: Storage> SharedControlPlane<S> {
+impl<R: Role, S: Storage> SharedControlPlane<R, S> {
     /// Wraps an open engine. Use [`SharedControlPlane::into_inner`] to get it
     /// back once every other clone is dropped.
-    pub fn new(engine: DurableControlPlane<S>) -> Self {
+    pub fn new(engine: ControlPlaneNode<R, S>) -> Self {
         let group = Arc::clone(engine.log.group_commit());
         Self {
             inner: Arc::new(Inner {
                 engine: Mutex::new(engine),
                 group,
             }),
+            last_append_error: None,
         }
     }
 
     /// Appends `entry` as the leader and returns its index once it is durable
-    /// and committed; errors as [`DurableControlPlane::try_append`].
+    /// (and, on a sole voter, committed); errors as
+    /// [`DurableControlPlane::try_append`].
     pub fn append(&self, entry: &ControlPlaneEntry) -> Result<ControlPlaneIndex> {
         let range = self.append_batch(std::slice::from_ref(entry))?;
         Ok(ControlPlaneIndex(range.start))
@@ -138,18 +161,90 @@ impl<S: Storage> SharedControlPlane<S> {
         Ok(range)
     }
 
-    /// Runs `f` with exclusive access to the engine (reads, votes, elections,
-    /// a leader's requests) after making every entry written so far durable,
-    /// so the engine it sees holds no unsynced entry. `f` must not use this
-    /// handle (or a clone): the engine lock is held while it runs, so that
-    /// would deadlock. Whatever `f` changes in the log reaches the waiting
-    /// callers through the log itself.
-    pub fn with_engine<T>(&self, f: impl FnOnce(&mut DurableControlPlane<S>) -> T) -> Result<T> {
+    /// Runs `f` with exclusive access to the engine (votes, elections, a
+    /// leader's requests, compaction) after making every entry written so
+    /// far durable, so the engine it sees holds no unsynced entry, and
+    /// returns what `f` returns: a failure of the sync or of `f` alike is
+    /// the one error. `f` must not use this handle (or a clone): the engine
+    /// lock is held while it runs, so that would deadlock. Whatever `f`
+    /// changes in the log reaches the waiting callers through the log
+    /// itself. For reads, the handle's own reads are cheaper: they do not
+    /// sync.
+    pub fn with_engine<T>(
+        &self,
+        f: impl FnOnce(&mut ControlPlaneNode<R, S>) -> Result<T>,
+    ) -> Result<T> {
         let mut engine = self.lock_engine();
         engine.check_not_failed()?;
         engine.log.sync()?;
         engine.commit_durable();
-        Ok(f(&mut engine))
+        f(&mut engine)
+    }
+
+    /// The current term. Does not sync (nor does any read of this handle).
+    pub fn current_term(&self) -> ControlPlaneTerm {
+        self.lock_engine().current_term()
+    }
+
+    /// The leader of the current term, if known; none once a failure
+    /// stopped the node.
+    pub fn leader(&self) -> Option<ClusterVoterIdentity> {
+        self.lock_engine().leader()
+    }
+
+    /// Whether this node leads the current term.
+    pub fn is_leader(&self) -> bool {
+        self.lock_engine().is_leader()
+    }
+
+    /// The term and vote, as durable.
+    pub fn durable_vote(&self) -> DurableVoteState {
+        self.lock_engine().durable_vote()
+    }
+
+    /// The storage failure that stopped the node, if any: every later
+    /// append (and `with_engine`) fails with [`Error::Failed`].
+    pub fn failure(&self) -> Option<Error> {
+        self.lock_engine().failure().cloned()
+    }
+
+    /// Reads the entry at `index`, checksum re-verified. Only a durable
+    /// entry is served: one written by a call still waiting for its sync
+    /// is refused ([`InvalidInput::Index`]), so a read never shows an
+    /// entry a crash could take back; an index past the log is
+    /// [`Error::NotFound`].
+    pub fn read(&self, index: ControlPlaneIndex) -> Result<LogEntry> {
+        let engine = self.lock_engine();
+        check_durable(&engine, index)?;
+        engine.read(index)
+    }
+
+    /// Reads the entries in `[from, to)`, each durable (see
+    /// [`SharedControlPlane::read`]), under one lock.
+    pub fn read_range(
+        &self,
+        from: ControlPlaneIndex,
+        to: ControlPlaneIndex,
+    ) -> Result<Vec<LogEntry>> {
+        let engine = self.lock_engine();
+        if to > from {
+            check_durable(&engine, ControlPlaneIndex(to.0 - 1))?;
+        }
+        engine.read_range(from, to)
+    }
+
+    /// The term of the durable entry at `index`.
+    pub fn term_at(&self, index: ControlPlaneIndex) -> Result<ControlPlaneTerm> {
+        let engine = self.lock_engine();
+        check_durable(&engine, index)?;
+        engine.term_at(index)
+    }
+
+    /// Runs `f` on the catalog (every committed entry applied in order)
+    /// under the engine lock, without syncing: keep `f` short, appends wait
+    /// for it. Clone what must outlive the call.
+    pub fn with_catalog<T>(&self, f: impl FnOnce(&ControlPlaneCatalog) -> T) -> T {
+        f(self.lock_engine().catalog())
     }
 
     /// The commit point now: on a sole voter, the last entry known durable.
@@ -167,14 +262,86 @@ impl<S: Storage> SharedControlPlane<S> {
     }
 
     /// The engine back, if this is the last handle.
-    pub fn into_inner(self) -> std::result::Result<DurableControlPlane<S>, Self> {
+    pub fn into_inner(self) -> std::result::Result<ControlPlaneNode<R, S>, Self> {
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => Ok(inner.engine.into_inner().unwrap_or_else(|p| p.into_inner())),
-            Err(inner) => Err(Self { inner }),
+            Err(inner) => Err(Self {
+                inner,
+                last_append_error: self.last_append_error,
+            }),
         }
     }
 
-    fn lock_engine(&self) -> MutexGuard<'_, DurableControlPlane<S>> {
+    fn lock_engine(&self) -> MutexGuard<'_, ControlPlaneNode<R, S>> {
         self.inner.lock_engine()
+    }
+}
+
+/// Refuses `index` if the log holds it but not durably yet: the shared
+/// handle's reads never show an entry whose sync has not completed. An
+/// index past the log is left to the engine's read ([`Error::NotFound`]).
+fn check_durable<R: Role, S: Storage>(
+    engine: &ControlPlaneNode<R, S>,
+    index: ControlPlaneIndex,
+) -> Result<()> {
+    let log = &engine.log;
+    if index.0 < log.durable_end() || index.0 >= log.end_index() {
+        return Ok(());
+    }
+    Err(InvalidInput::Index {
+        index: index.0,
+        reason: "the entry is written but not durable yet (its sync is still running)",
+    }
+    .into())
+}
+
+impl<S: Storage> SharedControlPlane<SoleVoter, S> {
+    /// The typed error of this handle's last refused trait
+    /// [`append`](ControlPlaneConsensus::append); cleared by its next
+    /// successful one. Each clone keeps its own.
+    pub fn last_append_error(&self) -> Option<&Error> {
+        self.last_append_error.as_ref()
+    }
+}
+
+/// The shared handle stands where the seed's trait is expected: it is
+/// `Clone`, so each thread appends through its own clone's `&mut self`,
+/// and its appends share syncs. Reads do not sync. `append` maps refusals
+/// as [`DurableControlPlane`]'s does (never naming this node; see the table
+/// there), keeping the typed error in this clone's
+/// [`SharedControlPlane::last_append_error`].
+impl<S: Storage> ControlPlaneConsensus for SharedControlPlane<SoleVoter, S> {
+    fn current_term(&self) -> ControlPlaneTerm {
+        SharedControlPlane::current_term(self)
+    }
+
+    fn leader(&self) -> Option<ClusterVoterIdentity> {
+        SharedControlPlane::leader(self)
+    }
+
+    fn is_leader(&self) -> bool {
+        SharedControlPlane::is_leader(self)
+    }
+
+    fn durable_vote(&self) -> DurableVoteState {
+        SharedControlPlane::durable_vote(self)
+    }
+
+    fn commit_index(&self) -> Option<ControlPlaneIndex> {
+        SharedControlPlane::commit_index(self)
+    }
+
+    fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
+        match SharedControlPlane::append(self, &entry) {
+            Ok(index) => {
+                self.last_append_error = None;
+                Ok(index)
+            }
+            Err(error) => {
+                let refusal = refusal_for(&error, &self.lock_engine().identity);
+                self.last_append_error = Some(error);
+                Err(refusal)
+            }
+        }
     }
 }

@@ -397,7 +397,7 @@ mod tests {
         // that says no.
         let root = tempfile::tempdir().unwrap();
         let me = crate::ClusterVoterIdentity::from_certificate_subject("CN=a").unwrap();
-        drop(crate::DurableControlPlane::open(
+        drop(crate::DurableControlPlane::create(
             root.path().join("node"),
             me,
             Default::default(),

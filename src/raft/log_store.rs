@@ -384,7 +384,7 @@ fn open_or_create<S: Storage>(
     storage: &LatchedStorage<S>,
     identity: &ClusterVoterIdentity,
 ) -> Result<(HardStateStore<LogFile<S>>, HardState)> {
-    crate::engine::open_or_create_hard_state(storage, identity, false)
+    crate::engine::open_or_create_replica_hard_state(storage, identity)
 }
 
 fn range_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {

@@ -58,10 +58,8 @@ pub const LATE_ADMITS: u64 = 3;
 /// Returns it with the catalog the live node held before it closed.
 pub fn compacted_directory(root: &Path) -> (PathBuf, ControlPlaneCatalog) {
     let dir = root.join("compacted");
-    let options = Options {
-        segment_size_bytes: 4096,
-    };
-    let mut node = DurableControlPlane::open(&dir, voter("CN=leader"), options).unwrap();
+    let options = Options::default().with_segment_size_bytes(4096);
+    let mut node = DurableControlPlane::create(&dir, voter("CN=leader"), options).unwrap();
     for i in 0..120u64 {
         let entry = match i % 3 {
             0 => ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!(

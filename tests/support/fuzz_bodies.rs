@@ -13,7 +13,7 @@ use cpwal::format::{
     align_up, RecordHeader, HARD_STATE_FILE_NAME, RECORD_END_MAGIC, RECORD_HEADER_BYTES,
     RECORD_MAGIC, SEGMENT_HEADER_BYTES,
 };
-use cpwal::{ControlPlaneConsensus, ControlPlaneIndex, ControlPlaneTerm, VoteRequest};
+use cpwal::{ControlPlaneIndex, ControlPlaneTerm, VoteRequest};
 
 use super::sim_disk::{Rng, SimDisk};
 use super::workload::{options, random_entry, voter, Node, NODE_SUBJECT};
@@ -27,8 +27,8 @@ pub fn base_directory() -> &'static Vec<(String, Vec<u8>)> {
     static BASE: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     BASE.get_or_init(|| {
         let disk = SimDisk::new();
-        let mut node = Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options())
-            .expect("a new directory opens");
+        let mut node = Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options())
+            .expect("a new node is created");
         let mut rng = Rng::new(42);
         for n in 0..12 {
             if n == 6 {

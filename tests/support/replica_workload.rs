@@ -29,18 +29,18 @@ use std::ops::Range;
 
 use cpwal::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, ClusterVoterIdentity, ConflictHint,
-    ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
-    DurableControlPlane, Error, InstallSnapshotRequest, LogEntry,
+    ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm, Error,
+    InstallSnapshotRequest, LogEntry, ReplicaControlPlane,
 };
 
 use super::sim_disk::{Rng, SimDisk};
 use super::workload::{
-    observe_hard, observe_log, options, random_entry, voter, HardView, LogShape, LogView,
-    NODE_SUBJECT,
+    create_or_open, observe_hard, observe_log, options, random_entry, voter, HardView, LogShape,
+    LogView, NODE_SUBJECT,
 };
 
 /// The engine under test, in replica mode, on a simulated disk.
-pub type Replica = DurableControlPlane<SimDisk>;
+pub type Replica = ReplicaControlPlane<SimDisk>;
 
 /// One call on the replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -493,7 +493,7 @@ trait CommitEnd {
 
 impl CommitEnd for Replica {
     fn commit_index_end(&self) -> u64 {
-        cpwal::ControlPlaneConsensus::commit_index(self).map_or(0, |i| i.0 + 1)
+        self.commit_index().map_or(0, |i| i.0 + 1)
     }
 }
 
@@ -606,8 +606,8 @@ fn install_op(rng: &mut Rng, model: &ReplicaModel) -> ReplicaOp {
 /// The snapshot file a leader holding `covered`, all committed, sends: built
 /// by a real replica on a disk of its own (never crashed).
 fn leader_snapshot(term: u64, covered: &[(u64, ControlPlaneEntry)]) -> Vec<u8> {
-    let mut leader = Replica::open_replica_with_storage(SimDisk::new(), leader_of(term), options())
-        .expect("leader opens");
+    let mut leader = Replica::create_with_storage(SimDisk::new(), leader_of(term), options())
+        .expect("leader created");
     let entries = covered
         .iter()
         .enumerate()
@@ -728,6 +728,9 @@ pub struct ReplicaHarness {
     pub rng: Rng,
     /// Every operation run, for failure reports.
     pub history: Vec<ReplicaOp>,
+    /// Whether a creation of the replica was acknowledged (see
+    /// [`create_or_open`]).
+    created: bool,
 }
 
 impl ReplicaHarness {
@@ -739,6 +742,7 @@ impl ReplicaHarness {
             model: ReplicaModel::new(voter(NODE_SUBJECT)),
             rng: Rng::new(seed),
             history: Vec::new(),
+            created: false,
         }
     }
 
@@ -746,9 +750,15 @@ impl ReplicaHarness {
     /// a power cut returns the engine's error.
     pub fn open(&mut self) -> Result<Result<(), Error>, String> {
         self.node = None;
-        match Replica::open_replica_with_storage(self.disk.clone(), voter(NODE_SUBJECT), options())
-        {
+        let disk = &self.disk;
+        let opened = create_or_open(
+            self.created,
+            || Replica::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
+            || Replica::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
+        );
+        match opened {
             Ok(node) => {
+                self.created = true;
                 self.model.check_recovered(&node)?;
                 self.node = Some(node);
                 Ok(Ok(()))

@@ -36,8 +36,8 @@ use std::ops::Range;
 
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError,
-    ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane, Error, MembershipChange, Options,
-    OwnershipTransition, VoteRequest, VoteResponse,
+    ControlPlaneIndex, ControlPlaneNode, ControlPlaneTerm, DurableControlPlane, Error,
+    MembershipChange, Options, OwnershipTransition, Role, VoteRequest, VoteResponse,
 };
 
 use super::sim_disk::{Rng, SimDisk};
@@ -50,9 +50,7 @@ pub const NODE_SUBJECT: &str = "CN=node-a";
 
 /// Segment size of every simulated directory: tiny, so rollovers are common.
 pub fn options() -> Options {
-    Options {
-        segment_size_bytes: 4096,
-    }
+    Options::default().with_segment_size_bytes(4096)
 }
 
 /// A validated identity (test input is always valid).
@@ -410,7 +408,7 @@ impl Model {
 }
 
 /// The node's durable term and vote.
-pub fn observe_hard(node: &Node) -> HardView {
+pub fn observe_hard<R: Role>(node: &ControlPlaneNode<R, SimDisk>) -> HardView {
     let vote = node.durable_vote();
     HardView {
         term: vote.term.0,
@@ -419,7 +417,7 @@ pub fn observe_hard(node: &Node) -> HardView {
 }
 
 /// Reads the whole log back, every checksum re-verified.
-pub fn observe_log(node: &Node) -> Result<LogView, String> {
+pub fn observe_log<R: Role>(node: &ControlPlaneNode<R, SimDisk>) -> Result<LogView, String> {
     let start = node.first_index();
     let end = node.last_index().map_or(start.0, |i| i.0 + 1);
     let entries = node
@@ -532,6 +530,27 @@ pub struct Harness {
     /// current state: a hard-state change or an open returned `Ok` since the
     /// last failed hard-state change or cut-short open.
     hard_state_settled: bool,
+    /// Whether a creation of the node was acknowledged: it is opened from
+    /// then on, and created before.
+    created: bool,
+}
+
+/// Brings up the node a harness drives: created until a creation is
+/// acknowledged, opened after. A creation cut short once its hard state
+/// was durable left a whole node behind: the retry finds it
+/// ([`Error::NodeExists`]) and opens it, as a supervisor would.
+pub fn create_or_open<N>(
+    created: bool,
+    create: impl FnOnce() -> Result<N, Error>,
+    open: impl FnOnce() -> Result<N, Error>,
+) -> Result<N, Error> {
+    if created {
+        return open();
+    }
+    match create() {
+        Err(Error::NodeExists { .. }) => open(),
+        other => other,
+    }
 }
 
 impl Harness {
@@ -544,6 +563,7 @@ impl Harness {
             rng: Rng::new(seed),
             history: Vec::new(),
             hard_state_settled: false,
+            created: false,
         }
     }
 
@@ -551,8 +571,15 @@ impl Harness {
     /// An open cut short by a power cut returns the engine's error.
     pub fn open(&mut self) -> Result<Result<(), Error>, String> {
         self.node = None;
-        match Node::open_with_storage(self.disk.clone(), voter(NODE_SUBJECT), options()) {
+        let disk = &self.disk;
+        let opened = create_or_open(
+            self.created,
+            || Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
+            || Node::open_with_storage(disk.clone(), voter(NODE_SUBJECT), options()),
+        );
+        match opened {
             Ok(node) => {
+                self.created = true;
                 self.model.check_recovered(&node)?;
                 self.node = Some(node);
                 self.hard_state_settled = true;
@@ -580,15 +607,18 @@ impl Harness {
         let result = match &op {
             Op::Append(entry) => match node.append(entry.clone()) {
                 Ok(index) => Ok(Reply::Appended(index.0..index.0 + 1)),
-                Err(ControlPlaneError::NotLeader { leader }) => match node.last_error() {
+                Err(ControlPlaneError::NotLeader { leader }) => match node.last_append_error() {
                     Some(error) => Err(error.clone()),
                     None => Err(Error::NotLeader { leader }),
                 },
             },
             Op::TryAppend(entry) => node
                 .try_append(entry)
-                .map(|i| Reply::Appended(i.0..i.0 + 1)),
-            Op::AppendBatch(entries) => node.try_append_batch(entries).map(Reply::Appended),
+                .map(|a| Reply::Appended(a.index.0..a.index.0 + 1)),
+            Op::AppendBatch(entries) => node.try_append_batch(entries).map(|batch| {
+                let first = batch.first_index.0;
+                Reply::Appended(first..first + batch.outcomes.len() as u64)
+            }),
             Op::GrantVote(request) => node.grant_vote(request).map(Reply::Vote),
             Op::ObserveTerm(term) => node
                 .observe_term(ControlPlaneTerm(*term))

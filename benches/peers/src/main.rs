@@ -60,7 +60,7 @@ trait Wal: Sync {
 /// opening API.
 fn create_node(dir: &Path) -> DurableControlPlane {
     let identity = ClusterVoterIdentity::from_certificate_subject("CN=bench").unwrap();
-    DurableControlPlane::open(dir, identity, Options::default()).unwrap()
+    DurableControlPlane::create(dir, identity, Options::default()).unwrap()
 }
 
 /// Builds the entries of one call, as the caller does.
@@ -81,11 +81,7 @@ impl Wal for Cpwal<'_> {
         self.shared.append_batch(&entries).unwrap();
     }
     fn fenced(&self) -> Option<u64> {
-        Some(
-            self.shared
-                .with_engine(|e| e.catalog().refused_count())
-                .unwrap(),
-        )
+        Some(self.shared.with_catalog(|c| c.refused_count()))
     }
 }
 

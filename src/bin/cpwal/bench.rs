@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use cpwal::codec::encoded_entry;
 use cpwal::format::record_bytes;
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneTerm,
-    DurableControlPlane, Options, OwnershipTransition,
+    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneTerm, DurableControlPlane, Options,
+    OwnershipTransition,
 };
 
 use crate::failure::CliError;
@@ -59,8 +59,13 @@ fn measure(parent: &Path, scratch: &Path, samples: usize, as_json: bool) -> Resu
     );
     let raw = raw_fdatasync_latencies(parent, entry_bytes as usize, samples, budget)?;
     let data: PathBuf = scratch.join("data");
-    let mut node = DurableControlPlane::open(&data, bench_identity(), Options::default())
-        .map_err(|e| CliError::engine("bench could not open its scratch directory", e))?;
+    let mut node = DurableControlPlane::create(&data, bench_identity(), Options::default())
+        .map_err(|e| {
+            CliError::engine(
+                "bench could not create its node in the scratch directory",
+                e,
+            )
+        })?;
     let appends = timed(samples, budget, |n| {
         node.try_append(&sample_entry(n)).map(drop)
     })?;

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use cpwal::{ControlPlaneConsensus, ControlPlaneIndex, DurableControlPlane};
+use cpwal::{ControlPlaneIndex, DurableControlPlane};
 
 use crate::workload::{expected_entry, Message, StateOperation, NODE_SUBJECT};
 

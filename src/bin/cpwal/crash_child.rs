@@ -6,9 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use cpwal::{
-    ControlPlaneConsensus, ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane, VoteRequest,
-};
+use cpwal::{ControlPlaneIndex, ControlPlaneTerm, DurableControlPlane, VoteRequest};
 
 use crate::failure::CliError;
 use crate::workload::{
@@ -68,14 +66,14 @@ fn append_batch(
         .collect();
     report(out, &Message::IntentAppend { start, count, term })?;
     let began = Instant::now();
-    let range = node
+    let appended = node
         .try_append_batch(&entries)
         .map_err(|e| CliError::engine("crash-test child append failed", e))?;
     let latency_ns = began.elapsed().as_nanos() as u64;
-    if range.start != start {
+    if appended.first_index.0 != start {
         return Err(CliError::MisplacedBatch {
             expected: start,
-            found: range.start,
+            found: appended.first_index.0,
         });
     }
     report(

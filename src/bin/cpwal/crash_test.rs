@@ -61,6 +61,12 @@ pub fn run(config: &CrashTestConfig) -> Result<(), CliError> {
             fs.describe()
         )),
     );
+    // The node exists before the first child starts: each child opens it,
+    // as a restarted process would, and never creates one.
+    drop(
+        DurableControlPlane::create(&data, identity(NODE_SUBJECT), crash_test_options())
+            .map_err(|e| CliError::engine("crash-test could not create its node", e))?,
+    );
     let mut model = Model::new(config.seed);
     let mut totals = Totals::default();
     let mut rng = Rng::new(config.seed, u64::MAX);

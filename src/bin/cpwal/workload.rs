@@ -18,9 +18,7 @@ pub const PEER_SUBJECTS: [&str; 3] = ["CN=peer-1", "CN=peer-2", "CN=peer-3"];
 
 /// Small segments, so a run of a few seconds rolls over many times.
 pub fn crash_test_options() -> Options {
-    Options {
-        segment_size_bytes: 64 * 1024,
-    }
+    Options::default().with_segment_size_bytes(64 * 1024)
 }
 
 /// A subject known to be a valid identity (the constants above).

@@ -1,0 +1,185 @@
+//! What only a sole voter does: append and commit at once, and stand where
+//! the seed's [`ControlPlaneConsensus`] is expected.
+
+use crate::catalog::ApplyOutcome;
+use crate::consensus::{
+    ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
+    ControlPlaneTerm, DurableVoteState,
+};
+use crate::error::{Error, InvalidInput, Result};
+use crate::identity::ClusterVoterIdentity;
+use crate::io::Storage;
+
+use super::{ControlPlaneNode, DurableControlPlane};
+
+/// An entry a sole voter appended: where it is, and what applying it to the
+/// catalog did. A fenced ownership transition is durable and committed
+/// like any entry, and its outcome says it changed nothing
+/// ([`ApplyOutcome::OwnershipFenced`]): check the outcome, not only `Ok`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The entry's index.
+    pub index: ControlPlaneIndex,
+    /// What applying it to the catalog did.
+    pub outcome: ApplyOutcome,
+}
+
+/// Entries a sole voter appended in one call, at consecutive indexes from
+/// `first_index`, with what applying each did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedBatch {
+    /// The index of the first entry (of the first outcome).
+    pub first_index: ControlPlaneIndex,
+    /// What applying each entry did, in index order: one per entry.
+    pub outcomes: Vec<ApplyOutcome>,
+}
+
+impl AppendedBatch {
+    /// The index of the last entry; `None` for an empty batch.
+    pub fn last_index(&self) -> Option<ControlPlaneIndex> {
+        let count = self.outcomes.len() as u64;
+        count
+            .checked_sub(1)
+            .map(|n| ControlPlaneIndex(self.first_index.0 + n))
+    }
+
+    /// Each entry's index with what applying it did, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (ControlPlaneIndex, &ApplyOutcome)> {
+        let first = self.first_index.0;
+        (first..).map(ControlPlaneIndex).zip(&self.outcomes)
+    }
+}
+
+impl<S: Storage> DurableControlPlane<S> {
+    /// Appends `entry` as the leader and returns, once it is durable and
+    /// (this node being the sole voter) committed and applied to the
+    /// catalog, its index and what applying it did. Unlike the trait's
+    /// `append`, every refusal comes back typed: [`Error::NotLeader`] on a
+    /// follower, [`Error::InvalidInput`] for an entry cpwal cannot store, a
+    /// storage error otherwise.
+    pub fn try_append(&mut self, entry: &ControlPlaneEntry) -> Result<Appended> {
+        let entries = std::slice::from_ref(entry);
+        let written = self.append_durably(entries)?;
+        let mut outcome = None;
+        self.commit_written(written.start, entries, |applied| outcome = Some(applied))?;
+        let outcome = outcome.ok_or_else(|| unreported(written.start))?;
+        Ok(Appended {
+            index: ControlPlaneIndex(written.start),
+            outcome,
+        })
+    }
+
+    /// Appends several entries with a single sync, committed as
+    /// [`DurableControlPlane::try_append`]'s, and returns the index of the
+    /// first with what applying each did. Either every entry is validated
+    /// and written or, on a refusal, none is.
+    pub fn try_append_batch(&mut self, entries: &[ControlPlaneEntry]) -> Result<AppendedBatch> {
+        let written = self.append_durably(entries)?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        self.commit_written(written.start, entries, |applied| outcomes.push(applied))?;
+        if outcomes.len() != entries.len() {
+            return Err(unreported(written.start + outcomes.len() as u64));
+        }
+        Ok(AppendedBatch {
+            first_index: ControlPlaneIndex(written.start),
+            outcomes,
+        })
+    }
+
+    /// Commits what the sole voter just made durable (its entries are
+    /// committed by being durable) and applies it, reporting the outcome of
+    /// each entry of `entries`, written at `start`.
+    fn commit_written(
+        &mut self,
+        start: u64,
+        entries: &[ControlPlaneEntry],
+        report: impl FnMut(ApplyOutcome),
+    ) -> Result<()> {
+        self.commit_end = self.log.durable_end();
+        self.apply_in_hand(start, entries, report)
+    }
+
+    /// The typed error of the last trait [`append`](ControlPlaneConsensus::append)
+    /// that was refused, set by each refused call and cleared by each
+    /// successful one: right after a refusal, what the seed's
+    /// `NotLeader` could not say (see the mapping on the trait impl).
+    pub fn last_append_error(&self) -> Option<&Error> {
+        self.last_append_error.as_ref()
+    }
+}
+
+/// The sole voter is the seed's consensus engine. A replica is not: the
+/// trait's `append` returns a committed index, which a replica's append
+/// cannot (commit needs a quorum its caller counts); the replicated
+/// implementor is `cpwal::raft::ReplicatedControlPlane` (feature
+/// `openraft`).
+impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
+    fn current_term(&self) -> ControlPlaneTerm {
+        ControlPlaneNode::current_term(self)
+    }
+
+    fn leader(&self) -> Option<ClusterVoterIdentity> {
+        ControlPlaneNode::leader(self)
+    }
+
+    fn is_leader(&self) -> bool {
+        ControlPlaneNode::is_leader(self)
+    }
+
+    fn durable_vote(&self) -> DurableVoteState {
+        ControlPlaneNode::durable_vote(self)
+    }
+
+    fn commit_index(&self) -> Option<ControlPlaneIndex> {
+        ControlPlaneNode::commit_index(self)
+    }
+
+    /// Appends as [`DurableControlPlane::try_append`] does. The seed's error
+    /// type has only `NotLeader`, so each typed refusal maps to the closest
+    /// honest answer, and never names this node (a forwarding caller would
+    /// send the request back to itself):
+    ///
+    /// | [`DurableControlPlane::try_append`] refuses with | the trait returns |
+    /// |---|---|
+    /// | [`Error::NotLeader`] `{ leader }` (not the leader) | `NotLeader { leader }`: the leader this node knows, to forward to |
+    /// | [`Error::InvalidInput`] (an entry cpwal cannot store; the node still leads) | `NotLeader { leader: None }` |
+    /// | a storage error, or [`Error::Failed`] once one stopped the node (it steps down) | `NotLeader { leader: None }` |
+    ///
+    /// The typed error of the call is [`DurableControlPlane::last_append_error`]
+    /// right after it returns; a successful append clears it.
+    fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
+        match self.try_append(&entry) {
+            Ok(appended) => {
+                self.last_append_error = None;
+                Ok(appended.index)
+            }
+            Err(error) => {
+                let refusal = refusal_for(&error, &self.identity);
+                self.last_append_error = Some(error);
+                Err(refusal)
+            }
+        }
+    }
+}
+
+/// An entry committed by an append whose outcome was not reported: the
+/// catalog applied it elsewhere, which the engine's order rules out. Said,
+/// not assumed.
+fn unreported(index: u64) -> Error {
+    InvalidInput::Index {
+        index,
+        reason: "an appended entry was committed but its apply outcome was not reported",
+    }
+    .into()
+}
+
+/// The seed's answer for a refused append (the table on the trait impl):
+/// the known leader when this node is not it, otherwise no leader; never
+/// `me`.
+pub(super) fn refusal_for(error: &Error, me: &ClusterVoterIdentity) -> ControlPlaneError {
+    let leader = match error {
+        Error::NotLeader { leader } => leader.clone().filter(|l| l != me),
+        _ => None,
+    };
+    ControlPlaneError::NotLeader { leader }
+}
