@@ -67,7 +67,7 @@ fn open_reads_invisible_characters_an_older_build_wrote() {
     // U+200B with valid checksums, reopen.
     let dir = tempfile::tempdir().unwrap();
     let me = voter("CN=n");
-    let mut node = DurableControlPlane::open(dir.path(), me.clone(), Options::default()).unwrap();
+    let mut node = DurableControlPlane::create(dir.path(), me.clone(), Options::default()).unwrap();
     node.try_append(&ControlPlaneEntry::MembershipChange(
         MembershipChange::Admit(voter("CN=a~~~b")),
     ))
