@@ -697,3 +697,34 @@ fn rollover_installs_the_spare_prepared_while_the_tail_filled() {
         );
     }
 }
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn refused_open_or_create_leaves_the_directory_as_it_found_it() {
+    // Goal: a refusal changes nothing it was not asked to: opening an empty
+    // directory (no node) and creating in a directory that holds someone
+    // else's files leave no LOCK or other file behind, so the operator finds
+    // exactly what was there. Method: open an empty directory, create in a
+    // directory holding notes.txt; list both afterwards.
+    let empty = tempfile::tempdir().unwrap();
+    let opened = DurableControlPlane::open(empty.path(), voter("CN=node-a"), small_segments());
+    assert!(matches!(opened, Err(Error::NoNode { .. })), "{opened:?}");
+    assert_eq!(names_in(empty.path()), Vec::<String>::new());
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("notes.txt"), b"mine").unwrap();
+    let created = DurableControlPlane::create(foreign.path(), voter("CN=node-a"), small_segments());
+    assert!(
+        matches!(created, Err(Error::DirectoryNotEmpty { .. })),
+        "{created:?}"
+    );
+    assert_eq!(names_in(foreign.path()), ["notes.txt"]);
+}

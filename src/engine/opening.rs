@@ -44,10 +44,18 @@ fn lock_directory(
 ) -> Result<OsStorage> {
     options.validate()?;
     let directory = directory.as_ref();
-    if opening == Opening::Open && directory.symlink_metadata().is_err() {
-        return Err(Error::NoNode {
-            path: directory.to_path_buf(),
-        });
+    if directory.symlink_metadata().is_err() {
+        if opening == Opening::Open {
+            return Err(Error::NoNode {
+                path: directory.to_path_buf(),
+            });
+        }
+    } else {
+        // Refuse what can be refused before the lock file is made, so a
+        // refusal leaves the directory as it was. Under the lock the same
+        // check runs again and decides.
+        let looking = OsStorage::open(directory, LockMode::Shared)?;
+        refuse_opening(&looking, &Survey::of(&looking, Layout::Node)?, opening)?;
     }
     OsStorage::open(directory, LockMode::Exclusive)
 }
@@ -201,25 +209,11 @@ fn open_or_create_hard_state<R: Role, S: Storage>(
     opening: Opening,
 ) -> Result<(HardStateStore<S::File>, HardState)> {
     let survey = Survey::of(storage, Layout::Node)?;
-    match (opening, survey.hard_state) {
-        (Opening::Create, true) => {
-            return Err(Error::NodeExists {
-                path: crate::directory::directory_path(storage),
-            })
-        }
-        (Opening::Create, false) => {
-            refuse_uninitialized_leftovers(storage, survey)?;
-            let state = initial_hard_state::<R>(identity);
-            let store = HardStateStore::create(storage, &state)?;
-            return Ok((store, state));
-        }
-        (Opening::Open, false) => {
-            refuse_lost_hard_state(storage, &survey)?;
-            return Err(Error::NoNode {
-                path: crate::directory::directory_path(storage),
-            });
-        }
-        (Opening::Open, true) => {}
+    refuse_opening(storage, &survey, opening)?;
+    if opening == Opening::Create {
+        let state = initial_hard_state::<R>(identity);
+        let store = HardStateStore::create(storage, &state)?;
+        return Ok((store, state));
     }
     let (store, state) = HardStateStore::open(storage, Access::Writable)?;
     if state.node != *identity {
@@ -237,18 +231,38 @@ fn open_or_create_hard_state<R: Role, S: Storage>(
     Ok((store, state))
 }
 
+/// Refuses `opening` a directory whose `survey` says it cannot be done: a
+/// creation where a node exists ([`Error::NodeExists`]) or where the
+/// directory holds files cpwal did not write or lost its hard state; an
+/// open where no node is ([`Error::NoNode`]) or the hard state was lost.
+fn refuse_opening<S: Storage>(storage: &S, survey: &Survey, opening: Opening) -> Result<()> {
+    match (opening, survey.hard_state) {
+        (Opening::Create, true) => Err(Error::NodeExists {
+            path: crate::directory::directory_path(storage),
+        }),
+        (Opening::Create, false) => refuse_uninitialized_leftovers(storage, survey),
+        (Opening::Open, false) => {
+            refuse_lost_hard_state(storage, survey)?;
+            Err(Error::NoNode {
+                path: crate::directory::directory_path(storage),
+            })
+        }
+        (Opening::Open, true) => Ok(()),
+    }
+}
+
 /// A directory without a hard state is new only if it holds nothing but
 /// leftovers of an interrupted creation (cpwal's temporary files) and
 /// `lost+found`. Segments or snapshots without a hard state mean the hard
 /// state was lost: starting afresh would forget votes, so it is corruption.
 /// Foreign files mean it is probably not the directory meant:
 /// [`Error::DirectoryNotEmpty`].
-fn refuse_uninitialized_leftovers<S: Storage>(storage: &S, survey: Survey) -> Result<()> {
-    refuse_lost_hard_state(storage, &survey)?;
+fn refuse_uninitialized_leftovers<S: Storage>(storage: &S, survey: &Survey) -> Result<()> {
+    refuse_lost_hard_state(storage, survey)?;
     if !survey.foreign.is_empty() {
         return Err(Error::DirectoryNotEmpty {
             path: crate::directory::directory_path(storage),
-            foreign: survey.foreign,
+            foreign: survey.foreign.clone(),
         });
     }
     Ok(())
