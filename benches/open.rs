@@ -76,7 +76,7 @@ fn build_log_with_snapshot(dir: &Path, workload: &Workload, entries: u64) {
     build_log_of(dir, covered, |n| workload.entry(n));
     let mut engine = reopen_engine(dir);
     let report = engine.compact(u64::MAX).unwrap();
-    assert_eq!(report.snapshot_index_end, covered);
+    assert_eq!(report.snapshot_index_end.0, covered);
     assert_eq!(report.removed_segments, 0);
     let mut batch = Vec::new();
     let mut written = covered;

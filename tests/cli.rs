@@ -285,7 +285,7 @@ fn reading_commands_on_a_compacted_directory() {
     // directory with `DurableControlPlane::compact`, run every reader.
     let root = tempfile::tempdir().unwrap();
     let (dir, report) = compacted_directory(root.path());
-    assert_eq!(report.snapshot_index_end, 120);
+    assert_eq!(report.snapshot_index_end.0, 120);
     assert_eq!(report.log_start.0, 110);
     assert!(report.removed_segments > 0, "{report:?}");
     let before = snapshot(&dir);

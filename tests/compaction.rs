@@ -99,7 +99,7 @@ fn compact_then_reopen_reads_from_the_snapshot_and_the_log() {
     append_many(&mut node, 0, 300);
     let catalog = node.catalog().clone();
     let report = node.compact(20).unwrap();
-    assert_eq!(report.snapshot_index_end, 300);
+    assert_eq!(report.snapshot_index_end.0, 300);
     assert_eq!(report.log_start, ControlPlaneIndex(280));
     assert!(report.removed_segments > 5, "{report:?}");
     assert!(matches!(

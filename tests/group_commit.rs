@@ -372,7 +372,7 @@ fn shared_with_engine_sees_written_entries_durable_and_committed() {
     let range = shared
         .append_batch(&[admit(1), admit(2), admit(3)])
         .unwrap();
-    assert_eq!(range, 0..3);
+    assert_eq!(range, ControlPlaneIndex(0)..ControlPlaneIndex(3));
     let commit = shared.with_engine(|e| Ok(e.commit_index())).unwrap();
     assert_eq!(commit, Some(ControlPlaneIndex(2)));
     let engine = shared.into_inner().unwrap();
@@ -449,7 +449,11 @@ fn shared_append_no_sync_after_a_failed_one_acknowledges_anything() {
     let roller = {
         let shared = shared.clone();
         let batch: Vec<_> = (1..60).map(admit).collect();
-        std::thread::spawn(move || shared.append_batch(&batch).map(|r| r.collect::<Vec<_>>()))
+        std::thread::spawn(move || {
+            shared
+                .append_batch(&batch)
+                .map(|r| (r.start.0..r.end.0).collect::<Vec<_>>())
+        })
     };
     // Without the latch's rule the rollover's sync enters the fault gate
     // too; with it, it waits behind the held sync and never gets there while

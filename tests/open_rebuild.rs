@@ -80,7 +80,7 @@ fn open_rebuilds_catalog_over_many_mapped_segments() {
     append_mixed(&mut node, 0, 600);
     let mut node = open_after_close(node, &segment_files, &open);
     let report = node.compact(250).unwrap();
-    assert!(report.snapshot_index_end == 600 && report.log_start.0 == 350);
+    assert!(report.snapshot_index_end.0 == 600 && report.log_start.0 == 350);
     append_mixed(&mut node, 600, 900);
     let node = open_after_close(node, &segment_files, &open);
     assert_eq!(node.applied_end(), 900);

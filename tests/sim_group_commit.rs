@@ -66,7 +66,7 @@ fn writer(shared: SharedControlPlane<SoleVoter, SimDisk>, thread: u64, seed: u64
         let result = if count == 1 {
             shared.append(&entries[0]).map(|i| i.0..i.0 + 1)
         } else {
-            shared.append_batch(&entries)
+            shared.append_batch(&entries).map(|r| r.start.0..r.end.0)
         };
         match result {
             Ok(indexes) => record.acknowledged.push((indexes, sequences.clone())),

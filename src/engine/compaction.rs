@@ -19,7 +19,7 @@ use crate::node_role::Role;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionReport {
     /// The snapshot now on disk covers every index below this.
-    pub snapshot_index_end: u64,
+    pub snapshot_index_end: ControlPlaneIndex,
     /// The first index still in the log; reads below it are
     /// [`Error::Compacted`].
     pub log_start: ControlPlaneIndex,
@@ -60,7 +60,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
         }
         let removed_snapshots = remove_snapshots_below(&*storage, index_end)?;
         Ok(CompactionReport {
-            snapshot_index_end: index_end,
+            snapshot_index_end: ControlPlaneIndex(index_end),
             log_start: ControlPlaneIndex(self.log.start_index()),
             removed_segments: segments_before - self.log.segments().len(),
             removed_snapshots,
@@ -82,11 +82,9 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     }
 
     /// The index below which a snapshot covers the log (0: no snapshot).
-    pub fn snapshot_index_end(&self) -> Result<u64> {
-        Ok(list_snapshots(&**self.log.storage())?
-            .last()
-            .copied()
-            .unwrap_or(0))
+    pub fn snapshot_index_end(&self) -> Result<ControlPlaneIndex> {
+        let newest = list_snapshots(&**self.log.storage())?.last().copied();
+        Ok(ControlPlaneIndex(newest.unwrap_or(0)))
     }
 }
 

@@ -45,8 +45,9 @@ impl<S: Storage> ReplicaControlPlane<S> {
     pub fn append_uncommitted_batch(
         &mut self,
         entries: &[ControlPlaneEntry],
-    ) -> Result<std::ops::Range<u64>> {
-        self.append_durably(entries)
+    ) -> Result<std::ops::Range<ControlPlaneIndex>> {
+        let written = self.append_durably(entries)?;
+        Ok(ControlPlaneIndex(written.start)..ControlPlaneIndex(written.end))
     }
 
     /// Commits every entry through `index`, for a leader that learned a

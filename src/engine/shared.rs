@@ -148,17 +148,17 @@ impl<R: Role, S: Storage> SharedControlPlane<R, S> {
     /// [`DurableControlPlane::try_append`].
     pub fn append(&self, entry: &ControlPlaneEntry) -> Result<ControlPlaneIndex> {
         let range = self.append_batch(std::slice::from_ref(entry))?;
-        Ok(ControlPlaneIndex(range.start))
+        Ok(range.start)
     }
 
     /// Appends `entries` (contiguous indexes, all or none written) and returns
     /// their index range once all are durable (and, on a sole voter,
     /// committed). On a replica, [`Error::Truncated`](crate::Error::Truncated) if a leader's entries
     /// replaced some of them first.
-    pub fn append_batch(&self, entries: &[ControlPlaneEntry]) -> Result<Range<u64>> {
+    pub fn append_batch(&self, entries: &[ControlPlaneEntry]) -> Result<Range<ControlPlaneIndex>> {
         let (range, ticket) = self.lock_engine().write_batch_unsynced(entries)?;
         self.inner.group.wait(&ticket, &*self.inner)?;
-        Ok(range)
+        Ok(ControlPlaneIndex(range.start)..ControlPlaneIndex(range.end))
     }
 
     /// Runs `f` with exclusive access to the engine (votes, elections, a

@@ -796,7 +796,7 @@ impl ReplicaHarness {
                 .map(|()| ReplicaReply::Done),
             ReplicaOp::AppendUncommitted(entries) => node
                 .append_uncommitted_batch(entries)
-                .map(ReplicaReply::Appended),
+                .map(|written| ReplicaReply::Appended(written.start.0..written.end.0)),
             ReplicaOp::AdvanceCommit(index) => node
                 .advance_commit(ControlPlaneIndex(*index))
                 .map(|()| ReplicaReply::Done),
