@@ -22,7 +22,7 @@ use cpwal::raft::{
 use cpwal::{ClusterVoterIdentity, ControlPlaneEntry, MembershipChange, Options};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, Vote};
-use support::sim_disk::{SimDisk, Stop};
+use support::sim_disk::{DiskCounters, SimDisk, Stop};
 
 type LogStore = CpwalLogStore<SimDisk>;
 type Machine = CpwalStateMachine<SimDisk>;
@@ -269,44 +269,6 @@ fn run_script(runtime: &tokio::runtime::Runtime, disk: &SimDisk) -> (Model, Opti
     (model, in_flight)
 }
 
-fn crash_seed(runtime: &tokio::runtime::Runtime, operations: u64, seed: u64) -> Result<(), String> {
-    let disk = SimDisk::new();
-    let cut = 1 + seed % (operations + 1);
-    disk.cut_power_before_operation(cut);
-    let (model, in_flight) = run_script(runtime, &disk);
-    disk.crash(seed);
-    let (mut log, mut machine) = open(&disk).map_err(|e| format!("cut {cut}: reopen: {e}"))?;
-    runtime
-        .block_on(model.check(in_flight.as_ref(), &mut log, &mut machine))
-        .map_err(|e| format!("cut before operation {cut} (in flight: {in_flight:?}): {e}"))
-}
-
-#[test]
-fn raft_stores_power_cut_at_every_operation_keep_what_they_acknowledged() {
-    // Goal: the openraft stores, generic over the io seam, keep every
-    // acknowledged vote, commit point, entry and snapshot through a power
-    // loss at any disk operation, including the creation of their
-    // subdirectories. Method: count the disk operations of a dry run of a
-    // scripted sequence (vote, appends across 4 KiB segments, commit,
-    // apply and snapshot, purge, truncation, appends in a new term); for
-    // each seed, cut the power before one of them (seed modulo the count,
-    // so every operation is hit), crash keeping a seeded subset of what was
-    // unsynced, reopen both stores and check against the acknowledgements.
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dry_run = SimDisk::new();
-    let (model, in_flight) = run_script(&runtime, &dry_run);
-    assert!(in_flight.is_none(), "the dry run failed at {in_flight:?}");
-    assert!(model.purged.is_some() && model.snapshot_last.is_some());
-    let operations = dry_run.counters().operations;
-    support::for_each_seed(
-        "openraft_sim --features openraft",
-        "raft_stores_power_cut_at_every_operation_keep_what_they_acknowledged",
-        21,
-        (operations + 1) * 2,
-        |seed| crash_seed(&runtime, operations, seed),
-    );
-}
-
 /// How the first phase of a sequence is interrupted.
 #[derive(Debug, Clone, Copy)]
 enum Interruption {
@@ -370,40 +332,33 @@ fn sequence_seed(
         })
 }
 
-#[test]
-fn raft_stores_kill_or_failed_sync_then_restart_then_power_cut_keep_what_they_served() {
-    // Goal: what the openraft stores serve after a restart in the same
-    // boot is durable — a killed process or a failed sync leaves unsynced
-    // pages in the page cache, and a reopen that served them without making
-    // them durable would lose a vote, a commit point or entries to a later
-    // power cut. Method: for each seed, interrupt the script with a process
-    // kill before any disk operation, a failed sync at any sync, or a power
-    // cut (seed modulo the counts of a dry run, so every point is hit);
-    // restart and check against the acknowledgements; take what the stores
-    // then serve as promised; acknowledge a continuation (new vote, appends,
-    // commit point); cut the power before one of its operations, crash
-    // keeping a seeded subset of what was unsynced, reopen and check.
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dry_run = SimDisk::new();
-    let (_, in_flight) = run_script(&runtime, &dry_run);
+/// What a dry run of the script acknowledged, and the disk operations
+/// and syncs it made (each a point a sequence can be interrupted at).
+fn dry_run(runtime: &tokio::runtime::Runtime) -> (Model, DiskCounters) {
+    let disk = SimDisk::new();
+    let (model, in_flight) = run_script(runtime, &disk);
     assert!(in_flight.is_none(), "the dry run failed at {in_flight:?}");
-    let counters = dry_run.counters();
-    let (operations, syncs) = (counters.operations, counters.syncs);
+    (model, disk.counters())
+}
+
+/// Runs [`sequence_seed`] for each seed of `test_name`, interrupted as
+/// `interruption` says for that seed, then checks that some sequences
+/// acknowledged their whole continuation (so the last power cut had
+/// promises to break).
+fn run_sequences(
+    runtime: &tokio::runtime::Runtime,
+    test_name: &str,
+    salt: u64,
+    seeds: u64,
+    interruption: impl Fn(u64) -> Interruption,
+) {
     let continued = AtomicU64::new(0);
     support::for_each_seed(
         "openraft_sim --features openraft",
-        "raft_stores_kill_or_failed_sync_then_restart_then_power_cut_keep_what_they_served",
-        22,
-        (operations + syncs) * 2,
-        |seed| {
-            let point = seed / 3;
-            let interruption = match seed % 3 {
-                0 => Interruption::ProcessKill(1 + point % (operations + 1)),
-                1 => Interruption::FailedSync(1 + point % (syncs + 1)),
-                _ => Interruption::PowerCut(1 + point % (operations + 1)),
-            };
-            sequence_seed(&runtime, interruption, 40, seed, &continued)
-        },
+        test_name,
+        salt,
+        seeds,
+        |seed| sequence_seed(runtime, interruption(seed), 40, seed, &continued),
     );
     if support::replay_seed().is_none() {
         assert!(
@@ -411,4 +366,62 @@ fn raft_stores_kill_or_failed_sync_then_restart_then_power_cut_keep_what_they_se
             "no sequence acknowledged its whole continuation before the power cut"
         );
     }
+}
+
+#[test]
+fn raft_stores_power_cut_at_every_operation_keep_what_they_acknowledged() {
+    // Goal: the openraft stores, generic over the io seam, keep every
+    // acknowledged vote, commit point, entry and snapshot through a power
+    // loss at any disk operation, including the creation of their
+    // subdirectories, and keep what they serve after it through the next.
+    // Method: count the disk operations of a dry run of a scripted
+    // sequence (vote, appends across 4 KiB segments, commit, apply and
+    // snapshot, purge, truncation, appends in a new term); for each seed,
+    // cut the power before one of them (seed modulo the count, so every
+    // operation is hit), crash keeping a seeded subset of what was
+    // unsynced, reopen both stores and check against the acknowledgements;
+    // then as in every sequence: a continuation, a second power cut, a
+    // last check.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (model, counters) = dry_run(&runtime);
+    assert!(model.purged.is_some() && model.snapshot_last.is_some());
+    let operations = counters.operations;
+    run_sequences(
+        &runtime,
+        "raft_stores_power_cut_at_every_operation_keep_what_they_acknowledged",
+        21,
+        (operations + 1) * 2,
+        |seed| Interruption::PowerCut(1 + seed % (operations + 1)),
+    );
+}
+
+#[test]
+fn raft_stores_kill_or_failed_sync_then_restart_then_power_cut_keep_what_they_served() {
+    // Goal: what the openraft stores serve after a restart in the same
+    // boot is durable — a killed process or a failed sync leaves unsynced
+    // pages in the page cache, and a reopen that served them without making
+    // them durable would lose a vote, a commit point or entries to a later
+    // power cut. Method: for each seed, interrupt the script with a process
+    // kill before any disk operation or a failed sync at any sync (seed
+    // modulo the counts of a dry run, so every point is hit); restart and
+    // check against the acknowledgements; take what the stores then serve
+    // as promised; acknowledge a continuation (new vote, appends, commit
+    // point); cut the power before one of its operations, crash keeping a
+    // seeded subset of what was unsynced, reopen and check.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (_, counters) = dry_run(&runtime);
+    let (operations, syncs) = (counters.operations, counters.syncs);
+    run_sequences(
+        &runtime,
+        "raft_stores_kill_or_failed_sync_then_restart_then_power_cut_keep_what_they_served",
+        22,
+        (operations + syncs) * 2,
+        |seed| {
+            let point = seed / 2;
+            match seed % 2 {
+                0 => Interruption::ProcessKill(1 + point % (operations + 1)),
+                _ => Interruption::FailedSync(1 + point % (syncs + 1)),
+            }
+        },
+    );
 }
