@@ -179,7 +179,7 @@ impl<'w> Contenders<'w> {
     fn cpwal(&self, threads: u64, ops: u64) -> Duration {
         on_threads(threads, ops, |_, _| {
             let n = self.shared_next.fetch_add(1, Ordering::Relaxed);
-            self.shared.append(&self.workload.entry(n)).unwrap();
+            self.shared.try_append(&self.workload.entry(n)).unwrap();
         })
     }
 

@@ -66,7 +66,7 @@ fn measure_shared_64(shared: &SharedControlPlane, w: &Workload, next: &mut u64) 
     let mut batch: Vec<ControlPlaneEntry> = Vec::with_capacity(64);
     for _ in 0..BATCH_CALLS {
         w.fill(*next, 64, &mut batch);
-        shared.append_batch(&batch).unwrap();
+        shared.try_append_batch(&batch).unwrap();
         *next += 64;
     }
 }

@@ -4,7 +4,8 @@
 //! leader and shard-ownership transitions, checks what applying each did
 //! (a fenced transfer is reported, not taken for a success), restarts and
 //! reads its catalog back, then serves many threads through the
-//! group-commit handle, written against the seed's trait.
+//! group-commit handle: some written against the seed's trait, two racing
+//! to move a range and each told by its own call whether it won.
 //!
 //! `cargo run --example supervisor [DIR]` (a temporary directory if none);
 //! CI runs it.
@@ -122,10 +123,39 @@ fn serve_threads(node: DurableControlPlane) -> Result<(), Failure> {
     }
     let members = shared.with_catalog(|c| c.members().len());
     assert_eq!(members, members_before + 4);
+    race_two_movers(&shared)?;
     println!(
         "{members} members; commit index {:?}",
         shared.commit_index().map(|i| i.0)
     );
+    Ok(())
+}
+
+/// Two threads move range "orders" at the same epoch through the shared
+/// handle: the index order decides which move wins, and each thread learns
+/// from its own call whether it won (the other is fenced).
+fn race_two_movers(shared: &SharedControlPlane) -> Result<(), Failure> {
+    let movers: Vec<_> = ["CN=worker-1", "CN=worker-2"]
+        .into_iter()
+        .map(|owner| {
+            let (shared, entry) = (shared.clone(), transfer("orders", owner, 1));
+            std::thread::spawn(move || -> Result<_, Failure> {
+                Ok((owner, shared.try_append(&entry?)?))
+            })
+        })
+        .collect();
+    let mut fenced = 0;
+    for mover in movers {
+        let (owner, appended) = mover.join().map_err(|_| "a thread panicked")??;
+        let won = !appended.outcome.is_refusal();
+        fenced += usize::from(!won);
+        println!(
+            "index {}: moving orders to {owner} {}",
+            appended.index.0,
+            if won { "won" } else { "was fenced" }
+        );
+    }
+    assert_eq!(fenced, 1, "one of two moves at the same epoch is fenced");
     Ok(())
 }
 

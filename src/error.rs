@@ -134,6 +134,15 @@ pub enum Error {
         /// The first of them the truncation removed.
         removed_from: u64,
     },
+    /// An append's entries were committed and applied, but what applying
+    /// one of them did never reached the call (the engine applies entries
+    /// in the order it writes them, and reports each outcome to its writer;
+    /// this is that rule broken, a bug in cpwal worth reporting). The entry
+    /// is durable and committed; read the catalog for its effect.
+    OutcomeNotReported {
+        /// The entry whose outcome is missing.
+        index: u64,
+    },
     /// The requested entry is beyond the end of the log.
     NotFound {
         /// The index asked for.
@@ -644,6 +653,10 @@ impl fmt::Display for Error {
                 f,
                 "entries {}..{} are not acknowledged: a truncation removed the log from index {removed_from} on before they were durable",
                 written.start, written.end
+            ),
+            Error::OutcomeNotReported { index } => write!(
+                f,
+                "entry {index} is committed but what applying it did was not reported to its append (a bug in cpwal)"
             ),
             Error::NotFound { index, end_index } => {
                 write!(f, "index {index} is past the end of the log ({end_index})")

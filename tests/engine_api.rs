@@ -322,10 +322,13 @@ fn append_batch_with_one_bad_entry_writes_none_of_it() {
     let shared = cpwal::SharedControlPlane::new(node);
     for bad in &bad_names {
         let batch = [transfer("fine", 1), transfer(bad, 2)];
-        assert!(shared.append_batch(&batch).is_err(), "{bad:?}");
+        assert!(shared.try_append_batch(&batch).is_err(), "{bad:?}");
     }
     assert_eq!(shared.last_written_index(), None);
-    assert_eq!(shared.append(&admit(2)).unwrap(), ControlPlaneIndex(0));
+    assert_eq!(
+        shared.try_append(&admit(2)).unwrap().index,
+        ControlPlaneIndex(0)
+    );
     drop(shared);
     let node = open(dir.path());
     assert_eq!(node.last_index(), Some(ControlPlaneIndex(0)));

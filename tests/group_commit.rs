@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use cpwal::io::{DirectoryEntry, LockMode, OsFile, OsStorage, Storage, StorageFile};
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, DurableControlPlane, Error,
-    MembershipChange, Options, ReplicaControlPlane, SharedControlPlane, SoleVoter,
+    ApplyOutcome, ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, DurableControlPlane,
+    Error, MembershipChange, Options, ReplicaControlPlane, SharedControlPlane, SoleVoter,
 };
 
 /// Faults shared by every file of one [`LosingStorage`].
@@ -204,7 +204,7 @@ fn append_concurrently(
                     .map(|i| {
                         let entry = admit(t * 1_000_000 + i);
                         let started = clock.fetch_add(1, Ordering::SeqCst);
-                        let index = shared.append(&entry).unwrap().0;
+                        let index = shared.try_append(&entry).unwrap().index.0;
                         let returned = clock.fetch_add(1, Ordering::SeqCst);
                         Ack {
                             entry,
@@ -274,7 +274,7 @@ fn appends_behind_held_sync(
     faults.set(|g| g.hold_syncs = true);
     let spawn = |n: u64| {
         let shared = shared.clone();
-        std::thread::spawn(move || shared.append(&admit(n)))
+        std::thread::spawn(move || shared.try_append(&admit(n)).map(|a| a.index))
     };
     let mut workers = vec![spawn(0)];
     wait_until("the leader's sync", || {
@@ -318,7 +318,7 @@ fn shared_commit_index_waits_for_the_sync() {
     // commit point from another thread, then release and check again.
     let dir = tempfile::tempdir().unwrap();
     let (shared, faults) = open_losing(dir.path(), 1 << 20);
-    shared.append(&admit(100)).unwrap();
+    shared.try_append(&admit(100)).unwrap();
     let observer = shared.clone();
     let seen_while_held = Arc::new(Mutex::new(None));
     let seen = Arc::clone(&seen_while_held);
@@ -341,7 +341,7 @@ fn shared_append_sync_failure_fails_every_waiter_and_latches() {
     // calls too, then reopen and check no entry was acknowledged.
     let dir = tempfile::tempdir().unwrap();
     let (shared, faults) = open_losing(dir.path(), 1 << 20);
-    shared.append(&admit(100)).unwrap();
+    shared.try_append(&admit(100)).unwrap();
     let results = appends_behind_held_sync(&shared, &faults, 6, |g| {
         g.fail_next = true;
         g.hold_syncs = false;
@@ -353,7 +353,7 @@ fn shared_append_sync_failure_fails_every_waiter_and_latches() {
         );
     }
     assert!(matches!(
-        shared.append(&admit(200)),
+        shared.try_append(&admit(200)),
         Err(Error::Failed { .. })
     ));
     assert!(shared.with_engine(|e| Ok(e.is_leader())).is_err());
@@ -369,10 +369,11 @@ fn shared_with_engine_sees_written_entries_durable_and_committed() {
     // then read commit and entries inside `with_engine`.
     let dir = tempfile::tempdir().unwrap();
     let (shared, _faults) = open_losing(dir.path(), 1 << 20);
-    let range = shared
-        .append_batch(&[admit(1), admit(2), admit(3)])
+    let appended = shared
+        .try_append_batch(&[admit(1), admit(2), admit(3)])
         .unwrap();
-    assert_eq!(range, ControlPlaneIndex(0)..ControlPlaneIndex(3));
+    assert_eq!(appended.first_index, ControlPlaneIndex(0));
+    assert_eq!(appended.outcomes, vec![ApplyOutcome::Admitted; 3]);
     let commit = shared.with_engine(|e| Ok(e.commit_index())).unwrap();
     assert_eq!(commit, Some(ControlPlaneIndex(2)));
     let engine = shared.into_inner().unwrap();
@@ -380,45 +381,62 @@ fn shared_with_engine_sees_written_entries_durable_and_committed() {
 }
 
 #[test]
-fn shared_append_catalog_matches_the_log_replayed_in_order() {
+fn shared_append_catalog_and_outcomes_match_the_log_replayed_in_order() {
     // Goal: the catalog a `SharedControlPlane` builds while threads append
     // (applied from the entries kept in memory, not read back) is exactly
-    // the catalog of the log replayed in index order. Method: 8 threads
-    // race ownership transitions over 4 ranges with colliding epochs (so
-    // the order decides which are fenced) plus membership changes; compare
-    // the live catalog, entry by entry outcomes included (refusal count),
-    // with a reopened node's, which replays the log from disk.
+    // the catalog of the log replayed in index order, and each call gets
+    // back what applying its own entries did (issue #13 item 3: applied by
+    // whichever caller led the sync, handed over to the writer). Method: 8
+    // threads race ownership transitions over 4 ranges with colliding
+    // epochs (so the order decides which are fenced) plus membership
+    // changes, as single appends and batches; compare the live catalog
+    // with a reopened node's, which replays the log from disk, and every
+    // reported (index, outcome) with a fresh catalog fed the log in order.
     let dir = tempfile::tempdir().unwrap();
     let (shared, _faults) = open_losing(dir.path(), 1 << 16);
     let workers: Vec<_> = (0..8u64)
         .map(|t| {
             let shared = shared.clone();
             std::thread::spawn(move || {
+                let mut reported = Vec::new();
                 for i in 0..60u64 {
                     let transition = cpwal::OwnershipTransition {
                         range: format!("range-{}", (t + i) % 4),
                         new_owner: voter(&format!("CN=owner-{t}")),
                         ownership_epoch: i / 3 + t % 2,
                     };
-                    let batch = [
-                        ControlPlaneEntry::OwnershipTransition(transition),
-                        admit(t * 1000 + i % 5),
-                    ];
-                    let entries = if i % 2 == 0 { &batch[..] } else { &batch[..1] };
-                    shared.append_batch(entries).unwrap();
+                    let transition = ControlPlaneEntry::OwnershipTransition(transition);
+                    if i % 2 == 0 {
+                        let batch = [transition, admit(t * 1000 + i % 5)];
+                        let appended = shared.try_append_batch(&batch).unwrap();
+                        assert_eq!(appended.outcomes.len(), 2);
+                        reported.extend(appended.iter().map(|(i, o)| (i, o.clone())));
+                    } else {
+                        let appended = shared.try_append(&transition).unwrap();
+                        reported.push((appended.index, appended.outcome));
+                    }
                 }
+                reported
             })
         })
         .collect();
-    for worker in workers {
-        worker.join().unwrap();
-    }
+    let mut reported: Vec<_> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    reported.sort_by_key(|(index, _)| *index);
     let live = shared.with_engine(|e| Ok(e.catalog().clone())).unwrap();
     assert!(live.refused_count() > 0, "some transitions must be fenced");
     drop(shared);
     let replayed = reopen(dir.path());
     assert_eq!(replayed.catalog(), &live);
     assert_eq!(live.applied_end(), 8 * 60 + 8 * 30);
+    let mut fresh = cpwal::ControlPlaneCatalog::new();
+    assert_eq!(reported.len() as u64, live.applied_end(), "one per entry");
+    for (index, outcome) in reported {
+        let entry = replayed.read(index).unwrap().entry;
+        assert_eq!(fresh.apply(index, &entry).unwrap(), outcome, "at {index}");
+    }
 }
 
 #[test]
@@ -443,7 +461,7 @@ fn shared_append_no_sync_after_a_failed_one_acknowledges_anything() {
     });
     let leader = {
         let shared = shared.clone();
-        std::thread::spawn(move || shared.append(&admit(0)).map(|i| vec![i.0]))
+        std::thread::spawn(move || shared.try_append(&admit(0)).map(|a| vec![a.index.0]))
     };
     wait_until("the leader's sync", || faults.entered() == first_sync);
     let roller = {
@@ -451,8 +469,8 @@ fn shared_append_no_sync_after_a_failed_one_acknowledges_anything() {
         let batch: Vec<_> = (1..60).map(admit).collect();
         std::thread::spawn(move || {
             shared
-                .append_batch(&batch)
-                .map(|r| (r.start.0..r.end.0).collect::<Vec<_>>())
+                .try_append_batch(&batch)
+                .map(|b| b.iter().map(|(i, _)| i.0).collect::<Vec<_>>())
         })
     };
     // Without the latch's rule the rollover's sync enters the fault gate
@@ -502,12 +520,13 @@ fn shared_append_on_a_replica_truncated_during_its_sync_is_not_acknowledged() {
     let term = engine.start_election().unwrap();
     engine.become_leader(term).unwrap();
     let shared = SharedControlPlane::new(engine);
-    assert_eq!(shared.append(&admit(0)).unwrap(), ControlPlaneIndex(0));
+    let first = shared.append_uncommitted(&admit(0)).unwrap();
+    assert_eq!(first, ControlPlaneIndex(0));
     let entered_before = faults.entered();
     faults.set(|g| g.hold_syncs = true);
     let appender = {
         let shared = shared.clone();
-        std::thread::spawn(move || shared.append_batch(&[admit(1)]))
+        std::thread::spawn(move || shared.append_uncommitted_batch(&[admit(1)]))
     };
     wait_until("the append's sync", || {
         faults.entered() == entered_before + 1
@@ -561,12 +580,13 @@ fn shared_read_of_an_entry_whose_sync_is_held_is_refused() {
     // appends index 1 and waits in its sync; read 1 and 0; release; read 1.
     let dir = tempfile::tempdir().unwrap();
     let (shared, faults) = open_losing(dir.path(), 1 << 20);
-    assert_eq!(shared.append(&admit(0)).unwrap(), ControlPlaneIndex(0));
+    let first = shared.try_append(&admit(0)).unwrap();
+    assert_eq!(first.index, ControlPlaneIndex(0));
     let entered_before = faults.entered();
     faults.set(|g| g.hold_syncs = true);
     let appender = {
         let shared = shared.clone();
-        std::thread::spawn(move || shared.append(&admit(1)))
+        std::thread::spawn(move || shared.try_append(&admit(1)))
     };
     wait_until("the append's sync", || {
         faults.entered() == entered_before + 1
@@ -592,6 +612,8 @@ fn shared_read_of_an_entry_whose_sync_is_held_is_refused() {
     }
     assert_eq!(shared.read(ControlPlaneIndex(0)).unwrap().entry, admit(0));
     faults.set(|g| g.hold_syncs = false);
-    assert_eq!(appender.join().unwrap().unwrap(), ControlPlaneIndex(1));
+    let appended = appender.join().unwrap().unwrap();
+    assert_eq!(appended.index, ControlPlaneIndex(1));
+    assert_eq!(appended.outcome, ApplyOutcome::Admitted);
     assert_eq!(shared.read(ControlPlaneIndex(1)).unwrap().entry, admit(1));
 }

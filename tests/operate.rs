@@ -320,7 +320,7 @@ fn backup_of_a_live_node_holds_every_entry_acknowledged_before_it() {
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
-                let index = shared.append(&numbered_entry(n)).unwrap();
+                let index = shared.try_append(&numbered_entry(n)).unwrap().index;
                 assert_eq!(index, ControlPlaneIndex(n));
                 n += 1;
                 acknowledged.store(n, Ordering::SeqCst);

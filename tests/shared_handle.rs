@@ -39,7 +39,7 @@ fn shared_reads_answer_without_syncing() {
     let disk = SimDisk::new();
     let shared = shared_on(&disk);
     for n in 0..3 {
-        shared.append(&admit(n)).unwrap();
+        shared.try_append(&admit(n)).unwrap();
     }
     let syncs = disk.counters().syncs;
     assert_eq!(shared.current_term(), ControlPlaneTerm(1));
@@ -72,7 +72,7 @@ fn shared_read_past_the_log_is_not_found() {
     // the end of a range.
     let disk = SimDisk::new();
     let shared = shared_on(&disk);
-    shared.append(&admit(0)).unwrap();
+    shared.try_append(&admit(0)).unwrap();
     for refused in [
         shared.read(ControlPlaneIndex(1)).map(drop),
         shared
@@ -161,7 +161,7 @@ fn shared_trait_append_maps_refusals_and_keeps_each_clones_error() {
     assert!(matches!(cause, Error::Io { .. }), "{kept:?}");
     assert!(!first.is_leader());
     assert!(first.failure().is_some());
-    let later = first.append(&admit(3));
+    let later = first.try_append(&admit(3));
     assert!(matches!(later, Err(Error::Failed { .. })), "{later:?}");
     let engine_call = first.with_engine(|e| e.observe_term(ControlPlaneTerm(9)));
     assert!(

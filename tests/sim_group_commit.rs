@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, Options, OwnershipTransition,
-    SharedControlPlane, SoleVoter,
+    ApplyOutcome, ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, Options,
+    OwnershipTransition, SharedControlPlane, SoleVoter,
 };
 use support::sim_disk::{Rng, SimDisk};
 use support::workload::{options, voter, Node, NODE_SUBJECT};
@@ -64,13 +64,35 @@ fn writer(shared: SharedControlPlane<SoleVoter, SimDisk>, thread: u64, seed: u64
         let sequences = sequence..sequence + count;
         let entries: Vec<_> = sequences.clone().map(|s| tagged_entry(thread, s)).collect();
         let result = if count == 1 {
-            shared.append(&entries[0]).map(|i| i.0..i.0 + 1)
+            shared
+                .try_append(&entries[0])
+                .map(|a| (a.index, vec![a.outcome]))
         } else {
-            shared.append_batch(&entries).map(|r| r.start.0..r.end.0)
+            shared
+                .try_append_batch(&entries)
+                .map(|b| (b.first_index, b.outcomes))
         };
+        let result = result.map(|(first, outcomes)| {
+            // Each entry opens a range of its own: applying it transfers
+            // ownership, and the call must say so for each.
+            let opened = ApplyOutcome::OwnershipTransferred { previous: None };
+            assert!(outcomes.iter().all(|o| *o == opened), "{outcomes:?}");
+            first.0..first.0 + outcomes.len() as u64
+        });
         match result {
             Ok(indexes) => record.acknowledged.push((indexes, sequences.clone())),
-            Err(_) => {
+            Err(error) => {
+                // Only the armed fault may stop a writer: a storage error,
+                // or the latched failure it left.
+                assert!(
+                    matches!(
+                        error,
+                        cpwal::Error::Io { .. }
+                            | cpwal::Error::NoSpace { .. }
+                            | cpwal::Error::Failed { .. }
+                    ),
+                    "thread {thread}: {error}"
+                );
                 record.in_flight = Some(sequences);
                 break;
             }

@@ -10,6 +10,7 @@ mod follower;
 mod install;
 mod leader;
 mod opening;
+mod outcome_board;
 mod reads;
 mod rebuild;
 mod shared;
@@ -39,6 +40,7 @@ use crate::limits::{check_term, end_after, end_plus, next_term};
 use crate::log::latch::Latch;
 use crate::log::{CommitStamp, LogFile, RecoveryReport, SegmentedLog, TailSync, Ticket};
 use crate::node_role::{Replica, Role, SoleVoter};
+use outcome_board::{Claim, OutcomeBoard};
 use unapplied::UnappliedEntries;
 
 /// One entry read back from the log.
@@ -142,6 +144,9 @@ pub struct ControlPlaneNode<R: Role, S: Storage = OsStorage> {
     /// A sole voter's entries written through [`SharedControlPlane`] and
     /// not yet applied, so the catalog applies them without a read back.
     unapplied: UnappliedEntries,
+    /// Where the entries in `unapplied` are applied, their outcomes wait
+    /// for the [`SharedControlPlane`] callers that wrote them.
+    outcomes: std::sync::Arc<OutcomeBoard>,
 }
 
 /// A node that is its cluster's only voter: created as leader of term 1
@@ -296,23 +301,29 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
         self.write_entries(entries.iter().map(|e| (term, e)), stamp)
     }
 
-    /// [`Self::write_unsynced`], returning the index range written and the
-    /// group-commit ticket that redeems it.
-    pub(super) fn write_batch_unsynced(
+    /// [`Self::write_unsynced`], returning the index range written, the
+    /// group-commit ticket that redeems it and, on a sole voter, the claim
+    /// on what applying each entry did (which the sync that commits them
+    /// posts to [`ControlPlaneNode::outcomes`]).
+    fn write_batch_unsynced(
         &mut self,
         entries: &[ControlPlaneEntry],
-    ) -> Result<(std::ops::Range<u64>, Ticket)> {
+    ) -> Result<(std::ops::Range<u64>, Ticket, Option<Claim>)> {
         let start = self.log.end_index();
         self.write_unsynced(entries)?;
         let written = start..self.log.end_index();
-        if R::OWN_VOTE_IS_MAJORITY {
+        let claim = if R::OWN_VOTE_IS_MAJORITY {
             // Committed by the sync that makes them durable, which applies
             // them from here; a rollover inside the write may have done so.
             self.unapplied.remember(start, entries);
+            let claim = self.outcomes.expect(written.clone());
             self.commit_durable();
-        }
+            Some(claim)
+        } else {
+            None
+        };
         let ticket = self.log.ticket(written.clone());
-        Ok((written, ticket))
+        Ok((written, ticket, claim))
     }
 
     /// Records a group-commit sync that succeeded, then commits what it made
@@ -389,7 +400,9 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     }
 
     /// [`Self::apply_committed`], handing `report` the outcome of each
-    /// entry applied at `report_from` or later, in index order.
+    /// entry applied at `report_from` or later, in index order; the outcome
+    /// of each one before goes to the board of [`SharedControlPlane`]
+    /// writers (kept only if one waits for it).
     fn apply_committed_reporting(
         &mut self,
         report_from: u64,
@@ -408,6 +421,8 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
             let outcome = self.stop_on_failure(applied)?;
             if index.0 >= report_from {
                 report(outcome);
+            } else {
+                self.outcomes.post(index.0, outcome);
             }
         }
         Ok(())

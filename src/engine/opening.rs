@@ -156,6 +156,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
             catalog,
             entry_spans: Vec::new(),
             unapplied: UnappliedEntries::default(),
+            outcomes: Default::default(),
         };
         node.lead_if_own_vote_is_majority();
         node.apply_committed_at_open()?;

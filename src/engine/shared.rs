@@ -22,7 +22,7 @@
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::catalog::ControlPlaneCatalog;
+use crate::catalog::{ApplyOutcome, ControlPlaneCatalog};
 use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState,
@@ -31,10 +31,11 @@ use crate::error::{Error, InvalidInput, Result};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{OsStorage, Storage};
 use crate::log::{GroupCommit, LogFile, SyncOwner, TailSync};
-use crate::node_role::{Role, SoleVoter};
+use crate::node_role::{Replica, Role, SoleVoter};
 
-use super::sole_voter::refusal_for;
-use super::{ControlPlaneNode, LogEntry};
+use super::outcome_board::Claim;
+use super::sole_voter::{refusal_for, unreported};
+use super::{Appended, AppendedBatch, ControlPlaneNode, LogEntry};
 #[cfg(doc)]
 use super::{DurableControlPlane, ReplicaControlPlane};
 
@@ -143,22 +144,14 @@ impl<R: Role, S: Storage> SharedControlPlane<R, S> {
         }
     }
 
-    /// Appends `entry` as the leader and returns its index once it is durable
-    /// (and, on a sole voter, committed); errors as
-    /// [`DurableControlPlane::try_append`].
-    pub fn append(&self, entry: &ControlPlaneEntry) -> Result<ControlPlaneIndex> {
-        let range = self.append_batch(std::slice::from_ref(entry))?;
-        Ok(range.start)
-    }
-
-    /// Appends `entries` (contiguous indexes, all or none written) and returns
-    /// their index range once all are durable (and, on a sole voter,
-    /// committed). On a replica, [`Error::Truncated`](crate::Error::Truncated) if a leader's entries
-    /// replaced some of them first.
-    pub fn append_batch(&self, entries: &[ControlPlaneEntry]) -> Result<Range<ControlPlaneIndex>> {
-        let (range, ticket) = self.lock_engine().write_batch_unsynced(entries)?;
+    /// Writes `entries` under the engine lock, then waits without it until
+    /// they are durable (on a sole voter, committed and applied too),
+    /// leading a sync if none is in flight. Returns their indexes and, on a
+    /// sole voter, the claim on what applying each did.
+    fn write_and_wait(&self, entries: &[ControlPlaneEntry]) -> Result<(Range<u64>, Option<Claim>)> {
+        let (written, ticket, claim) = self.lock_engine().write_batch_unsynced(entries)?;
         self.inner.group.wait(&ticket, &*self.inner)?;
-        Ok(ControlPlaneIndex(range.start)..ControlPlaneIndex(range.end))
+        Ok((written, claim))
     }
 
     /// Runs `f` with exclusive access to the engine (votes, elections, a
@@ -277,6 +270,31 @@ impl<R: Role, S: Storage> SharedControlPlane<R, S> {
     }
 }
 
+impl<S: Storage> SharedControlPlane<Replica, S> {
+    /// Appends `entry` as the leader of the current term and returns its
+    /// index once it is durable, as
+    /// [`ReplicaControlPlane::append_uncommitted`]: committed only when the
+    /// caller's quorum says so ([`ReplicaControlPlane::advance_commit`],
+    /// through [`SharedControlPlane::with_engine`]).
+    /// [`Error::Truncated`](crate::Error::Truncated) if a leader's entries
+    /// replaced it first.
+    pub fn append_uncommitted(&self, entry: &ControlPlaneEntry) -> Result<ControlPlaneIndex> {
+        let range = self.append_uncommitted_batch(std::slice::from_ref(entry))?;
+        Ok(range.start)
+    }
+
+    /// Appends `entries` (contiguous indexes, all or none written) and
+    /// returns their index range once all are durable, as
+    /// [`SharedControlPlane::append_uncommitted`].
+    pub fn append_uncommitted_batch(
+        &self,
+        entries: &[ControlPlaneEntry],
+    ) -> Result<Range<ControlPlaneIndex>> {
+        let (written, _) = self.write_and_wait(entries)?;
+        Ok(ControlPlaneIndex(written.start)..ControlPlaneIndex(written.end))
+    }
+}
+
 /// Refuses `index` if the log holds it but not durably yet: the shared
 /// handle's reads never show an entry whose sync has not completed. An
 /// index past the log is left to the engine's read ([`Error::NotFound`]).
@@ -296,6 +314,59 @@ fn check_durable<R: Role, S: Storage>(
 }
 
 impl<S: Storage> SharedControlPlane<SoleVoter, S> {
+    /// Appends `entry` as the leader and returns, once it is durable,
+    /// committed and applied, its index and what applying it did (a fenced
+    /// ownership transition is durable and committed too: check the
+    /// outcome). Errors as [`DurableControlPlane::try_append`]; a storage
+    /// failure while this call waited is [`Error::Failed`].
+    pub fn try_append(&self, entry: &ControlPlaneEntry) -> Result<Appended> {
+        let mut outcome = None;
+        let index = self.append_collecting(std::slice::from_ref(entry), |o| outcome = Some(o))?;
+        let outcome = outcome.ok_or_else(|| unreported(index))?;
+        Ok(Appended {
+            index: ControlPlaneIndex(index),
+            outcome,
+        })
+    }
+
+    /// Appends `entries` (contiguous indexes, all or none written) and
+    /// returns, once all are durable, committed and applied, the index of
+    /// the first with what applying each did, as
+    /// [`DurableControlPlane::try_append_batch`].
+    pub fn try_append_batch(&self, entries: &[ControlPlaneEntry]) -> Result<AppendedBatch> {
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let first = self.append_collecting(entries, |o| outcomes.push(o))?;
+        Ok(AppendedBatch {
+            first_index: ControlPlaneIndex(first),
+            outcomes,
+        })
+    }
+
+    /// Appends `entries`, hands `collect` what applying each did, in order,
+    /// and returns the first one's index. Whoever records the sync that
+    /// makes them durable applies them, in the same critical section of the
+    /// engine lock, and posts each outcome to this call's claim (see
+    /// [`super::outcome_board`]): if some are missing when the wait
+    /// returns, that section has not ended yet, so taking the lock once
+    /// waits for it; missing after that, the apply failed and stopped the
+    /// node.
+    fn append_collecting(
+        &self,
+        entries: &[ControlPlaneEntry],
+        mut collect: impl FnMut(ApplyOutcome),
+    ) -> Result<u64> {
+        let (written, claim) = self.write_and_wait(entries)?;
+        let claim = claim.ok_or_else(|| unreported(written.start))?;
+        if claim.collect(&mut collect) {
+            return Ok(written.start);
+        }
+        self.lock_engine().check_not_failed()?;
+        if claim.collect(&mut collect) {
+            return Ok(written.start);
+        }
+        Err(unreported(written.start))
+    }
+
     /// The typed error of this handle's last refused trait
     /// [`append`](ControlPlaneConsensus::append); cleared by its next
     /// successful one. Each clone keeps its own.
@@ -332,10 +403,10 @@ impl<S: Storage> ControlPlaneConsensus for SharedControlPlane<SoleVoter, S> {
     }
 
     fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
-        match SharedControlPlane::append(self, &entry) {
-            Ok(index) => {
+        match self.try_append(&entry) {
+            Ok(appended) => {
                 self.last_append_error = None;
-                Ok(index)
+                Ok(appended.index)
             }
             Err(error) => {
                 let refusal = refusal_for(&error, &self.lock_engine().identity);

@@ -6,7 +6,7 @@ use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState,
 };
-use crate::error::{Error, InvalidInput, Result};
+use crate::error::{Error, Result};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::Storage;
 
@@ -165,12 +165,8 @@ impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
 /// An entry committed by an append whose outcome was not reported: the
 /// catalog applied it elsewhere, which the engine's order rules out. Said,
 /// not assumed.
-fn unreported(index: u64) -> Error {
-    InvalidInput::Index {
-        index,
-        reason: "an appended entry was committed but its apply outcome was not reported",
-    }
-    .into()
+pub(super) fn unreported(index: u64) -> Error {
+    Error::OutcomeNotReported { index }
 }
 
 /// The seed's answer for a refused append (the table on the trait impl):

@@ -78,7 +78,7 @@ struct Cpwal<'w> {
 impl Wal for Cpwal<'_> {
     fn append(&self, first: u64, count: usize) {
         let entries = build(self.workload, first, count);
-        self.shared.append_batch(&entries).unwrap();
+        self.shared.try_append_batch(&entries).unwrap();
     }
     fn fenced(&self) -> Option<u64> {
         Some(self.shared.with_catalog(|c| c.refused_count()))
@@ -112,7 +112,7 @@ struct CpwalFencedReplay {
 
 impl Wal for CpwalFencedReplay {
     fn append(&self, _first: u64, count: usize) {
-        self.shared.append_batch(&self.entries[..count]).unwrap();
+        self.shared.try_append_batch(&self.entries[..count]).unwrap();
     }
 }
 

@@ -1,0 +1,217 @@
+//! [`OutcomeBoard`]: where a sole voter's [`SharedControlPlane`] hands each
+//! waiting caller what applying its entries did.
+//!
+//! A shared append's entries are applied by whoever records the sync that
+//! made them durable (most often another caller, the sync's leader), under
+//! the engine lock, while their writer waits without it. The applier posts
+//! each outcome here; the writer collects its own once its wait returns.
+//!
+//! # Protocol
+//! 1. Under the engine lock, right after writing its entries (before
+//!    anything can apply them), a writer [expects](OutcomeBoard::expect)
+//!    their indexes: one pending slot each.
+//! 2. Whoever applies an entry [posts](OutcomeBoard::post) its outcome;
+//!    an index nobody expects is not kept.
+//! 3. The writer holds a [`Claim`] on its indexes. Once its wait says they
+//!    are durable it [collects](Claim::collect) them. The apply happens in
+//!    the same critical section that makes the entries durable, so if some
+//!    are still pending, taking the engine lock once waits for that
+//!    section to end; pending after that means the apply failed (the node
+//!    is stopped) or, were the engine's order broken, was never reported.
+//! 4. A claim dropped without collecting (its wait failed, or its thread
+//!    unwound) gives its slots up, so the board never keeps what nobody
+//!    will read: it holds only the slots of writers still waiting.
+//!
+//! Lock order: the engine lock, then the board's; never the reverse.
+//!
+//! [`SharedControlPlane`]: super::SharedControlPlane
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::catalog::ApplyOutcome;
+
+/// The outcomes of the entries shared writers are waiting for.
+///
+/// Invariant: `slots` is sorted by index, each index once, and holds only
+/// indexes of live [`Claim`]s (plus given-up slots behind a live one,
+/// dropped as soon as nothing live is before them). Capacity is kept, so a
+/// steady stream of appends allocates nothing here.
+#[derive(Debug, Default)]
+pub(super) struct OutcomeBoard {
+    slots: Mutex<VecDeque<Slot>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    index: u64,
+    state: SlotState,
+}
+
+#[derive(Debug)]
+enum SlotState {
+    /// Written, not applied yet.
+    Pending,
+    /// Applied; waiting for its writer.
+    Posted(ApplyOutcome),
+    /// Collected or given up.
+    Gone,
+}
+
+impl OutcomeBoard {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Slot>> {
+        // Every update below leaves the slots sorted and complete; a panic
+        // elsewhere while the lock was held cannot break that.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One pending slot for each of `indexes`, just written (under the
+    /// engine lock, so in index order), and the writer's claim on them.
+    pub(super) fn expect(self: &Arc<Self>, indexes: Range<u64>) -> Claim {
+        let mut slots = self.lock();
+        debug_assert!(
+            slots.back().is_none_or(|last| last.index < indexes.start),
+            "indexes are expected in order"
+        );
+        let pending = indexes.clone().map(|index| Slot {
+            index,
+            state: SlotState::Pending,
+        });
+        slots.extend(pending);
+        Claim {
+            board: Arc::clone(self),
+            indexes,
+        }
+    }
+
+    /// Records what applying the entry at `index` did, if a writer waits
+    /// for it.
+    pub(super) fn post(&self, index: u64, outcome: ApplyOutcome) {
+        let mut slots = self.lock();
+        if let Some(slot) = find(&mut slots, index) {
+            if matches!(slot.state, SlotState::Pending) {
+                slot.state = SlotState::Posted(outcome);
+            }
+        }
+    }
+}
+
+/// The slot of `index`, if the board holds one.
+fn find(slots: &mut VecDeque<Slot>, index: u64) -> Option<&mut Slot> {
+    let at = slots.partition_point(|slot| slot.index < index);
+    slots.get_mut(at).filter(|slot| slot.index == index)
+}
+
+/// A writer's hold on the slots of its indexes; gives them up when dropped.
+#[derive(Debug)]
+pub(super) struct Claim {
+    board: Arc<OutcomeBoard>,
+    indexes: Range<u64>,
+}
+
+impl Claim {
+    /// Hands `collect` every outcome of the claim, in index order, and
+    /// returns `true`, if all are posted; otherwise takes none and returns
+    /// `false` (some entry is not applied yet).
+    pub(super) fn collect(&self, mut collect: impl FnMut(ApplyOutcome)) -> bool {
+        let mut slots = self.board.lock();
+        let first = slots.partition_point(|slot| slot.index < self.indexes.start);
+        let mine = first..first + (self.indexes.end - self.indexes.start) as usize;
+        let all_posted = mine.end <= slots.len()
+            && slots
+                .range(mine.clone())
+                .all(|slot| matches!(slot.state, SlotState::Posted(_)));
+        if !all_posted {
+            return false;
+        }
+        for slot in slots.range_mut(mine) {
+            if let SlotState::Posted(outcome) = std::mem::replace(&mut slot.state, SlotState::Gone)
+            {
+                collect(outcome);
+            }
+        }
+        true
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut slots = self.board.lock();
+        for index in self.indexes.clone() {
+            if let Some(slot) = find(&mut slots, index) {
+                slot.state = SlotState::Gone;
+            }
+        }
+        while slots
+            .front()
+            .is_some_and(|slot| matches!(slot.state, SlotState::Gone))
+        {
+            slots.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(n: u64) -> ApplyOutcome {
+        ApplyOutcome::OwnershipFenced { current_epoch: n }
+    }
+
+    fn collected(claim: &Claim) -> Option<Vec<ApplyOutcome>> {
+        let mut outcomes = Vec::new();
+        claim.collect(|o| outcomes.push(o)).then_some(outcomes)
+    }
+
+    #[test]
+    fn a_claim_collects_only_when_every_entry_was_posted() {
+        // Goal: a writer gets all its outcomes in order or none, and only
+        // its own. Method: two claims over adjacent ranges; post in index
+        // order with an index nobody expects in between; collect before
+        // and after the last post.
+        let board = Arc::new(OutcomeBoard::default());
+        let first = board.expect(0..2);
+        let second = board.expect(2..5);
+        board.post(0, outcome(0));
+        assert_eq!(collected(&first), None, "index 1 is not posted");
+        board.post(1, outcome(1));
+        board.post(2, outcome(2));
+        board.post(3, outcome(3));
+        board.post(9, outcome(9));
+        assert_eq!(collected(&first), Some(vec![outcome(0), outcome(1)]));
+        assert_eq!(collected(&second), None, "index 4 is not posted");
+        board.post(4, outcome(4));
+        assert_eq!(
+            collected(&second),
+            Some(vec![outcome(2), outcome(3), outcome(4)])
+        );
+        drop((first, second));
+        assert!(board.lock().is_empty());
+    }
+
+    #[test]
+    fn a_dropped_claim_gives_its_slots_up() {
+        // Goal: a writer that never collects (its wait failed) leaves
+        // nothing behind once the writers before it are done, and does
+        // not hold up the others. Method: three claims; drop the middle
+        // one uncollected and the first collected; the board then holds
+        // only the last one's slots.
+        let board = Arc::new(OutcomeBoard::default());
+        let first = board.expect(0..1);
+        let abandoned = board.expect(1..3);
+        let last = board.expect(3..4);
+        for index in 0..4 {
+            board.post(index, outcome(index));
+        }
+        drop(abandoned);
+        assert_eq!(collected(&first), Some(vec![outcome(0)]));
+        drop(first);
+        let held: Vec<u64> = board.lock().iter().map(|slot| slot.index).collect();
+        assert_eq!(held, [3], "only the waiting writer's slot is kept");
+        assert_eq!(collected(&last), Some(vec![outcome(3)]));
+        drop(last);
+        assert!(board.lock().is_empty());
+    }
+}
