@@ -76,6 +76,23 @@ use super::{DurableControlPlane, ReplicaControlPlane};
 /// # Ok(())
 /// # }
 /// ```
+///
+/// A replica's handle makes entries durable but cannot commit them (its
+/// caller's quorum does), so it has no committing append that would
+/// report an outcome; its appends are `append_uncommitted` and
+/// `append_uncommitted_batch`:
+///
+/// ```compile_fail
+/// fn append(shared: &cpwal::SharedControlPlane<cpwal::Replica>, entry: &cpwal::ControlPlaneEntry) {
+///     let _ = shared.try_append(entry);
+/// }
+/// ```
+///
+/// ```
+/// fn append(shared: &cpwal::SharedControlPlane<cpwal::Replica>, entry: &cpwal::ControlPlaneEntry) {
+///     let _ = shared.append_uncommitted(entry);
+/// }
+/// ```
 pub struct SharedControlPlane<R: Role = SoleVoter, S: Storage = OsStorage> {
     inner: Arc<Inner<R, S>>,
     /// The typed error of this handle's last refused trait `append` (each
