@@ -408,6 +408,8 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
         report_from: u64,
         mut report: impl FnMut(ApplyOutcome),
     ) -> Result<()> {
+        let board = std::sync::Arc::clone(&self.outcomes);
+        let mut poster = None;
         while self.catalog.applied_end() < self.commit_end {
             let index = ControlPlaneIndex(self.catalog.applied_end());
             let applied = match self.unapplied.take(index.0) {
@@ -422,7 +424,9 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
             if index.0 >= report_from {
                 report(outcome);
             } else {
-                self.outcomes.post(index.0, outcome);
+                poster
+                    .get_or_insert_with(|| board.poster())
+                    .post(index.0, outcome);
             }
         }
         Ok(())

@@ -10,7 +10,7 @@
 //! 1. Under the engine lock, right after writing its entries (before
 //!    anything can apply them), a writer [expects](OutcomeBoard::expect)
 //!    their indexes: one pending slot each.
-//! 2. Whoever applies an entry [posts](OutcomeBoard::post) its outcome;
+//! 2. Whoever applies an entry [posts](Poster::post) its outcome;
 //!    an index nobody expects is not kept.
 //! 3. The writer holds a [`Claim`] on its indexes. Once its wait says they
 //!    are durable it [collects](Claim::collect) them. The apply happens in
@@ -85,22 +85,40 @@ impl OutcomeBoard {
         }
     }
 
-    /// Records what applying the entry at `index` did, if a writer waits
-    /// for it.
-    pub(super) fn post(&self, index: u64, outcome: ApplyOutcome) {
-        let mut slots = self.lock();
-        if let Some(slot) = find(&mut slots, index) {
-            if matches!(slot.state, SlotState::Pending) {
-                slot.state = SlotState::Posted(outcome);
-            }
+    /// The board held for posting outcomes, in index order, through one
+    /// lock (an apply loop posts a batch's worth at once).
+    pub(super) fn poster(&self) -> Poster<'_> {
+        Poster {
+            slots: self.lock(),
+            next: 0,
         }
     }
 }
 
-/// The slot of `index`, if the board holds one.
-fn find(slots: &mut VecDeque<Slot>, index: u64) -> Option<&mut Slot> {
-    let at = slots.partition_point(|slot| slot.index < index);
-    slots.get_mut(at).filter(|slot| slot.index == index)
+/// The board, locked by whoever applies entries.
+pub(super) struct Poster<'a> {
+    slots: MutexGuard<'a, VecDeque<Slot>>,
+    /// Where the next index is most likely to be: just after the last one
+    /// posted (entries are applied in index order).
+    next: usize,
+}
+
+impl Poster<'_> {
+    /// Records what applying the entry at `index` did, if a writer waits
+    /// for it.
+    pub(super) fn post(&mut self, index: u64, outcome: ApplyOutcome) {
+        let slots = &mut *self.slots;
+        let at = match slots.get(self.next) {
+            Some(slot) if slot.index == index => self.next,
+            _ => slots.partition_point(|slot| slot.index < index),
+        };
+        if let Some(slot) = slots.get_mut(at).filter(|slot| slot.index == index) {
+            if matches!(slot.state, SlotState::Pending) {
+                slot.state = SlotState::Posted(outcome);
+            }
+            self.next = at + 1;
+        }
+    }
 }
 
 /// A writer's hold on the slots of its indexes; gives them up when dropped.
@@ -138,17 +156,16 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         let mut slots = self.board.lock();
-        for index in self.indexes.clone() {
-            if let Some(slot) = find(&mut slots, index) {
-                slot.state = SlotState::Gone;
-            }
+        let first = slots.partition_point(|slot| slot.index < self.indexes.start);
+        let mine = slots.range_mut(first..);
+        for slot in mine.take_while(|slot| slot.index < self.indexes.end) {
+            slot.state = SlotState::Gone;
         }
-        while slots
-            .front()
-            .is_some_and(|slot| matches!(slot.state, SlotState::Gone))
-        {
-            slots.pop_front();
-        }
+        let done = slots
+            .iter()
+            .take_while(|slot| matches!(slot.state, SlotState::Gone))
+            .count();
+        slots.drain(..done);
     }
 }
 
@@ -174,15 +191,15 @@ mod tests {
         let board = Arc::new(OutcomeBoard::default());
         let first = board.expect(0..2);
         let second = board.expect(2..5);
-        board.post(0, outcome(0));
+        board.poster().post(0, outcome(0));
         assert_eq!(collected(&first), None, "index 1 is not posted");
-        board.post(1, outcome(1));
-        board.post(2, outcome(2));
-        board.post(3, outcome(3));
-        board.post(9, outcome(9));
+        board.poster().post(1, outcome(1));
+        board.poster().post(2, outcome(2));
+        board.poster().post(3, outcome(3));
+        board.poster().post(9, outcome(9));
         assert_eq!(collected(&first), Some(vec![outcome(0), outcome(1)]));
         assert_eq!(collected(&second), None, "index 4 is not posted");
-        board.post(4, outcome(4));
+        board.poster().post(4, outcome(4));
         assert_eq!(
             collected(&second),
             Some(vec![outcome(2), outcome(3), outcome(4)])
@@ -203,7 +220,7 @@ mod tests {
         let abandoned = board.expect(1..3);
         let last = board.expect(3..4);
         for index in 0..4 {
-            board.post(index, outcome(index));
+            board.poster().post(index, outcome(index));
         }
         drop(abandoned);
         assert_eq!(collected(&first), Some(vec![outcome(0)]));
