@@ -57,6 +57,7 @@ mod examine;
 mod restore;
 mod salvage;
 mod staging;
+mod suspect_names;
 mod walk;
 
 pub use backup::{backup_directory, BackupReport};
@@ -64,6 +65,7 @@ pub(crate) use backup::{copy_plan, BackupPlan};
 pub use examine::{CatalogView, Examination, HardStateCopy, HardStateCopyState, Verdict};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 pub use salvage::{salvage, LostEntries, SalvageOptions, SalvageReport, VoteFate};
+pub use suspect_names::{suspect_names_in_catalog, suspect_names_in_entry, NameKind, SuspectName};
 pub use walk::{LogStop, StopReason};
 
 /// Receives how far a long operation has come; the `cpwal` binary draws a
