@@ -226,7 +226,7 @@ fn catalog_is_the_live_nodes_at_the_commit_point() {
     let view = examination.catalog().unwrap();
     assert_eq!(view.catalog, live);
     assert_eq!(view.snapshot_index_end, Some(120));
-    assert_eq!(view.commit_end, live.applied_end());
+    assert_eq!(view.commit_end, live.applied_end().0);
     assert!(live.leader_history().len() == 40 && live.range_count() == 8);
 }
 
@@ -259,7 +259,7 @@ fn catalog_of_a_replica_stops_at_the_commit_point() {
     assert!(matches!(reply.outcome, AppendOutcome::Accepted { .. }));
     drop(node);
     let view = Examination::open(dir.path()).unwrap().catalog().unwrap();
-    assert_eq!(view.catalog.applied_end(), 4);
+    assert_eq!(view.catalog.applied_end(), ControlPlaneIndex(4));
     assert_eq!(view.catalog.members().len(), 4);
 }
 
@@ -467,7 +467,7 @@ fn backup_of_a_stopped_directory_leaves_out_the_torn_tail() {
     assert_eq!((report.first_index, report.end_index), (0, 23));
     assert_eq!(
         report.left_out.torn_tail.as_ref().map(|t| t.index),
-        Some(23)
+        Some(ControlPlaneIndex(23))
     );
     assert_eq!(report.vote, fixture_vote());
     let copy = Examination::open(&report.destination).unwrap();

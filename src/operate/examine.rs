@@ -396,7 +396,7 @@ impl Examination {
             None => (ControlPlaneCatalog::new(), None),
         };
         let readable = self.readable();
-        let from = catalog.applied_end();
+        let from = catalog.applied_end().0;
         if from >= readable.start {
             for index in from..self.commit_end.min(readable.end) {
                 let entry = self.read(ControlPlaneIndex(index))?;

@@ -100,7 +100,7 @@ fn dropped_json(tail: &Option<DroppedTail>) -> Value {
         Some(t) => json!({
             "file": t.path.display().to_string(),
             "offset": t.offset,
-            "index": t.index,
+            "index": t.index.0,
             "bytes": t.bytes,
         }),
         None => Value::Null,
