@@ -37,7 +37,7 @@ fn provenance(view: &CatalogView) -> String {
     let point = applied_end
         .checked_sub(1)
         .map_or_else(|| "nothing committed".to_owned(), |i| format!("index {i}"));
-    let from_snapshot = view.snapshot_index_end.unwrap_or(0);
+    let from_snapshot = view.snapshot_index_end.map_or(0, |e| e.0);
     let source = match view.snapshot_index_end {
         Some(end) => format!(
             "the snapshot (entries below {end}), then {} committed log entries",
@@ -58,13 +58,13 @@ fn print_text(examination: &Examination, view: &CatalogView) -> Result<(), CliEr
         for corruption in examination.damage() {
             outln!("damage:    {}", corruption_line(corruption))?;
         }
-        let applied_end = catalog.applied_end().0;
-        if view.commit_end > applied_end {
+        let (applied_end, commit_end) = (catalog.applied_end().0, view.commit_end.0);
+        if commit_end > applied_end {
             outln!(
                 "hidden:    the directory records commits through index {}; entries {}..={} cannot be read",
-                view.commit_end - 1,
+                commit_end - 1,
                 applied_end,
-                view.commit_end - 1
+                commit_end - 1
             )?;
         }
     }
@@ -98,8 +98,8 @@ fn print_json(examination: &Examination, view: &CatalogView) -> Result<(), CliEr
         "directory": examination.directory().display().to_string(),
         "verdict": verdict_word(examination.verdict()),
         "commit_index": catalog.applied_end().0.checked_sub(1),
-        "recorded_commit_index": view.commit_end.checked_sub(1),
-        "snapshot_index_end": view.snapshot_index_end,
+        "recorded_commit_index": view.commit_end.0.checked_sub(1),
+        "snapshot_index_end": view.snapshot_index_end.map(|e| e.0),
         "members": catalog.members().iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "ranges": catalog.ranges().map(|(range, ownership)| json!({
             "range": range,
