@@ -104,6 +104,6 @@ fn main() {
     common::workload::checked_fenced_fraction("instructions", 0, refused, next);
     drop(shared);
     let reopened = measure_open(&path);
-    assert_eq!(reopened.applied_end(), next);
+    assert_eq!(reopened.applied_end().0, next);
     println!("measure_open: {next} entries");
 }

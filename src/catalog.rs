@@ -261,9 +261,10 @@ impl ControlPlaneCatalog {
         ApplyOutcome::LeaderRecorded
     }
 
-    /// One past the last applied index (0: nothing applied).
-    pub fn applied_end(&self) -> u64 {
-        self.applied_end
+    /// One past the last applied index (`ControlPlaneIndex(0)`: nothing
+    /// applied).
+    pub fn applied_end(&self) -> ControlPlaneIndex {
+        ControlPlaneIndex(self.applied_end)
     }
 
     /// The authorized members.
@@ -427,7 +428,7 @@ mod tests {
         );
         assert_eq!(catalog.owner_of("r1").unwrap().owner, id("CN=d"));
         assert_eq!(catalog.refused_count(), 2);
-        assert_eq!(catalog.applied_end(), 4);
+        assert_eq!(catalog.applied_end(), ControlPlaneIndex(4));
     }
 
     #[test]
@@ -622,6 +623,6 @@ mod tests {
         assert_eq!(catalog, ControlPlaneCatalog::new());
         catalog.apply(ControlPlaneIndex(0), &entry).unwrap();
         assert!(catalog.apply(ControlPlaneIndex(0), &entry).is_err());
-        assert_eq!(catalog.applied_end(), 1);
+        assert_eq!(catalog.applied_end(), ControlPlaneIndex(1));
     }
 }

@@ -49,6 +49,14 @@ impl ControlPlaneTerm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ControlPlaneIndex(pub u64);
 
+impl ControlPlaneIndex {
+    /// The raw positions `range` as a range of indexes: the one conversion
+    /// from the engine's internal `u64` positions to the public type.
+    pub(crate) fn range(range: std::ops::Range<u64>) -> std::ops::Range<ControlPlaneIndex> {
+        ControlPlaneIndex(range.start)..ControlPlaneIndex(range.end)
+    }
+}
+
 /// The vote state a voter must make durable before it acknowledges a vote, so
 /// that a restart in the middle of a term cannot make it vote twice.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::codec::decode_identity;
+use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm, DurableVoteState};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     HardStateSlot, FORMAT_VERSION, HARD_STATE_CRC_OFFSET, HARD_STATE_FILE_BYTES,
@@ -58,6 +59,22 @@ impl HardState {
             log_epoch: 0,
             truncated_from: u64::MAX,
         }
+    }
+
+    /// The term and vote as the public type.
+    pub fn durable_vote(&self) -> DurableVoteState {
+        DurableVoteState {
+            term: ControlPlaneTerm(self.term),
+            voted_for: self.vote.clone(),
+        }
+    }
+
+    /// The truncation epoch stamped on live records, and the first index
+    /// the latest suffix truncation removed (`None`: never truncated, which
+    /// the stored value says with `u64::MAX`).
+    pub fn truncation(&self) -> (u64, Option<ControlPlaneIndex>) {
+        let truncated_from = (self.truncated_from != u64::MAX).then_some(self.truncated_from);
+        (self.log_epoch, truncated_from.map(ControlPlaneIndex))
     }
 }
 

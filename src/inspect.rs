@@ -45,9 +45,9 @@ pub struct SegmentSummary {
     /// The generation of the segment before it.
     pub previous_generation: u64,
     /// The first index it holds (or would hold).
-    pub first_index: u64,
+    pub first_index: ControlPlaneIndex,
     /// One past the last index it holds.
-    pub end_index: u64,
+    pub end_index: ControlPlaneIndex,
     /// The file's length (allocated in full when the segment was created).
     pub file_bytes: u64,
     /// Bytes used by the header and live records.
@@ -62,9 +62,9 @@ pub struct SnapshotSummary {
     /// The file name (`snapshot-<index_end>`).
     pub name: String,
     /// Every index below this is applied in the snapshot.
-    pub index_end: u64,
+    pub index_end: ControlPlaneIndex,
     /// The term of the entry at `index_end - 1` (0 when `index_end` is 0).
-    pub last_term: u64,
+    pub last_term: ControlPlaneTerm,
     /// The file's length.
     pub file_bytes: u64,
     /// Members in the snapshot's catalog.
@@ -112,7 +112,7 @@ impl Inspection {
         let snapshot = check_latest_snapshot(&log, &hard_state)?
             .map(|s| summarize_snapshot(&*storage, &log, &s))
             .transpose()?;
-        let keep = snapshot.as_ref().map_or(0, |s| s.index_end);
+        let keep = snapshot.as_ref().map_or(0, |s| s.index_end.0);
         recovery.removed_files.extend(
             list_snapshots(&*storage)?
                 .into_iter()
@@ -146,16 +146,13 @@ impl Inspection {
 
     /// Term and vote as a reopened node would have them.
     pub fn durable_vote(&self) -> DurableVoteState {
-        DurableVoteState {
-            term: ControlPlaneTerm(self.hard_state.term),
-            voted_for: self.hard_state.vote.clone(),
-        }
+        self.hard_state.durable_vote()
     }
 
     /// The commit index a reopened node would have (`None`: nothing
     /// committed).
     pub fn commit_index(&self) -> Option<ControlPlaneIndex> {
-        let snapshot_end = self.snapshot.as_ref().map_or(0, |s| s.index_end);
+        let snapshot_end = self.snapshot.as_ref().map_or(0, |s| s.index_end.0);
         self.log
             .recovered_commit_end()
             .max(snapshot_end)
@@ -181,9 +178,9 @@ impl Inspection {
     }
 
     /// The truncation epoch stamped on live records, and the first index the
-    /// latest suffix truncation removed (`u64::MAX`: never truncated).
-    pub fn truncation(&self) -> (u64, u64) {
-        (self.hard_state.log_epoch, self.hard_state.truncated_from)
+    /// latest suffix truncation removed (`None`: never truncated).
+    pub fn truncation(&self) -> (u64, Option<ControlPlaneIndex>) {
+        self.hard_state.truncation()
     }
 
     /// What a writable open would repair: a torn tail to drop, an
@@ -246,8 +243,8 @@ pub(crate) fn summarize_segments<F: StorageFile>(
                 name: segment.name.clone(),
                 generation: segment.generation(),
                 previous_generation: segment.header.previous_generation,
-                first_index: segment.first_index(),
-                end_index: segment.end_index(),
+                first_index: ControlPlaneIndex(segment.first_index()),
+                end_index: ControlPlaneIndex(segment.end_index()),
                 file_bytes,
                 used_bytes: segment.end_offset,
                 state: if position == last && last_is_active {
@@ -287,14 +284,23 @@ fn summarize_snapshot(
         .open(&name, false)
         .and_then(|file| file.len())
         .map_err(|e| Error::io("stat snapshot", &path, e))?;
-    Ok(SnapshotSummary {
-        name,
-        index_end: snapshot.index_end,
-        last_term: snapshot.last_term,
-        file_bytes,
-        members: snapshot.catalog.members().len(),
-        ranges: snapshot.catalog.range_count(),
-        leader_configurations: snapshot.catalog.leader_history().len(),
-        restart_pending: snapshot.index_end > log.end_index(),
-    })
+    let restart_pending = snapshot.index_end > log.end_index();
+    Ok(SnapshotSummary::of(snapshot, file_bytes, restart_pending))
+}
+
+impl SnapshotSummary {
+    /// What is said of `snapshot`, whose file is `file_bytes` long.
+    pub(crate) fn of(snapshot: &Snapshot, file_bytes: u64, restart_pending: bool) -> Self {
+        let catalog = &snapshot.catalog;
+        SnapshotSummary {
+            name: crate::format::snapshot_file_name(snapshot.index_end),
+            index_end: ControlPlaneIndex(snapshot.index_end),
+            last_term: ControlPlaneTerm(snapshot.last_term),
+            file_bytes,
+            members: catalog.members().len(),
+            ranges: catalog.range_count(),
+            leader_configurations: catalog.leader_history().len(),
+            restart_pending,
+        }
+    }
 }

@@ -76,7 +76,7 @@ pub fn encode_snapshot(catalog: &ControlPlaneCatalog, last_term: u64) -> Result<
     header.magic = SNAPSHOT_MAGIC;
     header.format_version = FORMAT_VERSION;
     header.header_bytes = SNAPSHOT_HEADER_BYTES as u32;
-    header.index_end = catalog.applied_end();
+    header.index_end = catalog.applied_end().0;
     header.last_term = last_term;
     header.body_bytes = body.len() as u64;
     header.body_crc = crc32fast::hash(&body);
@@ -365,7 +365,7 @@ mod tests {
         let storage = OsStorage::open(dir.path(), LockMode::Exclusive).unwrap();
         let catalog = sample_catalog();
         let bytes = encode_snapshot(&catalog, 5).unwrap();
-        write_snapshot(&storage, catalog.applied_end(), &bytes).unwrap();
+        write_snapshot(&storage, catalog.applied_end().0, &bytes).unwrap();
         let snapshot = read_latest(&storage).unwrap().unwrap();
         assert_eq!(snapshot.catalog, catalog);
         assert_eq!((snapshot.index_end, snapshot.last_term), (6, 5));

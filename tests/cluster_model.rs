@@ -91,7 +91,7 @@ impl Committed {
             next.apply(ControlPlaneIndex(index), &term_entry.1).unwrap();
             self.catalogs.push(next);
         }
-        let applied = node.applied_end() as usize;
+        let applied = node.applied_end().0 as usize;
         assert_eq!(applied as u64, commit_end, "{label}: applied != committed");
         assert_eq!(node.catalog(), &self.catalogs[applied], "{label}: catalog");
     }

@@ -318,7 +318,7 @@ fn append_batch_with_one_bad_entry_writes_none_of_it() {
         );
     }
     assert_eq!(node.last_index(), None);
-    assert_eq!(node.catalog().applied_end(), 0);
+    assert_eq!(node.catalog().applied_end(), ControlPlaneIndex(0));
     let shared = cpwal::SharedControlPlane::new(node);
     for bad in &bad_names {
         let batch = [transfer("fine", 1), transfer(bad, 2)];
@@ -491,7 +491,7 @@ fn torn_tail_sector_is_dropped_and_log_stays_usable() {
         .torn_tail
         .clone()
         .expect("tail dropped");
-    assert_eq!(torn.index, 1);
+    assert_eq!(torn.index, ControlPlaneIndex(1));
     assert_eq!(node.last_index(), Some(ControlPlaneIndex(0)));
     assert_eq!(node.append(admit(3)), Ok(ControlPlaneIndex(1)));
     drop(node);

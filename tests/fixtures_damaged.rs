@@ -201,7 +201,7 @@ fn open_torn_tail_fixture_drops_only_the_torn_record() {
             .torn_tail
             .clone()
             .expect("a torn tail");
-        assert_eq!(torn.index, ENTRY_COUNT - 1);
+        assert_eq!(torn.index, ControlPlaneIndex(ENTRY_COUNT - 1));
         assert_eq!(node.durable_vote(), final_vote());
         drop(node);
         // The dropped bytes were zeroed durably: a second open finds a clean log.

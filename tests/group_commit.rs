@@ -430,9 +430,9 @@ fn shared_append_catalog_and_outcomes_match_the_log_replayed_in_order() {
     drop(shared);
     let replayed = reopen(dir.path());
     assert_eq!(replayed.catalog(), &live);
-    assert_eq!(live.applied_end(), 8 * 60 + 8 * 30);
+    assert_eq!(live.applied_end(), ControlPlaneIndex(8 * 60 + 8 * 30));
     let mut fresh = cpwal::ControlPlaneCatalog::new();
-    assert_eq!(reported.len() as u64, live.applied_end(), "one per entry");
+    assert_eq!(reported.len() as u64, live.applied_end().0, "one per entry");
     for (index, outcome) in reported {
         let entry = replayed.read(index).unwrap().entry;
         assert_eq!(fresh.apply(index, &entry).unwrap(), outcome, "at {index}");

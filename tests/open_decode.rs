@@ -112,7 +112,7 @@ fn read_undecodable_uncommitted_entry_is_corruption_at_its_record() {
     drop(node);
     let offset = forge_undecodable_record(dir.path(), 1);
     let mut node = ReplicaControlPlane::open(dir.path(), me, Options::default()).unwrap();
-    assert_eq!(node.applied_end(), 0);
+    assert_eq!(node.applied_end(), ControlPlaneIndex(0));
     let error = node.read(ControlPlaneIndex(1)).unwrap_err();
     expect_undecodable(error, dir.path(), offset, 1);
     assert!(node.read(ControlPlaneIndex(0)).is_ok());
@@ -122,5 +122,5 @@ fn read_undecodable_uncommitted_entry_is_corruption_at_its_record() {
     let commit = node.advance_commit(next);
     let error = commit.expect_err("committed past an undecodable entry");
     expect_undecodable(error, dir.path(), offset, 1);
-    assert_eq!(node.applied_end(), 1);
+    assert_eq!(node.applied_end(), ControlPlaneIndex(1));
 }

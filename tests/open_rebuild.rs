@@ -9,8 +9,8 @@ mod support;
 
 use cpwal::io::Storage;
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneTerm, DurableControlPlane,
-    MembershipChange, Options, OwnershipTransition, MIN_SEGMENT_SIZE_BYTES,
+    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
+    DurableControlPlane, MembershipChange, Options, OwnershipTransition, MIN_SEGMENT_SIZE_BYTES,
 };
 use support::sim_disk::SimDisk;
 
@@ -83,7 +83,7 @@ fn open_rebuilds_catalog_over_many_mapped_segments() {
     assert!(report.snapshot_index_end.0 == 600 && report.log_start.0 == 350);
     append_mixed(&mut node, 600, 900);
     let node = open_after_close(node, &segment_files, &open);
-    assert_eq!(node.applied_end(), 900);
+    assert_eq!(node.applied_end(), ControlPlaneIndex(900));
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn open_rebuilds_catalog_from_fresh_copies_on_the_simulated_disk() {
     node.compact(150).unwrap();
     append_mixed(&mut node, 400, 600);
     let node = open_after_close(node, &segment_files, &open);
-    assert_eq!(node.applied_end(), 600);
+    assert_eq!(node.applied_end(), ControlPlaneIndex(600));
 }
 
 /// Closes `node` (whose log must span many segments) and reopens it with
@@ -132,7 +132,7 @@ fn open_after_close<S: Storage>(
     assert_eq!(reopened.catalog(), &catalog);
     assert_eq!(reopened.applied_end(), applied_end);
     assert_eq!(
-        reopened.applied_end(),
+        reopened.applied_end().0,
         reopened.last_index().map_or(0, |i| i.0 + 1)
     );
     reopened

@@ -32,6 +32,11 @@ mod directories;
 
 use directories::{compacted_directory, files, voter, LATE_ADMITS};
 
+/// The indexes `range` holds, as the reports give them.
+fn indexes(range: std::ops::Range<u64>) -> std::ops::Range<ControlPlaneIndex> {
+    ControlPlaneIndex(range.start)..ControlPlaneIndex(range.end)
+}
+
 /// A copy of fixture `name` in a fresh temporary directory.
 fn fixture(name: &str) -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
@@ -112,7 +117,7 @@ fn examine_verdicts_agree_with_the_writer_on_every_fixture() {
         let before = files(dir.path());
         let examination = Examination::open(dir.path()).unwrap();
         assert_eq!(examination.verdict(), verdict, "{name}");
-        assert_eq!(examination.readable(), 0..readable_end, "{name}");
+        assert_eq!(examination.readable(), indexes(0..readable_end), "{name}");
         assert_eq!(examination.served_by().map(|c| c.name), served_by, "{name}");
         if verdict == Verdict::Damaged {
             assert_eq!(
@@ -203,7 +208,7 @@ fn examine_hard_state_deleted_beside_segments_is_the_writers_corruption() {
     let examination = Examination::open(dir.path()).unwrap();
     assert_eq!(examination.verdict(), Verdict::Damaged);
     assert_eq!(examination.damage()[0], refusal);
-    assert_eq!(examination.readable(), 0..63);
+    assert_eq!(examination.readable(), indexes(0..63));
     assert_eq!(examination.node(), None);
     // A directory with neither is not a data directory at all.
     let empty = tempfile::tempdir().unwrap();
@@ -225,7 +230,7 @@ fn catalog_is_the_live_nodes_at_the_commit_point() {
     let examination = Examination::open(&dir).unwrap();
     let view = examination.catalog().unwrap();
     assert_eq!(view.catalog, live);
-    assert_eq!(view.snapshot_index_end, Some(120));
+    assert_eq!(view.snapshot_index_end, Some(ControlPlaneIndex(120)));
     assert_eq!(view.commit_end, live.applied_end());
     assert!(live.leader_history().len() == 40 && live.range_count() == 8);
 }
@@ -259,7 +264,7 @@ fn catalog_of_a_replica_stops_at_the_commit_point() {
     assert!(matches!(reply.outcome, AppendOutcome::Accepted { .. }));
     drop(node);
     let view = Examination::open(dir.path()).unwrap().catalog().unwrap();
-    assert_eq!(view.catalog.applied_end(), 4);
+    assert_eq!(view.catalog.applied_end(), ControlPlaneIndex(4));
     assert_eq!(view.catalog.members().len(), 4);
 }
 
@@ -348,10 +353,10 @@ fn backup_of_a_live_node_holds_every_entry_acknowledged_before_it() {
     );
     assert!(report.segments > 1, "{report:?}");
     assert!(
-        report.end_index >= acknowledged_before,
+        report.end_index.0 >= acknowledged_before,
         "{report:?} {acknowledged_before}"
     );
-    assert!(report.end_index <= written, "{report:?} {written}");
+    assert!(report.end_index.0 <= written, "{report:?} {written}");
 
     let restored = root.path().join("restored");
     restore(
@@ -364,10 +369,10 @@ fn backup_of_a_live_node_holds_every_entry_acknowledged_before_it() {
     let node = DurableControlPlane::open(&restored, voter("CN=live"), options).unwrap();
     assert_eq!(
         node.last_index(),
-        Some(ControlPlaneIndex(report.end_index - 1))
+        Some(ControlPlaneIndex(report.end_index.0 - 1))
     );
     assert_eq!(node.commit_index(), node.last_index());
-    for n in 0..report.end_index {
+    for n in 0..report.end_index.0 {
         let read = node.read(ControlPlaneIndex(n)).unwrap();
         assert_eq!(read.entry, numbered_entry(n), "entry {n}");
     }
@@ -442,7 +447,7 @@ fn backup_starts_over_when_a_truncation_races_the_copy() {
         .backup_with_progress(root.path().join("backup"), &progress)
         .unwrap();
     assert!(progress.truncated.load(Ordering::SeqCst));
-    assert_eq!(report.end_index, 98);
+    assert_eq!(report.end_index, ControlPlaneIndex(98));
     let copy = Examination::open(&report.destination).unwrap();
     assert_eq!(copy.verdict(), Verdict::Clean);
     assert_eq!(
@@ -464,10 +469,10 @@ fn backup_of_a_stopped_directory_leaves_out_the_torn_tail() {
     let before = files(dir.path());
     let root = tempfile::tempdir().unwrap();
     let report = backup_directory(dir.path(), root.path().join("copy"), &()).unwrap();
-    assert_eq!((report.first_index, report.end_index), (0, 23));
+    assert_eq!((report.first_index.0, report.end_index.0), (0, 23));
     assert_eq!(
         report.left_out.torn_tail.as_ref().map(|t| t.index),
-        Some(23)
+        Some(ControlPlaneIndex(23))
     );
     assert_eq!(report.vote, fixture_vote());
     let copy = Examination::open(&report.destination).unwrap();
@@ -589,9 +594,10 @@ fn salvage_keeps_the_intact_prefix_of_every_damaged_fixture() {
             before,
             "{name}: salvage changed the source"
         );
-        assert_eq!(report.kept, 0..kept_end, "{name}");
-        assert_eq!(report.lost.known, kept_end..lost_end, "{name}");
-        assert_eq!(report.lost.committed_end, lost_end, "{name}");
+        assert_eq!(report.kept, indexes(0..kept_end), "{name}");
+        assert_eq!(report.lost.known, indexes(kept_end..lost_end), "{name}");
+        let committed_end = ControlPlaneIndex(lost_end);
+        assert_eq!(report.lost.committed_end, committed_end, "{name}");
         assert_eq!(report.vote_fate, VoteFate::Kept, "{name}");
         let node =
             DurableControlPlane::open(&report.destination, voter("CN=node-a"), small_segments())
@@ -637,7 +643,10 @@ fn salvage_without_a_hard_state_needs_the_node_and_restores_the_term_from_the_lo
     let report = salvage(dir.path(), root.path().join("new"), &options, &()).unwrap();
     assert_eq!(report.vote_fate, VoteFate::Lost);
     assert_eq!(report.hard_state_from, None);
-    assert_eq!((report.term, report.vote.clone()), (2, None));
+    assert_eq!(
+        (report.term, report.vote.clone()),
+        (ControlPlaneTerm(2), None)
+    );
     let node = DurableControlPlane::open(&report.destination, voter("CN=node-a"), small_segments())
         .unwrap();
     assert_eq!(node.durable_vote().term, ControlPlaneTerm(2));
@@ -668,8 +677,8 @@ fn salvage_of_a_compacted_directory_keeps_the_snapshot() {
     bytes[end - 20] ^= 0x10;
     fs::write(&last_segment, bytes).unwrap();
     let report = salvage_into(&dir, root.path()).unwrap();
-    assert_eq!(report.snapshot_index_end, Some(120));
-    assert_eq!(report.kept, 110..(120 + LATE_ADMITS - 1));
+    assert_eq!(report.snapshot_index_end, Some(ControlPlaneIndex(120)));
+    assert_eq!(report.kept, indexes(110..(120 + LATE_ADMITS - 1)));
     let node = DurableControlPlane::open(&report.destination, voter("CN=leader"), small_segments())
         .unwrap();
     assert_eq!(node.catalog().members().len(), live.members().len() - 1);
@@ -718,11 +727,14 @@ fn salvage_raises_a_stale_hard_states_term_to_the_log() {
     assert_eq!(
         report.vote_fate,
         VoteFate::DroppedByTermRaise {
-            old_term: 1,
+            old_term: ControlPlaneTerm(1),
             old_vote: Some(voter("CN=s"))
         }
     );
-    assert_eq!((report.term, report.kept.clone()), (3, 0..2));
+    assert_eq!(
+        (report.term, report.kept.clone()),
+        (ControlPlaneTerm(3), indexes(0..2))
+    );
     let node =
         DurableControlPlane::open(&report.destination, voter("CN=s"), small_segments()).unwrap();
     assert_eq!(node.durable_vote().term, ControlPlaneTerm(3));

@@ -392,8 +392,9 @@ fn zeroed_sector_in_the_last_sync_drops_only_it_and_reports_its_indexes() {
         .torn_tail
         .clone()
         .expect("the drop is reported");
-    assert_eq!(torn.index, 3);
-    assert_eq!(torn.indexes, 3..6, "{torn:?}");
+    assert_eq!(torn.index, ControlPlaneIndex(3));
+    let dropped = ControlPlaneIndex(3)..ControlPlaneIndex(6);
+    assert_eq!(torn.indexes, dropped, "{torn:?}");
 }
 
 #[test]

@@ -266,11 +266,11 @@ fn advance_commit_follows_figure_8() {
     }
     s1.advance_commit(ControlPlaneIndex(2)).unwrap();
     assert_eq!(s1.commit_index(), Some(ControlPlaneIndex(2)));
-    assert_eq!(s1.applied_end(), 3);
+    assert_eq!(s1.applied_end(), ControlPlaneIndex(3));
     drop(s1);
     let s1 = open_replica(dirs_e[0].path(), "CN=s1");
     assert_eq!(s1.commit_index(), Some(ControlPlaneIndex(2)));
-    assert_eq!(s1.catalog().applied_end(), 3);
+    assert_eq!(s1.catalog().applied_end(), ControlPlaneIndex(3));
 }
 
 #[test]
@@ -440,7 +440,7 @@ fn append_entries_commit_is_min_of_leader_commit_and_last_new_entry() {
     node.append_entries(&request(1, Some(4), 1, &[], Some(1)))
         .unwrap();
     assert_eq!(node.commit_index(), Some(ControlPlaneIndex(4)));
-    assert_eq!(node.applied_end(), 5);
+    assert_eq!(node.applied_end(), ControlPlaneIndex(5));
 }
 
 #[test]
@@ -570,7 +570,7 @@ fn catalog_applies_committed_entries_and_fences_stale_epochs() {
     let owner = node.catalog().owner_of("r").unwrap().clone();
     assert_eq!((owner.owner, owner.epoch), (voter("CN=c"), 3));
     assert_eq!(node.catalog().refused_count(), 1);
-    assert_eq!(node.applied_end(), 4);
+    assert_eq!(node.applied_end(), ControlPlaneIndex(4));
     let catalog = node.catalog().clone();
     drop(node);
     let node = DurableControlPlane::open(dir.path(), voter("CN=s"), small_segments()).unwrap();

@@ -8,7 +8,9 @@
 mod support;
 
 use cpwal::format::SEGMENT_HEADER_BYTES;
-use cpwal::{ControlPlaneTerm, CorruptionKind, Error, SegmentChainDetail, VoteRequest};
+use cpwal::{
+    ControlPlaneIndex, ControlPlaneTerm, CorruptionKind, Error, SegmentChainDetail, VoteRequest,
+};
 use support::records::records_of;
 use support::sim_disk::{Rng, SimDisk, SECTOR_BYTES};
 use support::workload::{voter, Harness, Node, Op, Step, NODE_SUBJECT};
@@ -294,9 +296,11 @@ fn expect_only_last_sync_dropped(disk: &SimDisk, last: u64) -> Result<(), String
     }
     support::workload::observe_log(&node)?;
     match &node.recovery_report().torn_tail {
-        Some(torn) if torn.indexes != (last..last + 1) => Err(format!(
-            "the drop is reported as {torn:?}, not index {last}"
-        )),
+        Some(torn) if torn.indexes != (ControlPlaneIndex(last)..ControlPlaneIndex(last + 1)) => {
+            Err(format!(
+                "the drop is reported as {torn:?}, not index {last}"
+            ))
+        }
         _ => Ok(()),
     }
 }

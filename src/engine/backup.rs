@@ -103,7 +103,7 @@ mod tests {
         let unsynced = node.log.tail_sync_handle().unwrap();
         assert_eq!(unsynced.covered_end(), 5, "the records are in the file");
         let report = node.backup(root.path().join("copy")).unwrap();
-        assert_eq!((report.first_index, report.end_index), (0, 3));
+        assert_eq!((report.first_index.0, report.end_index.0), (0, 3));
         let copy = Inspection::open(root.path().join("copy")).unwrap();
         assert_eq!(copy.last_index(), Some(ControlPlaneIndex(2)));
     }

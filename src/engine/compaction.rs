@@ -39,7 +39,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// snapshots. A storage failure is latched.
     pub fn compact(&mut self, keep_entries: u64) -> Result<CompactionReport> {
         self.check_not_failed()?;
-        let index_end = self.catalog.applied_end();
+        let index_end = self.catalog.applied_end().0;
         let storage = std::sync::Arc::clone(self.log.storage());
         self.write_snapshot_at_applied(&*storage)?;
         let segments_before = self.log.segments().len();
@@ -69,7 +69,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
 
     /// Writes the snapshot of the catalog unless one at the same index exists.
     fn write_snapshot_at_applied(&self, storage: &impl Storage) -> Result<()> {
-        let index_end = self.catalog.applied_end();
+        let index_end = self.catalog.applied_end().0;
         if list_snapshots(storage)?.last() == Some(&index_end) {
             return Ok(());
         }

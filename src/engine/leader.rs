@@ -47,7 +47,7 @@ impl<S: Storage> ReplicaControlPlane<S> {
         entries: &[ControlPlaneEntry],
     ) -> Result<std::ops::Range<ControlPlaneIndex>> {
         let written = self.append_durably(entries)?;
-        Ok(ControlPlaneIndex(written.start)..ControlPlaneIndex(written.end))
+        Ok(ControlPlaneIndex::range(written))
     }
 
     /// Commits every entry through `index`, for a leader that learned a

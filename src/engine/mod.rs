@@ -410,8 +410,8 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     ) -> Result<()> {
         let board = std::sync::Arc::clone(&self.outcomes);
         let mut poster = None;
-        while self.catalog.applied_end() < self.commit_end {
-            let index = ControlPlaneIndex(self.catalog.applied_end());
+        while self.catalog.applied_end().0 < self.commit_end {
+            let index = self.catalog.applied_end();
             let applied = match self.unapplied.take(index.0) {
                 Some(entry) => self.catalog.apply_decoded(index, entry),
                 None => {
@@ -442,7 +442,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
         entries: &[ControlPlaneEntry],
         mut report: impl FnMut(ApplyOutcome),
     ) -> Result<()> {
-        if self.catalog.applied_end() == start {
+        if self.catalog.applied_end().0 == start {
             for (offset, entry) in entries.iter().enumerate() {
                 let applied = self
                     .catalog
@@ -460,7 +460,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
 
     /// One past the last index applied to [`ControlPlaneNode::catalog`];
     /// always equal to one past the commit index once a call returns.
-    pub fn applied_end(&self) -> u64 {
+    pub fn applied_end(&self) -> ControlPlaneIndex {
         self.catalog.applied_end()
     }
 

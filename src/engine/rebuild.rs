@@ -20,7 +20,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// entries at open: one that does not decode fails the open as
     /// corruption at its file, offset and index. A failure is latched.
     pub(super) fn apply_committed_at_open(&mut self) -> Result<()> {
-        let from = self.catalog.applied_end();
+        let from = self.catalog.applied_end().0;
         let log = &self.log;
         let catalog = &mut self.catalog;
         let applied = log.for_each_scanned_payload(from, self.commit_end, |index, payload| {

@@ -308,7 +308,7 @@ impl<S: Storage> SharedControlPlane<Replica, S> {
         entries: &[ControlPlaneEntry],
     ) -> Result<Range<ControlPlaneIndex>> {
         let (written, _) = self.write_and_wait(entries)?;
-        Ok(ControlPlaneIndex(written.start)..ControlPlaneIndex(written.end))
+        Ok(ControlPlaneIndex::range(written))
     }
 }
 

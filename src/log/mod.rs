@@ -33,6 +33,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::consensus::ControlPlaneIndex;
 use crate::directory::{ForeignFile, WidePermission};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{RecordHeader, RECORD_HEADER_BYTES, RECORD_MAGIC};
@@ -106,12 +107,12 @@ pub struct DroppedTail {
     /// Where the dropped bytes start.
     pub offset: u64,
     /// The index the first dropped record would have had.
-    pub index: u64,
+    pub index: ControlPlaneIndex,
     /// How many bytes were dropped.
     pub bytes: u64,
     /// Every index dropped: from `index` to one past the highest index of
     /// any valid record among the dropped bytes (at least `index` itself).
-    pub indexes: std::ops::Range<u64>,
+    pub indexes: std::ops::Range<ControlPlaneIndex>,
 }
 
 /// The log's files and in-memory index.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::codec::DecodeError;
+use crate::consensus::ControlPlaneIndex;
 use crate::directory::{Layout, Survey};
 use crate::error::{CorruptionKind, Error, Result, SegmentChainDetail};
 use crate::format::{
@@ -342,9 +343,9 @@ fn judge_segment_end<F: StorageFile>(
         DroppedTail {
             path: segment.path.clone(),
             offset: segment.end_offset,
-            index: first,
+            index: ControlPlaneIndex(first),
             bytes: scan.written_end.max(segment.end_offset) - segment.end_offset,
-            indexes: first..scan.dropped_index_end.max(first + 1),
+            indexes: ControlPlaneIndex::range(first..scan.dropped_index_end.max(first + 1)),
         },
     )))
 }

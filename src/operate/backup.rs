@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use super::staging::StagedDirectory;
 use super::Progress;
-use crate::consensus::{ControlPlaneTerm, DurableVoteState};
+use crate::consensus::{ControlPlaneIndex, DurableVoteState};
 use crate::error::{CopyMismatch, Error, Result};
 use crate::format::{snapshot_file_name, TEMPORARY_FILE_SUFFIX};
 use crate::hard_state::{HardState, HardStateStore, NodeRole};
@@ -145,12 +145,12 @@ pub struct BackupReport {
     /// Term and vote in the copy.
     pub vote: DurableVoteState,
     /// The first index of the copy's log.
-    pub first_index: u64,
+    pub first_index: ControlPlaneIndex,
     /// One past its last index (the source's durable end when copied).
-    pub end_index: u64,
+    pub end_index: ControlPlaneIndex,
     /// The copy's snapshot covers the entries below this (`None`: no
     /// snapshot).
-    pub snapshot_index_end: Option<u64>,
+    pub snapshot_index_end: Option<ControlPlaneIndex>,
     /// Segment files copied.
     pub segments: usize,
     /// Bytes read from the source (and read back from the copy).
@@ -202,13 +202,13 @@ pub(crate) fn copy_plan<F: StorageFile>(
         destination,
         node: plan.hard_state.node.clone(),
         role: plan.hard_state.role,
-        vote: DurableVoteState {
-            term: ControlPlaneTerm(plan.hard_state.term),
-            voted_for: plan.hard_state.vote.clone(),
-        },
-        first_index: plan.log_start,
-        end_index: plan.log_end,
-        snapshot_index_end: plan.snapshot.as_ref().map(|s| s.index_end),
+        vote: plan.hard_state.durable_vote(),
+        first_index: ControlPlaneIndex(plan.log_start),
+        end_index: ControlPlaneIndex(plan.log_end),
+        snapshot_index_end: plan
+            .snapshot
+            .as_ref()
+            .map(|s| ControlPlaneIndex(s.index_end)),
         segments: plan.segments.len(),
         bytes_copied: plan.total_bytes(),
         left_out: RecoveryReport::default(),
@@ -337,7 +337,7 @@ fn verify_copy<F: StorageFile>(
         let expected = plan.log_start..plan.log_end;
         return Err(mismatch(CopyMismatch::LogRange { expected, found }));
     }
-    if copy.snapshot().map(|s| s.index_end) != plan.snapshot.as_ref().map(|s| s.index_end) {
+    if copy.snapshot().map(|s| s.index_end.0) != plan.snapshot.as_ref().map(|s| s.index_end) {
         return Err(mismatch(CopyMismatch::Snapshot));
     }
     let total = 2 * plan.total_bytes();

@@ -21,7 +21,7 @@ use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm, DurableVoteState};
 use crate::directory::{Layout, Survey};
 use crate::engine::LogEntry;
 use crate::error::{Corruption, CorruptionKind, Error, Result};
-use crate::format::{snapshot_file_name, HARD_STATE_FILE_NAME, HARD_STATE_SLOT_BYTES};
+use crate::format::{HARD_STATE_FILE_NAME, HARD_STATE_SLOT_BYTES};
 use crate::hard_state::{decode_copies, HardState, NodeRole, SlotFault};
 use crate::identity::ClusterVoterIdentity;
 use crate::inspect::{Inspection, SegmentSummary, SnapshotSummary};
@@ -94,10 +94,10 @@ pub struct CatalogView {
     /// Members, ranges with owner and epoch, the leader history.
     pub catalog: ControlPlaneCatalog,
     /// The snapshot it starts from: entries below this come from it.
-    pub snapshot_index_end: Option<u64>,
+    pub snapshot_index_end: Option<ControlPlaneIndex>,
     /// One past the commit point the directory records. Above
     /// `catalog.applied_end()` only when damage hides committed entries.
-    pub commit_end: u64,
+    pub commit_end: ControlPlaneIndex,
 }
 
 /// The newest snapshot that reads back whole.
@@ -163,7 +163,7 @@ impl Examination {
         let snapshot = match inspection.snapshot() {
             Some(summary) => Some(ExaminedSnapshot {
                 summary: summary.clone(),
-                snapshot: read_snapshot(&*storage, summary.index_end)?,
+                snapshot: read_snapshot(&*storage, summary.index_end.0)?,
             }),
             None => None,
         };
@@ -239,14 +239,14 @@ impl Examination {
                 let corruption = corruption(
                     stop.path.clone(),
                     stop.offset,
-                    Some(stop.index),
+                    Some(stop.index.0),
                     kind.clone(),
                 );
                 note(&mut damage, corruption);
             }
         }
         let readable_end = walked.log.readable().end;
-        let snapshot_end = snapshot.as_ref().map_or(0, |s| s.summary.index_end);
+        let snapshot_end = snapshot.as_ref().map_or(0, |s| s.summary.index_end.0);
         let claimed = hard_state
             .map_or(0, |s| s.commit_end)
             .max(walked.log.commit_stamp_end)
@@ -310,16 +310,13 @@ impl Examination {
 
     /// Term and vote, if a hard-state copy survived.
     pub fn durable_vote(&self) -> Option<DurableVoteState> {
-        self.hard_state().map(|s| DurableVoteState {
-            term: ControlPlaneTerm(s.term),
-            voted_for: s.vote.clone(),
-        })
+        self.hard_state().map(HardState::durable_vote)
     }
 
     /// The truncation epoch and the first index the latest truncation
-    /// removed (`u64::MAX`: never), if a hard-state copy survived.
-    pub fn truncation(&self) -> Option<(u64, u64)> {
-        self.hard_state().map(|s| (s.log_epoch, s.truncated_from))
+    /// removed (`None`: never), if a hard-state copy survived.
+    pub fn truncation(&self) -> Option<(u64, Option<ControlPlaneIndex>)> {
+        self.hard_state().map(HardState::truncation)
     }
 
     /// The term of the entry before the log's first index, if a hard-state
@@ -342,8 +339,8 @@ impl Examination {
 
     /// The indexes of the log that read back intact: all of the log unless
     /// the verdict is [`Verdict::Damaged`]. Empty when none does.
-    pub fn readable(&self) -> std::ops::Range<u64> {
-        self.log.readable()
+    pub fn readable(&self) -> std::ops::Range<ControlPlaneIndex> {
+        ControlPlaneIndex::range(self.log.readable())
     }
 
     /// Where the intact prefix ends on damage (`None`: at the log's end).
@@ -392,11 +389,11 @@ impl Examination {
     /// committed entry after it that reads back, applied in order.
     pub fn catalog(&self) -> Result<CatalogView> {
         let (mut catalog, snapshot_index_end) = match &self.snapshot {
-            Some(s) => (s.snapshot.catalog.clone(), Some(s.snapshot.index_end)),
+            Some(s) => (s.snapshot.catalog.clone(), Some(s.summary.index_end)),
             None => (ControlPlaneCatalog::new(), None),
         };
-        let readable = self.readable();
-        let from = catalog.applied_end();
+        let readable = self.log.readable();
+        let from = catalog.applied_end().0;
         if from >= readable.start {
             for index in from..self.commit_end.min(readable.end) {
                 let entry = self.read(ControlPlaneIndex(index))?;
@@ -406,7 +403,7 @@ impl Examination {
         Ok(CatalogView {
             catalog,
             snapshot_index_end,
-            commit_end: self.commit_end,
+            commit_end: ControlPlaneIndex(self.commit_end),
         })
     }
 
@@ -524,17 +521,8 @@ fn newest_whole_snapshot(
             Err(other) => return Err(other),
         };
         let (_, _, file_bytes) = open_snapshot(storage, index_end)?;
-        let catalog = &snapshot.catalog;
-        let summary = SnapshotSummary {
-            name: snapshot_file_name(index_end),
-            index_end,
-            last_term: snapshot.last_term,
-            file_bytes,
-            members: catalog.members().len(),
-            ranges: catalog.range_count(),
-            leader_configurations: catalog.leader_history().len(),
-            restart_pending: index_end > log.readable().end,
-        };
+        let restart_pending = index_end > log.readable().end;
+        let summary = SnapshotSummary::of(&snapshot, file_bytes, restart_pending);
         return Ok(Some(ExaminedSnapshot { summary, snapshot }));
     }
     Ok(None)

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use super::examine::{Examination, Verdict};
 use super::staging::StagedDirectory;
 use super::Progress;
-use crate::consensus::ControlPlaneIndex;
+use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm};
 use crate::error::{CopyMismatch, Corruption, Error, Result, Unsalvageable};
 use crate::hard_state::{HardState, HardStateStore, NodeRole};
 use crate::identity::ClusterVoterIdentity;
@@ -64,7 +64,7 @@ pub enum VoteFate {
     /// `term` and the vote, cast in an older term, dropped.
     DroppedByTermRaise {
         /// The surviving copy's term.
-        old_term: u64,
+        old_term: ControlPlaneTerm,
         /// Its vote.
         old_vote: Option<ClusterVoterIdentity>,
     },
@@ -81,12 +81,12 @@ pub struct LostEntries {
     /// Indexes known to have existed and not kept (empty when none is
     /// known lost). More may have existed: damage hides how far the log
     /// went.
-    pub known: Range<u64>,
+    pub known: Range<ControlPlaneIndex>,
     /// Of those, the ones below this were committed: below the source's
     /// recorded commit point or, on a sole voter (which commits every entry
     /// once it is durable), all of them. Acknowledged to clients, and now
     /// gone from this node.
-    pub committed_end: u64,
+    pub committed_end: ControlPlaneIndex,
 }
 
 /// What a salvage kept and lost.
@@ -106,17 +106,17 @@ pub struct SalvageReport {
     /// neither survived).
     pub hard_state_from: Option<&'static str>,
     /// The new term.
-    pub term: u64,
+    pub term: ControlPlaneTerm,
     /// The new vote.
     pub vote: Option<ClusterVoterIdentity>,
     /// What became of the old term and vote.
     pub vote_fate: VoteFate,
     /// The indexes of the new log.
-    pub kept: Range<u64>,
+    pub kept: Range<ControlPlaneIndex>,
     /// The new directory's snapshot covers the entries below this.
-    pub snapshot_index_end: Option<u64>,
+    pub snapshot_index_end: Option<ControlPlaneIndex>,
     /// One past the new commit point.
-    pub commit_end: u64,
+    pub commit_end: ControlPlaneIndex,
     /// Entries lost.
     pub lost: LostEntries,
     /// Written bytes of the source's log files that were not kept (records
@@ -218,7 +218,7 @@ fn plan<'a>(source: &'a Examination, options: &SalvageOptions) -> Result<Salvage
             None,
             false,
             VoteFate::DroppedByTermRaise {
-                old_term: state.term,
+                old_term: ControlPlaneTerm(state.term),
                 old_vote: state.vote.clone(),
             },
         ),
@@ -325,7 +325,7 @@ fn verify(source: &Examination, plan: &SalvagePlan<'_>, path: &Path) -> Result<(
         let expected = plan.entries.clone();
         return Err(mismatch(CopyMismatch::LogRange { expected, found }));
     }
-    if copy.snapshot().map(|s| s.index_end) != plan.snapshot.map(|s| s.index_end) {
+    if copy.snapshot().map(|s| s.index_end.0) != plan.snapshot.map(|s| s.index_end) {
         return Err(mismatch(CopyMismatch::Snapshot));
     }
     for index in plan.entries.clone() {
@@ -353,20 +353,20 @@ fn report(source: &Examination, plan: &SalvagePlan<'_>, destination: PathBuf) ->
         node: state.node.clone(),
         role: state.role,
         hard_state_from: source.served_by().map(|copy| copy.name),
-        term: state.term,
+        term: ControlPlaneTerm(state.term),
         vote: state.vote.clone(),
         vote_fate: plan.vote_fate.clone(),
-        snapshot_index_end: plan.snapshot.map(|s| s.index_end),
-        commit_end: state.commit_end,
+        snapshot_index_end: plan.snapshot.map(|s| ControlPlaneIndex(s.index_end)),
+        commit_end: ControlPlaneIndex(state.commit_end),
         lost: LostEntries {
-            known: lost_from..known_end,
-            committed_end: match state.role {
+            known: ControlPlaneIndex::range(lost_from..known_end),
+            committed_end: ControlPlaneIndex(match state.role {
                 NodeRole::SoleVoter => known_end,
                 NodeRole::Replica => source.claimed_commit_end().clamp(lost_from, known_end),
-            },
+            }),
         },
         bytes_lost: source.bytes_beyond(),
         segments_left_behind: source.segments_beyond().to_vec(),
-        kept,
+        kept: ControlPlaneIndex::range(kept),
     }
 }

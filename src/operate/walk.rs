@@ -27,7 +27,7 @@ pub struct LogStop {
     /// The offset in it of the first byte not in the prefix.
     pub offset: u64,
     /// The first index not in the prefix.
-    pub index: u64,
+    pub index: ControlPlaneIndex,
     /// Why the prefix ends there.
     pub reason: StopReason,
 }
@@ -261,7 +261,7 @@ fn check_segment<S: Storage>(
     let stop = |reason| LogStop {
         path: storage.path_of(name),
         offset: 0,
-        index,
+        index: ControlPlaneIndex(index),
         reason,
     };
     let segment = match opened {
@@ -343,7 +343,7 @@ impl<F: StorageFile> Walk<F> {
             self.stop = Some(LogStop {
                 path: segment.path.clone(),
                 offset: records.end_offset,
-                index: segment.end_index(),
+                index: ControlPlaneIndex(segment.end_index()),
                 reason,
             });
             self.measure_bytes(&bytes, segment.generation(), records.end_offset, liveness);

@@ -29,7 +29,7 @@ use openraft::{
     AnyError, CommittedLeaderId, EntryPayload, LogId, RaftLogReader, StorageIOError, Vote,
 };
 
-use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm};
+use crate::consensus::{ControlPlaneIndex, ControlPlaneTerm, DurableVoteState};
 use crate::error::{Error, InvalidInput, Result};
 use crate::hard_state::{HardState, HardStateStore};
 use crate::identity::ClusterVoterIdentity;
@@ -403,15 +403,15 @@ fn range_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
 
 impl<S: Storage> CpwalLogReader<S> {
     /// The durable vote state as cpwal types: term and voted-for identity.
-    pub fn durable_vote(&self) -> (u64, Option<ClusterVoterIdentity>) {
-        let shared = lock(&self.shared);
-        (shared.hard_state.term, shared.hard_state.vote.clone())
+    pub fn durable_vote(&self) -> DurableVoteState {
+        lock(&self.shared).hard_state.durable_vote()
     }
 
     /// The index of the last entry in the local log (written, perhaps not
     /// yet committed); `None` for a log that never held an entry.
-    pub fn last_index(&self) -> Option<u64> {
-        lock(&self.shared).log.end_index().checked_sub(1)
+    pub fn last_index(&self) -> Option<ControlPlaneIndex> {
+        let end = lock(&self.shared).log.end_index();
+        end.checked_sub(1).map(ControlPlaneIndex)
     }
 }
 

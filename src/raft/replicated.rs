@@ -223,7 +223,7 @@ impl ReplicatedControlPlane {
     /// The index of the last entry in this node's local log, read from the
     /// log itself (written, not necessarily committed).
     pub fn last_log_index(&self) -> Option<ControlPlaneIndex> {
-        self.log.last_index().map(ControlPlaneIndex)
+        self.log.last_index()
     }
 
     /// The openraft node, for async callers and networks.
@@ -305,11 +305,7 @@ impl ControlPlaneConsensus for ReplicatedControlPlane {
     }
 
     fn durable_vote(&self) -> DurableVoteState {
-        let (term, voted_for) = self.log.durable_vote();
-        DurableVoteState {
-            term: ControlPlaneTerm(term),
-            voted_for,
-        }
+        self.log.durable_vote()
     }
 
     fn commit_index(&self) -> Option<ControlPlaneIndex> {

@@ -17,7 +17,6 @@ use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership};
 
 use crate::catalog::{ApplyOutcome, ControlPlaneCatalog};
-use crate::consensus::ControlPlaneIndex;
 use crate::error::{Error, Result};
 use crate::io::{LockMode, OsStorage, Storage};
 use crate::log::LatchedStorage;
@@ -135,7 +134,7 @@ impl<S: Storage> CpwalStateMachine<S> {
         let outcome = match &entry.payload {
             EntryPayload::Blank => None,
             EntryPayload::Normal(command) => {
-                let sequence = ControlPlaneIndex(applied.catalog.applied_end());
+                let sequence = applied.catalog.applied_end();
                 Some(applied.catalog.apply(sequence, command)?)
             }
             EntryPayload::Membership(membership) => {

@@ -393,7 +393,7 @@ impl ReplicaModel {
                 state.commit_end
             ));
         }
-        if node.applied_end() != state.commit_end || *node.catalog() != self.catalog {
+        if node.applied_end().0 != state.commit_end || *node.catalog() != self.catalog {
             return Err(format!(
                 "{what}: catalog applied through {} differs from the model's catalog of the {} committed entries",
                 node.applied_end(),

@@ -106,7 +106,7 @@ fn print_copy(report: &BackupReport) -> Result<(), CliError> {
     )?;
     outln!(
         "log:        {}",
-        index_range(report.first_index, report.end_index)
+        index_range(report.first_index.0, report.end_index.0)
     )?;
     outln!(
         "snapshot:   {}",
@@ -131,9 +131,9 @@ pub fn backup_json(report: &BackupReport) -> Value {
         "role": report.role.to_string(),
         "term": report.vote.term.0,
         "vote": report.vote.voted_for.as_ref().map(|v| v.as_str()),
-        "first_index": report.first_index,
-        "end_index": report.end_index,
-        "snapshot_index_end": report.snapshot_index_end,
+        "first_index": report.first_index.0,
+        "end_index": report.end_index.0,
+        "snapshot_index_end": report.snapshot_index_end.map(|e| e.0),
         "segments": report.segments,
         "bytes_copied": report.bytes_copied,
         "left_out": recovery_lines_of(&report.left_out, None),

@@ -33,11 +33,11 @@ pub fn run(directory: &Path, as_json: bool) -> Result<u8, CliError> {
 /// "commit index N (snapshot-… covers below S, then K committed log
 /// entries)" — where the catalog's state comes from.
 fn provenance(view: &CatalogView) -> String {
-    let applied_end = view.catalog.applied_end();
+    let applied_end = view.catalog.applied_end().0;
     let point = applied_end
         .checked_sub(1)
         .map_or_else(|| "nothing committed".to_owned(), |i| format!("index {i}"));
-    let from_snapshot = view.snapshot_index_end.unwrap_or(0);
+    let from_snapshot = view.snapshot_index_end.map_or(0, |e| e.0);
     let source = match view.snapshot_index_end {
         Some(end) => format!(
             "the snapshot (entries below {end}), then {} committed log entries",
@@ -58,12 +58,13 @@ fn print_text(examination: &Examination, view: &CatalogView) -> Result<(), CliEr
         for corruption in examination.damage() {
             outln!("damage:    {}", corruption_line(corruption))?;
         }
-        if view.commit_end > catalog.applied_end() {
+        let (applied_end, commit_end) = (catalog.applied_end().0, view.commit_end.0);
+        if commit_end > applied_end {
             outln!(
                 "hidden:    the directory records commits through index {}; entries {}..={} cannot be read",
-                view.commit_end - 1,
-                catalog.applied_end(),
-                view.commit_end - 1
+                commit_end - 1,
+                applied_end,
+                commit_end - 1
             )?;
         }
     }
@@ -96,9 +97,9 @@ fn print_json(examination: &Examination, view: &CatalogView) -> Result<(), CliEr
     let report = json!({
         "directory": examination.directory().display().to_string(),
         "verdict": verdict_word(examination.verdict()),
-        "commit_index": catalog.applied_end().checked_sub(1),
-        "recorded_commit_index": view.commit_end.checked_sub(1),
-        "snapshot_index_end": view.snapshot_index_end,
+        "commit_index": catalog.applied_end().0.checked_sub(1),
+        "recorded_commit_index": view.commit_end.0.checked_sub(1),
+        "snapshot_index_end": view.snapshot_index_end.map(|e| e.0),
         "members": catalog.members().iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "ranges": catalog.ranges().map(|(range, ownership)| json!({
             "range": range,

@@ -11,7 +11,7 @@ use cpwal::ControlPlaneIndex;
 use crate::failure::{CliError, EXIT_CORRUPTION};
 use crate::output::{muted_on_closed_pipe, stdout_closed};
 use crate::progress::{Progress, Unit};
-use crate::render::{entry_json, examine, index_range};
+use crate::render::{entry_json, examine, index_range, readable_indexes};
 
 /// Writes entries `from..=to` (default: the whole readable log) one JSON
 /// object per line on stdout; returns the exit code. A closed pipe
@@ -41,7 +41,7 @@ pub fn run(directory: &Path, from: Option<u64>, to: Option<u64>) -> Result<u8, C
     if examination.verdict() != Verdict::Damaged {
         return Ok(0);
     }
-    let readable = examination.readable();
+    let readable = readable_indexes(&examination);
     eprintln!(
         "cpwal: the directory is damaged: printed entries of its intact prefix only, which holds {}; run `cpwal verify` for the damage (exit {EXIT_CORRUPTION})",
         index_range(readable.start, readable.end)
@@ -57,7 +57,7 @@ fn pick_range(
     from: Option<u64>,
     to: Option<u64>,
 ) -> Result<std::ops::Range<u64>, CliError> {
-    let readable = examination.readable();
+    let readable = readable_indexes(examination);
     let (first, end) = (readable.start, readable.end);
     let damaged = examination.verdict() == Verdict::Damaged;
     let to = match to {

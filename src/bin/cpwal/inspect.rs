@@ -13,8 +13,9 @@ use crate::failure::{CliError, EXIT_CORRUPTION};
 use crate::output::outln;
 use crate::render::{
     copies_json, copies_text, corruption_json, corruption_line, degraded_line, examine,
-    index_range, log_stop_json, log_stop_text, optional_identity, recovery_json, recovery_lines,
-    segment_json, snapshot_json, state_word, verdict_word, warning_lines, warnings_json,
+    index_range, log_stop_json, log_stop_text, optional_identity, readable_indexes, recovery_json,
+    recovery_lines, segment_json, snapshot_json, state_word, verdict_word, warning_lines,
+    warnings_json,
 };
 
 /// One elected leader: from the snapshot's catalog (no index) or a
@@ -37,8 +38,8 @@ fn leader_history(examination: &Examination) -> Result<Vec<LeaderRecord>, CliErr
             });
         }
     }
-    let snapshot_end = examination.snapshot().map_or(0, |s| s.index_end);
-    let readable = examination.readable();
+    let snapshot_end = examination.snapshot().map_or(0, |s| s.index_end.0);
+    let readable = readable_indexes(examination);
     for index in readable.start.max(snapshot_end)..readable.end {
         let entry = examination
             .read(ControlPlaneIndex(index))
@@ -80,7 +81,7 @@ fn print_json(
 ) -> Result<(), CliError> {
     let vote = examination.durable_vote();
     let truncation = examination.truncation();
-    let readable = examination.readable();
+    let readable = readable_indexes(examination);
     let report = json!({
         "directory": examination.directory().display().to_string(),
         "verdict": verdict_word(examination.verdict()),
@@ -98,7 +99,7 @@ fn print_json(
         "log_stop": log_stop_json(examination.log_stop()),
         "segments_beyond_damage": examination.segments_beyond(),
         "log_epoch": truncation.map(|t| t.0),
-        "truncated_from": truncation.and_then(|t| (t.1 != u64::MAX).then_some(t.1)),
+        "truncated_from": truncation.and_then(|t| t.1).map(|i| i.0),
         "leader_history": history.iter().map(|r| json!({
             "index": r.index, "term": r.term, "leader": r.leader,
         })).collect::<Vec<_>>(),
@@ -177,7 +178,7 @@ fn print_text(
 }
 
 fn print_log(examination: &Examination) -> Result<(), CliError> {
-    let readable = examination.readable();
+    let readable = readable_indexes(examination);
     let first = examination.first_index().0;
     match examination.log_stop() {
         Some(stop) => {
@@ -198,10 +199,8 @@ fn print_log(examination: &Examination) -> Result<(), CliError> {
             first - 1
         )?;
     }
-    if let Some((log_epoch, truncated_from)) = examination.truncation() {
-        if truncated_from != u64::MAX {
-            outln!("truncation: epoch {log_epoch}, latest from index {truncated_from}")?;
-        }
+    if let Some((log_epoch, Some(truncated_from))) = examination.truncation() {
+        outln!("truncation: epoch {log_epoch}, latest from index {truncated_from}")?;
     }
     for line in warning_lines(examination) {
         outln!("{line}")?;
@@ -233,7 +232,7 @@ fn print_segments(examination: &Examination, segments: &[SegmentSummary]) -> Res
             "  {}  generation {}  {}  {} of {} bytes used  {}",
             s.name,
             s.generation,
-            index_range(s.first_index, s.end_index),
+            index_range(s.first_index.0, s.end_index.0),
             s.used_bytes,
             s.file_bytes,
             state_word(s.state)

@@ -60,8 +60,8 @@ pub fn segment_json(segment: &SegmentSummary) -> Value {
         "name": segment.name,
         "generation": segment.generation,
         "previous_generation": segment.previous_generation,
-        "first_index": segment.first_index,
-        "end_index": segment.end_index,
+        "first_index": segment.first_index.0,
+        "end_index": segment.end_index.0,
         "file_bytes": segment.file_bytes,
         "used_bytes": segment.used_bytes,
         "state": state_word(segment.state),
@@ -95,12 +95,19 @@ pub fn index_range(first: u64, end: u64) -> String {
     format!("indexes {first}..={} ({} entries)", end - 1, end - first)
 }
 
+/// The indexes of the log that read back intact, as the numbers the
+/// reports print and count with.
+pub fn readable_indexes(examination: &Examination) -> std::ops::Range<u64> {
+    let readable = examination.readable();
+    readable.start.0..readable.end.0
+}
+
 fn dropped_json(tail: &Option<DroppedTail>) -> Value {
     match tail {
         Some(t) => json!({
             "file": t.path.display().to_string(),
             "offset": t.offset,
-            "index": t.index,
+            "index": t.index.0,
             "bytes": t.bytes,
         }),
         None => Value::Null,
@@ -113,7 +120,7 @@ fn pending_restart(examination: &Examination) -> Option<u64> {
     examination
         .snapshot()
         .filter(|s| s.restart_pending && examination.verdict() != Verdict::Damaged)
-        .map(|s| s.index_end)
+        .map(|s| s.index_end.0)
 }
 
 /// The newest snapshot as JSON (`null` without one).
@@ -121,8 +128,8 @@ pub fn snapshot_json(snapshot: Option<&SnapshotSummary>) -> Value {
     match snapshot {
         Some(s) => json!({
             "file": s.name,
-            "index_end": s.index_end,
-            "last_term": s.last_term,
+            "index_end": s.index_end.0,
+            "last_term": s.last_term.0,
             "file_bytes": s.file_bytes,
             "members": s.members,
             "ranges": s.ranges,
@@ -308,7 +315,7 @@ pub fn log_stop_json(stop: Option<&LogStop>) -> Value {
         Some(stop) => json!({
             "file": stop.path.display().to_string(),
             "offset": stop.offset,
-            "index": stop.index,
+            "index": stop.index.0,
             "reason": stop_reason(&stop.reason),
         }),
         None => Value::Null,

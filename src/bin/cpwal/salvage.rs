@@ -79,13 +79,14 @@ fn print_text(damaged: &Path, report: &SalvageReport) -> Result<(), CliError> {
     outln!("vote:       {}", vote_words(report))?;
     outln!(
         "kept:       {}; snapshot: {}; commit: {}",
-        index_range(report.kept.start, report.kept.end),
+        index_range(report.kept.start.0, report.kept.end.0),
         report.snapshot_index_end.map_or_else(
             || "none".to_owned(),
             |e| format!("covers indexes below {e}")
         ),
         report
             .commit_end
+            .0
             .checked_sub(1)
             .map_or_else(|| "none".to_owned(), |i| format!("index {i}"))
     )?;
@@ -93,10 +94,10 @@ fn print_text(damaged: &Path, report: &SalvageReport) -> Result<(), CliError> {
     if lost.known.is_empty() {
         outln!("lost:       no entry known lost")?;
     } else {
-        let committed = lost.committed_end.saturating_sub(lost.known.start);
+        let committed = lost.committed_end.0.saturating_sub(lost.known.start.0);
         outln!(
             "lost:       {} known to have existed, {committed} of them committed; more may have existed past the damage",
-            index_range(lost.known.start, lost.known.end),
+            index_range(lost.known.start.0, lost.known.end.0),
         )?;
     }
     outln!(
@@ -123,16 +124,16 @@ fn print_json(report: &SalvageReport) -> Result<(), CliError> {
         "node": report.node.as_str(),
         "role": report.role.to_string(),
         "hard_state_from": report.hard_state_from,
-        "term": report.term,
+        "term": report.term.0,
         "vote": report.vote.as_ref().map(|v| v.as_str()),
         "vote_fate": vote_fate_word(&report.vote_fate),
-        "kept": {"first_index": report.kept.start, "end_index": report.kept.end},
-        "snapshot_index_end": report.snapshot_index_end,
-        "commit_index": report.commit_end.checked_sub(1),
+        "kept": {"first_index": report.kept.start.0, "end_index": report.kept.end.0},
+        "snapshot_index_end": report.snapshot_index_end.map(|e| e.0),
+        "commit_index": report.commit_end.0.checked_sub(1),
         "lost": {
-            "first_index": lost.known.start,
-            "known_end_index": lost.known.end,
-            "committed_end_index": lost.committed_end,
+            "first_index": lost.known.start.0,
+            "known_end_index": lost.known.end.0,
+            "committed_end_index": lost.committed_end.0,
             "bytes": report.bytes_lost,
             "segments_left_behind": report.segments_left_behind,
         },

@@ -12,8 +12,8 @@ use crate::output::outln;
 use crate::progress::{Progress, Unit};
 use crate::render::{
     copies_json, copies_text, corruption_json, corruption_line, degraded_line, examine,
-    index_range, log_stop_json, log_stop_text, optional_identity, recovery_json, recovery_lines,
-    snapshot_json, verdict_word, warning_lines, warnings_json,
+    index_range, log_stop_json, log_stop_text, optional_identity, readable_indexes, recovery_json,
+    recovery_lines, snapshot_json, verdict_word, warning_lines, warnings_json,
 };
 
 /// What the full check found.
@@ -46,7 +46,7 @@ fn check_entries(examination: &Examination) -> Result<Outcome, CliError> {
         damage: examination.damage().to_vec(),
         entries_verified: 0,
     };
-    let readable = examination.readable();
+    let readable = readable_indexes(examination);
     let total = readable.end - readable.start;
     let progress = Progress::new("verify", Unit::Entries);
     progress.set(0, total);
@@ -126,7 +126,7 @@ fn print_damaged(examination: &Examination, outcome: &Outcome) -> Result<(), Cli
     for corruption in &outcome.damage {
         outln!("corrupt: {}", corruption_line(corruption))?;
     }
-    let readable = examination.readable();
+    let readable = readable_indexes(examination);
     let mut intact = format!(
         "readable: {} intact and verified",
         index_range(readable.start, readable.end)
@@ -157,7 +157,7 @@ fn print_damaged(examination: &Examination, outcome: &Outcome) -> Result<(), Cli
 
 fn print_json(examination: &Examination, outcome: &Outcome, code: u8) -> Result<(), CliError> {
     let vote = examination.durable_vote();
-    let readable = examination.readable();
+    let readable = readable_indexes(examination);
     let report = json!({
         "directory": examination.directory().display().to_string(),
         "verdict": verdict_word(outcome.verdict),
