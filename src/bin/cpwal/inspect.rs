@@ -17,6 +17,7 @@ use crate::render::{
     recovery_lines, segment_json, snapshot_json, state_word, verdict_word, warning_lines,
     warnings_json,
 };
+use crate::suspects::SuspectNames;
 
 /// One elected leader: from the snapshot's catalog (no index) or a
 /// `LeaderConfiguration` entry of the readable log.
@@ -26,10 +27,20 @@ struct LeaderRecord {
     leader: String,
 }
 
-/// The leader history: the snapshot's, then the log's entries after it.
-fn leader_history(examination: &Examination) -> Result<Vec<LeaderRecord>, CliError> {
+/// What `inspect` learns by reading every entry after the snapshot.
+struct Scan {
+    /// The leader history: the snapshot's, then the log's entries after it.
+    history: Vec<LeaderRecord>,
+    /// Stored names with an invisible character.
+    suspects: SuspectNames,
+}
+
+/// Reads the snapshot's catalog and every readable entry after it.
+fn scan(examination: &Examination) -> Result<Scan, CliError> {
     let mut history = Vec::new();
+    let mut suspects = SuspectNames::default();
     if let Some(catalog) = examination.snapshot_catalog() {
+        suspects.note_snapshot(catalog);
         for (term, leader) in catalog.leader_history() {
             history.push(LeaderRecord {
                 index: None,
@@ -44,6 +55,7 @@ fn leader_history(examination: &Examination) -> Result<Vec<LeaderRecord>, CliErr
         let entry = examination
             .read(ControlPlaneIndex(index))
             .map_err(|e| CliError::engine("cannot read an entry", e))?;
+        suspects.note_entry(entry.index, &entry.entry);
         if let ControlPlaneEntry::LeaderConfiguration { term, leader } = entry.entry {
             history.push(LeaderRecord {
                 index: Some(index),
@@ -52,21 +64,21 @@ fn leader_history(examination: &Examination) -> Result<Vec<LeaderRecord>, CliErr
             });
         }
     }
-    Ok(history)
+    Ok(Scan { history, suspects })
 }
 
 /// Prints the report for `directory`, as text or JSON; returns the exit
 /// code (4 when the directory is damaged and the report is partial).
 pub fn run(directory: &Path, as_json: bool) -> Result<u8, CliError> {
     let examination = examine(directory)?;
-    let history = leader_history(&examination)?;
+    let scanned = scan(&examination)?;
     let segments = examination
         .segments()
         .map_err(|e| CliError::engine("cannot read the segments", e))?;
     if as_json {
-        print_json(&examination, &history, &segments)?;
+        print_json(&examination, &scanned, &segments)?;
     } else {
-        print_text(&examination, &history, &segments)?;
+        print_text(&examination, &scanned, &segments)?;
     }
     Ok(match examination.verdict() {
         Verdict::Damaged => EXIT_CORRUPTION as u8,
@@ -76,7 +88,7 @@ pub fn run(directory: &Path, as_json: bool) -> Result<u8, CliError> {
 
 fn print_json(
     examination: &Examination,
-    history: &[LeaderRecord],
+    scanned: &Scan,
     segments: &[SegmentSummary],
 ) -> Result<(), CliError> {
     let vote = examination.durable_vote();
@@ -100,11 +112,12 @@ fn print_json(
         "segments_beyond_damage": examination.segments_beyond(),
         "log_epoch": truncation.map(|t| t.0),
         "truncated_from": truncation.and_then(|t| t.1).map(|i| i.0),
-        "leader_history": history.iter().map(|r| json!({
+        "leader_history": scanned.history.iter().map(|r| json!({
             "index": r.index, "term": r.term, "leader": r.leader,
         })).collect::<Vec<_>>(),
         "segments": segments.iter().map(segment_json).collect::<Vec<_>>(),
         "warnings": warnings_json(examination),
+        "suspect_names": scanned.suspects.json(),
         "recovery_would": recovery_json(examination),
         "snapshot": snapshot_json(examination.snapshot()),
     });
@@ -114,7 +127,7 @@ fn print_json(
 
 fn print_text(
     examination: &Examination,
-    history: &[LeaderRecord],
+    scanned: &Scan,
     segments: &[SegmentSummary],
 ) -> Result<(), CliError> {
     let unknown = || "unknown (no valid hard-state copy)".to_owned();
@@ -164,9 +177,9 @@ fn print_text(
     print_snapshot(examination)?;
     outln!(
         "leader history ({} LeaderConfiguration entries):",
-        history.len()
+        scanned.history.len()
     )?;
-    for record in history {
+    for record in &scanned.history {
         let place = record
             .index
             .map_or_else(|| "from the snapshot".to_owned(), |i| format!("index {i}"));
@@ -174,6 +187,9 @@ fn print_text(
     }
     print_segments(examination, segments)?;
     print_recovery(examination)?;
+    for line in scanned.suspects.lines() {
+        outln!("{line}")?;
+    }
     Ok(())
 }
 

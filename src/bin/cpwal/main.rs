@@ -25,6 +25,7 @@ mod progress;
 mod render;
 mod sabotage;
 mod salvage;
+mod suspects;
 mod verify;
 mod workload;
 

@@ -15,6 +15,7 @@ use crate::render::{
     index_range, log_stop_json, log_stop_text, optional_identity, readable_indexes, recovery_json,
     recovery_lines, snapshot_json, verdict_word, warning_lines, warnings_json,
 };
+use crate::suspects::SuspectNames;
 
 /// What the full check found.
 struct Outcome {
@@ -22,6 +23,8 @@ struct Outcome {
     /// The directory's damage, plus any entry that failed its re-read.
     damage: Vec<Corruption>,
     entries_verified: u64,
+    /// Stored names with an invisible character (warnings, no exit code).
+    suspects: SuspectNames,
 }
 
 /// Checks every file and every entry of `directory`; returns the exit
@@ -45,14 +48,21 @@ fn check_entries(examination: &Examination) -> Result<Outcome, CliError> {
         verdict: examination.verdict(),
         damage: examination.damage().to_vec(),
         entries_verified: 0,
+        suspects: SuspectNames::default(),
     };
+    if let Some(catalog) = examination.snapshot_catalog() {
+        outcome.suspects.note_snapshot(catalog);
+    }
     let readable = readable_indexes(examination);
     let total = readable.end - readable.start;
     let progress = Progress::new("verify", Unit::Entries);
     progress.set(0, total);
     for index in readable {
         match examination.read(ControlPlaneIndex(index)) {
-            Ok(_) => outcome.entries_verified += 1,
+            Ok(read) => {
+                outcome.entries_verified += 1;
+                outcome.suspects.note_entry(read.index, &read.entry);
+            }
             Err(error) => match error.as_corruption() {
                 Some(corruption) => {
                     outcome.verdict = Verdict::Damaged;
@@ -78,10 +88,13 @@ fn exit_code(verdict: Verdict) -> u8 {
     }) as u8
 }
 
-/// Prints foreign files and wide permissions as warning lines (they change
-/// no exit code), then the verdict in words, last.
+/// Prints foreign files, wide permissions and suspect names as warning
+/// lines (they change no exit code), then the verdict in words, last.
 fn print_text(examination: &Examination, outcome: &Outcome) -> Result<(), CliError> {
     for line in warning_lines(examination) {
+        outln!("{line}")?;
+    }
+    for line in outcome.suspects.lines() {
         outln!("{line}")?;
     }
     print_verdict(examination, outcome)?;
@@ -176,6 +189,7 @@ fn print_json(examination: &Examination, outcome: &Outcome, code: u8) -> Result<
         "log_stop": log_stop_json(examination.log_stop()),
         "snapshot": snapshot_json(examination.snapshot()),
         "warnings": warnings_json(examination),
+        "suspect_names": outcome.suspects.json(),
     });
     outln!("{report:#}")?;
     Ok(())
