@@ -16,6 +16,9 @@
 //!   [`ReplicaControlPlane::append_entries`] truncates (through
 //!   [`SharedControlPlane::with_engine`]) while their sync is in flight
 //!   come back as [`Error::Truncated`](crate::Error::Truncated), never `Ok`.
+//! * **Outcomes.** On a sole voter each call gets back what applying its
+//!   own entries did, though the thread that recorded their sync applied
+//!   them (see [`super::outcome_board`]).
 //! * **Fail-stop.** A failed sync is latched by the storage; the node steps
 //!   down and every caller whose entries it did not cover fails.
 
