@@ -3,151 +3,21 @@
 //! it durable, so dropping the handle is a power loss that keeps exactly what
 //! was synced; it can also hold a sync in flight and make it fail.
 
-use std::borrow::Cow;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cpwal::io::{DirectoryEntry, LockMode, OsFile, OsStorage, Storage, StorageFile};
 use cpwal::{
     ApplyOutcome, ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, DurableControlPlane,
     Error, MembershipChange, Options, ReplicaControlPlane, SharedControlPlane, SoleVoter,
 };
 
 /// Faults shared by every file of one [`LosingStorage`].
-#[derive(Default)]
-struct Faults {
-    gate: Mutex<Gate>,
-    gate_changed: Condvar,
-}
+#[path = "support/gated_storage.rs"]
+mod gated_storage;
 
-#[derive(Default)]
-struct Gate {
-    /// Syncs wait while this is set.
-    hold_syncs: bool,
-    /// The next sync to pass the gate fails.
-    fail_next: bool,
-    /// The sync that entered the gate with this count (1 for the first) fails.
-    fail_entered: Option<usize>,
-    /// Syncs that reached the gate.
-    entered: usize,
-}
-
-impl Faults {
-    fn set(&self, change: impl FnOnce(&mut Gate)) {
-        change(&mut self.gate.lock().unwrap());
-        self.gate_changed.notify_all();
-    }
-
-    /// Waits at the gate; returns whether this sync must fail.
-    fn pass_gate(&self) -> bool {
-        let mut gate = self.gate.lock().unwrap();
-        gate.entered += 1;
-        let me = gate.entered;
-        self.gate_changed.notify_all();
-        while gate.hold_syncs {
-            gate = self.gate_changed.wait(gate).unwrap();
-        }
-        std::mem::take(&mut gate.fail_next) || gate.fail_entered == Some(me)
-    }
-
-    fn entered(&self) -> usize {
-        self.gate.lock().unwrap().entered
-    }
-}
-
-/// Real files whose writes stay in memory until `sync_data` (a power loss
-/// keeps exactly the synced image). Reads see only synced bytes, which is all
-/// these tests read before reopening on plain [`OsStorage`].
-struct LosingStorage {
-    inner: OsStorage,
-    faults: Arc<Faults>,
-}
-
-struct LosingFile {
-    inner: OsFile,
-    pending: Mutex<Vec<(u64, Vec<u8>)>>,
-    faults: Arc<Faults>,
-}
-
-impl LosingStorage {
-    fn open(dir: &Path) -> (Self, Arc<Faults>) {
-        let faults = Arc::new(Faults::default());
-        let inner = OsStorage::open(dir, LockMode::Exclusive).unwrap();
-        let storage = Self {
-            inner,
-            faults: Arc::clone(&faults),
-        };
-        (storage, faults)
-    }
-
-    fn wrap(&self, inner: OsFile) -> LosingFile {
-        LosingFile {
-            inner,
-            pending: Mutex::new(Vec::new()),
-            faults: Arc::clone(&self.faults),
-        }
-    }
-}
-
-impl Storage for LosingStorage {
-    type File = LosingFile;
-    fn list(&self) -> io::Result<Vec<DirectoryEntry>> {
-        self.inner.list()
-    }
-    fn create(&self, name: &str) -> io::Result<LosingFile> {
-        Ok(self.wrap(self.inner.create(name)?))
-    }
-    fn open(&self, name: &str, writable: bool) -> io::Result<LosingFile> {
-        Ok(self.wrap(self.inner.open(name, writable)?))
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, name: &str) -> io::Result<()> {
-        self.inner.remove(name)
-    }
-    fn sync_directory(&self) -> io::Result<()> {
-        self.inner.sync_directory()
-    }
-    fn path_of(&self, name: &str) -> PathBuf {
-        self.inner.path_of(name)
-    }
-    fn open_subdirectory(&self, name: &str) -> cpwal::Result<Self> {
-        let inner = self.inner.open_subdirectory(name)?;
-        let faults = Arc::clone(&self.faults);
-        Ok(Self { inner, faults })
-    }
-}
-
-impl StorageFile for LosingFile {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn allocate(&self, length_bytes: u64) -> io::Result<()> {
-        self.inner.allocate(length_bytes)
-    }
-    fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.pending.lock().unwrap().push((offset, bytes.to_vec()));
-        Ok(())
-    }
-    fn read_at(&self, offset: u64, length: usize) -> io::Result<Cow<'_, [u8]>> {
-        self.inner.read_at(offset, length)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        // What this sync covers is fixed when it starts, as with fdatasync.
-        let writes = std::mem::take(&mut *self.pending.lock().unwrap());
-        if self.faults.pass_gate() {
-            return Err(io::Error::other("injected fdatasync failure"));
-        }
-        for (offset, bytes) in writes {
-            self.inner.write_at(offset, &bytes)?;
-        }
-        self.inner.sync_data()
-    }
-}
+use gated_storage::{Faults, Gate, GatedStorage as LosingStorage};
 
 fn voter(subject: &str) -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject(subject).unwrap()

@@ -25,6 +25,11 @@ use crate::consensus::{ControlPlaneEntry, ControlPlaneTerm};
 /// entry the log holds at index `start + k` (so it passed the same checks as
 /// any [`ControlPlaneEntry`]). Whoever changes what the log holds at an index
 /// this may cover calls [`UnappliedEntries::clear`].
+///
+/// Bound: taken entries (`held[..next]`) are dropped once they are at least
+/// half of `held`, so under writes that always overlap a sync in flight
+/// (the cache never empties) it holds at most about twice the entries not
+/// yet applied, plus [`DROP_TAKEN_AFTER`].
 #[derive(Debug, Default)]
 pub(super) struct UnappliedEntries {
     start: u64,
@@ -32,6 +37,10 @@ pub(super) struct UnappliedEntries {
     held: Vec<Held>,
     next: usize,
 }
+
+/// How many taken entries may wait in the cache before they are dropped
+/// (dropping moves the rest down, so it is done in bulk).
+const DROP_TAKEN_AFTER: usize = 64;
 
 /// One entry's fields; strings are spans of `UnappliedEntries::text`.
 #[derive(Debug)]
@@ -49,6 +58,33 @@ enum Held {
     },
 }
 
+impl Held {
+    /// Where the entry's first string starts in the text buffer (strings
+    /// are kept in entry order, so every later entry's start after it).
+    fn text_start(&self) -> usize {
+        match self {
+            Held::Admit(span) | Held::Remove(span) => span.start,
+            Held::OwnershipTransition { range, .. } => range.start,
+            Held::LeaderConfiguration { leader, .. } => leader.start,
+        }
+    }
+
+    /// Moves every span `by` bytes toward the front of the buffer.
+    fn shift_text(&mut self, by: usize) {
+        let shift = |span: &mut Range<usize>| *span = span.start - by..span.end - by;
+        match self {
+            Held::Admit(span) | Held::Remove(span) => shift(span),
+            Held::OwnershipTransition {
+                range, new_owner, ..
+            } => {
+                shift(range);
+                shift(new_owner);
+            }
+            Held::LeaderConfiguration { leader, .. } => shift(leader),
+        }
+    }
+}
+
 impl UnappliedEntries {
     /// Remembers `entries`, just written at consecutive indexes from
     /// `start`. If they do not follow the ones held, those are forgotten: the
@@ -57,6 +93,8 @@ impl UnappliedEntries {
         if self.next == self.held.len() || start != self.start + self.count() {
             self.clear();
             self.start = start;
+        } else if self.next >= DROP_TAKEN_AFTER && self.next * 2 >= self.held.len() {
+            self.drop_taken();
         }
         for entry in entries {
             let held = match EntryView::of(entry) {
@@ -113,6 +151,18 @@ impl UnappliedEntries {
     pub(super) fn clear(&mut self) {
         self.text.clear();
         self.held.clear();
+        self.next = 0;
+    }
+
+    /// Drops the entries already taken and their text, moving the rest to
+    /// the front (their spans shifted by the text dropped).
+    fn drop_taken(&mut self) {
+        let text_taken = self.held[self.next].text_start();
+        self.held.drain(..self.next);
+        self.text.drain(..text_taken);
+        for held in &mut self.held {
+            held.shift_text(text_taken);
+        }
         self.next = 0;
     }
 
@@ -186,6 +236,29 @@ mod tests {
         remember(&mut cache, 21..23);
         cache.clear();
         assert_eq!(taken(&mut cache, 21), None);
+    }
+
+    #[test]
+    fn taken_entries_are_dropped_while_newer_ones_wait() {
+        // Goal: a cache that never empties (each write lands while an
+        // earlier entry still waits for its sync: steady concurrent load)
+        // stays bounded, and serves every entry exactly as written across
+        // the drops. Method: remember one entry per round while one older
+        // entry is still held, take the older one; check each taken entry
+        // and the buffers' lengths.
+        let mut cache = UnappliedEntries::default();
+        remember(&mut cache, 0..1);
+        for index in 1..2000u64 {
+            remember(&mut cache, index..index + 1);
+            assert_eq!(taken(&mut cache, index - 1), Some(entry(index - 1)));
+            assert!(
+                cache.held.len() <= 2 * DROP_TAKEN_AFTER + 2,
+                "{}",
+                cache.held.len()
+            );
+            assert!(cache.text.len() <= 64 * (2 * DROP_TAKEN_AFTER + 2));
+        }
+        assert_eq!(taken(&mut cache, 1999), Some(entry(1999)));
     }
 
     #[test]
