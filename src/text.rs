@@ -93,16 +93,6 @@ fn is_invisible(c: char) -> bool {
         .is_ok()
 }
 
-/// The first invisible character of `text` (see [`INVISIBLE`]) and its
-/// byte offset: what a name stored before new names were checked for them
-/// may still hold.
-pub(crate) fn first_invisible_character(text: &str) -> Option<(usize, char)> {
-    if text.is_ascii() {
-        return None;
-    }
-    text.char_indices().find(|&(_, c)| is_invisible(c))
-}
-
 /// A character a new name may not hold, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ForbiddenCharacter {

@@ -37,7 +37,7 @@ use crate::log::{GroupCommit, LogFile, SyncOwner, TailSync};
 use crate::node_role::{Replica, Role, SoleVoter};
 
 use super::outcome_board::Claim;
-use super::sole_voter::{refusal_for, unreported};
+use super::sole_voter::{trait_answer, unreported};
 use super::{Appended, AppendedBatch, ControlPlaneNode, LogEntry};
 #[cfg(doc)]
 use super::{DurableControlPlane, ReplicaControlPlane};
@@ -124,6 +124,8 @@ struct Inner<R: Role, S: Storage> {
     engine: Mutex<ControlPlaneNode<R, S>>,
     /// The engine's log's group commit, reached without the engine lock.
     group: Arc<GroupCommit>,
+    /// The node's identity (it never changes), reached without the lock.
+    identity: ClusterVoterIdentity,
 }
 
 impl<R: Role, S: Storage> Inner<R, S> {
@@ -157,6 +159,7 @@ impl<R: Role, S: Storage> SharedControlPlane<R, S> {
         let group = Arc::clone(engine.log.group_commit());
         Self {
             inner: Arc::new(Inner {
+                identity: engine.identity.clone(),
                 engine: Mutex::new(engine),
                 group,
             }),
@@ -423,16 +426,7 @@ impl<S: Storage> ControlPlaneConsensus for SharedControlPlane<SoleVoter, S> {
     }
 
     fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
-        match self.try_append(&entry) {
-            Ok(appended) => {
-                self.last_append_error = None;
-                Ok(appended.index)
-            }
-            Err(error) => {
-                let refusal = refusal_for(&error, &self.lock_engine().identity);
-                self.last_append_error = Some(error);
-                Err(refusal)
-            }
-        }
+        let appended = self.try_append(&entry);
+        trait_answer(appended, &self.inner.identity, &mut self.last_append_error)
     }
 }

@@ -148,17 +148,8 @@ impl<S: Storage> ControlPlaneConsensus for DurableControlPlane<S> {
     /// The typed error of the call is [`DurableControlPlane::last_append_error`]
     /// right after it returns; a successful append clears it.
     fn append(&mut self, entry: ControlPlaneEntry) -> Result<ControlPlaneIndex, ControlPlaneError> {
-        match self.try_append(&entry) {
-            Ok(appended) => {
-                self.last_append_error = None;
-                Ok(appended.index)
-            }
-            Err(error) => {
-                let refusal = refusal_for(&error, &self.identity);
-                self.last_append_error = Some(error);
-                Err(refusal)
-            }
-        }
+        let appended = self.try_append(&entry);
+        trait_answer(appended, &self.identity, &mut self.last_append_error)
     }
 }
 
@@ -169,10 +160,31 @@ pub(super) fn unreported(index: u64) -> Error {
     Error::OutcomeNotReported { index }
 }
 
+/// The trait's `append` answer for what `try_append` returned (the table on
+/// the trait impl), keeping a refusal's typed error in `last_error` and
+/// clearing it on success.
+pub(super) fn trait_answer(
+    appended: Result<Appended>,
+    me: &ClusterVoterIdentity,
+    last_error: &mut Option<Error>,
+) -> Result<ControlPlaneIndex, ControlPlaneError> {
+    match appended {
+        Ok(appended) => {
+            *last_error = None;
+            Ok(appended.index)
+        }
+        Err(error) => {
+            let refusal = refusal_for(&error, me);
+            *last_error = Some(error);
+            Err(refusal)
+        }
+    }
+}
+
 /// The seed's answer for a refused append (the table on the trait impl):
 /// the known leader when this node is not it, otherwise no leader; never
 /// `me`.
-pub(super) fn refusal_for(error: &Error, me: &ClusterVoterIdentity) -> ControlPlaneError {
+fn refusal_for(error: &Error, me: &ClusterVoterIdentity) -> ControlPlaneError {
     let leader = match error {
         Error::NotLeader { leader } => leader.clone().filter(|l| l != me),
         _ => None,

@@ -11,7 +11,7 @@
 
 use crate::catalog::ControlPlaneCatalog;
 use crate::consensus::{ControlPlaneEntry, MembershipChange};
-use crate::text::first_invisible_character;
+use crate::text::{first_forbidden_character, ForbiddenCharacter};
 
 /// What a suspect name names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,14 +52,12 @@ pub struct SuspectName {
 
 impl std::fmt::Display for SuspectName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} \"{}\" holds the invisible character U+{:04X} at byte {}",
-            self.kind,
-            self.name.escape_default(),
-            u32::from(self.character),
-            self.offset
-        )
+        let named = format!("{} \"{}\"", self.kind, self.name.escape_default());
+        let invisible = ForbiddenCharacter::Invisible {
+            offset: self.offset,
+            character: self.character,
+        };
+        invisible.describe(&named, f)
     }
 }
 
@@ -107,14 +105,18 @@ pub fn suspect_names_in_catalog(catalog: &ControlPlaneCatalog) -> Vec<SuspectNam
         .collect()
 }
 
+/// `name` as a suspect, if it holds an invisible character (a stored name
+/// holds no control character: decoding refuses those).
 fn suspect((kind, name): (NameKind, &str)) -> Option<SuspectName> {
-    let (offset, character) = first_invisible_character(name)?;
-    Some(SuspectName {
-        kind,
-        name: name.to_owned(),
-        offset,
-        character,
-    })
+    match first_forbidden_character(name)? {
+        ForbiddenCharacter::Invisible { offset, character } => Some(SuspectName {
+            kind,
+            name: name.to_owned(),
+            offset,
+            character,
+        }),
+        ForbiddenCharacter::Control { .. } => None,
+    }
 }
 
 #[cfg(test)]
