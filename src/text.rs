@@ -41,13 +41,27 @@ pub(crate) fn first_control_character(text: &str) -> Option<usize> {
 }
 
 /// Whether every byte is printable ASCII (`0x20..0x7f`; for ASCII,
-/// `char::is_control` is exactly `< 0x20` or `0x7f`). No early exit, so the
-/// check compiles to vector instructions (the texts checked are at most
-/// [`MAX_RANGE_NAME_BYTES`] long).
+/// `char::is_control` is exactly `< 0x20` or `0x7f`). The bytes are checked
+/// sixteen at a time, each block without an early exit so that it compiles
+/// to vector compares; the last block overlaps the one before it rather
+/// than leaving a tail to check byte by byte, and a text shorter than a
+/// block is padded with spaces. (A range name is typically 50 to 100
+/// bytes and this runs for every appended and every recovered entry: the
+/// byte-at-a-time tail was most of its cost.)
 fn is_printable_ascii(bytes: &[u8]) -> bool {
-    bytes.iter().fold(0u8, |outside, &b| {
-        outside | u8::from(!(0x20..0x7f).contains(&b))
-    }) == 0
+    const LANES: usize = 16;
+    fn block_is_printable(block: &[u8; LANES]) -> bool {
+        block.iter().fold(0u8, |outside, &b| {
+            outside | u8::from(!(0x20..0x7f).contains(&b))
+        }) == 0
+    }
+    let Some(last) = bytes.last_chunk::<LANES>() else {
+        let mut padded = [b' '; LANES];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        return block_is_printable(&padded);
+    };
+    let (blocks, _) = bytes.as_chunks::<LANES>();
+    blocks.iter().all(block_is_printable) && block_is_printable(last)
 }
 
 /// The characters a new name may not hold besides controls: Unicode 15.1's
@@ -236,20 +250,23 @@ mod tests {
                 assert_eq!(first_control_character(&text), expected, "U+{code:04X}");
             }
         }
-        // Every position of a word and its remainder, for each control and
-        // the printable bytes around them.
+        // Every position in texts of every length up to past four blocks
+        // (shorter than one, whole blocks, an overlapping last block), for
+        // each control and the printable bytes around them.
         let probes = (0u8..=0x21).chain([0x7e, 0x7f]);
         for byte in probes {
-            for at in 0..40 {
-                let mut text = vec![b'x'; 40];
-                text[at] = byte;
-                let text = String::from_utf8(text).expect("ASCII");
-                let expected = (byte as char).is_control().then_some(at);
-                assert_eq!(
-                    first_control_character(&text),
-                    expected,
-                    "{byte:#x} at {at}"
-                );
+            for length in 1..70 {
+                for at in 0..length {
+                    let mut text = vec![b'x'; length];
+                    text[at] = byte;
+                    let text = String::from_utf8(text).expect("ASCII");
+                    let expected = (byte as char).is_control().then_some(at);
+                    assert_eq!(
+                        first_control_character(&text),
+                        expected,
+                        "{byte:#x} at {at} of {length}"
+                    );
+                }
             }
         }
         assert_eq!(first_control_character(""), None);
