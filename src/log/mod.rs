@@ -26,6 +26,7 @@ pub(crate) mod latch;
 pub(crate) mod record;
 mod recovery;
 mod reshape;
+mod scanned;
 pub(crate) mod segment;
 pub(crate) mod spare_segment;
 
@@ -35,10 +36,8 @@ use std::sync::Arc;
 
 use crate::consensus::ControlPlaneIndex;
 use crate::directory::{ForeignFile, WidePermission};
-use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{RecordHeader, RECORD_HEADER_BYTES, RECORD_MAGIC};
-use crate::io::{Storage, StorageFile};
-use record::{read_record, RecordPlace, RecordRead};
+use crate::error::{Error, Result};
+use crate::io::Storage;
 use segment::{Liveness, Segment, TermRun};
 use spare_segment::SpareSegment;
 
@@ -46,6 +45,7 @@ pub use latch::{LatchedFile, LatchedStorage};
 
 pub use append::TailSync;
 pub use group_commit::{GroupCommit, SyncOwner, Ticket};
+pub use scanned::ScannedRecords;
 
 /// How a record says which entries are committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,58 +287,6 @@ impl<S: Storage> SegmentedLog<S> {
         self.locate(index).0.read_entry(index)
     }
 
-    /// Calls `visit(index, payload)` for every entry in `[from, to)`, in
-    /// order, walking each segment's records in sequence (one read per
-    /// segment instead of a lookup and a read per entry).
-    ///
-    /// For the catalog rebuild at open only, before anything is written:
-    /// when the segment's bytes come back borrowed (the memory map, the very
-    /// bytes the recovery scan of this open just verified), a record's
-    /// checksum is not computed a second time; only its magic and index are
-    /// checked. Bytes that come back owned (a fresh copy from the file) are
-    /// verified as [`SegmentedLog::read`] verifies them, which every read
-    /// after open does.
-    pub fn for_each_scanned_payload(
-        &self,
-        from: u64,
-        to: u64,
-        mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
-    ) -> Result<()> {
-        if from >= to {
-            return Ok(());
-        }
-        self.check_readable(from)?;
-        self.check_readable(to - 1)?;
-        let first = self.segments.partition_point(|s| s.first_index() <= from) - 1;
-        let mut index = from;
-        for segment in &self.segments[first..] {
-            let stop = to.min(segment.end_index());
-            if index >= stop {
-                break;
-            }
-            let bytes = segment
-                .file
-                .read_at(0, segment.header.size_bytes as usize)
-                .map_err(|e| Error::io("read segment", &segment.path, e))?;
-            let verified = matches!(bytes, Cow::Borrowed(_));
-            let skip = (index - segment.first_index()) as usize;
-            let count = (stop - index) as usize;
-            for &offset in &segment.offsets[skip..skip + count] {
-                let place = RecordPlace {
-                    generation: segment.generation(),
-                    offset: u64::from(offset),
-                };
-                let payload = payload_at(&bytes, place, index, verified).ok_or_else(|| {
-                    let kind = CorruptionKind::ChecksumMismatch;
-                    Error::corruption(&segment.path, place.offset, Some(index), kind)
-                })?;
-                visit(index, payload)?;
-                index += 1;
-            }
-        }
-        Ok(())
-    }
-
     /// One past the last entry in the file: the buffered ones, at or after
     /// the tail's `end_offset`, are not there yet.
     fn written_end(&self) -> u64 {
@@ -406,76 +354,10 @@ impl<S: Storage> SegmentedLog<S> {
     }
 }
 
-/// The payload of the record at `place` in `segment` (the whole file's
-/// bytes), which must hold `index`. Its checksum is verified unless
-/// `already_verified` (see [`SegmentedLog::for_each_scanned_payload`]);
-/// `None` when the record fails a check.
-fn payload_at(
-    segment: &[u8],
-    place: RecordPlace,
-    index: u64,
-    already_verified: bool,
-) -> Option<&[u8]> {
-    if !already_verified {
-        return match read_record(segment, place) {
-            RecordRead::Valid { header, payload } if header.index == index => Some(payload),
-            _ => None,
-        };
-    }
-    let start = usize::try_from(place.offset).ok()?;
-    let payload_start = start + RECORD_HEADER_BYTES as usize;
-    let header: RecordHeader = bytemuck::pod_read_unaligned(segment.get(start..payload_start)?);
-    let payload = segment.get(payload_start..payload_start + header.payload_bytes as usize)?;
-    (header.magic == RECORD_MAGIC && header.index == index).then_some(payload)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::record::encode_record;
     use super::*;
     use crate::hard_state::HardState;
-
-    /// A segment's bytes holding one record of `payload` for `index` at
-    /// offset 0, placed at generation 1.
-    fn one_record(index: u64, payload: &[u8]) -> (Vec<u8>, RecordPlace) {
-        let place = RecordPlace {
-            generation: 1,
-            offset: 0,
-        };
-        let header = RecordHeader {
-            magic: 0,
-            payload_bytes: 0,
-            log_epoch: 0,
-            index,
-            term: 1,
-            durable_end: index + 1,
-            commit_end: index + 1,
-        };
-        let mut bytes = Vec::new();
-        encode_record(&mut bytes, place, header, payload);
-        (bytes, place)
-    }
-
-    #[test]
-    fn payload_at_verifies_checksum_unless_already_verified() {
-        // Goal: the rebuild's record reader recomputes the checksum of bytes
-        // it was not handed verified, and always checks the index and the
-        // bounds. Method: flip a payload bit of a valid record and read it
-        // both ways; ask for the wrong index; cut the bytes short.
-        let (mut bytes, place) = one_record(7, b"payload");
-        assert_eq!(payload_at(&bytes, place, 7, false), Some(&b"payload"[..]));
-        assert_eq!(payload_at(&bytes, place, 7, true), Some(&b"payload"[..]));
-        assert_eq!(payload_at(&bytes, place, 8, false), None);
-        assert_eq!(payload_at(&bytes, place, 8, true), None);
-        let short = &bytes[..RECORD_HEADER_BYTES as usize + 3];
-        assert_eq!(payload_at(short, place, 7, true), None);
-        assert_eq!(payload_at(short, place, 7, false), None);
-        bytes[RECORD_HEADER_BYTES as usize] ^= 1;
-        assert_eq!(payload_at(&bytes, place, 7, false), None);
-        assert_eq!(payload_at(&bytes, place, 7, true), Some(&b"qayload"[..]));
-        bytes[0] ^= 1;
-        assert_eq!(payload_at(&bytes, place, 7, true), None);
-    }
 
     #[test]
     fn read_refuses_buffered_records_until_they_are_written() {
