@@ -59,12 +59,7 @@ impl<S: Storage> ReplicaControlPlane<S> {
     /// only through one of the leader's own term, figure 8); a node that is
     /// not the leader ([`Error::NotLeader`]).
     pub fn advance_commit(&mut self, index: ControlPlaneIndex) -> Result<()> {
-        self.check_not_failed()?;
-        if !self.is_leader() {
-            return Err(Error::NotLeader {
-                leader: self.leader.clone(),
-            });
-        }
+        self.check_leads()?;
         if index.0 < self.commit_end {
             return Ok(());
         }

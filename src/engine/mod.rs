@@ -284,12 +284,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// leader of the current term, without syncing. Either every entry is
     /// written or, on a refusal, none is; a storage error is latched.
     pub(super) fn write_unsynced(&mut self, entries: &[ControlPlaneEntry]) -> Result<()> {
-        self.check_not_failed()?;
-        if !self.is_leader() {
-            return Err(Error::NotLeader {
-                leader: self.leader.clone(),
-            });
-        }
+        self.check_leads()?;
         let term = self.hard_state.term;
         // A sole voter's records commit themselves once durable; a
         // replica's carry the commit point known when they were written.
@@ -584,6 +579,24 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// `Err(Error::Failed)` once the storage latch holds a failure.
     fn check_not_failed(&self) -> Result<()> {
         self.latch().check()
+    }
+
+    /// `Err(Error::Failed)` once a failure is latched, else
+    /// `Err(Error::NotLeader)` unless this node leads the current term.
+    ///
+    /// The latch is read once: a sync failing on another thread latches
+    /// without the engine lock, and a second read (as `is_leader` makes)
+    /// could turn that failure into a refusal naming this very node as the
+    /// leader. A failure latched after the read fails what the caller then
+    /// writes, at its sync.
+    fn check_leads(&self) -> Result<()> {
+        self.check_not_failed()?;
+        if self.leader.as_ref() != Some(&self.identity) {
+            return Err(Error::NotLeader {
+                leader: self.leader.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The storage latch: the one record of whether this handle failed.
