@@ -3,6 +3,8 @@
 //! a torn tail (dropped) or corruption (an error). See [`crate::format`],
 //! "Torn tail or corruption".
 
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::codec::DecodeError;
@@ -30,7 +32,7 @@ impl<S: Storage> SegmentedLog<S> {
         hard_state: &HardState,
         segment_size_bytes: u64,
         access: Access,
-        decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy,
+        decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy + Sync,
     ) -> Result<(Self, RecoveryReport)> {
         let mut report = RecoveryReport::default();
         let generations = list_segments(&*storage, access, &mut report)?;
@@ -194,14 +196,60 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
+    /// Every segment's scan ([`Segment::scan`]), in order, several at a
+    /// time: checksumming each record is most of what an open does, and a
+    /// scan only reads its own segment. The calling thread scans too, with
+    /// one more thread per further core (a single core scans in line).
+    fn scan_every_segment(
+        &self,
+        decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy + Sync,
+    ) -> Vec<Result<SegmentScan>> {
+        let next = AtomicUsize::new(0);
+        let scan_some = || {
+            let mut scanned = Vec::new();
+            loop {
+                let position = next.fetch_add(1, Ordering::Relaxed);
+                let Some(segment) = self.segments.get(position) else {
+                    return scanned;
+                };
+                scanned.push((position, segment.scan(self.liveness, decode)));
+            }
+        };
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let helpers = cores.min(self.segments.len()).saturating_sub(1);
+        let mut scans: Vec<Option<Result<SegmentScan>>> = Vec::new();
+        scans.resize_with(self.segments.len(), || None);
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (0..helpers).map(|_| scope.spawn(scan_some)).collect();
+            let mut scanned = scan_some();
+            for helper in helpers {
+                // A scan never panics on what it reads (see `scan_records`);
+                // a panic here is a bug, passed on as it is.
+                scanned.extend(
+                    helper
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                );
+            }
+            for (position, scan) in scanned {
+                scans[position] = Some(scan);
+            }
+        });
+        scans
+            .into_iter()
+            .map(|scan| scan.expect("every position was taken by one scanner"))
+            .collect()
+    }
+
     fn scan_segments(
         &mut self,
         hard_state: &HardState,
         access: Access,
         report: &mut RecoveryReport,
-        decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy,
+        decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy + Sync,
     ) -> Result<()> {
         let count = self.segments.len();
+        let mut scans = self.scan_every_segment(decode).into_iter();
         let mut expected_first = self
             .segments
             .first()
@@ -222,7 +270,8 @@ impl<S: Storage> SegmentedLog<S> {
                     },
                 ));
             }
-            let mut scan = segment.scan(self.liveness, decode)?;
+            let mut scan = scans.next().expect("one scan per segment")?;
+            segment.adopt_scan(&mut scan);
             let self_committing = is_last && hard_state.role == NodeRole::SoleVoter;
             let dropped =
                 judge_segment_end(segment, &mut scan, hard_state, is_last, self_committing)?;

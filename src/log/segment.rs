@@ -394,12 +394,14 @@ impl<F: StorageFile> Segment<F> {
         })
     }
 
-    /// Reads every record, filling `offsets` and `end_offset` with the live
-    /// ones, and reports how they end (see [`scan_records`]); how to judge
-    /// that end is the caller's decision, since it depends on the segment's
-    /// place in the log.
+    /// Reads the segment and walks its records as recovery reads them
+    /// ([`scan_records`]) and reports how they end, changing nothing. How
+    /// to judge that end is the caller's decision, since it depends on the
+    /// segment's place in the log: recovery scans several segments at once,
+    /// then judges them in order, each one taking its scan's live records
+    /// ([`Self::adopt_scan`]).
     pub fn scan(
-        &mut self,
+        &self,
         liveness: Liveness,
         decode: impl Fn(&[u8]) -> std::result::Result<(), crate::codec::DecodeError>,
     ) -> Result<SegmentScan> {
@@ -407,10 +409,13 @@ impl<F: StorageFile> Segment<F> {
             .file
             .read_at(0, self.header.size_bytes as usize)
             .map_err(|e| Error::io("read segment", &self.path, e))?;
-        let scan = scan_records(&bytes, &self.header, liveness, decode);
-        self.offsets = scan.offsets.clone();
+        Ok(scan_records(&bytes, &self.header, liveness, decode))
+    }
+
+    /// Takes the live records `scan` (this segment's) found as its own.
+    pub fn adopt_scan(&mut self, scan: &mut SegmentScan) {
+        self.offsets = std::mem::take(&mut scan.offsets);
         self.end_offset = scan.end_offset;
-        Ok(scan)
     }
 
     /// Forgets the records from `batch` on (an incomplete batch recovery
