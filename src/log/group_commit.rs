@@ -85,12 +85,15 @@ pub struct GroupCommit {
 /// (`sync_in_flight`); `open_epochs` holds exactly the epochs with a live
 /// [`Ticket`], once each, with the lowest truncation point since each. (A
 /// vector: it almost always holds one epoch, and keeps its capacity, so
-/// taking and dropping tickets allocates nothing.)
+/// taking and dropping tickets allocates nothing.) `sleepers` counts the
+/// threads blocked on `changed`: each one counted itself under the lock
+/// before it slept.
 #[derive(Debug)]
 struct GroupState {
     durable_end: u64,
     sync_in_flight: bool,
     open_epochs: Vec<OpenEpoch>,
+    sleepers: usize,
 }
 
 #[derive(Debug)]
@@ -138,8 +141,9 @@ struct Leading<'a>(&'a GroupCommit);
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        self.0.lock().sync_in_flight = false;
-        self.0.changed.notify_all();
+        let mut state = self.0.lock();
+        state.sync_in_flight = false;
+        self.0.wake_sleepers(state);
     }
 }
 
@@ -157,6 +161,7 @@ impl GroupCommit {
             durable_end,
             sync_in_flight: false,
             open_epochs: Vec::new(),
+            sleepers: 0,
         };
         Self {
             state: Mutex::new(state),
@@ -169,6 +174,20 @@ impl GroupCommit {
         // The state is updated field by field, each update complete; a
         // panic elsewhere while the lock was held leaves it consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Releases `state`, which the caller changed, and wakes every thread
+    /// sleeping on it, if any. With none, no wake-up is made: a condition
+    /// variable's is a system call whether or not anyone waits, one per
+    /// sync for a single writer. No wake-up is lost: a thread counts itself
+    /// in `sleepers` under the lock and checks the state before it sleeps,
+    /// so one not counted yet sees this change first.
+    fn wake_sleepers(&self, state: MutexGuard<'_, GroupState>) {
+        let anyone_sleeps = state.sleepers > 0;
+        drop(state);
+        if anyone_sleeps {
+            self.changed.notify_all();
+        }
     }
 
     /// A ticket for `written`, written at `epoch` (under the owner's lock).
@@ -198,10 +217,8 @@ impl GroupCommit {
     pub(super) fn publish(&self, durable_end: u64) {
         let mut state = self.lock();
         state.durable_end = durable_end;
-        let in_flight = state.sync_in_flight;
-        drop(state);
-        if !in_flight {
-            self.changed.notify_all();
+        if !state.sync_in_flight {
+            self.wake_sleepers(state);
         }
     }
 
@@ -213,8 +230,7 @@ impl GroupCommit {
             open.lowest_cut = open.lowest_cut.min(from);
         }
         state.durable_end = durable_end;
-        drop(state);
-        self.changed.notify_all();
+        self.wake_sleepers(state);
     }
 
     /// Returns once `ticket`'s entries are durable, leading syncs through
@@ -257,10 +273,12 @@ impl GroupCommit {
                 state.sync_in_flight = true;
                 return Turn::Lead;
             }
+            state.sleepers += 1;
             state = self
                 .changed
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.sleepers -= 1;
         }
     }
 
