@@ -75,29 +75,20 @@ fn apply_in_line(catalog: &mut ControlPlaneCatalog, records: &ScannedRecords<'_>
 }
 
 /// Applies `records` in order while a scoped thread decodes them a chunk
-/// ahead. The decoder stops at its first failure, which is sent in its
-/// place in the order; when applying fails first, the dropped receiver
-/// stops the decoder at its next send.
+/// ahead ([`decode_chunks`]); in line if the system cannot start a thread.
 fn apply_decoded_ahead(
     catalog: &mut ControlPlaneCatalog,
     records: &ScannedRecords<'_>,
 ) -> Result<()> {
     std::thread::scope(|scope| {
         let (decoded, to_apply) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
-        scope.spawn(move || {
-            let indexes = records.indexes();
-            let mut start = indexes.start;
-            while start < indexes.end {
-                let end = indexes.end.min(start + DECODE_CHUNK_ENTRIES);
-                let chunk: Result<Vec<EntryView<'_>>> =
-                    (start..end).map(|index| decode(records, index)).collect();
-                let failed = chunk.is_err();
-                if decoded.send(chunk).is_err() || failed {
-                    return;
-                }
-                start = end;
-            }
-        });
+        let decoder = std::thread::Builder::new().name("cpwal-open-decode".into());
+        if decoder
+            .spawn_scoped(scope, move || decode_chunks(records, &decoded))
+            .is_err()
+        {
+            return apply_in_line(catalog, records);
+        }
         let mut index = records.indexes().start;
         for chunk in to_apply {
             for entry in chunk? {
@@ -107,4 +98,25 @@ fn apply_decoded_ahead(
         }
         Ok(())
     })
+}
+
+/// Sends `records` decoded, a chunk at a time, in order. Stops after its
+/// first failure, which is sent in the chunk's place; or when the receiver
+/// is gone (applying failed first).
+fn decode_chunks<'a>(
+    records: &ScannedRecords<'a>,
+    decoded: &mpsc::SyncSender<Result<Vec<EntryView<'a>>>>,
+) {
+    let indexes = records.indexes();
+    let mut start = indexes.start;
+    while start < indexes.end {
+        let end = indexes.end.min(start + DECODE_CHUNK_ENTRIES);
+        let chunk: Result<Vec<EntryView<'a>>> =
+            (start..end).map(|index| decode(records, index)).collect();
+        let failed = chunk.is_err();
+        if decoded.send(chunk).is_err() || failed {
+            return;
+        }
+        start = end;
+    }
 }

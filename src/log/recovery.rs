@@ -199,7 +199,8 @@ impl<S: Storage> SegmentedLog<S> {
     /// Every segment's scan ([`Segment::scan`]), in order, several at a
     /// time: checksumming each record is most of what an open does, and a
     /// scan only reads its own segment. The calling thread scans too, with
-    /// one more thread per further core (a single core scans in line).
+    /// one more thread per further core (a single core, or a system out of
+    /// threads, scans in line).
     fn scan_every_segment(
         &self,
         decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy + Sync,
@@ -220,7 +221,13 @@ impl<S: Storage> SegmentedLog<S> {
         let mut scans: Vec<Option<Result<SegmentScan>>> = Vec::new();
         scans.resize_with(self.segments.len(), || None);
         std::thread::scope(|scope| {
-            let helpers: Vec<_> = (0..helpers).map(|_| scope.spawn(scan_some)).collect();
+            // A helper the system cannot start leaves its share to the others.
+            let helpers: Vec<_> = (0..helpers)
+                .filter_map(|_| {
+                    let helper = std::thread::Builder::new().name("cpwal-open-scan".into());
+                    helper.spawn_scoped(scope, scan_some).ok()
+                })
+                .collect();
             let mut scanned = scan_some();
             for helper in helpers {
                 // A scan never panics on what it reads (see `scan_records`);
