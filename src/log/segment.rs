@@ -412,9 +412,12 @@ impl<F: StorageFile> Segment<F> {
         Ok(scan_records(&bytes, &self.header, liveness, decode))
     }
 
-    /// Takes the live records `scan` (this segment's) found as its own.
+    /// Takes the live records `scan` (this segment's) found as its own,
+    /// their offsets without the slack the scan grew them with (the log
+    /// index is most of an open log's heap: 4 bytes per entry, not 8).
     pub fn adopt_scan(&mut self, scan: &mut SegmentScan) {
         self.offsets = std::mem::take(&mut scan.offsets);
+        self.offsets.shrink_to_fit();
         self.end_offset = scan.end_offset;
     }
 
