@@ -139,7 +139,7 @@ fn long_log_entry(n: u64) -> ControlPlaneEntry {
     let node = |i: u64| voter(&format!("CN=node-{}", i % 3));
     if n % 50 == 3 {
         let member = voter(&format!("CN=member-{}", (n / 50) % 9));
-        return ControlPlaneEntry::MembershipChange(if (n / 450) % 2 == 0 {
+        return ControlPlaneEntry::MembershipChange(if (n / 450).is_multiple_of(2) {
             MembershipChange::Admit(member)
         } else {
             MembershipChange::Remove(member)
@@ -151,7 +151,7 @@ fn long_log_entry(n: u64) -> ControlPlaneEntry {
             leader: node(n),
         };
     }
-    let epoch = if n % 7 == 0 { 1 } else { n + 1 };
+    let epoch = if n.is_multiple_of(7) { 1 } else { n + 1 };
     ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
         range: format!("range-{:04}", (n * 13) % 700),
         new_owner: node(n / 700),
