@@ -471,46 +471,6 @@ fn flipped_bit_in_last_acknowledged_record_is_corruption_not_truncation() {
 }
 
 #[test]
-fn damage_in_two_segments_is_reported_in_the_first_in_log_order() {
-    // Goal: open scans segments on several threads at once, but judges them
-    // in log order: with damage in two segments the error names the first
-    // one, whichever scan finished first; damage in one names that one.
-    // Method: 4 KiB segments filled by 120 single appends (a dozen
-    // segments); flip a bit in the first record (at 512) of generations 3
-    // and 9, then only of 9.
-    let dir = tempfile::tempdir().unwrap();
-    let mut node = create(dir.path());
-    for n in 0..120 {
-        node.append(admit(n)).unwrap();
-    }
-    drop(node);
-    let segment = |generation| {
-        dir.path()
-            .join(cpwal::format::segment_file_name(generation))
-    };
-    assert!(segment(10).exists(), "the log spans at least ten segments");
-    let flip_first_record = |generation| {
-        let mut bytes = std::fs::read(segment(generation)).unwrap();
-        bytes[512 + 50] ^= 0x10;
-        std::fs::write(segment(generation), &bytes).unwrap();
-    };
-    let damaged_segment = || {
-        let error = DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments())
-            .expect_err("damage in a full segment was accepted");
-        let corruption = error.as_corruption().expect("typed corruption").clone();
-        assert_eq!(corruption.offset, 512);
-        assert_eq!(corruption.kind, CorruptionKind::ChecksumMismatch);
-        corruption.path
-    };
-    flip_first_record(9);
-    assert_eq!(damaged_segment(), segment(9));
-    flip_first_record(3);
-    for _ in 0..5 {
-        assert_eq!(damaged_segment(), segment(3));
-    }
-}
-
-#[test]
 fn torn_tail_sector_is_dropped_and_log_stays_usable() {
     // A tear: the last record's second sector never reached the disk. The
     // record was never acknowledged, so recovery drops it and continues.

@@ -8,6 +8,8 @@
 //! open when it is committed and after the snapshot, on read otherwise, and
 //! by read-only inspection (`cpwal verify`) in every case.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use cpwal::codec::DecodeError;
@@ -17,10 +19,10 @@ use cpwal::format::{
 };
 use cpwal::inspect::Inspection;
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex,
-    ControlPlaneTerm, Corruption, CorruptionKind, DurableControlPlane, Error, MembershipChange,
-    Options, OwnershipTransition, ReplicaControlPlane,
+    ClusterVoterIdentity, ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex, Corruption,
+    CorruptionKind, DurableControlPlane, Error, MembershipChange, Options, ReplicaControlPlane,
 };
+use support::long_log::long_log_entry;
 
 fn voter(subject: &str) -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
@@ -130,33 +132,6 @@ fn read_undecodable_uncommitted_entry_is_corruption_at_its_record() {
     let error = commit.expect_err("committed past an undecodable entry");
     expect_undecodable(error, dir.path(), offset, 1);
     assert_eq!(node.applied_end(), ControlPlaneIndex(1));
-}
-
-/// Entry `n` of a long log: mostly ownership transitions over 700 ranges and
-/// three owners (every 7th one at an old epoch, so it is fenced), a
-/// membership change every 50th, a leader record every 300th.
-fn long_log_entry(n: u64) -> ControlPlaneEntry {
-    let node = |i: u64| voter(&format!("CN=node-{}", i % 3));
-    if n % 50 == 3 {
-        let member = voter(&format!("CN=member-{}", (n / 50) % 9));
-        return ControlPlaneEntry::MembershipChange(if (n / 450).is_multiple_of(2) {
-            MembershipChange::Admit(member)
-        } else {
-            MembershipChange::Remove(member)
-        });
-    }
-    if n % 300 == 7 {
-        return ControlPlaneEntry::LeaderConfiguration {
-            term: ControlPlaneTerm(n),
-            leader: node(n),
-        };
-    }
-    let epoch = if n.is_multiple_of(7) { 1 } else { n + 1 };
-    ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
-        range: format!("range-{:04}", (n * 13) % 700),
-        new_owner: node(n / 700),
-        ownership_epoch: epoch,
-    })
 }
 
 /// Creates a sole voter in `dir` holding `count` entries of

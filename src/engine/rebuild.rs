@@ -4,10 +4,12 @@
 //!
 //! Decoding (UTF-8 and the name rules for every string) and applying (one
 //! hashed lookup per name) cost about the same per entry, and only
-//! applying must be sequential. So in a segment with enough entries a
-//! second thread decodes a chunk ahead while this one applies the chunk
-//! before it: the rebuild then costs about one of the two, not their sum.
+//! applying must be sequential. So on a machine with two cores or more, in
+//! a segment with enough entries, a second thread decodes a chunk ahead
+//! while this one applies the chunk before it: the rebuild then costs about
+//! one of the two, not their sum.
 
+use std::num::NonZeroUsize;
 use std::sync::mpsc;
 
 use crate::catalog::ControlPlaneCatalog;
@@ -46,10 +48,13 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     pub(super) fn apply_committed_at_open(&mut self) -> Result<()> {
         let from = self.catalog.applied_end().0;
         let catalog = &mut self.catalog;
+        // On a single core a second thread would only take turns with this one.
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let applied = self
             .log
             .for_each_scanned_segment(from, self.commit_end, |records| {
-                if records.indexes().end - records.indexes().start < DECODE_AHEAD_MIN_ENTRIES {
+                let entries = records.indexes().end - records.indexes().start;
+                if cores < 2 || entries < DECODE_AHEAD_MIN_ENTRIES {
                     apply_in_line(catalog, records)
                 } else {
                     apply_decoded_ahead(catalog, records)

@@ -5,6 +5,7 @@
 
 pub mod crash_driver;
 pub mod fuzz_bodies;
+pub mod long_log;
 pub mod records;
 pub mod replica_workload;
 pub mod sim_disk;
