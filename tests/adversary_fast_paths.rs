@@ -312,7 +312,7 @@ fn earlier_short_segment_wins_over_later_checksum_damage() {
 // Threads at open: a spawn that fails must not panic the open.
 
 /// Environment variable telling the child tests which directory to open.
-const CHILD_DIR: &str = "CPWAL_ADV21_CHILD_DIR";
+const CHILD_DIR: &str = "CPWAL_TEST_NO_THREADS_DIR";
 
 /// In a child process only: no further thread can be created (RLIMIT_NPROC
 /// of 1, as a non-root user), then opens `dir` as `open` says.
@@ -320,6 +320,9 @@ fn child_without_threads(open: impl FnOnce(&Path)) {
     let Some(dir) = std::env::var_os(CHILD_DIR) else {
         return; // not the child
     };
+    // SAFETY: not a memory map: plain system calls on this (child) process's
+    // own limits and credentials, taking integers and a pointer to a local
+    // that outlives the call; no memory of ours is shared with them.
     unsafe {
         let limit = libc::rlimit {
             rlim_cur: 1,
