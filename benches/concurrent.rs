@@ -6,10 +6,12 @@
 //! against raw threads that each `pwrite` + `fdatasync` the same number of
 //! bytes for themselves, and against a plain leader/follower group commit
 //! over a raw file, and against cpwal's `&mut` API behind a mutex (no group
-//! commit) — same run, same file system. A last raw contender lets two
-//! syncs be in flight at once: the measure of what overlapping syncs
-//! (issue #15, item 4) could gain. The fraction of entries the
-//! catalog fenced is printed and must be near zero.
+//! commit) — same run, same file system. Overlapping syncs (issue #15,
+//! item 4): cpwal's default starts a second sync once one has run 1 ms
+//! (`Options::second_sync_after`); two more cpwal contenders never overlap
+//! and overlap at once, and a raw contender lets two syncs be in flight at
+//! once. The fraction of entries each catalog fenced is printed and must be
+//! near zero.
 //! Run: `cargo bench --bench concurrent`.
 
 mod common;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::workload::{checked_fenced_fraction, Workload};
 use common::{bench, create_engine, interleave, Preparation};
-use cpwal::{DurableControlPlane, SharedControlPlane};
+use cpwal::{DurableControlPlane, Options, SharedControlPlane};
 
 const RAW_FILE_BYTES: u64 = 256 << 20;
 
@@ -116,12 +118,43 @@ impl RawGroupCommit<'_> {
     }
 }
 
+/// A `SharedControlPlane` and the next entry of the workload it appends.
+struct SharedAppends {
+    shared: SharedControlPlane,
+    next: AtomicU64,
+}
+
+impl SharedAppends {
+    /// A node in `dir` whose syncs overlap after `second_sync_after`.
+    fn new(dir: &tempfile::TempDir, second_sync_after: Duration) -> Self {
+        let options = Options::default().with_second_sync_after(second_sync_after);
+        let node = DurableControlPlane::create(
+            dir.path().join("cpwal"),
+            common::voter("CN=bench"),
+            options,
+        );
+        Self {
+            shared: SharedControlPlane::new(node.unwrap()),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Each call takes the next sequence number and builds its entry.
+    fn run(&self, workload: &Workload, threads: u64, ops: u64) -> Duration {
+        on_threads(threads, ops, |_, _| {
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            self.shared.try_append(&workload.entry(n)).unwrap();
+        })
+    }
+}
+
 struct Contenders<'w> {
     _dirs: Vec<tempfile::TempDir>,
     workload: &'w Workload,
-    shared: SharedControlPlane,
-    /// The next entry of the workload `shared` appends.
-    shared_next: AtomicU64,
+    /// The default: a second sync once one has run 1 ms.
+    shared: SharedAppends,
+    shared_one_in_flight: SharedAppends,
+    shared_overlap_at_once: SharedAppends,
     /// The `&mut` API behind a mutex: one sync per call, no sharing.
     direct: Mutex<DurableControlPlane>,
     direct_next: AtomicU64,
@@ -132,8 +165,7 @@ struct Contenders<'w> {
 
 impl<'w> Contenders<'w> {
     fn new(workload: &'w Workload) -> Self {
-        let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
-        let shared = SharedControlPlane::new(create_engine(&dirs[0].path().join("cpwal")));
+        let dirs: Vec<_> = (0..7).map(|_| tempfile::tempdir().unwrap()).collect();
         let record = vec![0x5a; workload.max_record_bytes(1)];
         let raw_file = |d: &tempfile::TempDir| {
             common::prepare_file(
@@ -167,20 +199,17 @@ impl<'w> Contenders<'w> {
                 record,
                 max_in_flight: 2,
             },
-            shared,
-            shared_next: AtomicU64::new(0),
+            shared: SharedAppends::new(&dirs[0], Options::default().second_sync_after),
+            shared_one_in_flight: SharedAppends::new(&dirs[5], Duration::MAX),
+            shared_overlap_at_once: SharedAppends::new(&dirs[6], Duration::ZERO),
             direct: Mutex::new(create_engine(&dirs[3].path().join("cpwal"))),
             direct_next: AtomicU64::new(0),
             _dirs: dirs,
         }
     }
 
-    /// Each call takes the next sequence number and builds its entry.
     fn cpwal(&self, threads: u64, ops: u64) -> Duration {
-        on_threads(threads, ops, |_, _| {
-            let n = self.shared_next.fetch_add(1, Ordering::Relaxed);
-            self.shared.try_append(&self.workload.entry(n)).unwrap();
-        })
+        self.shared.run(self.workload, threads, ops)
     }
 
     fn direct(&self, threads: u64, ops: u64) -> Duration {
@@ -196,10 +225,24 @@ impl<'w> Contenders<'w> {
     /// catalog fenced (threads racing can reorder two transitions of one
     /// range, but they are 4096 entries apart).
     fn report_fenced(&self) {
-        let shared = self.shared.with_catalog(|c| c.refused_count());
         let direct = self.direct.lock().unwrap().catalog().refused_count();
+        let shared = |s: &SharedAppends| s.shared.with_catalog(|c| c.refused_count());
         for (name, refused, next) in [
-            ("SharedControlPlane", shared, &self.shared_next),
+            (
+                "SharedControlPlane",
+                shared(&self.shared),
+                &self.shared.next,
+            ),
+            (
+                "SharedControlPlane, one sync in flight",
+                shared(&self.shared_one_in_flight),
+                &self.shared_one_in_flight.next,
+            ),
+            (
+                "SharedControlPlane, overlapping at once",
+                shared(&self.shared_overlap_at_once),
+                &self.shared_overlap_at_once.next,
+            ),
             ("&mut behind a mutex", direct, &self.direct_next),
         ] {
             let entries = next.load(Ordering::Relaxed);
@@ -257,8 +300,22 @@ fn main() {
                     Box::new(|n| contenders.raw_group(threads, n)),
                 ),
                 (
-                    "cpwal SharedControlPlane",
+                    "cpwal SharedControlPlane (2nd sync after 1 ms)",
                     Box::new(|n| contenders.cpwal(threads, n)),
+                ),
+                (
+                    "cpwal SharedControlPlane, one sync in flight",
+                    Box::new(|n| {
+                        let c = &contenders.shared_one_in_flight;
+                        c.run(contenders.workload, threads, n)
+                    }),
+                ),
+                (
+                    "cpwal SharedControlPlane, 2nd sync at once",
+                    Box::new(|n| {
+                        let c = &contenders.shared_overlap_at_once;
+                        c.run(contenders.workload, threads, n)
+                    }),
                 ),
                 (
                     "cpwal &mut behind a mutex",

@@ -1,9 +1,12 @@
 //! [`Options`]: how a [`DurableControlPlane`](crate::DurableControlPlane) lays
 //! out its files.
 
+use std::time::Duration;
+
 use crate::codec::MAX_ENTRY_BYTES;
 use crate::error::InvalidInput;
 use crate::format::{record_bytes, FIRST_SYNC_OFFSET};
+use crate::log::DEFAULT_SECOND_SYNC_AFTER;
 
 /// The smallest segment accepted: room for the header and one largest entry.
 pub const MIN_SEGMENT_SIZE_BYTES: u64 = 4096;
@@ -36,12 +39,22 @@ pub struct Options {
     /// multiple of 4096. Default: 16 MiB (about 150 000 typical entries).
     /// Only used for new segments; existing ones keep their size.
     pub segment_size_bytes: u64,
+    /// How long a group-commit sync runs before a writer it does not cover
+    /// starts a second one beside it, on a second file description of the
+    /// tail segment, instead of waiting for it. At most two syncs are in
+    /// flight, and they are acknowledged in the order they started; a
+    /// failure of either fails every writer the other would have covered.
+    /// A fast disk's syncs end before this and never overlap; a disk whose
+    /// syncs take milliseconds gets two at once. `Duration::MAX`: never.
+    /// Default: 1 ms.
+    pub second_sync_after: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             segment_size_bytes: 16 << 20,
+            second_sync_after: DEFAULT_SECOND_SYNC_AFTER,
         }
     }
 }
@@ -52,6 +65,13 @@ impl Options {
     /// which every create and open runs before touching the disk).
     pub fn with_segment_size_bytes(mut self, bytes: u64) -> Self {
         self.segment_size_bytes = bytes;
+        self
+    }
+
+    /// These options with a second group-commit sync started once one has
+    /// run for `after` (see [`Options::second_sync_after`]).
+    pub fn with_second_sync_after(mut self, after: Duration) -> Self {
+        self.second_sync_after = after;
         self
     }
 

@@ -27,12 +27,17 @@ fn admit(n: u64) -> ControlPlaneEntry {
     ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!("CN=node-{n}"))))
 }
 
+/// A shared node on the losing storage whose syncs never overlap, so a
+/// held sync holds every caller behind it (tests/overlapping_syncs.rs
+/// covers two in flight).
 fn open_losing(
     dir: &Path,
     segment_size_bytes: u64,
 ) -> (SharedControlPlane<SoleVoter, LosingStorage>, Arc<Faults>) {
     let (storage, faults) = LosingStorage::open(dir);
-    let options = Options::default().with_segment_size_bytes(segment_size_bytes);
+    let options = Options::default()
+        .with_segment_size_bytes(segment_size_bytes)
+        .with_second_sync_after(Duration::MAX);
     let engine =
         DurableControlPlane::create_with_storage(storage, voter("CN=node-a"), options).unwrap();
     (SharedControlPlane::new(engine), faults)

@@ -4,6 +4,15 @@
 //! exactly once, at its acknowledged index, in each thread's order, and
 //! nothing no thread wrote.
 //!
+//! One seed in four lets two syncs overlap whenever a writer is not covered
+//! by the one in flight (`Options::second_sync_after` of zero), each sync
+//! waiting 100 µs before it starts so that writers arrive while one is in
+//! flight:
+//! the second runs on a second file description, and a sync through either
+//! description makes the file's writes durable, as `fdatasync` does. The
+//! other seeds keep one sync in flight (the simulated disk's syncs are
+//! instant, far below the default threshold).
+//!
 //! Seeds: `CPWAL_SIM_SEEDS=n` runs n seeds (CI default below);
 //! `CPWAL_SIM_SEED=s` replays seed `s` (the cut point and crash replay
 //! exactly; the threads' interleaving is up to the scheduler).
@@ -125,8 +134,11 @@ fn run_writers(
     opening: Opening,
     arm: impl FnOnce(&SimDisk),
 ) -> Result<Vec<ThreadRecord>, String> {
-    let node =
-        opening(disk.clone(), voter(NODE_SUBJECT), options()).map_err(|e| format!("open: {e}"))?;
+    if overlaps_syncs(seed) {
+        disk.set_sync_delay(std::time::Duration::from_micros(100));
+    }
+    let node = opening(disk.clone(), voter(NODE_SUBJECT), options_of(seed))
+        .map_err(|e| format!("open: {e}"))?;
     arm(disk);
     let shared = SharedControlPlane::new(node);
     let workers: Vec<_> = (first_thread..first_thread + THREADS)
@@ -139,6 +151,20 @@ fn run_writers(
         .into_iter()
         .map(|w| w.join().expect("writer thread panicked"))
         .collect())
+}
+
+/// Whether seed `seed` overlaps syncs (one in four; see the module docs).
+fn overlaps_syncs(seed: u64) -> bool {
+    seed % 4 == 1
+}
+
+/// The options of seed `seed`.
+fn options_of(seed: u64) -> Options {
+    if overlaps_syncs(seed) {
+        options().with_second_sync_after(std::time::Duration::ZERO)
+    } else {
+        options()
+    }
 }
 
 /// How [`run_writers`] gets its node: created on a fresh disk, opened after.

@@ -100,7 +100,10 @@ mod tests {
         node.try_append_batch(&[admit(0), admit(1), admit(2)])
             .unwrap();
         node.write_batch_unsynced(&[admit(3), admit(4)]).unwrap();
-        let unsynced = node.log.tail_sync_handle().unwrap();
+        let unsynced = node
+            .log
+            .tail_sync_handle(crate::log::SyncDescription::Writer)
+            .unwrap();
         assert_eq!(unsynced.covered_end(), 5, "the records are in the file");
         let report = node.backup(root.path().join("copy")).unwrap();
         assert_eq!((report.first_index.0, report.end_index.0), (0, 3));

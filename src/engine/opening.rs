@@ -135,6 +135,8 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
             Access::Writable,
             |_payload| Ok(()), // Decoded once, when applied (`apply_committed_at_open`) or read.
         )?;
+        log.group_commit()
+            .set_second_sync_after(options.second_sync_after);
         let (catalog, snapshot_end) = compaction::load_snapshot(
             &mut log,
             &mut hard_state_store,

@@ -33,7 +33,7 @@ use crate::consensus::{
 use crate::error::{Error, InvalidInput, Result};
 use crate::identity::ClusterVoterIdentity;
 use crate::io::{OsStorage, Storage};
-use crate::log::{GroupCommit, LogFile, SyncOwner, TailSync};
+use crate::log::{GroupCommit, LogFile, SyncDescription, SyncOwner, TailSync};
 use crate::node_role::{Replica, Role, SoleVoter};
 
 use super::outcome_board::Claim;
@@ -143,8 +143,8 @@ impl<R: Role, S: Storage> Inner<R, S> {
 impl<R: Role, S: Storage> SyncOwner for Inner<R, S> {
     type Storage = S;
 
-    fn begin_sync(&self) -> Result<TailSync<LogFile<S>>> {
-        self.lock_engine().log.tail_sync_handle()
+    fn begin_sync(&self, description: SyncDescription) -> Result<TailSync<LogFile<S>>> {
+        self.lock_engine().log.tail_sync_handle(description)
     }
 
     fn end_sync(&self, sync: &TailSync<LogFile<S>>) {

@@ -32,15 +32,38 @@ pub struct TailSync<F> {
     epoch: u64,
 }
 
+/// Which file description of the tail segment a group-commit sync runs on.
+///
+/// Linux reports a writeback error to one `fdatasync` per file
+/// description, so two syncs overlapping on one description could both
+/// return success for a lost page only one of them saw; the latch keeps
+/// syncs of one description from overlapping. A second sync in flight runs
+/// on a second description: each description learns of every writeback
+/// error recorded after it was opened, or not yet reported to anyone. (An
+/// error one description already reported failed that sync, and the
+/// failure is latched: nothing is acknowledged after it.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncDescription {
+    /// The description the log writes through.
+    Writer,
+    /// A second description of the tail, opened on first use (falling back
+    /// to the writer's if it cannot be opened).
+    Second,
+}
+
 impl<F: StorageFile> TailSync<F> {
     /// One past the last index this sync makes durable.
-    #[cfg(test)]
     pub fn covered_end(&self) -> u64 {
         self.covered_end
     }
 
-    /// Runs the sync; the latch keeps it from overlapping another sync of
-    /// the file, and refuses it after any failure.
+    /// The log's epoch when the sync was taken.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Runs the sync; the latch keeps it from overlapping another sync on
+    /// its file description, and refuses it after any failure.
     pub fn run(&self) -> Result<()> {
         self.file
             .sync_data()
@@ -246,17 +269,42 @@ impl<S: Storage> SegmentedLog<S> {
     }
 
     /// Writes the buffered records, then returns a sync of the tail segment
-    /// that can run without `&mut self` (group commit), stamped with the
-    /// log's epoch, and the index it will make durable.
-    pub fn tail_sync_handle(&mut self) -> Result<TailSync<LogFile<S>>> {
+    /// on `description` that can run without `&mut self` (group commit),
+    /// stamped with the log's epoch, and the index it will make durable.
+    pub fn tail_sync_handle(
+        &mut self,
+        description: SyncDescription,
+    ) -> Result<TailSync<LogFile<S>>> {
         self.flush_buffer()?;
-        let tail = self.tail();
+        let file = match description {
+            SyncDescription::Writer => Arc::clone(&self.tail().file),
+            SyncDescription::Second => self.second_description(),
+        };
         Ok(TailSync {
-            file: Arc::clone(&tail.file),
-            path: tail.path.clone(),
+            file,
+            path: self.tail().path.clone(),
             covered_end: self.end_index,
             epoch: self.epoch,
         })
+    }
+
+    /// The tail's second file description (see [`SyncDescription`]),
+    /// opened the first time the tail needs one; the writer's when it
+    /// cannot be opened (the sync then waits for the one running there).
+    fn second_description(&mut self) -> Arc<LogFile<S>> {
+        let tail = self.segments.last().expect("an open log has a segment");
+        let generation = tail.generation();
+        match &self.second_description {
+            Some((of, file)) if *of == generation => Arc::clone(file),
+            _ => match self.storage.open(&tail.name, true) {
+                Ok(file) => {
+                    let file = Arc::new(file);
+                    self.second_description = Some((generation, Arc::clone(&file)));
+                    file
+                }
+                Err(_) => Arc::clone(&tail.file),
+            },
+        }
     }
 
     /// Records that `sync`, taken with [`SegmentedLog::tail_sync_handle`],

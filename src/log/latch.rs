@@ -10,11 +10,12 @@
 //! clean either way. A sync made after a failed one can return success for
 //! pages the failed one dropped, and two syncs of one file running at once
 //! can split an error between them: one reports it, the other returns
-//! success. So syncs of one file never overlap (group commit syncs the tail
-//! outside the owner's lock while a rollover or truncation may sync the same
-//! file under it), and once any call failed, nothing is tried again: a
-//! failed sync is never retried into a false success. Reopening the
-//! directory is the way back.
+//! success. So syncs on one file description never overlap (group commit
+//! syncs the tail outside the owner's lock while a rollover or truncation
+//! may sync the same file under it; a second sync in flight runs on a
+//! description of its own, see [`super::SyncDescription`]), and once any
+//! call failed, nothing is tried again: a failed sync is never retried into
+//! a false success. Reopening the directory is the way back.
 //!
 //! The latched error stays typed: [`Error::Io`] or [`Error::NoSpace`] with
 //! the operation and the file's path (as renamed since it was created).
@@ -331,8 +332,8 @@ impl<S: Storage> Storage for LatchedStorage<S> {
     }
 }
 
-/// A file whose mutating calls pass its storage's [`Latch`], and whose
-/// syncs never overlap.
+/// A file description whose mutating calls pass its storage's [`Latch`],
+/// and whose syncs never overlap.
 pub struct LatchedFile<F> {
     inner: Arc<F>,
     latch: Arc<Latch>,

@@ -43,8 +43,8 @@ use spare_segment::SpareSegment;
 
 pub use latch::{LatchedFile, LatchedStorage};
 
-pub use append::TailSync;
-pub use group_commit::{GroupCommit, SyncOwner, Ticket};
+pub use append::{SyncDescription, TailSync};
+pub use group_commit::{GroupCommit, SyncOwner, Ticket, DEFAULT_SECOND_SYNC_AFTER};
 pub use scanned::ScannedRecords;
 
 /// How a record says which entries are committed.
@@ -163,6 +163,10 @@ pub struct SegmentedLog<S: Storage> {
     epoch: u64,
     /// The waiters for durability; told of every change of `durable_end`.
     group: Arc<GroupCommit>,
+    /// A second file description of the tail segment (of this generation),
+    /// for a group-commit sync that overlaps one running on the writer's
+    /// (see [`SyncDescription`]); opened on first use.
+    second_description: Option<(u64, Arc<LogFile<S>>)>,
 }
 
 /// A file of the log: the storage's file, under its latch.

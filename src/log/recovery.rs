@@ -56,6 +56,7 @@ impl<S: Storage> SegmentedLog<S> {
             recovered_commit_end: hard_state.commit_end,
             tail_vouched_end: 0,
             write_buffer: Vec::new(),
+            second_description: None,
         };
         for generation in generations {
             let name = crate::format::segment_file_name(generation);

@@ -36,8 +36,8 @@ use crate::identity::ClusterVoterIdentity;
 use crate::io::{Access, LockMode, OsStorage, Storage};
 use crate::limits::{check_term, end_after, end_plus};
 use crate::log::{
-    CommitStamp, LatchedStorage, LogFile, LogStart, RecoveryReport, SegmentedLog, SyncOwner,
-    TailSync, Ticket,
+    CommitStamp, LatchedStorage, LogFile, LogStart, RecoveryReport, SegmentedLog, SyncDescription,
+    SyncOwner, TailSync, Ticket,
 };
 use crate::options::Options;
 use crate::raft::envelope::{decode_payload, encode_payload, validate_payload};
@@ -144,8 +144,8 @@ struct LockedLog<S: Storage>(Arc<Mutex<LogShared<S>>>);
 impl<S: Storage> SyncOwner for LockedLog<S> {
     type Storage = S;
 
-    fn begin_sync(&self) -> Result<TailSync<LogFile<S>>> {
-        lock(&self.0).log.tail_sync_handle()
+    fn begin_sync(&self, description: SyncDescription) -> Result<TailSync<LogFile<S>>> {
+        lock(&self.0).log.tail_sync_handle(description)
     }
 
     fn end_sync(&self, sync: &TailSync<LogFile<S>>) {
@@ -210,6 +210,8 @@ impl<S: Storage> CpwalLogStore<S> {
             Access::Writable,
             |payload| decode_payload(payload).map(drop),
         )?;
+        log.group_commit()
+            .set_second_sync_after(options.second_sync_after);
         let shared = Arc::new(Mutex::new(LogShared {
             log,
             hard_state_store,

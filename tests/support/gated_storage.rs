@@ -1,13 +1,18 @@
 //! Real files whose writes stay in memory until `sync_data`, with a gate
 //! every sync passes: dropping the handle is a power loss that keeps
 //! exactly what was synced, and a test can hold syncs, let them through one
-//! token at a time, or fail one. Reads see only synced bytes, which is all
-//! the engine reads back before a reopen on plain [`OsStorage`].
+//! token at a time or by the order they reached the gate, or fail one.
+//! Reads see only synced bytes, which is all the engine reads back before a
+//! reopen on plain [`OsStorage`]. As with `fdatasync`, a sync through any
+//! handle of a file writes what was written through every handle of it
+//! (handles of one inode share their pending writes).
 
 #![allow(dead_code)] // each test file uses part of it
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -31,8 +36,13 @@ pub struct Gate {
     pub fail_next: bool,
     /// The sync that entered the gate with this count (1 for the first) fails.
     pub fail_entered: Option<usize>,
+    /// When set, only the syncs that entered the gate with one of these
+    /// counts pass (the others wait).
+    pub pass_only: Option<Vec<usize>>,
     /// Syncs that reached the gate.
     pub entered: usize,
+    /// Syncs that passed the gate and returned.
+    pub finished: usize,
     /// Write the bytes but skip the real fdatasync (speed, in a test that
     /// checks no power loss).
     pub skip_fsync: bool,
@@ -56,6 +66,11 @@ impl Faults {
         self.gate.lock().unwrap().entered
     }
 
+    /// How many syncs passed the gate and returned.
+    pub fn finished(&self) -> usize {
+        self.gate.lock().unwrap().finished
+    }
+
     /// Waits at the gate until it lets this sync through.
     fn pass_gate(&self) -> Pass {
         let mut gate = self.gate.lock().unwrap();
@@ -65,6 +80,10 @@ impl Faults {
         loop {
             match gate.tokens {
                 _ if gate.hold_syncs => {}
+                _ if gate
+                    .pass_only
+                    .as_ref()
+                    .is_some_and(|pass| !pass.contains(&me)) => {}
                 Some(0) => {}
                 Some(n) => {
                     gate.tokens = Some(n - 1);
@@ -81,15 +100,20 @@ impl Faults {
     }
 }
 
+/// Writes made and not yet synced, of one file.
+type Pending = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
 /// The storage: [`OsStorage`] with every file's writes held until synced.
 pub struct GatedStorage {
     inner: OsStorage,
     faults: Arc<Faults>,
+    /// The pending writes of each file, by inode number.
+    pending: Arc<Mutex<HashMap<u64, Pending>>>,
 }
 
 pub struct GatedFile {
     inner: OsFile,
-    pending: Mutex<Vec<(u64, Vec<u8>)>>,
+    pending: Pending,
     faults: Arc<Faults>,
 }
 
@@ -101,16 +125,26 @@ impl GatedStorage {
         let storage = Self {
             inner,
             faults: Arc::clone(&faults),
+            pending: Arc::default(),
         };
         (storage, faults)
     }
 
-    fn wrap(&self, inner: OsFile) -> GatedFile {
-        GatedFile {
-            inner,
-            pending: Mutex::new(Vec::new()),
-            faults: Arc::clone(&self.faults),
+    /// `inner`, just opened as `name` (`created`: a new file), sharing the
+    /// pending writes of every other handle of its inode. A new file has
+    /// none: its inode number may be a removed file's.
+    fn wrap(&self, name: &str, inner: OsFile, created: bool) -> io::Result<GatedFile> {
+        let inode = std::fs::metadata(self.inner.path_of(name))?.ino();
+        let mut pending = self.pending.lock().unwrap();
+        if created {
+            pending.insert(inode, Pending::default());
         }
+        let pending = Arc::clone(pending.entry(inode).or_default());
+        Ok(GatedFile {
+            inner,
+            pending,
+            faults: Arc::clone(&self.faults),
+        })
     }
 }
 
@@ -120,10 +154,12 @@ impl Storage for GatedStorage {
         self.inner.list()
     }
     fn create(&self, name: &str) -> io::Result<GatedFile> {
-        Ok(self.wrap(self.inner.create(name)?))
+        let file = self.inner.create(name)?;
+        self.wrap(name, file, true)
     }
     fn open(&self, name: &str, writable: bool) -> io::Result<GatedFile> {
-        Ok(self.wrap(self.inner.open(name, writable)?))
+        let file = self.inner.open(name, writable)?;
+        self.wrap(name, file, false)
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         self.inner.rename(from, to)
@@ -140,7 +176,24 @@ impl Storage for GatedStorage {
     fn open_subdirectory(&self, name: &str) -> cpwal::Result<Self> {
         let inner = self.inner.open_subdirectory(name)?;
         let faults = Arc::clone(&self.faults);
-        Ok(Self { inner, faults })
+        let pending = Arc::clone(&self.pending);
+        Ok(Self {
+            inner,
+            faults,
+            pending,
+        })
+    }
+}
+
+impl GatedFile {
+    fn write_and_sync(&self, writes: Vec<(u64, Vec<u8>)>, skip_fsync: bool) -> io::Result<()> {
+        for (offset, bytes) in writes {
+            self.inner.write_at(offset, &bytes)?;
+        }
+        if skip_fsync {
+            return Ok(());
+        }
+        self.inner.sync_data()
     }
 }
 
@@ -162,15 +215,12 @@ impl StorageFile for GatedFile {
         // What this sync covers is fixed when it starts, as with fdatasync.
         let writes = std::mem::take(&mut *self.pending.lock().unwrap());
         let pass = self.faults.pass_gate();
-        if pass.fail {
-            return Err(io::Error::other("injected fdatasync failure"));
-        }
-        for (offset, bytes) in writes {
-            self.inner.write_at(offset, &bytes)?;
-        }
-        if pass.skip_fsync {
-            return Ok(());
-        }
-        self.inner.sync_data()
+        let synced = if pass.fail {
+            Err(io::Error::other("injected fdatasync failure"))
+        } else {
+            self.write_and_sync(writes, pass.skip_fsync)
+        };
+        self.faults.set(|gate| gate.finished += 1);
+        synced
     }
 }

@@ -352,6 +352,9 @@ struct DiskState {
     /// nothing ([`SimDisk::fail_next`]).
     fail_call_at: Option<Trigger>,
     space_budget_bytes: Option<u64>,
+    /// How long each `sync_data` waits before it starts, without holding
+    /// the disk ([`SimDisk::set_sync_delay`]).
+    sync_delay: std::time::Duration,
 }
 
 fn dead() -> io::Error {
@@ -551,6 +554,15 @@ impl SimDisk {
     /// module doc).
     pub fn fail_sync(&self, sync: u64) {
         self.lock().fail_sync_at = Some(Trigger::Number(sync));
+    }
+
+    /// Each `sync_data` waits `delay` before it starts (other calls run
+    /// meanwhile), as a slow disk's would: long enough for other threads to
+    /// write and sync beside it. The sync covers what was written by the
+    /// time it starts, as `fdatasync` covers at least what was written
+    /// before it was called.
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.lock().sync_delay = delay;
     }
 
     /// The next sync `matches` accepts fails with EIO, with Linux's
@@ -829,6 +841,13 @@ impl StorageFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let delay = self.state()?.sync_delay;
+        // A sleep this short lasts a timer tick or more; yielding until the
+        // delay has passed keeps it near what was asked.
+        let started = std::time::Instant::now();
+        while started.elapsed() < delay {
+            std::thread::yield_now();
+        }
         let mut state = self.state()?;
         let name = state.name_of(self.inode);
         let fate = state.begin_mutation(OperationKind::SyncData, &name)?;
