@@ -22,9 +22,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use common::slow_disk::SlowDisk;
 use common::workload::{checked_fenced_fraction, Workload};
 use common::{bench, create_engine, interleave, Preparation};
-use cpwal::{DurableControlPlane, Options, SharedControlPlane};
+use cpwal::io::{OsStorage, Storage};
+use cpwal::{DurableControlPlane, Options, SharedControlPlane, SoleVoter};
+
+/// What the emulated slow disk adds to every sync: the throttled regime's
+/// `fdatasync` latency here.
+const SLOW_SYNC_DELAY: Duration = Duration::from_millis(4);
 
 const RAW_FILE_BYTES: u64 = 256 << 20;
 
@@ -119,8 +125,8 @@ impl RawGroupCommit<'_> {
 }
 
 /// A `SharedControlPlane` and the next entry of the workload it appends.
-struct SharedAppends {
-    shared: SharedControlPlane,
+struct SharedAppends<S: Storage = OsStorage> {
+    shared: SharedControlPlane<SoleVoter, S>,
     next: AtomicU64,
 }
 
@@ -138,7 +144,24 @@ impl SharedAppends {
             next: AtomicU64::new(0),
         }
     }
+}
 
+impl SharedAppends<SlowDisk> {
+    /// A node on the emulated slow disk in `dir` (see `common::slow_disk`)
+    /// whose syncs overlap after `second_sync_after`.
+    fn on_slow_disk(dir: &tempfile::TempDir, second_sync_after: Duration) -> Self {
+        let storage = SlowDisk::open(&dir.path().join("cpwal"), SLOW_SYNC_DELAY);
+        let options = Options::default().with_second_sync_after(second_sync_after);
+        let voter = common::voter("CN=bench");
+        let node = DurableControlPlane::create_with_storage(storage, voter, options);
+        Self {
+            shared: SharedControlPlane::new(node.unwrap()),
+            next: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<S: Storage> SharedAppends<S> {
     /// Each call takes the next sequence number and builds its entry.
     fn run(&self, workload: &Workload, threads: u64, ops: u64) -> Duration {
         on_threads(threads, ops, |_, _| {
@@ -329,5 +352,34 @@ fn main() {
         );
     }
     contenders.report_fenced();
+    compare_on_slow_disk();
     c.final_summary();
+}
+
+/// Overlapping syncs on the emulated slow disk (every sync 4 ms late, see
+/// `common::slow_disk`): cpwal's default against one sync in flight, 4 and
+/// 16 threads, interleaved rounds.
+fn compare_on_slow_disk() {
+    let workload = Workload::new();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let one = SharedAppends::on_slow_disk(&dirs[0], Duration::MAX);
+    let two = SharedAppends::on_slow_disk(&dirs[1], Options::default().second_sync_after);
+    for threads in [4u64, 16] {
+        interleave(
+            &format!("{threads} threads, EMULATED slow disk (each sync +4 ms)"),
+            10,
+            threads * 4,
+            1.0,
+            &mut [
+                (
+                    "cpwal SharedControlPlane, one sync in flight",
+                    Box::new(|n| one.run(&workload, threads, n)),
+                ),
+                (
+                    "cpwal SharedControlPlane (2nd sync after 1 ms)",
+                    Box::new(|n| two.run(&workload, threads, n)),
+                ),
+            ],
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! ratio summary read from the same run's samples.
 #![allow(dead_code)] // Each bench uses a different subset.
 
+pub mod slow_disk;
 pub mod workload;
 
 use std::fs::{File, OpenOptions};

@@ -135,6 +135,9 @@ struct GroupState {
     finished_syncs: u64,
     latest_started: Option<Instant>,
     latest_covers: Option<(u64, u64)>,
+    /// Whether a waiter sleeps with a timeout, to start a second sync when
+    /// it is due (at most one does).
+    watching: bool,
     open_epochs: Vec<OpenEpoch>,
     sleepers: usize,
 }
@@ -216,6 +219,7 @@ impl GroupCommit {
             finished_syncs: 0,
             latest_started: None,
             latest_covers: None,
+            watching: false,
             open_epochs: Vec::new(),
             sleepers: 0,
         };
@@ -353,8 +357,12 @@ impl GroupCommit {
             if state.syncs_in_flight == 0 || second_due_in == Some(Duration::ZERO) {
                 return Self::start_sync(&mut state);
             }
+            // One waiter watches the clock for a second sync; the others
+            // sleep until woken (a timed sleep costs a timer per sleeper).
+            let watch = second_due_in.filter(|_| !state.watching);
+            state.watching |= watch.is_some();
             state.sleepers += 1;
-            state = match second_due_in {
+            state = match watch {
                 None => self
                     .changed
                     .wait(state)
@@ -365,6 +373,9 @@ impl GroupCommit {
                 }
             };
             state.sleepers -= 1;
+            if watch.is_some() {
+                state.watching = false;
+            }
         }
     }
 
