@@ -18,7 +18,7 @@ use super::group_commit::Ticket;
 use super::record::{frame_record, seal_records};
 use super::segment::{new_header, Segment, TermRun};
 use super::spare_segment::SPARE_SEGMENT_FILE_NAME;
-use super::{CommitStamp, LogFile, SegmentedLog};
+use super::{CommitStamp, LogFile, SecondDescription, SegmentedLog};
 
 /// One sync of the tail segment, taken under the engine lock and run
 /// without it (group commit): it makes durable every entry below
@@ -291,15 +291,25 @@ impl<S: Storage> SegmentedLog<S> {
     /// The tail's second file description (see [`SyncDescription`]),
     /// opened the first time the tail needs one; the writer's when it
     /// cannot be opened (the sync then waits for the one running there).
+    ///
+    /// It is kept with the writer's description it was opened beside, and
+    /// reused only while that is still the tail's: a generation number is
+    /// not enough, since a suffix truncation removes tail segments and the
+    /// next rollover gives their numbers to new files (a sync of the
+    /// removed file's description would then make nothing of the new tail
+    /// durable). The kept writer's description cannot be freed and its
+    /// address reused while it is held here.
     fn second_description(&mut self) -> Arc<LogFile<S>> {
         let tail = self.segments.last().expect("an open log has a segment");
-        let generation = tail.generation();
         match &self.second_description {
-            Some((of, file)) if *of == generation => Arc::clone(file),
+            Some(second) if Arc::ptr_eq(&second.beside, &tail.file) => Arc::clone(&second.file),
             _ => match self.storage.open(&tail.name, true) {
                 Ok(file) => {
                     let file = Arc::new(file);
-                    self.second_description = Some((generation, Arc::clone(&file)));
+                    self.second_description = Some(SecondDescription {
+                        beside: Arc::clone(&tail.file),
+                        file: Arc::clone(&file),
+                    });
                     file
                 }
                 Err(_) => Arc::clone(&tail.file),

@@ -338,29 +338,36 @@ impl GroupCommit {
     /// second (then the caller leads the next one).
     fn next_turn(&self, ticket: &Ticket) -> Turn {
         let mut state = self.lock();
-        loop {
+        // Whether this waiter gave up the watch when it last woke.
+        let mut left_watch = false;
+        let turn = loop {
             let lowest_cut = state.open_epoch(ticket.epoch).lowest_cut;
             if lowest_cut < ticket.written.end {
-                return Turn::Done(Err(Error::Truncated {
+                break Turn::Done(Err(Error::Truncated {
                     written: ticket.written.clone(),
                     removed_from: lowest_cut.max(ticket.written.start),
                 }));
             }
             if state.durable_end >= ticket.written.end {
-                return Turn::Done(Ok(()));
+                break Turn::Done(Ok(()));
             }
             if let Some(cause) = self.latch.failure() {
                 let cause = Arc::clone(cause);
-                return Turn::Done(Err(Error::Failed { cause }));
+                break Turn::Done(Err(Error::Failed { cause }));
             }
             let second_due_in = self.second_sync_due_in(&state, ticket);
             if state.syncs_in_flight == 0 || second_due_in == Some(Duration::ZERO) {
-                return Self::start_sync(&mut state);
+                break Self::start_sync(&mut state);
             }
             // One waiter watches the clock for a second sync; the others
             // sleep until woken (a timed sleep costs a timer per sleeper).
             let watch = second_due_in.filter(|_| !state.watching);
             state.watching |= watch.is_some();
+            if left_watch && watch.is_none() && state.sleepers > 0 {
+                // It gave up the watch and sleeps without the clock now:
+                // the others wake, and one of them watches if one must.
+                self.changed.notify_all();
+            }
             state.sleepers += 1;
             state = match watch {
                 None => self
@@ -373,10 +380,19 @@ impl GroupCommit {
                 }
             };
             state.sleepers -= 1;
-            if watch.is_some() {
+            left_watch = watch.is_some();
+            if left_watch {
                 state.watching = false;
             }
+        };
+        // A watcher that leaves while others sleep wakes them, so that one
+        // of them watches the clock in its place (else a writer no sync
+        // covers would wait out the whole sync in flight).
+        if left_watch && state.sleepers > 0 {
+            drop(state);
+            self.changed.notify_all();
         }
+        turn
     }
 
     /// How long until a waiter holding `ticket` may start a second sync

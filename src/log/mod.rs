@@ -163,10 +163,19 @@ pub struct SegmentedLog<S: Storage> {
     epoch: u64,
     /// The waiters for durability; told of every change of `durable_end`.
     group: Arc<GroupCommit>,
-    /// A second file description of the tail segment (of this generation),
-    /// for a group-commit sync that overlaps one running on the writer's
-    /// (see [`SyncDescription`]); opened on first use.
-    second_description: Option<(u64, Arc<LogFile<S>>)>,
+    /// A second file description of the tail segment, beside the writer's
+    /// one it was opened for, for a group-commit sync that overlaps one
+    /// running on the writer's (see [`SyncDescription`]); opened on first
+    /// use.
+    second_description: Option<SecondDescription<S>>,
+}
+
+/// A second file description of the tail segment, and the writer's one it
+/// was opened beside (see [`SegmentedLog::second_description`]).
+#[derive(Debug)]
+struct SecondDescription<S: Storage> {
+    beside: Arc<LogFile<S>>,
+    file: Arc<LogFile<S>>,
 }
 
 /// A file of the log: the storage's file, under its latch.
