@@ -31,6 +31,7 @@ mod log;
 mod node_role;
 pub mod operate;
 mod options;
+mod parallelism;
 #[cfg(feature = "openraft")]
 pub mod raft;
 mod single_node;

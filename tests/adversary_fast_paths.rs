@@ -228,10 +228,17 @@ fn flip_first_record(dir: &Path, generation: u64) {
     std::fs::write(segment(dir, generation), &bytes).unwrap();
 }
 
-fn many_segments(dir: &Path, appends: u64) {
-    let mut node = DurableControlPlane::create(dir, voter("CN=node-a"), small_segments()).unwrap();
-    for n in 0..appends {
-        node.try_append(&admit(n)).unwrap();
+/// A log of at least `segments` full segments of 36 KiB (over 1 MiB in all
+/// from 29 on, so that open scans them on every core), appended in batches
+/// of 100: each segment's first record is at 512.
+fn many_segments(dir: &Path, segments: u64) {
+    let options = Options::default().with_segment_size_bytes(36 << 10);
+    let mut node = DurableControlPlane::create(dir, voter("CN=node-a"), options).unwrap();
+    let mut next = 0;
+    while !segment(dir, segments + 1).exists() {
+        let batch: Vec<_> = (next..next + 100).map(admit).collect();
+        node.try_append_batch(&batch).unwrap();
+        next += 100;
     }
 }
 
@@ -241,7 +248,7 @@ fn earliest_damage_wins_over_later_damage_of_every_kind() {
     // 30+ segments scanned on every core: open and read-only inspection
     // both name generation 4, every time.
     let dir = tempfile::tempdir().unwrap();
-    many_segments(dir.path(), 400);
+    many_segments(dir.path(), 31);
     assert!(segment(dir.path(), 30).exists(), "at least 30 segments");
     flip_first_record(dir.path(), 4);
     flip_first_record(dir.path(), 20);
@@ -267,7 +274,7 @@ fn chain_gap_before_later_damage_is_reported_first() {
     // An index gap (a middle segment removed) and damage in a later
     // segment: the gap is reported, as a sequential scan found it.
     let dir = tempfile::tempdir().unwrap();
-    many_segments(dir.path(), 300);
+    many_segments(dir.path(), 31);
     flip_first_record(dir.path(), 15);
     let sequential = {
         // Baseline: what a fresh copy with only the gap reports.
@@ -291,7 +298,7 @@ fn earlier_short_segment_wins_over_later_checksum_damage() {
     // segment 5. (Segment::open refuses the short file before any scan, so
     // this pins the order only; it passed before the parallel scan too.)
     let dir = tempfile::tempdir().unwrap();
-    many_segments(dir.path(), 300);
+    many_segments(dir.path(), 31);
     flip_first_record(dir.path(), 25);
     let cut = segment(dir.path(), 5);
     let file = std::fs::OpenOptions::new().write(true).open(&cut).unwrap();
@@ -415,7 +422,7 @@ fn parallel_scan_survives_a_failed_thread_spawn() {
     open_in_child_without_threads(
         "child_inspection_without_threads",
         "CHILD-RESULT inspection ok=true",
-        |dir| many_segments(dir, 60),
+        |dir| many_segments(dir, 31),
     );
 }
 

@@ -9,7 +9,6 @@
 //! while this one applies the chunk before it: the rebuild then costs about
 //! one of the two, not their sum.
 
-use std::num::NonZeroUsize;
 use std::sync::mpsc;
 
 use crate::catalog::ControlPlaneCatalog;
@@ -18,6 +17,7 @@ use crate::consensus::ControlPlaneIndex;
 use crate::error::{CorruptionKind, Result};
 use crate::io::Storage;
 use crate::log::ScannedRecords;
+use crate::parallelism::available_cores;
 
 use super::ControlPlaneNode;
 use crate::node_role::Role;
@@ -49,7 +49,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
         let from = self.catalog.applied_end().0;
         let catalog = &mut self.catalog;
         // On a single core a second thread would only take turns with this one.
-        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let cores = available_cores();
         let applied = self
             .log
             .for_each_scanned_segment(from, self.commit_end, |records| {

@@ -3,7 +3,6 @@
 //! a torn tail (dropped) or corruption (an error). See [`crate::format`],
 //! "Torn tail or corruption".
 
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -17,10 +16,19 @@ use crate::format::{
 };
 use crate::hard_state::{HardState, NodeRole};
 use crate::io::{Access, Storage, StorageFile};
+use crate::parallelism::available_cores;
 
 use super::segment::{Liveness, ScanEnd, Segment, SegmentScan};
 use super::spare_segment::SpareSegment;
 use super::{DroppedTail, GroupCommit, LatchedStorage, RecoveryReport, SegmentedLog};
+
+/// Below this many bytes of segments, open scans them on the calling thread
+/// alone: starting a helper (tens of microseconds) pays only over more
+/// than a few hundred kilobytes, and small logs are opened often (a
+/// reopening supervisor; the crash simulators reopen logs of 4 KiB
+/// segments thousands of times, and ran five times slower with a helper
+/// per open).
+const PARALLEL_SCAN_MIN_BYTES: u64 = 1 << 20;
 
 impl<S: Storage> SegmentedLog<S> {
     /// Opens the log described by `hard_state`, recovering from any crash:
@@ -200,8 +208,9 @@ impl<S: Storage> SegmentedLog<S> {
     /// Every segment's scan ([`Segment::scan`]), in order, several at a
     /// time: checksumming each record is most of what an open does, and a
     /// scan only reads its own segment. The calling thread scans too, with
-    /// one more thread per further core (a single core, or a system out of
-    /// threads, scans in line).
+    /// one more thread per further core (a single core, a log under
+    /// [`PARALLEL_SCAN_MIN_BYTES`], or a system out of threads scans in
+    /// line).
     fn scan_every_segment(
         &self,
         decode: impl Fn(&[u8]) -> std::result::Result<(), DecodeError> + Copy + Sync,
@@ -217,8 +226,11 @@ impl<S: Storage> SegmentedLog<S> {
                 scanned.push((position, segment.scan(self.liveness, decode)));
             }
         };
-        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let helpers = cores.min(self.segments.len()).saturating_sub(1);
+        let helpers = if self.bytes_to_scan() < PARALLEL_SCAN_MIN_BYTES {
+            0
+        } else {
+            available_cores().min(self.segments.len()).saturating_sub(1)
+        };
         let mut scans: Vec<Option<Result<SegmentScan>>> = Vec::new();
         scans.resize_with(self.segments.len(), || None);
         std::thread::scope(|scope| {
@@ -247,6 +259,11 @@ impl<S: Storage> SegmentedLog<S> {
             .into_iter()
             .map(|scan| scan.expect("every position was taken by one scanner"))
             .collect()
+    }
+
+    /// The bytes of every segment file, as their headers state.
+    fn bytes_to_scan(&self) -> u64 {
+        self.segments.iter().map(|s| s.header.size_bytes).sum()
     }
 
     fn scan_segments(
