@@ -124,9 +124,15 @@ fn mixed_entry(seed: u64) -> ControlPlaneEntry {
     }
 }
 
+/// A shared node whose syncs never overlap: these attacks hold syncs and
+/// count them, one in flight at a time (a held sync would otherwise let a
+/// second start after `second_sync_after`; tests/overlapping_syncs.rs and
+/// tests/adversary_two_syncs.rs cover two in flight).
 fn open_shared(dir: &Path, segment_size_bytes: u64) -> (Shared, Arc<Faults>) {
     let (storage, faults) = TestStorage::open(dir);
-    let options = Options::default().with_segment_size_bytes(segment_size_bytes);
+    let options = Options::default()
+        .with_segment_size_bytes(segment_size_bytes)
+        .with_second_sync_after(Duration::MAX);
     let engine =
         DurableControlPlane::create_with_storage(storage, voter("CN=node-a"), options).unwrap();
     (SharedControlPlane::new(engine), faults)
