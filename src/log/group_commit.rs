@@ -270,6 +270,29 @@ impl GroupCommit {
         }
     }
 
+    /// Releases `state` until woken (or, with a `timeout`, until it
+    /// passes), counted in `sleepers` meanwhile (see
+    /// [`Self::wake_sleepers`]).
+    fn sleep<'a>(
+        &self,
+        mut state: MutexGuard<'a, GroupState>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, GroupState> {
+        state.sleepers += 1;
+        let mut state = match timeout {
+            None => self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner),
+            Some(timeout) => {
+                let woken = self.changed.wait_timeout(state, timeout);
+                woken.unwrap_or_else(PoisonError::into_inner).0
+            }
+        };
+        state.sleepers -= 1;
+        state
+    }
+
     /// A ticket for `written`, written at `epoch` (under the owner's lock).
     pub(super) fn ticket(self: &Arc<Self>, written: Range<u64>, epoch: u64) -> Ticket {
         let mut state = self.lock();
@@ -368,18 +391,7 @@ impl GroupCommit {
                 // the others wake, and one of them watches if one must.
                 self.changed.notify_all();
             }
-            state.sleepers += 1;
-            state = match watch {
-                None => self
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(due_in) => {
-                    let woken = self.changed.wait_timeout(state, due_in);
-                    woken.unwrap_or_else(PoisonError::into_inner).0
-                }
-            };
-            state.sleepers -= 1;
+            state = self.sleep(state, watch);
             left_watch = watch.is_some();
             if left_watch {
                 state.watching = false;
@@ -399,7 +411,7 @@ impl GroupCommit {
     /// beside the one in flight: `None` when it may not (none or two in
     /// flight, overlapping is off, or the one in flight covers `ticket`).
     fn second_sync_due_in(&self, state: &GroupState, ticket: &Ticket) -> Option<Duration> {
-        if state.syncs_in_flight != 1 {
+        if state.syncs_in_flight == 0 || state.syncs_in_flight == MAX_SYNCS_IN_FLIGHT {
             return None;
         }
         let after = self.second_sync_after()?;
@@ -436,12 +448,7 @@ impl GroupCommit {
     fn wait_for_earlier_syncs(&self, number: u64) -> MutexGuard<'_, GroupState> {
         let mut state = self.lock();
         while state.finished_syncs < number {
-            state.sleepers += 1;
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-            state.sleepers -= 1;
+            state = self.sleep(state, None);
         }
         state
     }
