@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use cpwal::{
-    ApplyOutcome, ClusterVoterIdentity, ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex,
-    ControlPlaneTerm, DurableControlPlane, Error, InvalidInput, MembershipChange, Options,
-    OwnershipTransition, SharedControlPlane, SoleVoter, VoteRequest,
+    ApplyOutcome, ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
+    DurableControlPlane, Error, InvalidInput, MembershipChange, Options, OwnershipTransition,
+    VoteRequest,
 };
 
 // ---------------------------------------------------------------- harness
@@ -72,17 +72,11 @@ fn serial() -> MutexGuard<'static, ()> {
 #[path = "support/gated_storage.rs"]
 mod gated_storage;
 
-use gated_storage::{Faults, GatedStorage as TestStorage};
+#[path = "support/gated_node.rs"]
+mod gated_node;
 
-type Shared = SharedControlPlane<SoleVoter, TestStorage>;
-
-fn voter(subject: &str) -> ClusterVoterIdentity {
-    ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
-}
-
-fn admit(n: u64) -> ControlPlaneEntry {
-    ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!("CN=node-{n}"))))
-}
+use gated_node::{admit, create_shared, one_sync_at_a_time, voter, wait_until, Shared};
+use gated_storage::Faults;
 
 fn remove(n: u64) -> ControlPlaneEntry {
     ControlPlaneEntry::MembershipChange(MembershipChange::Remove(voter(&format!("CN=node-{n}"))))
@@ -124,39 +118,17 @@ fn mixed_entry(seed: u64) -> ControlPlaneEntry {
     }
 }
 
-/// A shared node whose syncs never overlap: these attacks hold syncs and
-/// count them, one in flight at a time (a held sync would otherwise let a
-/// second start after `second_sync_after`; tests/overlapping_syncs.rs and
-/// tests/adversary_two_syncs.rs cover two in flight).
-fn open_shared(dir: &Path, segment_size_bytes: u64) -> (Shared, Arc<Faults>) {
-    let (storage, faults) = TestStorage::open(dir);
-    let options = Options::default()
-        .with_segment_size_bytes(segment_size_bytes)
-        .with_second_sync_after(Duration::MAX);
-    let engine =
-        DurableControlPlane::create_with_storage(storage, voter("CN=node-a"), options).unwrap();
-    (SharedControlPlane::new(engine), faults)
-}
-
-/// [`open_shared`] with syncs that write but skip the real fdatasync: for
+/// A node whose syncs never overlap ([`one_sync_at_a_time`]), with syncs that write but skip the real fdatasync: for
 /// tests that check outcomes and memory, not power loss.
 fn open_without_fsync(dir: &Path, segment_size_bytes: u64) -> (Shared, Arc<Faults>) {
-    let (shared, faults) = open_shared(dir, segment_size_bytes);
+    let (shared, faults) = create_shared(dir, one_sync_at_a_time(segment_size_bytes));
     faults.set(|g| g.skip_fsync = true);
     (shared, faults)
 }
 
 fn reopen(dir: &Path, segment_size_bytes: u64) -> DurableControlPlane {
     let options = Options::default().with_segment_size_bytes(segment_size_bytes);
-    DurableControlPlane::open(dir, voter("CN=node-a"), options).unwrap()
-}
-
-fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
+    gated_node::reopen(dir, options)
 }
 
 /// Joins `handle` within `limit`, or fails the test naming a deadlock.
@@ -449,7 +421,7 @@ fn empty_batches_behind_a_held_sync_wait_and_report_nothing() {
     // the entries written before it are durable.
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (shared, faults) = open_shared(dir.path(), 1 << 20);
+    let (shared, faults) = create_shared(dir.path(), one_sync_at_a_time(1 << 20));
     shared.try_append(&admit(0)).unwrap();
     faults.set(|g| g.hold_syncs = true);
     let entered = faults.entered();
@@ -495,7 +467,7 @@ fn writers_behind_a_held_sync_keep_their_outcomes_across_with_engine_compaction_
     // nothing deadlocks, and later appends are NotLeader until an election.
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (shared, faults) = open_shared(dir.path(), 1 << 20);
+    let (shared, faults) = create_shared(dir.path(), one_sync_at_a_time(1 << 20));
     shared.try_append(&transition(0, 0, 5)).unwrap();
     faults.set(|g| g.hold_syncs = true);
     let entered = faults.entered();
@@ -565,7 +537,7 @@ fn a_failed_sync_never_acknowledges_a_lost_entry_nor_misreports() {
     let _serial = serial();
     for fail_rollover in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let (shared, faults) = open_shared(dir.path(), 4096);
+        let (shared, faults) = create_shared(dir.path(), one_sync_at_a_time(4096));
         shared.try_append(&admit(0)).unwrap();
         faults.set(|g| g.hold_syncs = true);
         let entered = faults.entered();

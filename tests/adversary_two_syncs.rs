@@ -9,44 +9,21 @@
 //! synced.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cpwal::{
-    AppendEntriesRequest, ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex,
-    ControlPlaneTerm, DurableControlPlane, LogEntry, MembershipChange, Options,
-    ReplicaControlPlane, SharedControlPlane, SoleVoter,
+    AppendEntriesRequest, ControlPlaneIndex, ControlPlaneTerm, LogEntry, Options,
+    ReplicaControlPlane, SharedControlPlane,
 };
 
 #[path = "support/gated_storage.rs"]
 mod gated_storage;
 
-use gated_storage::{Faults, GatedStorage};
+#[path = "support/gated_node.rs"]
+mod gated_node;
 
-fn voter(subject: &str) -> ClusterVoterIdentity {
-    ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
-}
-
-fn admit(n: u64) -> ControlPlaneEntry {
-    ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!("CN=node-{n}"))))
-}
-
-/// Polls `condition` for up to `secs` seconds; false if it never held.
-fn holds_within(secs: u64, condition: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !condition() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    true
-}
-
-fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    assert!(holds_within(10, condition), "timed out waiting for {what}");
-}
+use gated_node::{admit, create_shared, holds_within, spawn_append, voter, wait_until};
+use gated_storage::GatedStorage;
 
 /// The log segment files in `dir` (the spare excluded).
 fn segment_files(dir: &Path) -> usize {
@@ -173,19 +150,6 @@ fn second_description_of_a_truncated_generation_is_not_reused_for_its_successor(
     }
 }
 
-type Shared = SharedControlPlane<SoleVoter, GatedStorage>;
-
-fn open_gated(dir: &Path, options: Options) -> (Shared, Arc<Faults>) {
-    let (storage, faults) = GatedStorage::open(dir);
-    let node = DurableControlPlane::create_with_storage(storage, voter("CN=n"), options);
-    (SharedControlPlane::new(node.unwrap()), faults)
-}
-
-fn spawn_append(shared: &Shared, n: u64) -> JoinHandle<cpwal::Result<ControlPlaneIndex>> {
-    let shared = shared.clone();
-    std::thread::spawn(move || shared.try_append(&admit(n)).map(|a| a.index))
-}
-
 #[test]
 fn a_writer_behind_a_slow_sync_starts_a_second_once_due_though_the_watcher_left() {
     // Goal: once the sync in flight has run `second_sync_after`, a writer
@@ -203,7 +167,7 @@ fn a_writer_behind_a_slow_sync_starts_a_second_once_due_though_the_watcher_left(
     // must start a second sync beside the held one.
     let dir = tempfile::tempdir().unwrap();
     let options = Options::default().with_second_sync_after(Duration::from_secs(1));
-    let (shared, faults) = open_gated(dir.path(), options);
+    let (shared, faults) = create_shared(dir.path(), options);
     faults.set(|g| g.skip_fsync = true);
     assert_eq!(
         shared.try_append(&admit(0)).unwrap().index,

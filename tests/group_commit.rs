@@ -9,51 +9,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpwal::{
-    ApplyOutcome, ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, DurableControlPlane,
-    Error, MembershipChange, Options, ReplicaControlPlane, SharedControlPlane, SoleVoter,
+    ApplyOutcome, ControlPlaneEntry, ControlPlaneIndex, DurableControlPlane, Error, Options,
+    ReplicaControlPlane, SharedControlPlane,
 };
 
-/// Faults shared by every file of one [`LosingStorage`].
+#[path = "support/gated_node.rs"]
+mod gated_node;
 #[path = "support/gated_storage.rs"]
 mod gated_storage;
 
-use gated_storage::{Faults, Gate, GatedStorage as LosingStorage};
+use gated_node::{admit, create_shared, one_sync_at_a_time, voter, wait_until, Shared};
+use gated_storage::{Faults, Gate, GatedStorage};
 
-fn voter(subject: &str) -> ClusterVoterIdentity {
-    ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
-}
-
-fn admit(n: u64) -> ControlPlaneEntry {
-    ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!("CN=node-{n}"))))
-}
-
-/// A shared node on the losing storage whose syncs never overlap, so a
-/// held sync holds every caller behind it (tests/overlapping_syncs.rs
-/// covers two in flight).
-fn open_losing(
-    dir: &Path,
-    segment_size_bytes: u64,
-) -> (SharedControlPlane<SoleVoter, LosingStorage>, Arc<Faults>) {
-    let (storage, faults) = LosingStorage::open(dir);
-    let options = Options::default()
-        .with_segment_size_bytes(segment_size_bytes)
-        .with_second_sync_after(Duration::MAX);
-    let engine =
-        DurableControlPlane::create_with_storage(storage, voter("CN=node-a"), options).unwrap();
-    (SharedControlPlane::new(engine), faults)
-}
-
+/// The node in `dir` after a power loss.
 fn reopen(dir: &Path) -> DurableControlPlane {
-    DurableControlPlane::open(dir, voter("CN=node-a"), Options::default()).unwrap()
-}
-
-/// Polls `condition` for up to ten seconds.
-fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    gated_node::reopen(dir, Options::default())
 }
 
 /// One acknowledged append: what was appended, where, and when the call
@@ -65,11 +35,7 @@ struct Ack {
     returned: u64,
 }
 
-fn append_concurrently(
-    shared: &SharedControlPlane<SoleVoter, LosingStorage>,
-    threads: u64,
-    per_thread: u64,
-) -> Vec<Ack> {
+fn append_concurrently(shared: &Shared, threads: u64, per_thread: u64) -> Vec<Ack> {
     let clock = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..threads)
         .map(|t| {
@@ -107,7 +73,7 @@ fn shared_append_concurrent_appenders_survive_power_loss_in_order() {
     // loses every unsynced write; drop it (power loss), reopen on real files
     // and compare with the acknowledgements.
     let dir = tempfile::tempdir().unwrap();
-    let (shared, _faults) = open_losing(dir.path(), 4096);
+    let (shared, _faults) = create_shared(dir.path(), one_sync_at_a_time(4096));
     let acks = append_concurrently(&shared, 8, 60);
     drop(shared);
     let node = reopen(dir.path());
@@ -139,7 +105,7 @@ fn shared_append_concurrent_appenders_survive_power_loss_in_order() {
 /// Holds the first sync of `shared` in flight, lets `callers - 1` more
 /// appends write behind it, then runs `release` and returns every result.
 fn appends_behind_held_sync(
-    shared: &SharedControlPlane<SoleVoter, LosingStorage>,
+    shared: &Shared,
     faults: &Faults,
     callers: u64,
     release: impl FnOnce(&mut Gate),
@@ -170,7 +136,7 @@ fn shared_append_callers_during_a_sync_share_the_next_one() {
     // Method: hold the first sync, let 7 more callers write, release; all 8
     // succeed with distinct indexes and exactly two syncs were made.
     let dir = tempfile::tempdir().unwrap();
-    let (shared, faults) = open_losing(dir.path(), 1 << 20);
+    let (shared, faults) = create_shared(dir.path(), one_sync_at_a_time(1 << 20));
     let entered_before = faults.entered();
     let results = appends_behind_held_sync(&shared, &faults, 8, |g| g.hold_syncs = false);
     let mut indexes: Vec<u64> = results.into_iter().map(|r| r.unwrap().0).collect();
@@ -192,7 +158,7 @@ fn shared_commit_index_waits_for_the_sync() {
     // hold the next sync with 3 callers written behind it and check the
     // commit point from another thread, then release and check again.
     let dir = tempfile::tempdir().unwrap();
-    let (shared, faults) = open_losing(dir.path(), 1 << 20);
+    let (shared, faults) = create_shared(dir.path(), one_sync_at_a_time(1 << 20));
     shared.try_append(&admit(100)).unwrap();
     let observer = shared.clone();
     let seen_while_held = Arc::new(Mutex::new(None));
@@ -215,7 +181,7 @@ fn shared_append_sync_failure_fails_every_waiter_and_latches() {
     // callers write, make that one sync fail; check all 6 fail and later
     // calls too, then reopen and check no entry was acknowledged.
     let dir = tempfile::tempdir().unwrap();
-    let (shared, faults) = open_losing(dir.path(), 1 << 20);
+    let (shared, faults) = create_shared(dir.path(), one_sync_at_a_time(1 << 20));
     shared.try_append(&admit(100)).unwrap();
     let results = appends_behind_held_sync(&shared, &faults, 6, |g| {
         g.fail_next = true;
@@ -243,7 +209,7 @@ fn shared_with_engine_sees_written_entries_durable_and_committed() {
     // commit point at the durable end. Method: append through the handle,
     // then read commit and entries inside `with_engine`.
     let dir = tempfile::tempdir().unwrap();
-    let (shared, _faults) = open_losing(dir.path(), 1 << 20);
+    let (shared, _faults) = create_shared(dir.path(), one_sync_at_a_time(1 << 20));
     let appended = shared
         .try_append_batch(&[admit(1), admit(2), admit(3)])
         .unwrap();
@@ -268,7 +234,7 @@ fn shared_append_catalog_and_outcomes_match_the_log_replayed_in_order() {
     // with a reopened node's, which replays the log from disk, and every
     // reported (index, outcome) with a fresh catalog fed the log in order.
     let dir = tempfile::tempdir().unwrap();
-    let (shared, _faults) = open_losing(dir.path(), 1 << 16);
+    let (shared, _faults) = create_shared(dir.path(), one_sync_at_a_time(1 << 16));
     let workers: Vec<_> = (0..8u64)
         .map(|t| {
             let shared = shared.clone();
@@ -328,7 +294,7 @@ fn shared_append_no_sync_after_a_failed_one_acknowledges_anything() {
     // entry was acknowledged and lost; with it, the rollover's sync waits
     // and then fails.)
     let dir = tempfile::tempdir().unwrap();
-    let (shared, faults) = open_losing(dir.path(), 4096);
+    let (shared, faults) = create_shared(dir.path(), one_sync_at_a_time(4096));
     let first_sync = faults.entered() + 1;
     faults.set(|g| {
         g.hold_syncs = true;
@@ -388,7 +354,7 @@ fn shared_append_on_a_replica_truncated_during_its_sync_is_not_acknowledged() {
     // check the append's answer (a typed `Truncated`, never `Ok`) and what
     // index 1 holds.
     let dir = tempfile::tempdir().unwrap();
-    let (storage, faults) = LosingStorage::open(dir.path());
+    let (storage, faults) = GatedStorage::open(dir.path());
     let options = Options::default().with_segment_size_bytes(1 << 20);
     let mut engine =
         ReplicaControlPlane::create_with_storage(storage, voter("CN=node-a"), options).unwrap();
@@ -454,7 +420,7 @@ fn shared_read_of_an_entry_whose_sync_is_held_is_refused() {
     // durable entries are served meanwhile. Method: hold syncs; a thread
     // appends index 1 and waits in its sync; read 1 and 0; release; read 1.
     let dir = tempfile::tempdir().unwrap();
-    let (shared, faults) = open_losing(dir.path(), 1 << 20);
+    let (shared, faults) = create_shared(dir.path(), one_sync_at_a_time(1 << 20));
     let first = shared.try_append(&admit(0)).unwrap();
     assert_eq!(first.index, ControlPlaneIndex(0));
     let entered_before = faults.entered();

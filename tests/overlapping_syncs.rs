@@ -9,49 +9,22 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cpwal::{
-    ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, DurableControlPlane, Error,
-    MembershipChange, Options, SharedControlPlane, SoleVoter,
-};
+use cpwal::{ControlPlaneIndex, Error, Options};
 
 #[path = "support/gated_storage.rs"]
 mod gated_storage;
 
-use gated_storage::{Faults, GatedStorage};
+#[path = "support/gated_node.rs"]
+mod gated_node;
 
-fn voter(subject: &str) -> ClusterVoterIdentity {
-    ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
-}
-
-fn admit(n: u64) -> ControlPlaneEntry {
-    ControlPlaneEntry::MembershipChange(MembershipChange::Admit(voter(&format!("CN=node-{n}"))))
-}
-
-type Shared = SharedControlPlane<SoleVoter, GatedStorage>;
+use gated_node::{create_shared, reopen, spawn_append, wait_until, Shared};
+use gated_storage::Faults;
 
 /// A shared node whose syncs overlap once one has run for `after`.
 fn open_gated(dir: &Path, after: Duration) -> (Shared, Arc<Faults>) {
-    let (storage, faults) = GatedStorage::open(dir);
-    let options = Options::default().with_second_sync_after(after);
-    let node = DurableControlPlane::create_with_storage(storage, voter("CN=n"), options);
-    (SharedControlPlane::new(node.unwrap()), faults)
-}
-
-/// Appends `admit(n)` on a thread of its own.
-fn spawn_append(shared: &Shared, n: u64) -> JoinHandle<cpwal::Result<ControlPlaneIndex>> {
-    let shared = shared.clone();
-    std::thread::spawn(move || shared.try_append(&admit(n)).map(|a| a.index))
-}
-
-/// Polls `condition` for up to ten seconds.
-fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    create_shared(dir, Options::default().with_second_sync_after(after))
 }
 
 /// Holds every sync, starts writer 0 (it leads the first sync) and writer 1
@@ -105,8 +78,8 @@ fn second_sync_returning_first_is_acknowledged_after_the_first() {
     assert_eq!(first.join().unwrap().unwrap(), ControlPlaneIndex(0));
     assert_eq!(second.join().unwrap().unwrap(), ControlPlaneIndex(1));
     drop(shared);
-    let node = DurableControlPlane::open(dir.path(), voter("CN=n"), Options::default());
-    assert_eq!(node.unwrap().last_index(), Some(ControlPlaneIndex(1)));
+    let node = reopen(dir.path(), Options::default());
+    assert_eq!(node.last_index(), Some(ControlPlaneIndex(1)));
 }
 
 #[test]
