@@ -392,11 +392,16 @@ fn a_truncation_during_a_held_sync_fails_its_writers_and_the_new_epoch_starts_a_
     );
     let x = x.unwrap();
     assert_eq!(x, ControlPlaneIndex(2));
-    // No power-loss check here: the gated storage applies the writes a sync
-    // took when it started at the moment it passes the gate, so P's held
-    // sync, released last, writes P's truncated term-1 record over the
-    // term-2 entry and X's sync made durable before it (a real page cache
-    // keeps writes in order; fdatasync only flushes it). Reading index 1
-    // then shows P's entry, and a reopen ends the log at 1: an artifact of
-    // tests/support/gated_storage.rs, not of the engine.
+    // Power loss: the term-2 entry and X's acknowledged entry survive;
+    // P's held sync, released last, put nothing of its own over them.
+    drop(shared);
+    let node = ReplicaControlPlane::open(dir.path(), voter("CN=node-a"), Options::default());
+    let node = node.unwrap();
+    assert_eq!(
+        node.last_index(),
+        Some(ControlPlaneIndex(2)),
+        "X's entry lost"
+    );
+    assert_eq!(node.read(ControlPlaneIndex(1)).unwrap().entry, admit(999));
+    assert_eq!(node.read(ControlPlaneIndex(2)).unwrap().entry, admit(2));
 }

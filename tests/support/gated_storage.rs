@@ -5,7 +5,9 @@
 //! Reads see only synced bytes, which is all the engine reads back before a
 //! reopen on plain [`OsStorage`]. As with `fdatasync`, a sync through any
 //! handle of a file writes what was written through every handle of it
-//! (handles of one inode share their pending writes).
+//! (handles of one inode share their pending writes), and writes become
+//! durable in the order they were made: a sync that passes the gate after a
+//! later one never puts older bytes over newer ones.
 
 #![allow(dead_code)] // each test file uses part of it
 
@@ -100,8 +102,15 @@ impl Faults {
     }
 }
 
-/// Writes made and not yet synced, of one file.
-type Pending = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+/// Writes made and not yet synced, of one file, in the order they were
+/// made, each numbered.
+#[derive(Default)]
+struct PendingWrites {
+    writes: Vec<(u64, u64, Vec<u8>)>,
+    next_number: u64,
+}
+
+type Pending = Arc<Mutex<PendingWrites>>;
 
 /// The storage: [`OsStorage`] with every file's writes held until synced.
 pub struct GatedStorage {
@@ -186,9 +195,22 @@ impl Storage for GatedStorage {
 }
 
 impl GatedFile {
-    fn write_and_sync(&self, writes: Vec<(u64, Vec<u8>)>, skip_fsync: bool) -> io::Result<()> {
-        for (offset, bytes) in writes {
-            self.inner.write_at(offset, &bytes)?;
+    /// Makes durable every write numbered below `covered` not yet durable
+    /// (or, when the sync `failed`, drops them, as a failed writeback does),
+    /// in the order they were made. A sync that passes the gate after a
+    /// later one finds nothing left of its writes: it never puts older
+    /// bytes over newer ones already durable.
+    fn settle(&self, covered: u64, failed: bool, skip_fsync: bool) -> io::Result<()> {
+        let mut pending = self.pending.lock().unwrap();
+        let settled = pending.writes.iter().take_while(|w| w.0 < covered).count();
+        for (_, offset, bytes) in pending.writes.drain(..settled) {
+            if !failed {
+                self.inner.write_at(offset, &bytes)?;
+            }
+        }
+        drop(pending);
+        if failed {
+            return Err(io::Error::other("injected fdatasync failure"));
         }
         if skip_fsync {
             return Ok(());
@@ -205,21 +227,21 @@ impl StorageFile for GatedFile {
         self.inner.allocate(length_bytes)
     }
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.pending.lock().unwrap().push((offset, bytes.to_vec()));
+        let mut pending = self.pending.lock().unwrap();
+        let number = pending.next_number;
+        pending.next_number += 1;
+        pending.writes.push((number, offset, bytes.to_vec()));
         Ok(())
     }
     fn read_at(&self, offset: u64, length: usize) -> io::Result<Cow<'_, [u8]>> {
         self.inner.read_at(offset, length)
     }
     fn sync_data(&self) -> io::Result<()> {
-        // What this sync covers is fixed when it starts, as with fdatasync.
-        let writes = std::mem::take(&mut *self.pending.lock().unwrap());
+        // What this sync covers is fixed when it starts, as with fdatasync:
+        // every write made before it.
+        let covered = self.pending.lock().unwrap().next_number;
         let pass = self.faults.pass_gate();
-        let synced = if pass.fail {
-            Err(io::Error::other("injected fdatasync failure"))
-        } else {
-            self.write_and_sync(writes, pass.skip_fsync)
-        };
+        let synced = self.settle(covered, pass.fail, pass.skip_fsync);
         self.faults.set(|gate| gate.finished += 1);
         synced
     }
