@@ -13,7 +13,8 @@
 //!
 //! Needs root, loop devices, `mount`, `mkfs.xfs`/`mkfs.ext4` and `xfs_io`
 //! (Debian's xfsprogs, which `.ci/run` installs); where any is missing the
-//! test says so on stderr and passes without running. Seconds per file
+//! test says so on stderr and passes without running, unless
+//! `CPWAL_REQUIRE_MOUNT_TESTS` is set (CI sets it): then it fails. Seconds per file
 //! system: `CPWAL_REAL_FS_SECONDS` (default 6).
 
 #[path = "support/binary.rs"]
@@ -179,16 +180,21 @@ fn ext4_shutdowns_and_kills_keep_every_acknowledged_vote_and_entry() {
 }
 
 /// A fresh image of `megabytes` made by `mkfs` and mounted, or `None` (the
-/// reason said on stderr) where the machine cannot.
+/// reason said on stderr) where the machine cannot; a failure instead when
+/// `CPWAL_REQUIRE_MOUNT_TESTS` is set (as CI sets it).
 fn mount_or_skip(name: &str, mkfs: &[&str], megabytes: u64) -> Option<Mounted> {
-    if let Some(reason) = missing_prerequisite(mkfs[0]) {
-        eprintln!("real_fs {name}: SKIPPED: {reason}");
-        return None;
-    }
-    match Mounted::new(mkfs, megabytes) {
+    let mounted = match missing_prerequisite(mkfs[0]) {
+        Some(reason) => Err(reason),
+        None => Mounted::new(mkfs, megabytes)
+            .map_err(|reason| format!("cannot make a loop-mounted {name}: {reason}")),
+    };
+    match mounted {
         Ok(mounted) => Some(mounted),
+        Err(reason) if std::env::var_os("CPWAL_REQUIRE_MOUNT_TESTS").is_some() => {
+            panic!("real_fs {name}: {reason}, and CPWAL_REQUIRE_MOUNT_TESTS is set")
+        }
         Err(reason) => {
-            eprintln!("real_fs {name}: SKIPPED: cannot make a loop-mounted {name}: {reason}");
+            eprintln!("real_fs {name}: SKIPPED: {reason}");
             None
         }
     }
