@@ -194,7 +194,7 @@ fn a_writer_behind_a_slow_sync_starts_a_second_once_due_though_the_watcher_left(
         shared.last_written_index() == Some(ControlPlaneIndex(3))
     });
     let started = Instant::now();
-    let second = holds_within(3, || faults.entered() == before + 3);
+    let second = holds_within(Duration::from_secs(3), || faults.entered() == before + 3);
     let waited = started.elapsed();
     // Let everything through so no thread is left blocked.
     faults.set(|g| g.pass_only = None);

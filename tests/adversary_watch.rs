@@ -12,6 +12,7 @@
 //! fails, so a hang is a failure, not a stuck run.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -28,13 +29,26 @@ mod gated_storage;
 #[path = "support/gated_node.rs"]
 mod gated_node;
 
-use gated_node::{admit, create_shared, holds_within, reopen, spawn_append, voter, wait_until};
+use gated_node::{
+    admit, create_shared, holds_within, reopen, spawn_append, voter, wait_until, Shared,
+};
 use gated_storage::{Faults, GatedStorage};
+
+/// A shared node on the gated storage whose syncs overlap once one has run
+/// for `after`, its syncs settling without a real fdatasync (the power loss
+/// these tests check is the gated storage's), with entry 0 appended.
+fn warmed_up(dir: &Path, after: Duration) -> (Shared, Arc<Faults>) {
+    let (shared, faults) = create_shared(dir, Options::default().with_second_sync_after(after));
+    faults.set(|g| g.skip_fsync = true);
+    let first = shared.try_append(&admit(0)).unwrap().index;
+    assert_eq!(first, ControlPlaneIndex(0));
+    (shared, faults)
+}
 
 /// Joins `handle` if it finishes within `secs` seconds; otherwise lets
 /// every sync through (so nothing stays blocked) and fails naming `what`.
 fn join_within<T>(what: &str, handle: JoinHandle<T>, faults: &Faults, secs: u64) -> T {
-    if !holds_within(secs, || handle.is_finished()) {
+    if !holds_within(Duration::from_secs(secs), || handle.is_finished()) {
         faults.set(|g| {
             g.pass_only = None;
             g.hold_syncs = false;
@@ -44,29 +58,39 @@ fn join_within<T>(what: &str, handle: JoinHandle<T>, faults: &Faults, secs: u64)
     handle.join().unwrap()
 }
 
-/// Polls `condition` every millisecond for up to `limit`; false if it
-/// never held.
-fn holds_within_for(limit: Duration, condition: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    true
-}
-
 /// Fails naming `what` unless `condition` holds within `secs` seconds,
 /// letting every sync through first so that no thread stays blocked.
 fn require_within(what: &str, faults: &Faults, secs: u64, condition: impl Fn() -> bool) {
-    if !holds_within(secs, condition) {
+    if !holds_within(Duration::from_secs(secs), condition) {
         faults.set(|g| {
             g.pass_only = None;
             g.hold_syncs = false;
         });
         panic!("{what} did not happen within {secs} s");
     }
+}
+
+/// Two syncs held at the gate: P's (A), and Q's (B), which Q started
+/// beside A once due.
+struct TwoHeld {
+    /// The gate count before A.
+    base: usize,
+    p: JoinHandle<cpwal::Result<ControlPlaneIndex>>,
+    q: JoinHandle<cpwal::Result<ControlPlaneIndex>>,
+}
+
+/// Holds every sync, then appends entry 1 (P, leading sync A) and entry 2
+/// (Q, behind A, starting sync B once A has run past the threshold).
+fn two_syncs_held(shared: &Shared, faults: &Faults) -> TwoHeld {
+    let base = faults.entered();
+    faults.set(|g| g.pass_only = Some(Vec::new()));
+    let p = spawn_append(shared, 1);
+    require_within("sync A", faults, 5, || faults.entered() == base + 1);
+    let q = spawn_append(shared, 2);
+    require_within("sync B beside A", faults, 5, || {
+        faults.entered() == base + 2
+    });
+    TwoHeld { base, p, q }
 }
 
 #[test]
@@ -85,21 +109,8 @@ fn writers_asleep_behind_two_syncs_take_the_watch_again_after_the_broadcast() {
     // entry is there.
     let dir = tempfile::tempdir().unwrap();
     let after = Duration::from_millis(200);
-    let (shared, faults) =
-        create_shared(dir.path(), Options::default().with_second_sync_after(after));
-    faults.set(|g| g.skip_fsync = true);
-    assert_eq!(
-        shared.try_append(&admit(0)).unwrap().index,
-        ControlPlaneIndex(0)
-    );
-    let base = faults.entered();
-    faults.set(|g| g.pass_only = Some(Vec::new()));
-    let p = spawn_append(&shared, 1);
-    require_within("sync A", &faults, 5, || faults.entered() == base + 1);
-    let q = spawn_append(&shared, 2);
-    require_within("sync B beside A", &faults, 5, || {
-        faults.entered() == base + 2
-    });
+    let (shared, faults) = warmed_up(dir.path(), after);
+    let TwoHeld { base, p, q } = two_syncs_held(&shared, &faults);
     let ys: Vec<_> = (3..=5).map(|n| spawn_append(&shared, n)).collect();
     require_within("Y's writes", &faults, 5, || {
         shared.last_written_index() == Some(ControlPlaneIndex(5))
@@ -160,10 +171,7 @@ fn under_churn_every_writer_behind_a_held_sync_gets_a_second_once_due() {
     // syncs is the only clock it reads.
     let dir = tempfile::tempdir().unwrap();
     let after = Duration::from_millis(30);
-    let (shared, faults) =
-        create_shared(dir.path(), Options::default().with_second_sync_after(after));
-    faults.set(|g| g.skip_fsync = true);
-    shared.try_append(&admit(0)).unwrap();
+    let (shared, faults) = warmed_up(dir.path(), after);
     faults.set(|g| g.pass_only = Some(Vec::new()));
     let acknowledged = Arc::new(Mutex::new(vec![(ControlPlaneIndex(0), 0u64)]));
     let failed = Arc::new(AtomicBool::new(false));
@@ -213,11 +221,11 @@ fn under_churn_every_writer_behind_a_held_sync_gets_a_second_once_due() {
                 let written = shared.last_written_index();
                 // A write after the held sync reached the gate is one it
                 // does not cover: a second sync is due within 30 ms.
-                let behind = holds_within_for(Duration::from_millis(150), || {
+                let behind = holds_within(Duration::from_millis(150), || {
                     shared.last_written_index() > written || held(&passed).len() == 2
                 });
                 if behind && held(&passed).len() < 2 {
-                    let second = holds_within(2, || held(&passed).len() == 2);
+                    let second = holds_within(Duration::from_secs(2), || held(&passed).len() == 2);
                     if !second {
                         faults.set(|g| g.pass_only = None);
                         panic!(
@@ -281,16 +289,8 @@ fn a_failed_first_sync_fails_every_sleeper_behind_two_syncs_promptly() {
     // returns an error within 5 s; a new append fails at once.
     let dir = tempfile::tempdir().unwrap();
     let after = Duration::from_millis(50);
-    let (shared, faults) =
-        create_shared(dir.path(), Options::default().with_second_sync_after(after));
-    faults.set(|g| g.skip_fsync = true);
-    shared.try_append(&admit(0)).unwrap();
-    let base = faults.entered();
-    faults.set(|g| g.pass_only = Some(Vec::new()));
-    let p = spawn_append(&shared, 1);
-    require_within("sync A", &faults, 5, || faults.entered() == base + 1);
-    let q = spawn_append(&shared, 2);
-    require_within("sync B", &faults, 5, || faults.entered() == base + 2);
+    let (shared, faults) = warmed_up(dir.path(), after);
+    let TwoHeld { base, p, q } = two_syncs_held(&shared, &faults);
     let ys: Vec<_> = (3..=6).map(|n| spawn_append(&shared, n)).collect();
     require_within("Y's writes", &faults, 5, || {
         shared.last_written_index() == Some(ControlPlaneIndex(6))
@@ -377,7 +377,7 @@ fn a_truncation_during_a_held_sync_fails_its_writers_and_the_new_epoch_starts_a_
         std::thread::spawn(move || shared.append_uncommitted(&admit(2)))
     };
     let started = Instant::now();
-    let second = holds_within(3, || faults.entered() > before_x);
+    let second = holds_within(Duration::from_secs(3), || faults.entered() > before_x);
     let waited = started.elapsed();
     faults.set(|g| g.pass_only = None);
     let p = join_within("P", p, &faults, 5);

@@ -42,10 +42,10 @@ pub fn reopen(dir: &Path, options: Options) -> DurableControlPlane {
     DurableControlPlane::open(dir, voter(NODE), options).unwrap()
 }
 
-/// Polls `condition` every millisecond for up to `secs` seconds; false if
-/// it never held.
-pub fn holds_within(secs: u64, condition: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+/// Polls `condition` every millisecond for up to `limit`; false if it
+/// never held.
+pub fn holds_within(limit: Duration, condition: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
     while !condition() {
         if Instant::now() >= deadline {
             return false;
@@ -58,7 +58,10 @@ pub fn holds_within(secs: u64, condition: impl Fn() -> bool) -> bool {
 /// Fails the test, naming `what`, unless `condition` holds within ten
 /// seconds.
 pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    assert!(holds_within(10, condition), "timed out waiting for {what}");
+    assert!(
+        holds_within(Duration::from_secs(10), condition),
+        "timed out waiting for {what}"
+    );
 }
 
 /// Appends [`admit`]`(n)` on a thread of its own.
