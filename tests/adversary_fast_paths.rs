@@ -246,13 +246,19 @@ fn many_segments(dir: &Path, segments: u64) {
 fn earliest_damage_wins_over_later_damage_of_every_kind() {
     // Damage in generation 4 (checksum) and checksum damage in 20 and 29,
     // 30+ segments scanned on every core: open and read-only inspection
-    // both name generation 4, every time.
+    // both name generation 4, at its first record, every time. Damage in
+    // 29 alone names 29.
     let dir = tempfile::tempdir().unwrap();
     many_segments(dir.path(), 31);
     assert!(segment(dir.path(), 30).exists(), "at least 30 segments");
+    flip_first_record(dir.path(), 29);
+    let error = DurableControlPlane::open(dir.path(), voter("CN=node-a"), small_segments())
+        .expect_err("damage accepted");
+    let corruption = error.as_corruption().unwrap_or_else(|| panic!("{error:?}"));
+    assert_eq!(corruption.path, segment(dir.path(), 29), "{error:?}");
+    assert_eq!(corruption.offset, 512);
     flip_first_record(dir.path(), 4);
     flip_first_record(dir.path(), 20);
-    flip_first_record(dir.path(), 29);
     // (A later segment cut short is refused by Segment::open, before any
     // scan, as before the parallel scan: not attacked here.)
     for _ in 0..10 {
@@ -260,6 +266,7 @@ fn earliest_damage_wins_over_later_damage_of_every_kind() {
             .expect_err("damage accepted");
         let corruption = error.as_corruption().unwrap_or_else(|| panic!("{error:?}"));
         assert_eq!(corruption.path, segment(dir.path(), 4), "{error:?}");
+        assert_eq!(corruption.offset, 512);
         assert_eq!(corruption.kind, CorruptionKind::ChecksumMismatch);
         let inspected = Inspection::open(dir.path()).expect_err("inspection accepted damage");
         let corruption = inspected

@@ -442,8 +442,10 @@ impl GroupCommit {
         Some(after.saturating_sub(running))
     }
 
-    /// The caller leads the next sync: numbered in order, on the writer's
-    /// description or, for one of two in flight, on the other.
+    /// The caller leads the next sync, numbered in order: even numbers on
+    /// the writer's description, odd ones on the second. Two in flight are
+    /// always consecutive (syncs end in the order they started), so they
+    /// never share a description.
     fn start_sync(state: &mut GroupState) -> Turn {
         debug_assert!(state.syncs_in_flight < MAX_SYNCS_IN_FLIGHT);
         let number = state.next_sync;
