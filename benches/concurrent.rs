@@ -12,13 +12,18 @@
 //! and overlap at once, and a raw contender lets two syncs be in flight at
 //! once. The fraction of entries each catalog fenced is printed and must be
 //! near zero.
+//!
+//! With `CPWAL_BENCH_LONG_RUNS=<seconds>` it runs only
+//! [`compare_overlap_settings_in_long_runs`]: the three overlap settings,
+//! each appending for that long after a pause, for a disk with an
+//! operations budget (`benches/budget_disk.sh` makes one and runs this).
 //! Run: `cargo bench --bench concurrent`.
 
 mod common;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +38,14 @@ use cpwal::{DurableControlPlane, Options, SharedControlPlane, SoleVoter};
 const SLOW_SYNC_DELAY: Duration = Duration::from_millis(4);
 
 const RAW_FILE_BYTES: u64 = 256 << 20;
+
+/// The idle pause before each long run: long enough for a throttled
+/// volume's budget to refill (the kernel's throttle accounts in slices of
+/// at most 100 ms) and for a new node's spare segment to be zero-filled.
+const LONG_RUN_PAUSE: Duration = Duration::from_millis(1500);
+
+/// Rounds of long runs, the settings in a rotating order.
+const LONG_RUN_ROUNDS: usize = 3;
 
 /// Runs `ops` operations split over `threads` threads; returns the time.
 fn on_threads(threads: u64, ops: u64, op: impl Fn(u64, u64) + Sync) -> Duration {
@@ -148,9 +161,10 @@ impl SharedAppends {
 
 impl SharedAppends<SlowDisk> {
     /// A node on the emulated slow disk in `dir` (see `common::slow_disk`)
-    /// whose syncs overlap after `second_sync_after`.
-    fn on_slow_disk(dir: &tempfile::TempDir, second_sync_after: Duration) -> Self {
-        let storage = SlowDisk::open(&dir.path().join("cpwal"), SLOW_SYNC_DELAY);
+    /// whose every sync is `delay` late, and whose syncs overlap after
+    /// `second_sync_after`.
+    fn on_slow_disk(dir: &tempfile::TempDir, delay: Duration, second_sync_after: Duration) -> Self {
+        let storage = SlowDisk::open(&dir.path().join("cpwal"), delay);
         let options = Options::default().with_second_sync_after(second_sync_after);
         let voter = common::voter("CN=bench");
         let node = DurableControlPlane::create_with_storage(storage, voter, options);
@@ -168,6 +182,28 @@ impl<S: Storage> SharedAppends<S> {
             let n = self.next.fetch_add(1, Ordering::Relaxed);
             self.shared.try_append(&workload.entry(n)).unwrap();
         })
+    }
+
+    /// Appends from `threads` threads, each taking the next entry as it
+    /// goes, for `duration`; returns the entries appended per second.
+    fn rate_over(&self, workload: &Workload, threads: u64, duration: Duration) -> f64 {
+        let before = self.next.load(Ordering::Relaxed);
+        let stop = AtomicBool::new(false);
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = self.next.fetch_add(1, Ordering::Relaxed);
+                        self.shared.try_append(&workload.entry(n)).unwrap();
+                    }
+                });
+            }
+            std::thread::sleep(duration);
+            stop.store(true, Ordering::Relaxed);
+        });
+        let appended = self.next.load(Ordering::Relaxed) - before;
+        appended as f64 / start.elapsed().as_secs_f64()
     }
 }
 
@@ -291,6 +327,13 @@ impl<'w> Contenders<'w> {
 }
 
 fn main() {
+    if let Ok(seconds) = std::env::var("CPWAL_BENCH_LONG_RUNS") {
+        let seconds: f64 = seconds
+            .parse()
+            .expect("CPWAL_BENCH_LONG_RUNS: seconds per run");
+        compare_overlap_settings_in_long_runs(Duration::from_secs_f64(seconds));
+        return;
+    }
     let mut c = common::criterion().configure_from_args();
     let workload = Workload::new();
     let contenders = Contenders::new(&workload);
@@ -362,8 +405,12 @@ fn main() {
 fn compare_on_slow_disk() {
     let workload = Workload::new();
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let one = SharedAppends::on_slow_disk(&dirs[0], Duration::MAX);
-    let two = SharedAppends::on_slow_disk(&dirs[1], Options::default().second_sync_after);
+    let one = SharedAppends::on_slow_disk(&dirs[0], SLOW_SYNC_DELAY, Duration::MAX);
+    let two = SharedAppends::on_slow_disk(
+        &dirs[1],
+        SLOW_SYNC_DELAY,
+        Options::default().second_sync_after,
+    );
     for threads in [4u64, 16] {
         interleave(
             &format!("{threads} threads, EMULATED slow disk (each sync +4 ms)"),
@@ -381,5 +428,63 @@ fn compare_on_slow_disk() {
                 ),
             ],
         );
+    }
+}
+
+/// cpwal's overlap settings (one sync in flight, the default, a second sync
+/// at once), each appending from 4 and then 16 threads for `duration` after
+/// a pause of [`LONG_RUN_PAUSE`], in [`LONG_RUN_ROUNDS`] rounds; on the
+/// disk as it is, then with every sync [`SLOW_SYNC_DELAY`] late (the
+/// emulation of `compare_on_slow_disk`). Made for a disk with an operations
+/// budget, where the short interleaved rounds above mislead: a contender
+/// that overspends the budget leaves the next one to pay for it.
+fn compare_overlap_settings_in_long_runs(duration: Duration) {
+    let workload = Workload::new();
+    let settings = [
+        ("one sync in flight", Duration::MAX),
+        (
+            "default (2nd sync after 1 ms)",
+            Options::default().second_sync_after,
+        ),
+        ("2nd sync at once", Duration::ZERO),
+    ];
+    for delay in [Duration::ZERO, SLOW_SYNC_DELAY] {
+        let dirs: Vec<_> = settings
+            .iter()
+            .map(|_| tempfile::tempdir().unwrap())
+            .collect();
+        let nodes: Vec<_> = (settings.iter().zip(&dirs))
+            .map(|(&(_, after), dir)| SharedAppends::on_slow_disk(dir, delay, after))
+            .collect();
+        for threads in [4u64, 16] {
+            let mut rates = vec![Vec::new(); settings.len()];
+            for round in 0..LONG_RUN_ROUNDS {
+                for k in 0..settings.len() {
+                    let s = (k + round) % settings.len();
+                    std::thread::sleep(LONG_RUN_PAUSE);
+                    rates[s].push(nodes[s].rate_over(&workload, threads, duration));
+                }
+            }
+            let label = format!("{threads} threads, long runs, every sync +{delay:?}");
+            for ((name, _), runs) in settings.iter().zip(&rates) {
+                let paired = runs.iter().zip(&rates[0]).map(|(r, one)| r / one);
+                println!(
+                    "RATIO {label} | {name:<30} {:>8.0} entries/s | vs one sync in flight: median of paired runs {:.2} | runs {:.0?}",
+                    common::median(runs.clone()),
+                    common::median(paired.collect()),
+                    runs
+                );
+            }
+        }
+        for ((name, _), node) in settings.iter().zip(&nodes) {
+            let refused = node.shared.with_catalog(|c| c.refused_count());
+            let entries = node.next.load(Ordering::Relaxed);
+            let label = format!("long runs, every sync +{delay:?}, {name}");
+            let fraction = checked_fenced_fraction(&label, 0, refused, entries);
+            println!(
+                "FENCED {label} | {refused} of {entries} entries fenced = {:.4}%",
+                fraction * 100.0
+            );
+        }
     }
 }

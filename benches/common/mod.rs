@@ -40,7 +40,8 @@ pub fn bench(
 /// time they took.
 pub type Routine<'a> = (&'static str, Box<dyn FnMut(u64) -> Duration + 'a>);
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     if values.len() % 2 == 1 {
