@@ -476,6 +476,8 @@ fn bench_prints_figures_beside_raw_fdatasync_and_cleans_up() {
         "raw pwrite+fdatasync",
         "durable append",
         "vote/term change",
+        "group commit (8 writers)",
+        "overlap: ",
         "verdict:",
     ] {
         assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");

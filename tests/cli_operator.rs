@@ -492,6 +492,38 @@ fn bench_json_gives_each_figure_beside_the_raw_baseline() {
         report["verdict"].as_str(),
         Some("fit" | "too_slow")
     ));
+    // Group commit: two runs of each overlap setting, every rate positive,
+    // their ratio and the advice that follows from it.
+    let group = &report["group_commit"];
+    assert_eq!(group["writers"].as_u64(), Some(8));
+    let rates = |key: &str| -> Vec<f64> {
+        let runs = group[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}: {group}"));
+        runs.iter().map(|r| r.as_f64().unwrap()).collect()
+    };
+    let (one, default) = (
+        rates("one_sync_in_flight_entries_per_s"),
+        rates("default_entries_per_s"),
+    );
+    assert_eq!((one.len(), default.len()), (2, 2), "{group}");
+    assert!(one.iter().chain(&default).all(|&r| r > 0.0), "{group}");
+    let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len() as f64;
+    let ratio = group["default_over_one_sync_in_flight"].as_f64().unwrap();
+    assert!(
+        (ratio - mean(&default) / mean(&one)).abs() < 1e-9,
+        "{group}"
+    );
+    let advice = if ratio < 1.0 / 1.1 {
+        "one_sync_in_flight"
+    } else {
+        "keep_default"
+    };
+    assert_eq!(
+        group["second_sync_after_advice"].as_str(),
+        Some(advice),
+        "{group}"
+    );
 }
 
 /// Runs the binary with `args` under `strace -f`, recording the calls that

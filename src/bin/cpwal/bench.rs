@@ -1,7 +1,9 @@
 //! `cpwal bench [--dir D]`: on the operator's own disk, durable append and
 //! vote latency and append throughput, each beside raw `pwrite` +
 //! `fdatasync` measured in the same run, with a verdict against etcd's
-//! guidance (fdatasync p99 under 10 ms).
+//! guidance (fdatasync p99 under 10 ms); then eight writers through group
+//! commit with one sync in flight and with the default, and which to use
+//! (see [`crate::overlap`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,19 +18,20 @@ use cpwal::{
 use crate::failure::CliError;
 use crate::latency::{describe, millis, raw_fdatasync_latencies, Percentiles};
 use crate::output::outln;
+use crate::overlap::{self, OverlapRuns};
 
 /// etcd's guidance for a disk under a consensus log: fdatasync p99 below this.
 const FDATASYNC_P99_LIMIT_NS: u64 = 10_000_000;
 /// Entries per call in the throughput run.
 const BATCH_ENTRIES: usize = 64;
 
-fn bench_identity() -> ClusterVoterIdentity {
+pub(crate) fn bench_identity() -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject("CN=cpwal-bench")
         .expect("a valid constant identity")
 }
 
 /// A typical control-plane entry.
-fn sample_entry(n: u64) -> ControlPlaneEntry {
+pub(crate) fn sample_entry(n: u64) -> ControlPlaneEntry {
     ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
         range: format!("users:[{},{})", n * 1000, (n + 1) * 1000),
         new_owner: bench_identity(),
@@ -77,12 +80,15 @@ fn measure(parent: &Path, scratch: &Path, samples: usize, as_json: bool) -> Resu
         let next = ControlPlaneTerm(node.current_term().0 + 1);
         node.observe_term(next).map(drop)
     })?;
+    let writers_total = samples as u64 * overlap::WRITERS;
+    let group_commit = overlap::measure(scratch, writers_total, budget / 4)?;
     let figures = Figures {
         raw,
         appends,
         batches,
         votes,
         entry_bytes,
+        group_commit,
     };
     if as_json {
         outln!("{:#}", figures.json())?;
@@ -132,6 +138,7 @@ struct Figures {
     batches: Vec<u64>,
     votes: Vec<u64>,
     entry_bytes: u64,
+    group_commit: OverlapRuns,
 }
 
 impl Figures {
@@ -160,6 +167,13 @@ impl Figures {
             "durable_append": figure(&self.appends, 1),
             "durable_append_batch": figure(&self.batches, BATCH_ENTRIES),
             "vote_or_term_change": figure(&self.votes, 0),
+            "group_commit": {
+                "writers": overlap::WRITERS,
+                "one_sync_in_flight_entries_per_s": self.group_commit.one_in_flight,
+                "default_entries_per_s": self.group_commit.default,
+                "default_over_one_sync_in_flight": self.group_commit.default_over_one(),
+                "second_sync_after_advice": self.group_commit.advice().name(),
+            },
             "fdatasync_p99_limit_ns": FDATASYNC_P99_LIMIT_NS,
             "verdict": self.fit().map(|(fit, _)| if fit { "fit" } else { "too_slow" }),
         })
@@ -173,6 +187,7 @@ fn report(figures: &Figures) -> Result<(), CliError> {
         batches,
         votes,
         entry_bytes,
+        group_commit,
     } = figures;
     outln!(
         "raw pwrite+fdatasync ({entry_bytes:>3} B):       {}",
@@ -196,6 +211,20 @@ fn report(figures: &Figures) -> Result<(), CliError> {
         describe(votes),
         ratio(votes, raw)
     )?;
+    let rates = |runs: &[f64]| {
+        let each: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
+        each.join(", ")
+    };
+    outln!(
+        "group commit ({} writers):           one sync in flight {} entries/s; default (second sync after 1 ms) {} entries/s{}",
+        overlap::WRITERS,
+        rates(&group_commit.one_in_flight),
+        rates(&group_commit.default),
+        group_commit
+            .default_over_one()
+            .map_or(String::new(), |r| format!(" [{r:.2}x]"))
+    )?;
+    outln!("overlap: {}", group_commit.advice().sentence())?;
     match figures.fit() {
         Some((true, p99)) => outln!(
             "verdict: FIT for a control plane: fdatasync p99 {} is under etcd's 10 ms guidance",

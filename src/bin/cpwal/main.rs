@@ -21,6 +21,7 @@ mod fs_shutdown;
 mod inspect;
 mod latency;
 mod output;
+mod overlap;
 mod progress;
 mod render;
 mod sabotage;
