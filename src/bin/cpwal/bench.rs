@@ -24,6 +24,11 @@ use crate::overlap::{self, OverlapRuns};
 const FDATASYNC_P99_LIMIT_NS: u64 = 10_000_000;
 /// Entries per call in the throughput run.
 const BATCH_ENTRIES: usize = 64;
+/// Each group-commit run lasts this long per sample, within
+/// [`GROUP_RUN_MIN`, `GROUP_RUN_MAX`]: 1 s at the default 500 samples.
+const GROUP_RUN_PER_SAMPLE: Duration = Duration::from_millis(2);
+const GROUP_RUN_MIN: Duration = Duration::from_millis(100);
+const GROUP_RUN_MAX: Duration = Duration::from_secs(2);
 
 pub(crate) fn bench_identity() -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject("CN=cpwal-bench")
@@ -43,6 +48,13 @@ pub(crate) fn sample_entry(n: u64) -> ControlPlaneEntry {
 /// (default: the current directory) and removed afterwards.
 pub fn run(directory: Option<&Path>, samples: usize, as_json: bool) -> Result<(), CliError> {
     let parent = directory.unwrap_or(Path::new(".")).to_path_buf();
+    if !parent.is_dir() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory");
+        return Err(CliError::io(
+            format!("bench in {}", parent.display()),
+            missing,
+        ));
+    }
     let scratch = parent.join(format!(".cpwal-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)
         .map_err(|e| CliError::io(format!("create {}", scratch.display()), e))?;
@@ -55,9 +67,11 @@ pub fn run(directory: Option<&Path>, samples: usize, as_json: bool) -> Result<()
 fn measure(parent: &Path, scratch: &Path, samples: usize, as_json: bool) -> Result<(), CliError> {
     let entry_bytes = record_bytes(encoded_entry(&sample_entry(0)).len() as u64);
     let budget = Duration::from_secs(10);
+    let group_run = (GROUP_RUN_PER_SAMPLE * samples as u32).clamp(GROUP_RUN_MIN, GROUP_RUN_MAX);
     eprintln!(
-        "bench: {samples} samples per figure (at most {} s each) in {}",
+        "bench: {samples} samples per figure (at most {} s each; group commit: 4 runs of {:.1} s, each after a pause as long) in {}",
         budget.as_secs(),
+        group_run.as_secs_f64(),
         scratch.display()
     );
     let raw = raw_fdatasync_latencies(parent, entry_bytes as usize, samples, budget)?;
@@ -80,8 +94,8 @@ fn measure(parent: &Path, scratch: &Path, samples: usize, as_json: bool) -> Resu
         let next = ControlPlaneTerm(node.current_term().0 + 1);
         node.observe_term(next).map(drop)
     })?;
-    let writers_total = samples as u64 * overlap::WRITERS;
-    let group_commit = overlap::measure(scratch, writers_total, budget / 4)?;
+    let raw_p99 = Percentiles::of(&raw).map_or(0, |p| p.p99);
+    let group_commit = overlap::measure(scratch, group_run, Duration::from_nanos(raw_p99))?;
     let figures = Figures {
         raw,
         appends,
@@ -172,6 +186,7 @@ impl Figures {
                 "one_sync_in_flight_entries_per_s": self.group_commit.one_in_flight,
                 "default_entries_per_s": self.group_commit.default,
                 "default_over_one_sync_in_flight": self.group_commit.default_over_one(),
+                "syncs_end_before_threshold": self.group_commit.syncs_end_before_threshold,
                 "second_sync_after_advice": self.group_commit.advice().name(),
             },
             "fdatasync_p99_limit_ns": FDATASYNC_P99_LIMIT_NS,
@@ -216,9 +231,10 @@ fn report(figures: &Figures) -> Result<(), CliError> {
         each.join(", ")
     };
     outln!(
-        "group commit ({} writers):           one sync in flight {} entries/s; default (second sync after 1 ms) {} entries/s{}",
+        "group commit ({} writers):           one sync in flight {} entries/s; default (second sync after {:?}) {} entries/s{}",
         overlap::WRITERS,
         rates(&group_commit.one_in_flight),
+        Options::default().second_sync_after,
         rates(&group_commit.default),
         group_commit
             .default_over_one()
