@@ -7,10 +7,18 @@
 # sync in flight, the default, a second sync at once; 4 and 16 threads;
 # each sync as the disk makes it, then 4 ms late.
 #
+# What is throttled: the writes this script's processes submit to the loop
+# device (the bench's own appends and syncs); the file system's journal
+# thread and the kernel's background writeback are not charged to the
+# cgroup under v1.
+#
 # Needs root, a free loop device, mkfs.ext4 and the cgroup-v1 blkio
 # controller (/sys/fs/cgroup/blkio). On cgroup v2, the same limit is
 # "MAJ:MIN wiops=N" in the io.max of a cgroup with the io controller; this
 # script does not set that up (the machine it was written on has v1 only).
+# Run as root from a root-owned checkout (or set CARGO_TARGET_DIR), or the
+# build leaves root-owned files in the user's target directory. The 3 GiB
+# disk image is sparse and lives under target/, not in a RAM-backed /tmp.
 #
 # Usage: benches/budget_disk.sh   (from the repository, about 7 minutes)
 set -euo pipefail
@@ -30,16 +38,29 @@ fi
 # Build first, outside the throttle.
 cargo bench --bench concurrent --no-run
 
-work=$(mktemp -d)
+mkdir -p target
+work=$(mktemp -d -p "$PWD/target" budget-disk.XXXXXX)
 cgroup=$blkio/cpwal_budget_$$
 device=
+bench=
+# Undoes everything, whatever failed or stopped the script: stops the
+# bench, moves whatever is left in the cgroup out of it, unmounts (lazily
+# if still busy), detaches the loop device, removes the image.
 cleanup() {
-  mountpoint -q "$work/mnt" && umount "$work/mnt"
+  set +e
+  [ -n "$bench" ] && kill -- "-$bench" 2>/dev/null && wait "$bench" 2>/dev/null
+  if [ -d "$cgroup" ]; then
+    while read -r task; do { echo "$task" >"$blkio/tasks"; } 2>/dev/null; done <"$cgroup/tasks"
+    rmdir "$cgroup"
+  fi
+  if mountpoint -q "$work/mnt"; then
+    umount "$work/mnt" 2>/dev/null || umount -l "$work/mnt"
+  fi
   [ -n "$device" ] && losetup -d "$device"
-  [ -d "$cgroup" ] && rmdir "$cgroup"
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 truncate -s 3G "$work/disk.img"
 device=$(losetup -f --show "$work/disk.img")
@@ -51,9 +72,15 @@ mkdir "$cgroup"
 echo "$majmin $iops" >"$cgroup/blkio.throttle.write_iops_device"
 
 echo "budget_disk: ext4 on $device, writes throttled to $iops per second"
-# The subshell joins the throttled cgroup; the bench's temporary
-# directories go to the throttled file system.
+# The bench runs in its own process group (so that cleanup can stop all of
+# it), in the throttled cgroup, with its temporary directories on the
+# throttled file system.
+set -m
 (
   echo $BASHPID >"$cgroup/tasks"
-  TMPDIR="$work/mnt" CPWAL_BENCH_LONG_RUNS="$seconds" cargo bench --bench concurrent
-)
+  TMPDIR="$work/mnt" CPWAL_BENCH_LONG_RUNS="$seconds" exec cargo bench --bench concurrent
+) &
+bench=$!
+set +m
+wait "$bench"
+bench=

@@ -328,10 +328,15 @@ impl<'w> Contenders<'w> {
 
 fn main() {
     if let Ok(seconds) = std::env::var("CPWAL_BENCH_LONG_RUNS") {
-        let seconds: f64 = seconds
+        let run = seconds
             .parse()
-            .expect("CPWAL_BENCH_LONG_RUNS: seconds per run");
-        compare_overlap_settings_in_long_runs(Duration::from_secs_f64(seconds));
+            .ok()
+            .and_then(|s: f64| Duration::try_from_secs_f64(s).ok())
+            .filter(|run| !run.is_zero())
+            .unwrap_or_else(|| {
+                panic!("CPWAL_BENCH_LONG_RUNS={seconds}: want seconds per run, above 0")
+            });
+        compare_overlap_settings_in_long_runs(run);
         return;
     }
     let mut c = common::criterion().configure_from_args();

@@ -46,11 +46,13 @@ pub struct Options {
     /// failure of either fails every writer the other would have covered.
     /// A fast disk's syncs end before this and never overlap; a disk whose
     /// syncs take milliseconds gets two at once. On a volume that runs at
-    /// its operations budget (IOPS limit), every sync spends part of the
-    /// budget and a second one in flight means smaller batches: there use
-    /// `Duration::MAX` (measured on a kernel-throttled disk: the default
-    /// ran 0.81× one sync in flight when syncs were also slow; the README
-    /// has the runs). `Duration::MAX`: never. Default: 1 ms.
+    /// its operations budget (IOPS limit) and whose syncs are slow, every
+    /// sync spends part of the budget and a second one in flight means
+    /// smaller batches: there use `Duration::MAX` (measured on a
+    /// kernel-throttled disk: the default ran 0.81× one sync in flight
+    /// with syncs 4 ms late, 0.95× with fast ones; the README has the
+    /// runs). `cpwal bench` measures both on a given disk and says which
+    /// to use. `Duration::MAX`: never. Default: 1 ms.
     pub second_sync_after: Duration,
 }
 
