@@ -20,7 +20,8 @@
 # build leaves root-owned files in the user's target directory. The 3 GiB
 # disk image is sparse and lives under target/, not in a RAM-backed /tmp.
 #
-# Usage: benches/budget_disk.sh   (from the repository, about 7 minutes)
+# Usage: benches/budget_disk.sh   (from the repository; 4 minutes, plus
+# the bench's build if it is not built yet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 iops=${CPWAL_BUDGET_IOPS:-250}

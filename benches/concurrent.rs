@@ -47,6 +47,16 @@ const LONG_RUN_PAUSE: Duration = Duration::from_millis(1500);
 /// Rounds of long runs, the settings in a rotating order.
 const LONG_RUN_ROUNDS: usize = 3;
 
+/// Checks that a catalog fenced (`refused`) almost none of `entries`, and
+/// prints the fraction.
+fn print_fenced(label: &str, refused: u64, entries: u64) {
+    let fraction = checked_fenced_fraction(label, 0, refused, entries);
+    println!(
+        "FENCED {label} | {refused} of {entries} entries fenced = {:.4}%",
+        fraction * 100.0
+    );
+}
+
 /// Runs `ops` operations split over `threads` threads; returns the time.
 fn on_threads(threads: u64, ops: u64, op: impl Fn(u64, u64) + Sync) -> Duration {
     let per_thread = ops.div_ceil(threads);
@@ -184,6 +194,12 @@ impl<S: Storage> SharedAppends<S> {
         })
     }
 
+    /// How many entries its catalog fenced, of how many appended.
+    fn fenced(&self) -> (u64, u64) {
+        let refused = self.shared.with_catalog(|c| c.refused_count());
+        (refused, self.next.load(Ordering::Relaxed))
+    }
+
     /// Appends from `threads` threads, each taking the next entry as it
     /// goes, for `duration`; returns the entries appended per second.
     fn rate_over(&self, workload: &Workload, threads: u64, duration: Duration) -> f64 {
@@ -285,31 +301,22 @@ impl<'w> Contenders<'w> {
     /// range, but they are 4096 entries apart).
     fn report_fenced(&self) {
         let direct = self.direct.lock().unwrap().catalog().refused_count();
-        let shared = |s: &SharedAppends| s.shared.with_catalog(|c| c.refused_count());
-        for (name, refused, next) in [
-            (
-                "SharedControlPlane",
-                shared(&self.shared),
-                &self.shared.next,
-            ),
+        for (name, (refused, entries)) in [
+            ("SharedControlPlane", self.shared.fenced()),
             (
                 "SharedControlPlane, one sync in flight",
-                shared(&self.shared_one_in_flight),
-                &self.shared_one_in_flight.next,
+                self.shared_one_in_flight.fenced(),
             ),
             (
                 "SharedControlPlane, overlapping at once",
-                shared(&self.shared_overlap_at_once),
-                &self.shared_overlap_at_once.next,
+                self.shared_overlap_at_once.fenced(),
             ),
-            ("&mut behind a mutex", direct, &self.direct_next),
+            (
+                "&mut behind a mutex",
+                (direct, self.direct_next.load(Ordering::Relaxed)),
+            ),
         ] {
-            let entries = next.load(Ordering::Relaxed);
-            let fraction = checked_fenced_fraction(name, 0, refused, entries);
-            println!(
-                "FENCED concurrent {name} | {refused} of {entries} entries fenced = {:.4}%",
-                fraction * 100.0
-            );
+            print_fenced(&format!("concurrent {name}"), refused, entries);
         }
     }
 
@@ -482,13 +489,11 @@ fn compare_overlap_settings_in_long_runs(duration: Duration) {
             }
         }
         for ((name, _), node) in settings.iter().zip(&nodes) {
-            let refused = node.shared.with_catalog(|c| c.refused_count());
-            let entries = node.next.load(Ordering::Relaxed);
-            let label = format!("long runs, every sync +{delay:?}, {name}");
-            let fraction = checked_fenced_fraction(&label, 0, refused, entries);
-            println!(
-                "FENCED {label} | {refused} of {entries} entries fenced = {:.4}%",
-                fraction * 100.0
+            let (refused, entries) = node.fenced();
+            print_fenced(
+                &format!("long runs, every sync +{delay:?}, {name}"),
+                refused,
+                entries,
             );
         }
     }

@@ -35,6 +35,16 @@ pub(crate) fn bench_identity() -> ClusterVoterIdentity {
         .expect("a valid constant identity")
 }
 
+/// A node of the bench's own in `dir`, inside the scratch directory.
+pub(crate) fn create_node(dir: &Path, options: Options) -> Result<DurableControlPlane, CliError> {
+    DurableControlPlane::create(dir, bench_identity(), options).map_err(|e| {
+        CliError::engine(
+            "bench could not create its node in the scratch directory",
+            e,
+        )
+    })
+}
+
 /// A typical control-plane entry.
 pub(crate) fn sample_entry(n: u64) -> ControlPlaneEntry {
     ControlPlaneEntry::OwnershipTransition(OwnershipTransition {
@@ -67,7 +77,9 @@ pub fn run(directory: Option<&Path>, samples: usize, as_json: bool) -> Result<()
 fn measure(parent: &Path, scratch: &Path, samples: usize, as_json: bool) -> Result<(), CliError> {
     let entry_bytes = record_bytes(encoded_entry(&sample_entry(0)).len() as u64);
     let budget = Duration::from_secs(10);
-    let group_run = (GROUP_RUN_PER_SAMPLE * samples as u32).clamp(GROUP_RUN_MIN, GROUP_RUN_MAX);
+    let group_run = GROUP_RUN_PER_SAMPLE
+        .saturating_mul(u32::try_from(samples).unwrap_or(u32::MAX))
+        .clamp(GROUP_RUN_MIN, GROUP_RUN_MAX);
     eprintln!(
         "bench: {samples} samples per figure (at most {} s each; group commit: 4 runs of {:.1} s, each after a pause as long) in {}",
         budget.as_secs(),
@@ -76,13 +88,7 @@ fn measure(parent: &Path, scratch: &Path, samples: usize, as_json: bool) -> Resu
     );
     let raw = raw_fdatasync_latencies(parent, entry_bytes as usize, samples, budget)?;
     let data: PathBuf = scratch.join("data");
-    let mut node = DurableControlPlane::create(&data, bench_identity(), Options::default())
-        .map_err(|e| {
-            CliError::engine(
-                "bench could not create its node in the scratch directory",
-                e,
-            )
-        })?;
+    let mut node = create_node(&data, Options::default())?;
     let appends = timed(samples, budget, |n| {
         node.try_append(&sample_entry(n)).map(drop)
     })?;

@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cpwal::{DurableControlPlane, Options, SharedControlPlane};
+use cpwal::{Options, SharedControlPlane};
 
-use crate::bench::{bench_identity, sample_entry};
+use crate::bench::{create_node, sample_entry};
 use crate::failure::CliError;
 
 /// Threads appending at once, each waiting for its own entry.
@@ -157,13 +157,7 @@ pub fn measure(
 
 fn shared_node(dir: &Path, second_sync_after: Duration) -> Result<SharedControlPlane, CliError> {
     let options = Options::default().with_second_sync_after(second_sync_after);
-    let node = DurableControlPlane::create(dir, bench_identity(), options).map_err(|e| {
-        CliError::engine(
-            "bench could not create its node in the scratch directory",
-            e,
-        )
-    })?;
-    Ok(SharedControlPlane::new(node))
+    Ok(SharedControlPlane::new(create_node(dir, options)?))
 }
 
 /// `WRITERS` threads append distinct entries through `node` for `run`;
