@@ -128,4 +128,17 @@ pub trait StorageFile: Send + Sync + 'static {
 
     /// Makes every write so far durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
+
+    /// Writes the bytes of `[offset, offset + length)` written so far out to
+    /// the disk and waits for them, *without* making them durable: the
+    /// disk's volatile cache is not flushed and the file's metadata is not
+    /// written, so only a later [`StorageFile::sync_data`] makes them
+    /// durable. Background work calls it to keep little of its own writing
+    /// in flight, so that a foreground sync does not queue behind it; it
+    /// changes nothing the durability contract promises. The default does
+    /// nothing (a simulated disk has no writeback to pace).
+    fn write_back(&self, offset: u64, length: u64) -> io::Result<()> {
+        let _ = (offset, length);
+        Ok(())
+    }
 }

@@ -142,6 +142,7 @@ enum FileOperation {
     Create,
     Allocate,
     Write,
+    WriteBack,
     Sync,
     Rename,
     Remove,
@@ -164,6 +165,7 @@ impl FileOperation {
             FileOperation::Create => on!("create"),
             FileOperation::Allocate => on!("allocate"),
             FileOperation::Write => on!("write"),
+            FileOperation::WriteBack => on!("write back"),
             FileOperation::Sync => on!("fdatasync"),
             FileOperation::Rename => on!("rename"),
             FileOperation::Remove => on!("remove"),
@@ -401,6 +403,14 @@ impl<F: StorageFile> StorageFile for LatchedFile<F> {
 
     fn read_at(&self, offset: u64, length: usize) -> io::Result<Cow<'_, [u8]>> {
         self.inner.read_at(offset, length)
+    }
+
+    /// A failed writeback latches as a failed write does: the pages it
+    /// could not write may be gone from the cache.
+    fn write_back(&self, offset: u64, length: u64) -> io::Result<()> {
+        self.run(FileOperation::WriteBack, || {
+            self.inner.write_back(offset, length)
+        })
     }
 
     /// `fdatasync`, after any sync of this file in progress, unless a
