@@ -17,15 +17,17 @@
 //! (unwritten extents) and filled with real zeros (as cpwal's segments
 //! are). Each realistic case prints the fraction of entries the catalog
 //! fenced, and fails if it is not near zero.
-//! Run: `cargo bench --bench append`; the `RATIO` lines (interleaved rounds,
-//! medians) are the summary.
+//! Last, the latency of single 64-entry calls over enough of them for cpwal
+//! to roll over three segments (`TAIL`: p50 and p99 beside the raw log's).
+//! Run: `cargo bench --bench append`; the `RATIO` and `TAIL` lines
+//! (interleaved rounds, medians, quantiles) are the summary.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::workload::{checked_fenced_fraction, Workload};
-use common::{bench, create_engine, interleave, Preparation, RawLog};
+use common::{bench, create_engine, interleave, percentile, Preparation, RawLog};
 use cpwal::{ControlPlaneEntry, DurableControlPlane};
 
 const RAW_FILE_BYTES: u64 = 64 << 20;
@@ -190,11 +192,45 @@ fn compare(c: &mut criterion::Criterion, transition_bytes: usize, per_call: usiz
     ours.report_fenced(&label);
 }
 
+/// How many 64-entry calls the tail-latency run makes: ≈ 49 MB, so cpwal
+/// rolls over three 16 MiB segments (preparing each next one in the
+/// background while the appends run), and the raw log stays in its one
+/// file, zeroed before the run.
+const TAIL_CALLS: usize = 4000;
+
+/// The latency of each call under a saturating load of `per_call`-entry
+/// calls: cpwal and a raw write+sync of the same bytes alternate in blocks
+/// of 100 calls, and the `TAIL` line gives each one's p50 and p99 and the
+/// ratio of the p99s. The raw log never prepares a file during the run, so
+/// the ratio includes what cpwal's spare segments cost the calls that meet
+/// their preparation.
+fn tail_latency(per_call: usize) {
+    const BLOCK: usize = 100;
+    let label = format!("append {per_call}x128B per sync, latency of a call");
+    let workload = Workload::new();
+    let mut ours = CpwalAppends::new(&workload, per_call);
+    let mut raw = RawAppends::new(&workload, per_call, Preparation::Zeroed);
+    let (mut ours_calls, mut raw_calls) = (Vec::new(), Vec::new());
+    for _ in 0..TAIL_CALLS / BLOCK {
+        raw_calls.extend((0..BLOCK).map(|_| raw.run(1).as_secs_f64()));
+        ours_calls.extend((0..BLOCK).map(|_| ours.run(1).as_secs_f64()));
+    }
+    let quantiles = |calls: &[f64]| (percentile(calls, 0.5) * 1e6, percentile(calls, 0.99) * 1e6);
+    let ((raw_p50, raw_p99), (ours_p50, ours_p99)) =
+        (quantiles(&raw_calls), quantiles(&ours_calls));
+    println!(
+        "TAIL {label} | {TAIL_CALLS} calls each | raw pwrite+fdatasync (zeroed) p50 {raw_p50:.0} us p99 {raw_p99:.0} us | cpwal p50 {ours_p50:.0} us p99 {ours_p99:.0} us | p99 raw/cpwal {:.3}",
+        raw_p99 / ours_p99
+    );
+    ours.report_fenced(&label);
+}
+
 fn main() {
     let mut c = common::criterion().configure_from_args();
     compare(&mut c, 128, 1);
     compare(&mut c, 1024, 1);
     compare(&mut c, 128, 64);
     compare(&mut c, 128, 1024);
+    tail_latency(64);
     c.final_summary();
 }
