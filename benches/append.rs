@@ -8,15 +8,19 @@
 //! the same bytes cpwal writes for the same call (the framed records), in
 //! the same run, in temporary directories on the same file system.
 //!
-//! Also measured, and labelled as such: the *fenced replay*, the same
+//! Also measured, and labelled as such: the *bound* on any engine that takes
+//! the API's owned entries, a raw write+sync of the same bytes after the
+//! caller has built the call's entries exactly as for cpwal (nothing
+//! encoded, checksummed or applied); and the *fenced replay*, the same
 //! pre-built entries appended on every call, which the catalog refuses
-//! after the first call (epoch not newer). It builds nothing and applies
-//! nothing, so it is only a lower bound of the engine's own cost.
+//! after the first call (epoch not newer). The replay builds nothing and
+//! applies nothing, so it is only a lower bound of the engine's own cost.
 //!
 //! The raw baselines append into files prepared two ways: `fallocate`d
 //! (unwritten extents) and filled with real zeros (as cpwal's segments
 //! are). Each realistic case prints the fraction of entries the catalog
 //! fenced, and fails if it is not near zero.
+//!
 //! Last, the latency of single 64-entry calls over enough of them for cpwal
 //! to roll over three segments (`TAIL`: p50 and p99 beside the raw log's).
 //! Run: `cargo bench --bench append`; the `RATIO` and `TAIL` lines
@@ -124,6 +128,9 @@ struct RawAppends<'w> {
     next: u64,
     per_call: usize,
     bytes: Vec<u8>,
+    /// Where the bound variant builds each call's entries, as cpwal's
+    /// caller does, before writing; `None` for the plain baseline.
+    built: Option<Vec<ControlPlaneEntry>>,
 }
 
 impl<'w> RawAppends<'w> {
@@ -137,12 +144,27 @@ impl<'w> RawAppends<'w> {
             next: 0,
             per_call,
             bytes: vec![0x5a; workload.max_record_bytes(per_call)],
+            built: None,
         }
+    }
+
+    /// The bound on any engine that takes the API's owned entries: the
+    /// caller builds each call's entries exactly as for cpwal, then the raw
+    /// log writes and syncs the bytes cpwal would (and nothing is encoded,
+    /// checksummed or applied).
+    fn after_building_entries(workload: &'w Workload, per_call: usize) -> Self {
+        let mut raw = Self::new(workload, per_call, Preparation::Zeroed);
+        raw.built = Some(Vec::with_capacity(per_call));
+        raw
     }
 
     fn run(&mut self, calls: u64) -> Duration {
         let start = Instant::now();
         for _ in 0..calls {
+            if let Some(batch) = &mut self.built {
+                self.workload.fill(self.next, self.per_call, batch);
+                std::hint::black_box(&*batch);
+            }
             let length = self.workload.record_bytes(self.next, self.per_call);
             self.raw.append(&self.bytes[..length]);
             self.next += self.per_call as u64;
@@ -159,10 +181,14 @@ fn compare(c: &mut criterion::Criterion, transition_bytes: usize, per_call: usiz
     let mut replay = FencedReplay::new(&workload, per_call);
     let mut allocated = RawAppends::new(&workload, per_call, Preparation::Allocated);
     let mut zeroed = RawAppends::new(&workload, per_call, Preparation::Zeroed);
+    let mut bound = RawAppends::after_building_entries(&workload, per_call);
     let mut group = c.benchmark_group(format!("append_{per_call}x{transition_bytes}B"));
     group.throughput(criterion::Throughput::Elements(per_call as u64));
     bench(&mut group, "raw_fallocated", |n| allocated.run(n));
     bench(&mut group, "raw_zeroed", |n| zeroed.run(n));
+    bench(&mut group, "raw_after_building_entries_bound", |n| {
+        bound.run(n)
+    });
     bench(&mut group, "cpwal", |n| ours.run(n));
     bench(&mut group, "cpwal_fenced_replay_lower_bound", |n| {
         replay.run(n)
@@ -181,6 +207,10 @@ fn compare(c: &mut criterion::Criterion, transition_bytes: usize, per_call: usiz
             (
                 "raw pwrite+fdatasync (fallocated)",
                 Box::new(|n| allocated.run(n)),
+            ),
+            (
+                "raw after the caller's build (bound)",
+                Box::new(|n| bound.run(n)),
             ),
             ("cpwal (realistic)", Box::new(|n| ours.run(n))),
             (
