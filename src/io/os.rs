@@ -340,22 +340,13 @@ impl StorageFile for OsFile {
     /// `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)`: starts the
     /// range's writeback and waits for it, with no cache flush. An error
     /// of that writeback comes back here or from the next `fdatasync`.
+    /// Where the call itself is refused (a sandbox that filters it, a file
+    /// system or emulation without it), an `fdatasync` does the job instead:
+    /// slower for whoever shares the disk, never weaker.
     fn write_back(&self, offset: u64, length: u64) -> io::Result<()> {
-        let to_off_t = |value: u64| {
-            libc::off64_t::try_from(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-        };
-        let (offset, length) = (to_off_t(offset)?, to_off_t(length)?);
-        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
-            | libc::SYNC_FILE_RANGE_WRITE
-            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-        // SAFETY: as for `posix_fallocate` in `reserve`: a descriptor and
-        // three integers, no memory of ours. The descriptor is `self.file`'s,
-        // borrowed for the duration of the call, so it is open and cannot be
-        // reused.
-        let code = unsafe { libc::sync_file_range(self.file.as_raw_fd(), offset, length, flags) };
-        match code {
-            0 => Ok(()),
-            _ => Err(io::Error::last_os_error()),
+        match sync_file_range(&self.file, offset, length) {
+            Err(error) if is_unsupported(&error) => self.file.sync_data(),
+            result => result,
         }
     }
 }
@@ -376,6 +367,37 @@ fn reserve(file: &File, length_bytes: u64) -> io::Result<()> {
         0 => Ok(()),
         error => Err(io::Error::from_raw_os_error(error)),
     }
+}
+
+/// Writes `[offset, offset + length)` of `file` back to the disk and waits
+/// (`sync_file_range` with `WAIT_BEFORE | WRITE | WAIT_AFTER`): no cache
+/// flush, no metadata, so nothing becomes durable by it.
+fn sync_file_range(file: &File, offset: u64, length: u64) -> io::Result<()> {
+    let to_off_t = |value: u64| {
+        libc::off64_t::try_from(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    let (offset, length) = (to_off_t(offset)?, to_off_t(length)?);
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: as for `posix_fallocate` in `reserve`: a descriptor and three
+    // integers, no memory of ours. The descriptor is `file`'s, borrowed for
+    // the duration of the call, so it is open and cannot be reused.
+    let code = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, length, flags) };
+    match code {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Whether `error` says a call is not available here (rather than that it
+/// failed): not implemented, not permitted by a seccomp filter, or not
+/// supported for this file.
+fn is_unsupported(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOSYS | libc::EPERM | libc::EOPNOTSUPP | libc::ESPIPE)
+    )
 }
 
 /// Writes real zeros over `[from, to)` of `file`, a megabyte at a time.
@@ -443,5 +465,27 @@ mod tests {
         assert_eq!(refused.kind(), io::ErrorKind::InvalidInput);
         let refused = file.write_back(0, 1 << 63).unwrap_err();
         assert_eq!(refused.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn write_back_falls_back_to_fdatasync_where_the_call_is_unsupported() {
+        // Goal: where `sync_file_range` is refused as unsupported, write_back
+        // does an `fdatasync` instead (stronger, never weaker) rather than
+        // failing the preparation that paces itself with it. Method: a FIFO
+        // refuses `sync_file_range` with ESPIPE, which counts as
+        // unsupported; the fallback's own refusal (EINVAL: a FIFO cannot be
+        // synced either) shows that the fallback ran.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(status.unwrap().success());
+        let fifo = File::options().read(true).write(true).open(&path).unwrap();
+        let direct = sync_file_range(&fifo, 0, 4096).unwrap_err();
+        assert_eq!(direct.raw_os_error(), Some(libc::ESPIPE));
+        assert!(is_unsupported(&direct));
+        let fallback = OsFile::new(fifo).write_back(0, 4096).unwrap_err();
+        assert_eq!(fallback.raw_os_error(), Some(libc::EINVAL));
+        let eio = io::Error::from_raw_os_error(libc::EIO);
+        assert!(!is_unsupported(&eio), "a failed writeback is an error");
     }
 }
