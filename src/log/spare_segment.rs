@@ -138,8 +138,9 @@ impl<S: Storage> Drop for SpareSegment<S> {
 /// is synced once at the end: a sync per 256 KiB step, as before, made 64
 /// cache flushes per segment, and the appends that met one took ≈ 250 µs
 /// longer. Measured here with 64-entry batches over three rollovers
-/// (2026-11-29, eight alternating runs each): the p99 of a call 423 → 299 µs
-/// and 420 → 348 µs, throughput within noise.
+/// (2026-11-29, eight alternating runs of 4000 calls each): the p99 of a
+/// call 420 → 353 µs (medians), throughput within noise; the append bench's
+/// `TAIL` line measures it (README, Performance).
 const BACKGROUND_STEP_BYTES: u64 = 64 << 10;
 
 /// Creates [`SPARE_SEGMENT_FILE_NAME`] and allocates it in full,
