@@ -18,7 +18,10 @@
 //! fenced, and the run fails if it is not near zero. The last cpwal row,
 //! the *fenced replay*, appends the same pre-built entries on every call
 //! (all fenced after the first): it builds and applies nothing, so it is
-//! only a lower bound of the engine's own cost.
+//! only a lower bound of the engine's own cost. The last row, the *bound*,
+//! is the raw baseline after the caller has built each call's entries
+//! exactly as for cpwal: what no engine that takes the API's owned entries
+//! can beat.
 //!
 //! Run: `cd benches/peers && cargo run --release`.
 //! Environment: `PEERS_ROUNDS` (default 5).
@@ -112,7 +115,9 @@ struct CpwalFencedReplay {
 
 impl Wal for CpwalFencedReplay {
     fn append(&self, _first: u64, count: usize) {
-        self.shared.try_append_batch(&self.entries[..count]).unwrap();
+        self.shared
+            .try_append_batch(&self.entries[..count])
+            .unwrap();
     }
 }
 
@@ -200,9 +205,20 @@ struct Raw<'w> {
     next_offset: AtomicU64,
     workload: &'w Workload,
     bytes: Vec<u8>,
+    /// The bound variant: each call first builds its entries exactly as
+    /// cpwal's caller does (and encodes, checksums and applies nothing).
+    builds_entries: bool,
 }
 
 impl<'w> Raw<'w> {
+    /// The bound on any engine that takes the API's owned entries.
+    fn after_building_entries(dir: &Path, workload: &'w Workload) -> Self {
+        Self {
+            builds_entries: true,
+            ..Self::open(dir, workload)
+        }
+    }
+
     fn open(dir: &Path, workload: &'w Workload) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let file = std::fs::OpenOptions::new()
@@ -221,12 +237,16 @@ impl<'w> Raw<'w> {
             next_offset: AtomicU64::new(0),
             workload,
             bytes: vec![0x5a; workload.max_record_bytes(BATCH_ENTRIES)],
+            builds_entries: false,
         }
     }
 }
 
 impl Wal for Raw<'_> {
     fn append(&self, first: u64, count: usize) {
+        if self.builds_entries {
+            std::hint::black_box(build(self.workload, first, count));
+        }
         let length = self.workload.record_bytes(first, count) as u64;
         let offset =
             self.next_offset.fetch_add(length, Ordering::Relaxed) % (RAW_FILE_BYTES - length);
@@ -328,6 +348,13 @@ fn systems<'w>(root: &Path, workload: &'w Workload) -> Vec<System<'w>> {
                 shared: shared("cpwal-replay"),
                 entries: build(workload, 0, BATCH_ENTRIES),
             }),
+        ),
+        system(
+            "raw after the caller's build (bound)",
+            Box::new(Raw::after_building_entries(
+                &root.join("raw-bound"),
+                workload,
+            )),
         ),
     ]
 }
