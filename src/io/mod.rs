@@ -130,13 +130,18 @@ pub trait StorageFile: Send + Sync + 'static {
     fn sync_data(&self) -> io::Result<()>;
 
     /// Writes the bytes of `[offset, offset + length)` written so far out to
-    /// the disk and waits for them, *without* making them durable: the
-    /// disk's volatile cache is not flushed and the file's metadata is not
-    /// written, so only a later [`StorageFile::sync_data`] makes them
-    /// durable. Background work calls it to keep little of its own writing
-    /// in flight, so that a foreground sync does not queue behind it; it
-    /// changes nothing the durability contract promises. The default does
-    /// nothing (a simulated disk has no writeback to pace).
+    /// the disk and waits for them, *without* promising that they are
+    /// durable: the disk's volatile cache is not flushed and the file's
+    /// metadata is not written, so only a later [`StorageFile::sync_data`]
+    /// guarantees it. Background work calls it to keep little of its own
+    /// writing in flight, so that a foreground sync does not queue behind
+    /// it; it changes nothing the durability contract promises. An empty
+    /// range writes nothing.
+    ///
+    /// An error is a failed writeback, as a failed sync's is: it may be
+    /// reported here *instead of* by the next sync of the file, so a caller
+    /// must treat it as a failed sync (never retry into a success). The
+    /// default does nothing (a simulated disk has no writeback to pace).
     fn write_back(&self, offset: u64, length: u64) -> io::Result<()> {
         let _ = (offset, length);
         Ok(())

@@ -338,16 +338,17 @@ impl StorageFile for OsFile {
     }
 
     /// `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)`: starts the
-    /// range's writeback and waits for it, with no cache flush. An error
-    /// of that writeback comes back here or from the next `fdatasync`.
-    /// Where the call itself is refused (a sandbox that filters it, a file
-    /// system or emulation without it), an `fdatasync` does the job instead:
-    /// slower for whoever shares the disk, never weaker.
+    /// range's writeback and waits for it, with no cache flush. Where the
+    /// call is refused (a seccomp filter, a kernel or emulation without it,
+    /// not a regular file), an `fdatasync` does the job instead: slower for
+    /// whoever shares the disk, never weaker. See [`write_back_with`].
     fn write_back(&self, offset: u64, length: u64) -> io::Result<()> {
-        match sync_file_range(&self.file, offset, length) {
-            Err(error) if is_unsupported(&error) => self.file.sync_data(),
-            result => result,
-        }
+        write_back_with(
+            || sync_file_range(&self.file, 0, 0, 0),
+            || sync_file_range(&self.file, offset, length, WRITE_BACK_AND_WAIT),
+            || self.file.sync_data(),
+            length,
+        )
     }
 }
 
@@ -369,17 +370,51 @@ fn reserve(file: &File, length_bytes: u64) -> io::Result<()> {
     }
 }
 
-/// Writes `[offset, offset + length)` of `file` back to the disk and waits
-/// (`sync_file_range` with `WAIT_BEFORE | WRITE | WAIT_AFTER`): no cache
-/// flush, no metadata, so nothing becomes durable by it.
-fn sync_file_range(file: &File, offset: u64, length: u64) -> io::Result<()> {
+/// The flags of a write-back: wait for writeback already under way, start
+/// it for every dirty page of the range, wait for it all.
+#[cfg(target_os = "linux")]
+const WRITE_BACK_AND_WAIT: u32 = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+    | libc::SYNC_FILE_RANGE_WRITE
+    | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+#[cfg(not(target_os = "linux"))]
+const WRITE_BACK_AND_WAIT: u32 = 0;
+
+/// A write-back of `length` bytes (none: nothing to do; `sync_file_range`
+/// would read a length of 0 as "to the end of the file").
+///
+/// `probe`, the call with no flags, is refused exactly where the call is
+/// (a seccomp filter, no such call, not a regular file) and touches no
+/// writeback error: only then does `fallback` (`fdatasync`) run. Once the
+/// probe passed, every error of `range` is returned as it is. Judging by
+/// the real call's errno instead would be wrong: with `WAIT_BEFORE` or
+/// `WAIT_AFTER` it reports the file's writeback error with whatever errno
+/// the file system gave it (a FUSE or network file system can fail a page
+/// with `EPERM` or `EOPNOTSUPP`), and reporting it marks it seen, so an
+/// `fdatasync` run after it would succeed over pages that were never
+/// written.
+fn write_back_with(
+    probe: impl FnOnce() -> io::Result<()>,
+    range: impl FnOnce() -> io::Result<()>,
+    fallback: impl FnOnce() -> io::Result<()>,
+    length: u64,
+) -> io::Result<()> {
+    if length == 0 {
+        return Ok(());
+    }
+    match probe() {
+        Ok(()) => range(),
+        Err(_refused) => fallback(),
+    }
+}
+
+/// `sync_file_range(file, offset, length, flags)`. Nothing becomes durable
+/// by it: it writes no metadata and flushes no disk cache.
+#[cfg(target_os = "linux")]
+fn sync_file_range(file: &File, offset: u64, length: u64, flags: u32) -> io::Result<()> {
     let to_off_t = |value: u64| {
         libc::off64_t::try_from(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
     };
     let (offset, length) = (to_off_t(offset)?, to_off_t(length)?);
-    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
-        | libc::SYNC_FILE_RANGE_WRITE
-        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
     // SAFETY: as for `posix_fallocate` in `reserve`: a descriptor and three
     // integers, no memory of ours. The descriptor is `file`'s, borrowed for
     // the duration of the call, so it is open and cannot be reused.
@@ -390,14 +425,10 @@ fn sync_file_range(file: &File, offset: u64, length: u64) -> io::Result<()> {
     }
 }
 
-/// Whether `error` says a call is not available here (rather than that it
-/// failed): not implemented, not permitted by a seccomp filter, or not
-/// supported for this file.
-fn is_unsupported(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::ENOSYS | libc::EPERM | libc::EOPNOTSUPP | libc::ESPIPE)
-    )
+/// Elsewhere there is no such call: every write-back falls back.
+#[cfg(not(target_os = "linux"))]
+fn sync_file_range(_file: &File, _offset: u64, _length: u64, _flags: u32) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// Writes real zeros over `[from, to)` of `file`, a megabyte at a time.
@@ -468,24 +499,84 @@ mod tests {
     }
 
     #[test]
-    fn write_back_falls_back_to_fdatasync_where_the_call_is_unsupported() {
-        // Goal: where `sync_file_range` is refused as unsupported, write_back
-        // does an `fdatasync` instead (stronger, never weaker) rather than
-        // failing the preparation that paces itself with it. Method: a FIFO
-        // refuses `sync_file_range` with ESPIPE, which counts as
-        // unsupported; the fallback's own refusal (EINVAL: a FIFO cannot be
-        // synced either) shows that the fallback ran.
+    fn write_back_falls_back_to_fdatasync_where_the_call_is_refused() {
+        // Goal: where `sync_file_range` is refused, write_back does an
+        // `fdatasync` instead (stronger, never weaker) rather than failing
+        // the preparation that paces itself with it. Method: a FIFO refuses
+        // the call (ESPIPE) already at the probe, with no flags; the
+        // fallback's own refusal (EINVAL: a FIFO cannot be synced either)
+        // shows that the fallback ran.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fifo");
         let status = std::process::Command::new("mkfifo").arg(&path).status();
         assert!(status.unwrap().success());
         let fifo = File::options().read(true).write(true).open(&path).unwrap();
-        let direct = sync_file_range(&fifo, 0, 4096).unwrap_err();
-        assert_eq!(direct.raw_os_error(), Some(libc::ESPIPE));
-        assert!(is_unsupported(&direct));
+        let probe = sync_file_range(&fifo, 0, 0, 0).unwrap_err();
+        assert_eq!(probe.raw_os_error(), Some(libc::ESPIPE));
         let fallback = OsFile::new(fifo).write_back(0, 4096).unwrap_err();
         assert_eq!(fallback.raw_os_error(), Some(libc::EINVAL));
-        let eio = io::Error::from_raw_os_error(libc::EIO);
-        assert!(!is_unsupported(&eio), "a failed writeback is an error");
+    }
+
+    /// Runs [`write_back_with`] with a probe and a range call that give
+    /// these results, and says which calls ran and what came back.
+    fn judged_write_back(
+        probe: io::Result<()>,
+        range: io::Result<()>,
+        length: u64,
+    ) -> (Vec<&'static str>, io::Result<()>) {
+        let calls = std::cell::RefCell::new(Vec::new());
+        let result = write_back_with(
+            || {
+                calls.borrow_mut().push("probe");
+                probe
+            },
+            || {
+                calls.borrow_mut().push("range");
+                range
+            },
+            || {
+                calls.borrow_mut().push("fdatasync");
+                Ok(())
+            },
+            length,
+        );
+        (calls.into_inner(), result)
+    }
+
+    #[test]
+    fn a_writeback_error_is_returned_whatever_its_errno() {
+        // Goal: once the call is known to be available, every error of the
+        // write-back is a failed writeback, returned as it is, even with an
+        // errno that could also mean "refused" (a FUSE or network file
+        // system fails pages with EPERM or EOPNOTSUPP): falling back to an
+        // `fdatasync` there would report success over pages the write-back
+        // had already reported lost. Method: a probe that passes, a range
+        // call that fails with each errno.
+        for errno in [
+            libc::EPERM,
+            libc::EOPNOTSUPP,
+            libc::ENOSYS,
+            libc::EIO,
+            libc::ENOSPC,
+        ] {
+            let failed = Err(io::Error::from_raw_os_error(errno));
+            let (calls, result) = judged_write_back(Ok(()), failed, 4096);
+            assert_eq!(calls, ["probe", "range"], "errno {errno}");
+            assert_eq!(result.unwrap_err().raw_os_error(), Some(errno));
+        }
+    }
+
+    #[test]
+    fn a_refused_probe_falls_back_and_an_empty_range_does_nothing() {
+        // Goal: only a refused probe (which touches no error state) leads to
+        // the `fdatasync` fallback; an empty range is no call at all (the
+        // kernel would read a length of 0 as "to the end of the file").
+        let refused = Err(io::Error::from_raw_os_error(libc::EPERM));
+        let (calls, result) = judged_write_back(refused, Ok(()), 4096);
+        assert_eq!(calls, ["probe", "fdatasync"]);
+        assert!(result.is_ok());
+        let (calls, result) = judged_write_back(Ok(()), Ok(()), 0);
+        assert!(calls.is_empty());
+        assert!(result.is_ok());
     }
 }

@@ -1,6 +1,6 @@
 //! [`LatchedStorage`]: the one fail-stop latch. A [`Storage`] wrapper (as
-//! redb's checked storage) that every write, allocation, sync, create,
-//! rename, remove and directory sync of a handle passes — segments, hard
+//! redb's checked storage) that every write, allocation, write-back, sync,
+//! create, rename, remove and directory sync of a handle passes — segments, hard
 //! state, snapshots, directories — remembering the first that failed.
 //! After it, every mutating call fails without being tried, and the owners
 //! (the engine, the openraft stores, group commit) only read the latch.
@@ -10,7 +10,9 @@
 //! clean either way. A sync made after a failed one can return success for
 //! pages the failed one dropped, and two syncs of one file running at once
 //! can split an error between them: one reports it, the other returns
-//! success. So syncs on one file description never overlap (group commit
+//! success. A write-back ([`StorageFile::write_back`]) reports and uses up
+//! those errors too. So syncs and write-backs on one file description never
+//! overlap (group commit
 //! syncs the tail outside the owner's lock while a rollover or truncation
 //! may sync the same file under it; a second sync in flight runs on a
 //! description of its own, see [`super::SyncDescription`]), and once any
@@ -405,9 +407,12 @@ impl<F: StorageFile> StorageFile for LatchedFile<F> {
         self.inner.read_at(offset, length)
     }
 
-    /// A failed writeback latches as a failed write does: the pages it
-    /// could not write may be gone from the cache.
+    /// A failed write-back latches as a failed sync does: the pages it
+    /// could not write may be gone from the cache, and the error it
+    /// reported no later sync reports again. Like a sync, it waits for any
+    /// sync of this file in progress, so the two cannot split an error.
     fn write_back(&self, offset: u64, length: u64) -> io::Result<()> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
         self.run(FileOperation::WriteBack, || {
             self.inner.write_back(offset, length)
         })
