@@ -15,6 +15,9 @@
 //! a skip into a failure. Every mount is undone by a guard, even when the
 //! test fails.
 
+#[path = "support/mounts.rs"]
+mod mounts;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,97 +25,12 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use mounts::{ext4, mount_or_skip, run, tmpfs};
+
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, DurableControlPlane, Error,
     MembershipChange, Options, SharedControlPlane,
 };
-
-/// A file system mounted on a temporary directory; unmounted on drop.
-struct Mount {
-    point: tempfile::TempDir,
-    /// Holds the ext4 image file (the loop device detaches on unmount).
-    _image: Option<tempfile::TempDir>,
-}
-
-impl Mount {
-    fn root(&self) -> &Path {
-        self.point.path()
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount").arg(self.point.path()).status();
-        if !matches!(unmounted, Ok(status) if status.success()) {
-            // Busy (a handle leaked by a failing test): detach it lazily so
-            // the mount does not outlive the test run.
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.point.path())
-                .status();
-        }
-    }
-}
-
-/// Runs `command`; `Err` carries what it printed when it failed.
-fn run(command: &mut Command) -> Result<(), String> {
-    let output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(format!("{command:?}: {}", stderr.trim()))
-}
-
-/// A mounted tmpfs of `size_mib` MiB.
-fn tmpfs(size_mib: u64) -> Result<Mount, String> {
-    let point = tempfile::tempdir().map_err(|e| e.to_string())?;
-    run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o"])
-        .arg(format!("size={size_mib}m,mode=0755"))
-        .arg("tmpfs")
-        .arg(point.path()))?;
-    Ok(Mount {
-        point,
-        _image: None,
-    })
-}
-
-/// A loop-mounted ext4 image of `size_mib` MiB, with no blocks reserved
-/// for root (the tests run as root and must see the same limit).
-fn ext4(size_mib: u64) -> Result<Mount, String> {
-    let image_directory = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let image = image_directory.path().join("ext4.img");
-    let file = std::fs::File::create(&image).map_err(|e| e.to_string())?;
-    file.set_len(size_mib << 20).map_err(|e| e.to_string())?;
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-m", "0"])
-        .arg(&image))?;
-    let point = tempfile::tempdir().map_err(|e| e.to_string())?;
-    run(Command::new("mount")
-        .args(["-o", "loop"])
-        .arg(&image)
-        .arg(point.path()))?;
-    Ok(Mount {
-        point,
-        _image: Some(image_directory),
-    })
-}
-
-/// The mount, or `None` (after saying why on stderr) where this machine
-/// cannot mount; a failure when `CPWAL_REQUIRE_MOUNT_TESTS` is set.
-fn mount_or_skip(what: &str, mount: Result<Mount, String>) -> Option<Mount> {
-    match mount {
-        Ok(mount) => Some(mount),
-        Err(why) if std::env::var_os("CPWAL_REQUIRE_MOUNT_TESTS").is_some() => {
-            panic!("cannot mount {what}, and CPWAL_REQUIRE_MOUNT_TESTS is set: {why}")
-        }
-        Err(why) => {
-            eprintln!("SKIPPED: cannot mount {what} here (needs root and loop devices): {why}");
-            None
-        }
-    }
-}
 
 fn voter(subject: &str) -> ClusterVoterIdentity {
     ClusterVoterIdentity::from_certificate_subject(subject).unwrap()
