@@ -341,7 +341,7 @@ impl StorageFile for OsFile {
     /// range's writeback and waits for it, with no cache flush. Where the
     /// call is refused (a seccomp filter, a kernel or emulation without it,
     /// not a regular file), an `fdatasync` does the job instead: slower for
-    /// whoever shares the disk, never weaker. See [`write_back_with`].
+    /// whoever shares the disk, never weaker (see `write_back_with` below).
     fn write_back(&self, offset: u64, length: u64) -> io::Result<()> {
         // Refused alike whether or not the call is available.
         to_off_t(offset.saturating_add(length))?;
