@@ -31,7 +31,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::workload::{checked_fenced_fraction, Workload};
+use common::workload::{report_fenced, Workload};
 use common::{bench, create_engine, interleave, percentile, Preparation, RawLog};
 use cpwal::{ControlPlaneEntry, DurableControlPlane};
 
@@ -87,12 +87,7 @@ impl<'w> CpwalAppends<'w> {
     /// Prints and checks the fraction of appended entries the catalog fenced.
     fn report_fenced(&self, label: &str) {
         let refused = self.engine.catalog().refused_count();
-        let fraction = checked_fenced_fraction(label, 0, refused, self.next);
-        println!(
-            "FENCED {label} | {refused} of {} entries fenced = {:.4}%",
-            self.next,
-            fraction * 100.0
-        );
+        report_fenced(label, refused, self.next);
     }
 }
 

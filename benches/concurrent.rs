@@ -28,7 +28,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use common::slow_disk::SlowDisk;
-use common::workload::{checked_fenced_fraction, Workload};
+use common::workload::{report_fenced, Workload};
 use common::{bench, create_engine, interleave, Preparation};
 use cpwal::io::{OsStorage, Storage};
 use cpwal::{DurableControlPlane, Options, SharedControlPlane, SoleVoter};
@@ -46,16 +46,6 @@ const LONG_RUN_PAUSE: Duration = Duration::from_millis(1500);
 
 /// Rounds of long runs, the settings in a rotating order.
 const LONG_RUN_ROUNDS: usize = 3;
-
-/// Checks that a catalog fenced (`refused`) almost none of `entries`, and
-/// prints the fraction.
-fn print_fenced(label: &str, refused: u64, entries: u64) {
-    let fraction = checked_fenced_fraction(label, 0, refused, entries);
-    println!(
-        "FENCED {label} | {refused} of {entries} entries fenced = {:.4}%",
-        fraction * 100.0
-    );
-}
 
 /// Runs `ops` operations split over `threads` threads; returns the time.
 fn on_threads(threads: u64, ops: u64, op: impl Fn(u64, u64) + Sync) -> Duration {
@@ -316,7 +306,7 @@ impl<'w> Contenders<'w> {
                 (direct, self.direct_next.load(Ordering::Relaxed)),
             ),
         ] {
-            print_fenced(&format!("concurrent {name}"), refused, entries);
+            report_fenced(&format!("concurrent {name}"), refused, entries);
         }
     }
 
@@ -490,7 +480,7 @@ fn compare_overlap_settings_in_long_runs(duration: Duration) {
         }
         for ((name, _), node) in settings.iter().zip(&nodes) {
             let (refused, entries) = node.fenced();
-            print_fenced(
+            report_fenced(
                 &format!("long runs, every sync +{delay:?}, {name}"),
                 refused,
                 entries,

@@ -27,7 +27,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::workload::{checked_fenced_fraction, Workload};
+use common::workload::{report_fenced, Workload};
 use common::{
     bench, build_log, build_log_of, interleave, record_bytes, reopen_engine, PAYLOAD_BYTES,
 };
@@ -172,11 +172,7 @@ fn main() {
         };
         if !matches!(workload, LogShape::FencedReplay) {
             let refused = reopen_engine(&log).catalog().refused_count();
-            let fraction = checked_fenced_fraction(&name, 0, refused, entries);
-            println!(
-                "FENCED {name} | {refused} of {entries} entries fenced = {:.4}%",
-                fraction * 100.0
-            );
+            report_fenced(&name, refused, entries);
         }
         let files = segment_bytes(&log);
         let records = &files[..log_bytes.min(files.len())];

@@ -262,21 +262,19 @@ pub fn range_name(range: u64, bytes: usize) -> String {
     name
 }
 
-/// The fraction of `entries` appended entries that the catalog refused,
-/// from the catalog's refusal count before and after; panics (failing the
-/// bench) above [`FENCED_FRACTION_LIMIT`], which would mean the bench
-/// measures a replay instead of the workload.
-pub fn checked_fenced_fraction(
-    label: &str,
-    refused_before: u64,
-    refused_after: u64,
-    entries: u64,
-) -> f64 {
-    let fraction = (refused_after - refused_before) as f64 / entries.max(1) as f64;
+/// Checks the fraction of `entries` appended entries that the catalog
+/// refused (`refused`, its refusal count) and prints it on a `FENCED`
+/// line; panics (failing the bench) above [`FENCED_FRACTION_LIMIT`], which
+/// would mean the bench measures a replay instead of the workload.
+pub fn report_fenced(label: &str, refused: u64, entries: u64) {
+    let fraction = refused as f64 / entries.max(1) as f64;
     assert!(
         fraction < FENCED_FRACTION_LIMIT,
         "{label}: {:.2}% of {entries} entries were fenced; the workload must transfer ownership",
         fraction * 100.0
     );
-    fraction
+    println!(
+        "FENCED {label} | {refused} of {entries} entries fenced = {:.4}%",
+        fraction * 100.0
+    );
 }

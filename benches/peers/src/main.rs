@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use cpwal::{
     ClusterVoterIdentity, ControlPlaneEntry, DurableControlPlane, Options, SharedControlPlane,
 };
-use workload::{checked_fenced_fraction, Workload};
+use workload::{report_fenced, Workload};
 
 const SINGLE_CALLS: usize = 500;
 const BATCH_CALLS: usize = 300;
@@ -417,12 +417,7 @@ fn main() {
     for system in &systems {
         if let Some(fenced) = system.wal.fenced() {
             let entries = system.next.load(Ordering::Relaxed);
-            let fraction = checked_fenced_fraction(system.name, 0, fenced, entries);
-            println!(
-                "FENCED {} | {fenced} of {entries} entries fenced = {:.4}%",
-                system.name,
-                fraction * 100.0
-            );
+            report_fenced(system.name, fenced, entries);
         }
     }
 }
