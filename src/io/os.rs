@@ -362,13 +362,19 @@ fn reserve(file: &File, length_bytes: u64) -> io::Result<()> {
     // SAFETY: not a memory map, but one of the two other kinds of call cpwal
     // makes outside std (the other is `sync_file_range` in `write_back`):
     // `posix_fallocate` takes a descriptor and two integers and touches no
-    // memory of ours. The descriptor is `file`'s, borrowed for
-    // the duration of the call, so it is open and cannot be reused.
+    // memory of ours. The descriptor is `file`'s, borrowed for the duration
+    // of the call, so it is open and cannot be reused.
     let code = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) };
     match code {
         0 => Ok(()),
         error => Err(io::Error::from_raw_os_error(error)),
     }
+}
+
+/// `value` as a file offset or length, refused with `InvalidInput` where
+/// `off_t` cannot hold it (rather than wrapped to a negative).
+fn to_off_t(value: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// The flags of a write-back: wait for writeback already under way, start
@@ -422,12 +428,6 @@ fn sync_file_range(file: &File, offset: u64, length: u64, flags: u32) -> io::Res
         0 => Ok(()),
         _ => Err(io::Error::last_os_error()),
     }
-}
-
-/// `value` as a file offset or length, refused with `InvalidInput` where
-/// `off_t` cannot hold it (rather than wrapped to a negative).
-fn to_off_t(value: u64) -> io::Result<libc::off_t> {
-    libc::off_t::try_from(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// Elsewhere there is no such call: every write-back falls back.

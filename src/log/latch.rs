@@ -1,7 +1,7 @@
 //! [`LatchedStorage`]: the one fail-stop latch. A [`Storage`] wrapper (as
 //! redb's checked storage) that every write, allocation, write-back, sync,
-//! create, rename, remove and directory sync of a handle passes — segments, hard
-//! state, snapshots, directories — remembering the first that failed.
+//! create, rename, remove and directory sync of a handle passes — segments,
+//! hard state, snapshots, directories — remembering the first that failed.
 //! After it, every mutating call fails without being tried, and the owners
 //! (the engine, the openraft stores, group commit) only read the latch.
 //!
@@ -12,12 +12,11 @@
 //! can split an error between them: one reports it, the other returns
 //! success. A write-back ([`StorageFile::write_back`]) reports and uses up
 //! those errors too. So syncs and write-backs on one file description never
-//! overlap (group commit
-//! syncs the tail outside the owner's lock while a rollover or truncation
-//! may sync the same file under it; a second sync in flight runs on a
-//! description of its own, see [`super::SyncDescription`]), and once any
-//! call failed, nothing is tried again: a failed sync is never retried into
-//! a false success. Reopening the directory is the way back.
+//! overlap (group commit syncs the tail outside the owner's lock while a
+//! rollover or truncation may sync the same file under it; a second sync in
+//! flight runs on a description of its own, see [`super::SyncDescription`]),
+//! and once any call failed, nothing is tried again: a failed sync is never
+//! retried into a false success. Reopening the directory is the way back.
 //!
 //! The latched error stays typed: [`Error::Io`] or [`Error::NoSpace`] with
 //! the operation and the file's path (as renamed since it was created).

@@ -203,20 +203,23 @@ mod tests {
         }
     }
 
+    impl Recording {
+        fn recorded(&self, inner: OsFile) -> RecordingFile {
+            let log = Arc::clone(&self.log);
+            RecordingFile { inner, log }
+        }
+    }
+
     impl Storage for Recording {
         type File = RecordingFile;
         fn list(&self) -> io::Result<Vec<DirectoryEntry>> {
             self.inner.list()
         }
         fn create(&self, name: &str) -> io::Result<RecordingFile> {
-            let inner = self.inner.create(name)?;
-            let log = Arc::clone(&self.log);
-            Ok(RecordingFile { inner, log })
+            Ok(self.recorded(self.inner.create(name)?))
         }
         fn open(&self, name: &str, writable: bool) -> io::Result<RecordingFile> {
-            let inner = self.inner.open(name, writable)?;
-            let log = Arc::clone(&self.log);
-            Ok(RecordingFile { inner, log })
+            Ok(self.recorded(self.inner.open(name, writable)?))
         }
         fn rename(&self, from: &str, to: &str) -> io::Result<()> {
             self.inner.rename(from, to)

@@ -210,36 +210,20 @@ mod tests {
     fn advice_follows_a_difference_both_pairs_agree_on() {
         // Measured: an emulated 4 ms disk (default 1.53x), a throttled one
         // (0.96x), the throttled one with 4 ms syncs (0.81x).
-        let advice = |one: &[f64], default: &[f64]| runs(one, default).advice();
-        assert_eq!(
-            advice(&[470.0, 472.0], &[716.0, 720.0]),
-            Advice::KeepDefaultFaster
-        );
-        assert_eq!(
-            advice(&[303.0, 303.0], &[291.0, 290.0]),
-            Advice::KeepDefaultSame
-        );
-        assert_eq!(
-            advice(&[299.0, 300.0], &[242.0, 243.0]),
-            Advice::OneSyncInFlight
-        );
         // The edges: 1.1 and 1/1.1 are still noise.
-        assert_eq!(
-            advice(&[100.0, 100.0], &[110.0, 111.0]),
-            Advice::KeepDefaultSame
-        );
-        assert_eq!(
-            advice(&[100.0, 100.0], &[111.0, 111.0]),
-            Advice::KeepDefaultFaster
-        );
-        assert_eq!(
-            advice(&[110.0, 111.0], &[100.0, 100.0]),
-            Advice::KeepDefaultSame
-        );
-        assert_eq!(
-            advice(&[111.0, 111.0], &[100.0, 100.0]),
-            Advice::OneSyncInFlight
-        );
+        let cases: [(&[f64], &[f64], Advice); 7] = [
+            (&[470.0, 472.0], &[716.0, 720.0], Advice::KeepDefaultFaster),
+            (&[303.0, 303.0], &[291.0, 290.0], Advice::KeepDefaultSame),
+            (&[299.0, 300.0], &[242.0, 243.0], Advice::OneSyncInFlight),
+            (&[100.0, 100.0], &[110.0, 111.0], Advice::KeepDefaultSame),
+            (&[100.0, 100.0], &[111.0, 111.0], Advice::KeepDefaultFaster),
+            (&[110.0, 111.0], &[100.0, 100.0], Advice::KeepDefaultSame),
+            (&[111.0, 111.0], &[100.0, 100.0], Advice::OneSyncInFlight),
+        ];
+        for (one, default, expected) in cases {
+            let advice = runs(one, default).advice();
+            assert_eq!(advice, expected, "one {one:?}, default {default:?}");
+        }
         assert_eq!(Advice::KeepDefaultFaster.name(), "keep_default");
         assert_eq!(Advice::OneSyncInFlight.name(), "one_sync_in_flight");
     }
