@@ -146,4 +146,18 @@ pub trait StorageFile: Send + Sync + 'static {
         let _ = (offset, length);
         Ok(())
     }
+
+    /// Starts writing `[offset, offset + length)` out to the disk and
+    /// returns without waiting: a head start for the
+    /// [`StorageFile::sync_data`] that must follow, so that the caller can
+    /// work while the disk writes. It promises nothing (only the sync makes
+    /// the range durable), so where it is unavailable it does nothing. An
+    /// empty range writes nothing.
+    ///
+    /// An error is treated as a failed sync, as [`StorageFile::write_back`]'s
+    /// is: the pages may never reach the disk. The default does nothing.
+    fn start_write_back(&self, offset: u64, length: u64) -> io::Result<()> {
+        let _ = (offset, length);
+        Ok(())
+    }
 }

@@ -237,6 +237,9 @@ impl Storage for OsStorage {
 pub struct OsFile {
     file: File,
     map: OnceLock<Option<Mmap>>,
+    /// Whether `sync_file_range` is accepted for this file, probed once
+    /// (see `write_back_with`).
+    ranges_accepted: OnceLock<bool>,
 }
 
 impl OsFile {
@@ -244,6 +247,20 @@ impl OsFile {
         Self {
             file,
             map: OnceLock::new(),
+            ranges_accepted: OnceLock::new(),
+        }
+    }
+
+    /// `sync_file_range` with no flags, which does nothing: refused exactly
+    /// where the call is (a seccomp filter, no such call, not a regular
+    /// file), and touching no writeback error. Asked once per file.
+    fn probe_ranges(&self) -> io::Result<()> {
+        let accepted = *self
+            .ranges_accepted
+            .get_or_init(|| sync_file_range(&self.file, 0, 0, 0).is_ok());
+        match accepted {
+            true => Ok(()),
+            false => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 
@@ -346,11 +363,23 @@ impl StorageFile for OsFile {
         // Refused alike whether or not the call is available.
         to_off_t(offset.saturating_add(length))?;
         write_back_with(
-            || sync_file_range(&self.file, 0, 0, 0),
+            || self.probe_ranges(),
             || sync_file_range(&self.file, offset, length, WRITE_BACK_AND_WAIT),
             || self.file.sync_data(),
             length,
         )
+    }
+
+    /// `sync_file_range(WRITE)`: queues the range's dirty pages for
+    /// writeback and returns. Where the call is refused it does nothing:
+    /// the `fdatasync` that must follow writes whatever this did not. Every
+    /// error of the call itself is returned.
+    fn start_write_back(&self, offset: u64, length: u64) -> io::Result<()> {
+        to_off_t(offset.saturating_add(length))?;
+        if length == 0 || self.probe_ranges().is_err() {
+            return Ok(());
+        }
+        sync_file_range(&self.file, offset, length, START_WRITE_BACK)
     }
 }
 
@@ -385,6 +414,12 @@ const WRITE_BACK_AND_WAIT: u32 = libc::SYNC_FILE_RANGE_WAIT_BEFORE
     | libc::SYNC_FILE_RANGE_WAIT_AFTER;
 #[cfg(not(target_os = "linux"))]
 const WRITE_BACK_AND_WAIT: u32 = 0;
+
+/// The flags of a write-back started and not waited for.
+#[cfg(target_os = "linux")]
+const START_WRITE_BACK: u32 = libc::SYNC_FILE_RANGE_WRITE;
+#[cfg(not(target_os = "linux"))]
+const START_WRITE_BACK: u32 = 0;
 
 /// A write-back of `length` bytes (none: nothing to do; `sync_file_range`
 /// would read a length of 0 as "to the end of the file").
@@ -520,6 +555,31 @@ mod tests {
         assert!(sync_file_range(&fifo, 0, 0, 0).is_err());
         let fallback = OsFile::new(fifo).write_back(0, 4096).unwrap_err();
         assert_eq!(fallback.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn start_write_back_keeps_the_bytes_and_does_nothing_where_refused() {
+        // Goal: starting a write-back changes nothing a read sees, an empty
+        // range or one past the end is no error, a range `off_t` cannot
+        // express is refused; where the call is refused (a FIFO) it does
+        // nothing and succeeds, since the sync that must follow does the
+        // writing (unlike `write_back`, whose fallback is that sync).
+        let dir = tempfile::tempdir().unwrap();
+        let storage = OsStorage::open(dir.path(), LockMode::Exclusive).unwrap();
+        let file = storage.create("f").unwrap();
+        file.write_at(0, &[7; 10_000]).unwrap();
+        file.start_write_back(0, 10_000).unwrap();
+        file.start_write_back(4096, 0).unwrap();
+        file.start_write_back(1 << 30, 4096).unwrap();
+        file.sync_data().unwrap();
+        assert_eq!(&*file.read_at(0, 10_000).unwrap(), &[7; 10_000][..]);
+        let refused = file.start_write_back(u64::MAX, 1).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::InvalidInput);
+        let path = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(status.unwrap().success());
+        let fifo = File::options().read(true).write(true).open(&path).unwrap();
+        OsFile::new(fifo).start_write_back(0, 4096).unwrap();
     }
 
     /// Runs [`write_back_with`] with a probe and a range call that give

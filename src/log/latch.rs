@@ -11,12 +11,14 @@
 //! pages the failed one dropped, and two syncs of one file running at once
 //! can split an error between them: one reports it, the other returns
 //! success. A write-back ([`StorageFile::write_back`]) reports and uses up
-//! those errors too. So syncs and write-backs on one file description never
-//! overlap (group commit syncs the tail outside the owner's lock while a
-//! rollover or truncation may sync the same file under it; a second sync in
-//! flight runs on a description of its own, see [`super::SyncDescription`]),
-//! and once any call failed, nothing is tried again: a failed sync is never
-//! retried into a false success. Reopening the directory is the way back.
+//! those errors too, and a failed start of one
+//! ([`StorageFile::start_write_back`]) may stand for pages lost for good. So
+//! syncs and write-backs on one file description never overlap (group
+//! commit syncs the tail outside the owner's lock while a rollover or
+//! truncation may sync the same file under it; a second sync in flight runs
+//! on a description of its own, see [`super::SyncDescription`]), and once
+//! any call failed, nothing is tried again: a failed sync is never retried
+//! into a false success. Reopening the directory is the way back.
 //!
 //! The latched error stays typed: [`Error::Io`] or [`Error::NoSpace`] with
 //! the operation and the file's path (as renamed since it was created).
@@ -417,6 +419,14 @@ impl<F: StorageFile> StorageFile for LatchedFile<F> {
         })
     }
 
+    /// A failed start of a write-back latches as a failed write-back does.
+    fn start_write_back(&self, offset: u64, length: u64) -> io::Result<()> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.run(FileOperation::WriteBack, || {
+            self.inner.start_write_back(offset, length)
+        })
+    }
+
     /// `fdatasync`, after any sync of this file in progress, unless a
     /// failure is latched by then.
     fn sync_data(&self) -> io::Result<()> {
@@ -527,6 +537,14 @@ mod tests {
             self.script.call("sync_data")?;
             self.inner.sync_data()
         }
+        fn write_back(&self, offset: u64, length: u64) -> io::Result<()> {
+            self.script.call("write_back")?;
+            self.inner.write_back(offset, length)
+        }
+        fn start_write_back(&self, offset: u64, length: u64) -> io::Result<()> {
+            self.script.call("start_write_back")?;
+            self.inner.start_write_back(offset, length)
+        }
     }
 
     fn scripted(dir: &std::path::Path) -> (LatchedStorage<Scripted>, Arc<Script>) {
@@ -543,11 +561,13 @@ mod tests {
     fn every_mutating_call(
         storage: &LatchedStorage<Scripted>,
         file: &LatchedFile<ScriptedFile>,
-    ) -> [(&'static str, io::Result<()>); 7] {
+    ) -> [(&'static str, io::Result<()>); 9] {
         [
             ("create", storage.create("segment-new.tmp").map(drop)),
             ("allocate", file.allocate(8192)),
             ("write_at", file.write_at(0, b"bytes")),
+            ("start_write_back", file.start_write_back(0, 5)),
+            ("write_back", file.write_back(0, 5)),
             ("sync_data", file.sync_data()),
             ("rename", storage.rename("hardstate", "hardstate.moved")),
             ("remove", storage.remove("hardstate.moved")),
@@ -561,13 +581,15 @@ mod tests {
         // error, which is latched, and every later mutating call — on any
         // file or the directory — fails with `Failed` naming it without
         // reaching the storage; reads still work. Method: for each of the
-        // seven calls, a fresh directory; script that call to fail with EIO,
-        // run all seven, then all seven again, counting the calls that got
+        // nine calls, a fresh directory; script that call to fail with EIO,
+        // run all nine, then all nine again, counting the calls that got
         // through.
         for failing in [
             "create",
             "allocate",
             "write_at",
+            "start_write_back",
+            "write_back",
             "sync_data",
             "rename",
             "remove",
