@@ -205,6 +205,62 @@ impl ControlPlaneCatalog {
         Ok(outcome)
     }
 
+    /// Takes back the last applied entry, `entry` at index
+    /// `applied_end - 1`, whose apply returned `outcome`: the catalog is
+    /// then what it was before that apply (the identity pool, a cache, may
+    /// keep an identity the apply added). Undoing a batch newest first
+    /// undoes all of it. The append that applies entries while their sync
+    /// runs uses it when the sync fails.
+    ///
+    /// Refused with [`InvalidInput::Index`], changing nothing, when nothing
+    /// is applied. An `outcome` that is not what applying `entry` returned
+    /// is a caller's bug; the undo then restores nothing it cannot match.
+    pub(crate) fn undo_last(
+        &mut self,
+        entry: &ControlPlaneEntry,
+        outcome: ApplyOutcome,
+    ) -> Result<()> {
+        if self.applied_end == 0 {
+            return Err(InvalidInput::Index {
+                index: 0,
+                reason: "no applied entry to undo",
+            }
+            .into());
+        }
+        if outcome.is_refusal() {
+            self.refused = self.refused.saturating_sub(1);
+        }
+        match (EntryView::of(entry), outcome) {
+            (EntryView::Admit(member), ApplyOutcome::Admitted) => {
+                self.members.remove(member);
+            }
+            (EntryView::Remove(member), ApplyOutcome::Removed) => {
+                let member = self.identities.identity(member);
+                self.members.insert(member);
+            }
+            (
+                EntryView::OwnershipTransition { range, .. },
+                ApplyOutcome::OwnershipTransferred { previous },
+            ) => match previous {
+                Some(previous) => {
+                    if let Some(current) = self.ranges.get_mut(range) {
+                        *current = previous;
+                    }
+                }
+                None => {
+                    self.ranges.remove(range);
+                }
+            },
+            (EntryView::LeaderConfiguration { .. }, ApplyOutcome::LeaderRecorded) => {
+                self.leaders.pop();
+            }
+            // Refusals and no-ops changed nothing else.
+            _ => {}
+        }
+        self.applied_end -= 1;
+        Ok(())
+    }
+
     fn admit(&mut self, member: &str) -> ApplyOutcome {
         if self.members.contains(member) {
             return ApplyOutcome::AlreadyMember;
@@ -491,6 +547,63 @@ mod tests {
                 prop_assert_eq!(&owned, &decoded);
             }
         }
+    }
+
+    proptest! {
+        #[test]
+        fn undoing_a_batch_newest_first_restores_the_catalog(
+            before in prop::collection::vec(colliding_entry(), 0..30),
+            batch in prop::collection::vec(colliding_entry(), 0..30),
+        ) {
+            // Goal: an append that applied a batch while its sync ran, and
+            // whose sync then failed, leaves the catalog exactly as it was.
+            // Method: apply `before`, copy the catalog, apply `batch`, undo
+            // it newest first with the outcomes it returned, compare (the
+            // state, the refusal count, the applied end), then check the
+            // catalog still applies the batch as the copy does.
+            let mut catalog = ControlPlaneCatalog::new();
+            for (i, entry) in before.iter().enumerate() {
+                catalog.apply(ControlPlaneIndex(i as u64), entry).unwrap();
+            }
+            let copy = catalog.clone();
+            let start = before.len() as u64;
+            let outcomes: Vec<_> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| catalog.apply(ControlPlaneIndex(start + i as u64), entry).unwrap())
+                .collect();
+            for (entry, outcome) in batch.iter().zip(outcomes.clone()).rev() {
+                catalog.undo_last(entry, outcome).unwrap();
+            }
+            prop_assert_eq!(&catalog, &copy);
+            prop_assert_eq!(catalog.refused_count(), copy.refused_count());
+            let mut reference = copy;
+            for (i, entry) in batch.iter().enumerate() {
+                let index = ControlPlaneIndex(start + i as u64);
+                let again = catalog.apply(index, entry).unwrap();
+                prop_assert_eq!(&again, &outcomes[i]);
+                reference.apply(index, entry).unwrap();
+            }
+            prop_assert_eq!(&catalog, &reference);
+        }
+    }
+
+    #[test]
+    fn undo_last_refuses_an_empty_catalog() {
+        let mut catalog = ControlPlaneCatalog::new();
+        let entry = transfer("r1", "CN=a", 1);
+        let refused = catalog.undo_last(&entry, ApplyOutcome::LeaderRecorded);
+        assert!(
+            matches!(
+                refused,
+                Err(crate::Error::InvalidInput(InvalidInput::Index {
+                    index: 0,
+                    ..
+                }))
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(catalog, ControlPlaneCatalog::new());
     }
 
     proptest! {

@@ -216,3 +216,92 @@ fn trait_append_after_a_failed_sync_names_no_leader_and_keeps_the_typed_error() 
         node.last_append_error()
     );
 }
+
+fn transfer(range: &str, owner: &str, epoch: u64) -> ControlPlaneEntry {
+    ControlPlaneEntry::OwnershipTransition(cpwal::OwnershipTransition {
+        range: range.into(),
+        new_owner: voter(owner),
+        ownership_epoch: epoch,
+    })
+}
+
+fn leader(term: u64, subject: &str) -> ControlPlaneEntry {
+    ControlPlaneEntry::LeaderConfiguration {
+        term: ControlPlaneTerm(term),
+        leader: voter(subject),
+    }
+}
+
+fn remove(subject: &str) -> ControlPlaneEntry {
+    ControlPlaneEntry::MembershipChange(MembershipChange::Remove(voter(subject)))
+}
+
+#[test]
+fn a_failed_sync_leaves_the_catalog_and_the_commit_point_as_they_were() {
+    // Goal: an append applies its entries to the catalog while their sync
+    // runs; when that sync fails, the call returns its error and the
+    // catalog (ranges, members, leaders, refusals), the applied end and the
+    // commit index are exactly what they were before the call, whatever
+    // the entries did. Method: a node holding ranges, members and leader
+    // records; one batch that moves known ranges, adds new ones, is fenced,
+    // admits, removes, records a leader and is refused a stale one, then a
+    // single append, each with its sync failing on a fresh node; compare
+    // with what was there before each call.
+    let prepare = |disk: &SimDisk| {
+        let mut node =
+            Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options()).unwrap();
+        let history = [
+            admit(1),
+            admit(2),
+            transfer("r-1", "CN=m-1", 4),
+            transfer("r-2", "CN=m-2", 7),
+            leader(3, "CN=m-1"),
+        ];
+        node.try_append_batch(&history).unwrap();
+        node
+    };
+    let batch = [
+        transfer("r-1", "CN=m-2", 5),
+        transfer("r-2", "CN=m-1", 6),
+        transfer("r-3", "CN=m-1", 1),
+        transfer("r-3", "CN=m-2", 2),
+        admit(3),
+        admit(1),
+        remove("CN=m-2"),
+        remove("CN=m-9"),
+        leader(4, "CN=m-1"),
+        leader(2, "CN=m-2"),
+    ];
+    type Call = fn(&mut Node, &[ControlPlaneEntry]) -> cpwal::Result<()>;
+    let calls: [(&str, Call); 2] = [
+        ("batch", |node, entries| {
+            node.try_append_batch(entries).map(drop)
+        }),
+        ("single", |node, entries| {
+            node.try_append(&entries[0]).map(drop)
+        }),
+    ];
+    for (name, call) in calls {
+        let disk = SimDisk::new();
+        let mut node = prepare(&disk);
+        let catalog = node.catalog().clone();
+        let (applied, committed) = (node.applied_end(), node.commit_index());
+        disk.fail_sync(disk.counters().syncs + 1);
+        let failed = call(&mut node, &batch).expect_err(name);
+        assert!(matches!(failed, Error::Io { .. }), "{name}: {failed:?}");
+        assert_eq!(node.catalog(), &catalog, "{name}");
+        assert_eq!(
+            node.catalog().refused_count(),
+            catalog.refused_count(),
+            "{name}"
+        );
+        assert_eq!(node.applied_end(), applied, "{name}");
+        assert_eq!(node.commit_index(), committed, "{name}");
+        // The same batch on a healthy node is applied, refusals included:
+        // the failed call had something to undo.
+        let healthy = SimDisk::new();
+        let mut node = prepare(&healthy);
+        call(&mut node, &batch).unwrap();
+        assert_ne!(node.catalog(), &catalog, "{name}");
+    }
+}

@@ -58,13 +58,13 @@ impl<S: Storage> DurableControlPlane<S> {
     /// follower, [`Error::InvalidInput`] for an entry cpwal cannot store, a
     /// storage error otherwise.
     pub fn try_append(&mut self, entry: &ControlPlaneEntry) -> Result<Appended> {
-        let entries = std::slice::from_ref(entry);
-        let written = self.append_durably(entries)?;
         let mut outcome = None;
-        self.commit_written(written.start, entries, |applied| outcome = Some(applied))?;
-        let outcome = outcome.ok_or_else(|| unreported(written.start))?;
+        let index = self.append_applying(std::slice::from_ref(entry), |applied| {
+            outcome = Some(applied)
+        })?;
+        let outcome = outcome.ok_or_else(|| unreported(index))?;
         Ok(Appended {
-            index: ControlPlaneIndex(written.start),
+            index: ControlPlaneIndex(index),
             outcome,
         })
     }
@@ -74,16 +74,86 @@ impl<S: Storage> DurableControlPlane<S> {
     /// first with what applying each did. Either every entry is validated
     /// and written or, on a refusal, none is.
     pub fn try_append_batch(&mut self, entries: &[ControlPlaneEntry]) -> Result<AppendedBatch> {
-        let written = self.append_durably(entries)?;
         let mut outcomes = Vec::with_capacity(entries.len());
-        self.commit_written(written.start, entries, |applied| outcomes.push(applied))?;
+        let first = self.append_applying(entries, |applied| outcomes.push(applied))?;
         if outcomes.len() != entries.len() {
-            return Err(unreported(written.start + outcomes.len() as u64));
+            return Err(unreported(first + outcomes.len() as u64));
         }
         Ok(AppendedBatch {
-            first_index: ControlPlaneIndex(written.start),
+            first_index: ControlPlaneIndex(first),
             outcomes,
         })
+    }
+
+    /// Writes `entries` after the log's end with one sync, commits and
+    /// applies them (a sole voter's entries are committed by being
+    /// durable), hands `report` what applying each did, in order, and
+    /// returns the first one's index.
+    ///
+    /// The catalog applies them while the disk writes them, between
+    /// [`SegmentedLog::start_sync`](crate::log::SegmentedLog::start_sync)
+    /// and the end of the sync, so the apply costs the caller no time of
+    /// its own where the writeback takes longer. The catalog is ahead of
+    /// the disk until the sync returns, which nothing can observe: the call
+    /// holds `&mut self` throughout, and a failed sync undoes the apply,
+    /// newest entry first, before its error returns. A failed append thus
+    /// leaves the catalog as it found it (and the node stopped, as every
+    /// failed sync does).
+    fn append_applying(
+        &mut self,
+        entries: &[ControlPlaneEntry],
+        report: impl FnMut(ApplyOutcome),
+    ) -> Result<u64> {
+        let start = self.log.end_index();
+        self.write_unsynced(entries)?;
+        if self.catalog.applied_end().0 != start {
+            // Committed entries wait to be applied before these (never
+            // after a successful call): the plain order, sync then apply.
+            self.log.sync()?;
+            self.commit_written(start, entries, report)?;
+            return Ok(start);
+        }
+        self.log.start_sync()?;
+        let outcomes = self.apply_ahead(start, entries)?;
+        if let Err(error) = self.log.sync() {
+            self.undo_ahead(entries, outcomes);
+            return Err(error);
+        }
+        self.commit_end = self.log.durable_end();
+        outcomes.into_iter().for_each(report);
+        Ok(start)
+    }
+
+    /// Applies `entries`, the next ones of the catalog from `start`, before
+    /// they are durable (see [`Self::append_applying`]). On a failure,
+    /// which stops the node, it undoes what it applied.
+    fn apply_ahead(
+        &mut self,
+        start: u64,
+        entries: &[ControlPlaneEntry],
+    ) -> Result<Vec<ApplyOutcome>> {
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for (offset, entry) in entries.iter().enumerate() {
+            let index = ControlPlaneIndex(start + offset as u64);
+            match self.catalog.apply(index, entry) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => {
+                    self.undo_ahead(&entries[..offset], outcomes);
+                    return self.stop_on_failure(Err(error));
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Takes back what [`Self::apply_ahead`] applied: `outcomes[i]` is
+    /// what applying `entries[i]` returned, the last of them the catalog's
+    /// last applied entry.
+    fn undo_ahead(&mut self, entries: &[ControlPlaneEntry], outcomes: Vec<ApplyOutcome>) {
+        for (entry, outcome) in entries.iter().zip(outcomes).rev() {
+            let undone = self.catalog.undo_last(entry, outcome);
+            debug_assert!(undone.is_ok(), "an applied entry is there to undo");
+        }
     }
 
     /// Commits what the sole voter just made durable (its entries are

@@ -252,6 +252,19 @@ impl<S: Storage> SegmentedLog<S> {
         Ok(())
     }
 
+    /// The first half of [`Self::sync`]: writes the buffered records and
+    /// starts their writeback without waiting for it, so that the caller
+    /// can work while the disk writes. Nothing is durable until `sync`
+    /// returns; a failure here is latched as a failed sync.
+    pub fn start_sync(&mut self) -> Result<()> {
+        let (at, length) = (self.buffer_offset(), self.write_buffer.len() as u64);
+        self.flush_buffer()?;
+        let tail = self.tail();
+        tail.file
+            .start_write_back(at, length)
+            .map_err(|e| Error::io("write back segment", &tail.path, e))
+    }
+
     /// Makes every written entry durable (and tells group commit's
     /// waiters).
     pub fn sync(&mut self) -> Result<()> {
