@@ -35,9 +35,9 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use cpwal::{
-    ClusterVoterIdentity, ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError,
-    ControlPlaneIndex, ControlPlaneNode, ControlPlaneTerm, DurableControlPlane, Error,
-    MembershipChange, Options, OwnershipTransition, Role, VoteRequest, VoteResponse,
+    ClusterVoterIdentity, ControlPlaneCatalog, ControlPlaneConsensus, ControlPlaneEntry,
+    ControlPlaneError, ControlPlaneIndex, ControlPlaneNode, ControlPlaneTerm, DurableControlPlane,
+    Error, MembershipChange, Options, OwnershipTransition, Role, VoteRequest, VoteResponse,
 };
 
 use super::sim_disk::{Rng, SimDisk};
@@ -604,6 +604,7 @@ impl Harness {
         self.history.push(op.clone());
         let transition = self.model.predict(&op);
         let node = self.node.as_mut().ok_or("run_op without an open node")?;
+        let visible_before = visible_state(node);
         let result = match &op {
             Op::Append(entry) => match node.append(entry.clone()) {
                 Ok(index) => Ok(Reply::Appended(index.0..index.0 + 1)),
@@ -642,6 +643,11 @@ impl Harness {
                 transition.reply
             )),
             Err(error) => {
+                if visible_state(node) != visible_before {
+                    return Err(format!(
+                        "{op:?} failed ({error}) but changed the catalog or the commit point"
+                    ));
+                }
                 if transition.after.hard != self.model.state.hard {
                     self.hard_state_settled = false;
                 }
@@ -677,6 +683,23 @@ impl Harness {
         self.node = None;
         self.disk.restart_process();
     }
+}
+
+/// What a caller sees of the applied state: a failed call must leave it
+/// as it was (an append applies its entries while their sync runs, and
+/// undoes them if the sync fails).
+fn visible_state(
+    node: &Node,
+) -> (
+    ControlPlaneCatalog,
+    Option<ControlPlaneIndex>,
+    ControlPlaneIndex,
+) {
+    (
+        node.catalog().clone(),
+        node.commit_index(),
+        node.applied_end(),
+    )
 }
 
 /// The command that replays a failing seed (add `CPWAL_SIM_TRACE=1` to see
