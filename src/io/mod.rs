@@ -154,8 +154,10 @@ pub trait StorageFile: Send + Sync + 'static {
     /// the range durable), so where it is unavailable it does nothing. An
     /// empty range writes nothing.
     ///
-    /// An error is treated as a failed sync, as [`StorageFile::write_back`]'s
-    /// is: the pages may never reach the disk. The default does nothing.
+    /// An implementation returns an error only where pages may never reach
+    /// the disk (having queued less than asked is no error), and it is
+    /// treated as a failed sync, as [`StorageFile::write_back`]'s is. The
+    /// default does nothing.
     fn start_write_back(&self, offset: u64, length: u64) -> io::Result<()> {
         let _ = (offset, length);
         Ok(())

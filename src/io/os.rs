@@ -372,14 +372,19 @@ impl StorageFile for OsFile {
 
     /// `sync_file_range(WRITE)`: queues the range's dirty pages for
     /// writeback and returns. Where the call is refused it does nothing:
-    /// the `fdatasync` that must follow writes whatever this did not. Every
-    /// error of the call itself is returned.
+    /// the `fdatasync` that must follow writes whatever this did not. Its
+    /// errors are judged by `judge_started_write_back`.
     fn start_write_back(&self, offset: u64, length: u64) -> io::Result<()> {
         to_off_t(offset.saturating_add(length))?;
         if length == 0 || self.probe_ranges().is_err() {
             return Ok(());
         }
-        sync_file_range(&self.file, offset, length, START_WRITE_BACK)
+        judge_started_write_back(sync_file_range(
+            &self.file,
+            offset,
+            length,
+            START_WRITE_BACK,
+        ))
     }
 }
 
@@ -446,6 +451,28 @@ fn write_back_with(
     match probe() {
         Ok(()) => range(),
         Err(_refused) => fallback(),
+    }
+}
+
+/// What an error of a started write-back (`sync_file_range(WRITE)`, no
+/// wait) means. The call only queues pages (`WB_SYNC_NONE`) and reports
+/// none of the file's writeback errors, which stay for the sync. Where an
+/// allocation fails it gives up with `ENOMEM` instead of retrying as a sync
+/// does: it queued less than asked, and the sync that follows writes the
+/// rest, so that error (and `EAGAIN` or `EINTR`, should a file system give
+/// them) is no failure. Any other error may stand for pages lost for good
+/// and is returned, to be latched as a failed sync.
+fn judge_started_write_back(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(error)
+            if matches!(
+                error.raw_os_error(),
+                Some(libc::ENOMEM | libc::EAGAIN | libc::EINTR)
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -580,6 +607,24 @@ mod tests {
         assert!(status.unwrap().success());
         let fifo = File::options().read(true).write(true).open(&path).unwrap();
         OsFile::new(fifo).start_write_back(0, 4096).unwrap();
+    }
+
+    #[test]
+    fn a_started_write_back_fails_only_where_pages_may_be_lost() {
+        // Goal: a write-back started without waiting that queued less than
+        // asked (the kernel's `ENOMEM` where it does not retry) does not
+        // stop the node, since the sync that follows writes the rest; any
+        // other error is returned, to be latched as a failed sync.
+        for errno in [libc::ENOMEM, libc::EAGAIN, libc::EINTR] {
+            let error = io::Error::from_raw_os_error(errno);
+            assert!(judge_started_write_back(Err(error)).is_ok(), "{errno}");
+        }
+        for errno in [libc::EIO, libc::ENOSPC, libc::EPERM, libc::EBADF] {
+            let error = io::Error::from_raw_os_error(errno);
+            let judged = judge_started_write_back(Err(error)).unwrap_err();
+            assert_eq!(judged.raw_os_error(), Some(errno));
+        }
+        assert!(judge_started_write_back(Ok(())).is_ok());
     }
 
     /// Runs [`write_back_with`] with a probe and a range call that give
