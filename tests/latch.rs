@@ -305,3 +305,34 @@ fn a_failed_sync_leaves_the_catalog_and_the_commit_point_as_they_were() {
         assert_ne!(node.catalog(), &catalog, "{name}");
     }
 }
+
+#[test]
+fn a_panic_in_the_sync_leaves_no_entry_applied_ahead_of_the_disk() {
+    // Goal: a panic while an append's entries are applied ahead of their
+    // sync (a `Storage` that panics, or a bug) cannot leave the catalog
+    // ahead of the commit point for the next reader, although the shared
+    // handle goes on past the poisoned engine lock. Method: a shared
+    // handle; one thread appends a batch through `with_engine` while the
+    // disk panics inside its sync; another then reads the catalog and the
+    // commit index, and appends once more.
+    let disk = SimDisk::new();
+    let node = Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options()).unwrap();
+    let shared = cpwal::SharedControlPlane::new(node);
+    shared.try_append(&admit(1)).unwrap();
+    let before = shared.with_catalog(|c| c.clone());
+    disk.panic_in_next_sync();
+    let writer = shared.clone();
+    let panicked = std::thread::spawn(move || {
+        writer.with_engine(|engine| engine.try_append_batch(&batch(2, 3)))
+    })
+    .join();
+    assert!(panicked.is_err(), "the append panicked");
+    assert_eq!(shared.with_catalog(|c| c.clone()), before);
+    assert_eq!(shared.commit_index(), Some(cpwal::ControlPlaneIndex(0)));
+    // The batch was written; the next sync makes it durable, and the
+    // catalog applies it in order before the new entry.
+    let next = shared.try_append(&admit(9)).unwrap();
+    assert_eq!(next.index, cpwal::ControlPlaneIndex(4));
+    let applied = shared.with_catalog(|c| c.applied_end());
+    assert_eq!(applied, cpwal::ControlPlaneIndex(5));
+}

@@ -1,6 +1,8 @@
 //! What only a sole voter does: append and commit at once, and stand where
 //! the seed's [`ControlPlaneConsensus`] is expected.
 
+use std::panic::{self, AssertUnwindSafe};
+
 use crate::catalog::ApplyOutcome;
 use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
@@ -95,8 +97,9 @@ impl<S: Storage> DurableControlPlane<S> {
     /// and the end of the sync, so the apply costs the caller no time of
     /// its own where the writeback takes longer. The catalog is ahead of
     /// the disk until the sync returns, which nothing can observe: the call
-    /// holds `&mut self` throughout, and a failed sync undoes the apply,
-    /// newest entry first, before its error returns. A failed append thus
+    /// holds `&mut self` throughout, and a failed sync (or a panic in it)
+    /// undoes the apply, newest entry first, before its error returns (or
+    /// the panic goes on). A failed append thus
     /// leaves the catalog as it found it (and the node stopped, as every
     /// failed sync does).
     fn append_applying(
@@ -114,41 +117,53 @@ impl<S: Storage> DurableControlPlane<S> {
             return Ok(start);
         }
         self.log.start_sync()?;
-        let outcomes = self.apply_ahead(start, entries)?;
-        if let Err(error) = self.log.sync() {
-            self.undo_ahead(entries, outcomes);
-            return Err(error);
+        let mut outcomes = Vec::with_capacity(entries.len());
+        // A panic in the apply or the sync (a bug, or a `Storage` that
+        // panics) must not leave the catalog ahead of the disk for whoever
+        // reads it next (a shared handle goes on past a poisoned lock): it
+        // is undone before the panic goes on.
+        let synced = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.apply_ahead(start, entries, &mut outcomes)?;
+            self.log.sync()
+        }));
+        match synced {
+            Ok(Ok(())) => {
+                self.commit_end = self.log.durable_end();
+                outcomes.into_iter().for_each(report);
+                Ok(start)
+            }
+            Ok(Err(error)) => {
+                self.undo_ahead(entries, outcomes);
+                Err(error)
+            }
+            Err(panicked) => {
+                self.undo_ahead(entries, outcomes);
+                panic::resume_unwind(panicked)
+            }
         }
-        self.commit_end = self.log.durable_end();
-        outcomes.into_iter().for_each(report);
-        Ok(start)
     }
 
     /// Applies `entries`, the next ones of the catalog from `start`, before
-    /// they are durable (see [`Self::append_applying`]). On a failure,
-    /// which stops the node, it undoes what it applied.
+    /// they are durable (see [`Self::append_applying`]), pushing what
+    /// applying each did to `outcomes`. A failure stops the node.
     fn apply_ahead(
         &mut self,
         start: u64,
         entries: &[ControlPlaneEntry],
-    ) -> Result<Vec<ApplyOutcome>> {
-        let mut outcomes = Vec::with_capacity(entries.len());
+        outcomes: &mut Vec<ApplyOutcome>,
+    ) -> Result<()> {
         for (offset, entry) in entries.iter().enumerate() {
-            let index = ControlPlaneIndex(start + offset as u64);
-            match self.catalog.apply(index, entry) {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(error) => {
-                    self.undo_ahead(&entries[..offset], outcomes);
-                    return self.stop_on_failure(Err(error));
-                }
-            }
+            let applied = self
+                .catalog
+                .apply(ControlPlaneIndex(start + offset as u64), entry);
+            outcomes.push(self.stop_on_failure(applied)?);
         }
-        Ok(outcomes)
+        Ok(())
     }
 
     /// Takes back what [`Self::apply_ahead`] applied: `outcomes[i]` is
-    /// what applying `entries[i]` returned, the last of them the catalog's
-    /// last applied entry.
+    /// what applying `entries[i]` returned (there may be fewer outcomes
+    /// than entries), the last of them the catalog's last applied entry.
     fn undo_ahead(&mut self, entries: &[ControlPlaneEntry], outcomes: Vec<ApplyOutcome>) {
         for (entry, outcome) in entries.iter().zip(outcomes).rev() {
             let undone = self.catalog.undo_last(entry, outcome);

@@ -355,6 +355,8 @@ struct DiskState {
     /// How long each `sync_data` waits before it starts, without holding
     /// the disk ([`SimDisk::set_sync_delay`]).
     sync_delay: std::time::Duration,
+    /// The next `sync_data` panics ([`SimDisk::panic_in_next_sync`]).
+    panic_in_next_sync: bool,
 }
 
 fn dead() -> io::Error {
@@ -563,6 +565,12 @@ impl SimDisk {
     /// before it was called.
     pub fn set_sync_delay(&self, delay: std::time::Duration) {
         self.lock().sync_delay = delay;
+    }
+
+    /// The next `sync_data` panics before it syncs anything, as a buggy
+    /// storage implementation might.
+    pub fn panic_in_next_sync(&self) {
+        self.lock().panic_in_next_sync = true;
     }
 
     /// The next sync `matches` accepts fails with EIO, with Linux's
@@ -849,6 +857,10 @@ impl StorageFile for SimFile {
             std::thread::yield_now();
         }
         let mut state = self.state()?;
+        if std::mem::take(&mut state.panic_in_next_sync) {
+            drop(state);
+            panic!("the simulated disk panics inside a sync, as asked");
+        }
         let name = state.name_of(self.inode);
         let fate = state.begin_mutation(OperationKind::SyncData, &name)?;
         let file = state.inodes.get_mut(&self.inode).expect("open inode");
