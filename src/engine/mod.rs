@@ -141,6 +141,10 @@ pub struct ControlPlaneNode<R: Role, S: Storage = OsStorage> {
     catalog: ControlPlaneCatalog,
     /// Reused per batch: each entry's term and span in `encode_buffer`.
     entry_spans: Vec<(u64, std::ops::Range<usize>)>,
+    /// Reused by each single append of a sole voter, empty between calls:
+    /// what applying its entry did, kept for the undo should its sync fail,
+    /// so that a single append allocates nothing.
+    single_outcome: Vec<ApplyOutcome>,
     /// A sole voter's entries written through [`SharedControlPlane`] and
     /// not yet applied, so the catalog applies them without a read back.
     unapplied: UnappliedEntries,

@@ -157,6 +157,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
             role: PhantomData,
             catalog,
             entry_spans: Vec::new(),
+            single_outcome: Vec::new(),
             unapplied: UnappliedEntries::default(),
             outcomes: Default::default(),
         };

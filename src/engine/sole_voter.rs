@@ -60,10 +60,12 @@ impl<S: Storage> DurableControlPlane<S> {
     /// follower, [`Error::InvalidInput`] for an entry cpwal cannot store, a
     /// storage error otherwise.
     pub fn try_append(&mut self, entry: &ControlPlaneEntry) -> Result<Appended> {
-        let mut outcome = None;
-        let index = self.append_applying(std::slice::from_ref(entry), |applied| {
-            outcome = Some(applied)
-        })?;
+        let mut outcomes = std::mem::take(&mut self.single_outcome);
+        let appended = self.append_applying(std::slice::from_ref(entry), &mut outcomes);
+        let outcome = outcomes.pop();
+        outcomes.clear();
+        self.single_outcome = outcomes;
+        let index = appended?;
         let outcome = outcome.ok_or_else(|| unreported(index))?;
         Ok(Appended {
             index: ControlPlaneIndex(index),
@@ -77,7 +79,7 @@ impl<S: Storage> DurableControlPlane<S> {
     /// and written or, on a refusal, none is.
     pub fn try_append_batch(&mut self, entries: &[ControlPlaneEntry]) -> Result<AppendedBatch> {
         let mut outcomes = Vec::with_capacity(entries.len());
-        let first = self.append_applying(entries, |applied| outcomes.push(applied))?;
+        let first = self.append_applying(entries, &mut outcomes)?;
         if outcomes.len() != entries.len() {
             return Err(unreported(first + outcomes.len() as u64));
         }
@@ -89,8 +91,9 @@ impl<S: Storage> DurableControlPlane<S> {
 
     /// Writes `entries` after the log's end with one sync, commits and
     /// applies them (a sole voter's entries are committed by being
-    /// durable), hands `report` what applying each did, in order, and
-    /// returns the first one's index.
+    /// durable), pushes what applying each did to `outcomes` (empty when
+    /// called), in order, and returns the first one's index. On an error
+    /// the caller discards `outcomes`.
     ///
     /// The catalog applies them while the disk writes them, between
     /// [`SegmentedLog::start_sync`](crate::log::SegmentedLog::start_sync)
@@ -105,31 +108,30 @@ impl<S: Storage> DurableControlPlane<S> {
     fn append_applying(
         &mut self,
         entries: &[ControlPlaneEntry],
-        report: impl FnMut(ApplyOutcome),
+        outcomes: &mut Vec<ApplyOutcome>,
     ) -> Result<u64> {
+        debug_assert!(outcomes.is_empty(), "outcomes pair with entries");
         let start = self.log.end_index();
         self.write_unsynced(entries)?;
         if self.catalog.applied_end().0 != start {
             // Committed entries wait to be applied before these (never
             // after a successful call): the plain order, sync then apply.
             self.log.sync()?;
-            self.commit_written(start, entries, report)?;
+            self.commit_written(start, entries, |applied| outcomes.push(applied))?;
             return Ok(start);
         }
         self.log.start_sync()?;
-        let mut outcomes = Vec::with_capacity(entries.len());
         // A panic in the apply or the sync (a bug, or a `Storage` that
         // panics) must not leave the catalog ahead of the disk for whoever
         // reads it next (a shared handle goes on past a poisoned lock): it
         // is undone before the panic goes on.
         let synced = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.apply_ahead(start, entries, &mut outcomes)?;
+            self.apply_ahead(start, entries, outcomes)?;
             self.log.sync()
         }));
         match synced {
             Ok(Ok(())) => {
                 self.commit_end = self.log.durable_end();
-                outcomes.into_iter().for_each(report);
                 Ok(start)
             }
             Ok(Err(error)) => {
@@ -164,8 +166,8 @@ impl<S: Storage> DurableControlPlane<S> {
     /// Takes back what [`Self::apply_ahead`] applied: `outcomes[i]` is
     /// what applying `entries[i]` returned (there may be fewer outcomes
     /// than entries), the last of them the catalog's last applied entry.
-    fn undo_ahead(&mut self, entries: &[ControlPlaneEntry], outcomes: Vec<ApplyOutcome>) {
-        for (entry, outcome) in entries.iter().zip(outcomes).rev() {
+    fn undo_ahead(&mut self, entries: &[ControlPlaneEntry], outcomes: &mut Vec<ApplyOutcome>) {
+        for (entry, outcome) in entries.iter().zip(outcomes.drain(..)).rev() {
             let undone = self.catalog.undo_last(entry, outcome);
             debug_assert!(undone.is_ok(), "an applied entry is there to undo");
         }
