@@ -336,3 +336,32 @@ fn a_panic_in_the_sync_leaves_no_entry_applied_ahead_of_the_disk() {
     let applied = shared.with_catalog(|c| c.applied_end());
     assert_eq!(applied, cpwal::ControlPlaneIndex(5));
 }
+
+#[test]
+fn a_failed_start_of_the_writeback_stops_the_node_before_anything_is_applied() {
+    // Goal: where starting an append's writeback fails (pages that may
+    // never reach the disk), the append fails with the typed error, before
+    // any of its entries is applied or committed, and the node is stopped:
+    // every later change fails naming that error. Method: a node with a
+    // few entries; the next started writeback fails; a batch, then every
+    // kind of change.
+    let disk = SimDisk::new();
+    let mut node = Node::create_with_storage(disk.clone(), voter(NODE_SUBJECT), options()).unwrap();
+    node.try_append_batch(&batch(0, 3)).unwrap();
+    let (catalog, committed) = (node.catalog().clone(), node.commit_index());
+    disk.fail_next_start_write_back();
+    let failed = node.try_append_batch(&batch(3, 3)).unwrap_err();
+    assert!(
+        matches!(
+            &failed,
+            Error::Io {
+                operation: "write back segment",
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    assert_eq!(node.catalog(), &catalog);
+    assert_eq!(node.commit_index(), committed);
+    check_every_later_change_fails(&mut node, &failed).unwrap();
+}

@@ -357,6 +357,9 @@ struct DiskState {
     sync_delay: std::time::Duration,
     /// The next `sync_data` panics ([`SimDisk::panic_in_next_sync`]).
     panic_in_next_sync: bool,
+    /// The next `start_write_back` fails
+    /// ([`SimDisk::fail_next_start_write_back`]).
+    fail_next_start_write_back: bool,
 }
 
 fn dead() -> io::Error {
@@ -565,6 +568,14 @@ impl SimDisk {
     /// before it was called.
     pub fn set_sync_delay(&self, delay: std::time::Duration) {
         self.lock().sync_delay = delay;
+    }
+
+    /// The next `start_write_back` fails with EIO, as where the kernel
+    /// reports pages it could not queue. (Otherwise the call does nothing
+    /// here: the simulated disk has no writeback to start, and it is not
+    /// counted as an operation.)
+    pub fn fail_next_start_write_back(&self) {
+        self.lock().fail_next_start_write_back = true;
     }
 
     /// The next `sync_data` panics before it syncs anything, as a buggy
@@ -846,6 +857,17 @@ impl StorageFile for SimFile {
             .filter(|&end| end <= image.len() as u64)
             .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
         Ok(Cow::Owned(image[offset as usize..end as usize].to_vec()))
+    }
+
+    fn start_write_back(&self, _offset: u64, _length: u64) -> io::Result<()> {
+        let mut state = self.state()?;
+        if state.stopped.is_some() {
+            return Err(dead());
+        }
+        match std::mem::take(&mut state.fail_next_start_write_back) {
+            true => Err(io::Error::from_raw_os_error(5)), // EIO
+            false => Ok(()),
+        }
     }
 
     fn sync_data(&self) -> io::Result<()> {
