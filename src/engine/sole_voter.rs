@@ -102,9 +102,8 @@ impl<S: Storage> DurableControlPlane<S> {
     /// the disk until the sync returns, which nothing can observe: the call
     /// holds `&mut self` throughout, and a failed sync (or a panic in it)
     /// undoes the apply, newest entry first, before its error returns (or
-    /// the panic goes on). A failed append thus
-    /// leaves the catalog as it found it (and the node stopped, as every
-    /// failed sync does).
+    /// the panic goes on). A failed append thus leaves the catalog as it
+    /// found it (and the node stopped, as every failed sync does).
     fn append_applying(
         &mut self,
         entries: &[ControlPlaneEntry],

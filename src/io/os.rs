@@ -258,9 +258,10 @@ impl OsFile {
         let accepted = *self
             .ranges_accepted
             .get_or_init(|| sync_file_range(&self.file, 0, 0, 0).is_ok());
-        match accepted {
-            true => Ok(()),
-            false => Err(io::ErrorKind::Unsupported.into()),
+        if accepted {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::Unsupported.into())
         }
     }
 

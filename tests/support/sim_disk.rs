@@ -864,10 +864,10 @@ impl StorageFile for SimFile {
         if state.stopped.is_some() {
             return Err(dead());
         }
-        match std::mem::take(&mut state.fail_next_start_write_back) {
-            true => Err(io::Error::from_raw_os_error(5)), // EIO
-            false => Ok(()),
+        if std::mem::take(&mut state.fail_next_start_write_back) {
+            return Err(io::Error::from_raw_os_error(5)); // EIO
         }
+        Ok(())
     }
 
     fn sync_data(&self) -> io::Result<()> {
