@@ -11,7 +11,10 @@
 //! Also measured, and labelled as such: the *bound* on any engine that takes
 //! the API's owned entries, a raw write+sync of the same bytes after the
 //! caller has built the call's entries exactly as for cpwal (nothing
-//! encoded, checksummed or applied); and the *fenced replay*, the same
+//! encoded, checksummed or applied; an engine that does its own work while
+//! the disk writes, as cpwal's `&mut` append does, can come level with it
+//! or a little above, since the bound's one `fdatasync` starts the write
+//! only once everything is built); and the *fenced replay*, the same
 //! pre-built entries appended on every call, which the catalog refuses
 //! after the first call (epoch not newer). The replay builds nothing and
 //! applies nothing, so it is only a lower bound of the engine's own cost.
@@ -150,10 +153,10 @@ impl<'w> RawAppends<'w> {
         }
     }
 
-    /// The bound on any engine that takes the API's owned entries: the
-    /// caller builds each call's entries exactly as for cpwal, then the raw
-    /// log writes and syncs the bytes cpwal would (and nothing is encoded,
-    /// checksummed or applied).
+    /// The bound on any engine that takes the API's owned entries (see the
+    /// module documentation): the caller builds each call's entries exactly
+    /// as for cpwal, then the raw log writes and syncs the bytes cpwal
+    /// would (and nothing is encoded, checksummed or applied).
     fn after_building_entries(workload: &'w Workload, per_call: usize) -> Self {
         let mut raw = Self::new(workload, per_call, Preparation::Zeroed);
         raw.built = Some(Vec::with_capacity(per_call));

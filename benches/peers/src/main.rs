@@ -20,8 +20,10 @@
 //! (all fenced after the first): it builds and applies nothing, so it is
 //! only a lower bound of the engine's own cost. The last row, the *bound*,
 //! is the raw baseline after the caller has built each call's entries
-//! exactly as for cpwal: what no engine that takes the API's owned entries
-//! can beat.
+//! exactly as for cpwal, with nothing encoded or applied: what an engine
+//! that takes the API's owned entries and does its work before one
+//! `fdatasync` cannot beat (one that works while the disk writes, as
+//! cpwal's `&mut` append does, can come level with it).
 //!
 //! Run: `cd benches/peers && cargo run --release`.
 //! Environment: `PEERS_ROUNDS` (default 5).
