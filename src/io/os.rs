@@ -376,6 +376,7 @@ impl StorageFile for OsFile {
     /// the `fdatasync` that must follow writes whatever this did not. Its
     /// errors are judged by `judge_started_write_back`.
     fn start_write_back(&self, offset: u64, length: u64) -> io::Result<()> {
+        // Refused alike whether or not the call is available.
         to_off_t(offset.saturating_add(length))?;
         if length == 0 || self.probe_ranges().is_err() {
             return Ok(());
@@ -549,21 +550,41 @@ mod tests {
     }
 
     #[test]
-    fn write_back_keeps_the_bytes_and_refuses_a_range_beyond_off_t() {
-        // Goal: writing a range back changes nothing a read sees, a range
-        // past the end is no error (there is nothing to write), and a range
-        // `off_t` cannot express is refused, not wrapped to a negative.
-        let dir = tempfile::tempdir().unwrap();
-        let storage = OsStorage::open(dir.path(), LockMode::Exclusive).unwrap();
-        let file = storage.create("f").unwrap();
-        file.write_at(0, &[7; 10_000]).unwrap();
-        file.write_back(0, 10_000).unwrap();
-        file.write_back(1 << 30, 4096).unwrap();
-        assert_eq!(&*file.read_at(0, 10_000).unwrap(), &[7; 10_000][..]);
-        let refused = file.write_back(u64::MAX, 1).unwrap_err();
-        assert_eq!(refused.kind(), io::ErrorKind::InvalidInput);
-        let refused = file.write_back(0, 1 << 63).unwrap_err();
-        assert_eq!(refused.kind(), io::ErrorKind::InvalidInput);
+    fn write_backs_keep_the_bytes_and_refuse_a_range_beyond_off_t() {
+        // Goal: writing a range back, or starting to, changes nothing a
+        // read sees; an empty range or one past the end is no error (there
+        // is nothing to write); a range `off_t` cannot express is refused,
+        // not wrapped to a negative.
+        type WriteBack = fn(&OsFile, u64, u64) -> io::Result<()>;
+        let calls: [(&str, WriteBack); 2] = [
+            ("write_back", OsFile::write_back),
+            ("start_write_back", OsFile::start_write_back),
+        ];
+        for (name, write_back) in calls {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = OsStorage::open(dir.path(), LockMode::Exclusive).unwrap();
+            let file = storage.create("f").unwrap();
+            file.write_at(0, &[7; 10_000]).unwrap();
+            write_back(&file, 0, 10_000).unwrap();
+            write_back(&file, 4096, 0).unwrap();
+            write_back(&file, 1 << 30, 4096).unwrap();
+            file.sync_data().unwrap();
+            let bytes = file.read_at(0, 10_000).unwrap();
+            assert_eq!(&*bytes, &[7; 10_000][..], "{name}");
+            for (offset, length) in [(u64::MAX, 1), (0, 1 << 63)] {
+                let refused = write_back(&file, offset, length).unwrap_err();
+                assert_eq!(refused.kind(), io::ErrorKind::InvalidInput, "{name}");
+            }
+        }
+    }
+
+    /// A FIFO made in `dir`, open for reading and writing: a file that
+    /// refuses `sync_file_range` and `fdatasync`.
+    fn fifo_in(dir: &std::path::Path) -> File {
+        let path = dir.join("fifo");
+        let status = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(status.unwrap().success());
+        File::options().read(true).write(true).open(&path).unwrap()
     }
 
     #[test]
@@ -575,10 +596,7 @@ mod tests {
         // fallback's own refusal (EINVAL: a FIFO cannot be synced either)
         // shows that the fallback ran.
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("fifo");
-        let status = std::process::Command::new("mkfifo").arg(&path).status();
-        assert!(status.unwrap().success());
-        let fifo = File::options().read(true).write(true).open(&path).unwrap();
+        let fifo = fifo_in(dir.path());
         // ESPIPE; EPERM under a seccomp filter that refuses the call.
         assert!(sync_file_range(&fifo, 0, 0, 0).is_err());
         let fallback = OsFile::new(fifo).write_back(0, 4096).unwrap_err();
@@ -586,28 +604,13 @@ mod tests {
     }
 
     #[test]
-    fn start_write_back_keeps_the_bytes_and_does_nothing_where_refused() {
-        // Goal: starting a write-back changes nothing a read sees, an empty
-        // range or one past the end is no error, a range `off_t` cannot
-        // express is refused; where the call is refused (a FIFO) it does
-        // nothing and succeeds, since the sync that must follow does the
-        // writing (unlike `write_back`, whose fallback is that sync).
+    fn start_write_back_does_nothing_where_the_call_is_refused() {
+        // Goal: where the call is refused (a FIFO) starting a write-back
+        // does nothing and succeeds, since the sync that must follow does
+        // the writing (unlike `write_back`, whose fallback is that sync).
         let dir = tempfile::tempdir().unwrap();
-        let storage = OsStorage::open(dir.path(), LockMode::Exclusive).unwrap();
-        let file = storage.create("f").unwrap();
-        file.write_at(0, &[7; 10_000]).unwrap();
-        file.start_write_back(0, 10_000).unwrap();
-        file.start_write_back(4096, 0).unwrap();
-        file.start_write_back(1 << 30, 4096).unwrap();
-        file.sync_data().unwrap();
-        assert_eq!(&*file.read_at(0, 10_000).unwrap(), &[7; 10_000][..]);
-        let refused = file.start_write_back(u64::MAX, 1).unwrap_err();
-        assert_eq!(refused.kind(), io::ErrorKind::InvalidInput);
-        let path = dir.path().join("fifo");
-        let status = std::process::Command::new("mkfifo").arg(&path).status();
-        assert!(status.unwrap().success());
-        let fifo = File::options().read(true).write(true).open(&path).unwrap();
-        OsFile::new(fifo).start_write_back(0, 4096).unwrap();
+        let fifo = OsFile::new(fifo_in(dir.path()));
+        fifo.start_write_back(0, 4096).unwrap();
     }
 
     #[test]

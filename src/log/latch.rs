@@ -419,7 +419,9 @@ impl<F: StorageFile> StorageFile for LatchedFile<F> {
         })
     }
 
-    /// A failed start of a write-back latches as a failed write-back does.
+    /// A failed start of a write-back latches as a failed write-back does,
+    /// and it waits for any sync of this file in progress as a write-back
+    /// does: an implementation may report a writeback error through it.
     fn start_write_back(&self, offset: u64, length: u64) -> io::Result<()> {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
         self.run(FileOperation::WriteBack, || {
