@@ -36,7 +36,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, TryLockError, Weak};
 
 use crate::error::{Error, LatchedFailure, Result};
 use crate::format::{HARD_STATE_FILE_NAME, SEGMENT_FILE_PREFIX, TEMPORARY_FILE_SUFFIX};
@@ -420,10 +420,17 @@ impl<F: StorageFile> StorageFile for LatchedFile<F> {
     }
 
     /// A failed start of a write-back latches as a failed write-back does,
-    /// and it waits for any sync of this file in progress as a write-back
-    /// does: an implementation may report a writeback error through it.
+    /// and it never overlaps a sync of this file, as a write-back does not:
+    /// an implementation may report a writeback error through it. While a
+    /// sync of this file is in progress it does nothing: that sync writes
+    /// the pages already, and waiting for it would hold the caller (a
+    /// group-commit leader, under its owner's lock) for a whole sync.
     fn start_write_back(&self, offset: u64, length: u64) -> io::Result<()> {
-        let _one_at_a_time = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = match self.syncing.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(()),
+        };
         self.run(FileOperation::WriteBack, || {
             self.inner.start_write_back(offset, length)
         })
@@ -694,6 +701,35 @@ mod tests {
             thread.join().unwrap();
         }
         assert!(!script.overlapped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_started_write_back_skips_a_sync_in_progress() {
+        // Goal: starting a write-back never waits for a sync of the same
+        // file (a group-commit leader starts one under its owner's lock,
+        // beside a sync in flight) and never overlaps it either: it does
+        // nothing then. Method: hold the file's sync lock as a sync in
+        // progress does; start a write-back from another thread, which must
+        // return at once without reaching the file; release, and the next
+        // one reaches it.
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, script) = scripted(dir.path());
+        let file = Arc::new(storage.create("segment-1").unwrap());
+        let calls = || script.calls.load(Ordering::SeqCst);
+        let syncing = file.syncing.lock().unwrap();
+        let before = calls();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let starter = Arc::clone(&file);
+        std::thread::spawn(move || sender.send(starter.start_write_back(0, 5)).unwrap());
+        let started = receiver.recv_timeout(std::time::Duration::from_secs(10));
+        assert!(
+            matches!(started, Ok(Ok(()))),
+            "waited for the sync: {started:?}"
+        );
+        assert_eq!(calls(), before, "overlapped the sync in progress");
+        drop(syncing);
+        file.start_write_back(0, 5).unwrap();
+        assert_eq!(calls(), before + 1);
     }
 
     #[test]
