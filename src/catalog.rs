@@ -209,17 +209,14 @@ impl ControlPlaneCatalog {
     /// `applied_end - 1`, whose apply returned `outcome`: the catalog is
     /// then what it was before that apply (the identity pool, a cache, may
     /// keep an identity the apply added). Undoing a batch newest first
-    /// undoes all of it. The append that applies entries while their sync
-    /// runs uses it when the sync fails.
+    /// undoes all of it. The appends that apply entries while their sync
+    /// runs use it: the sole voter's `&mut` append when the sync fails, the
+    /// shared handle before anyone reads the catalog.
     ///
     /// Refused with [`InvalidInput::Index`], changing nothing, when nothing
     /// is applied. An `outcome` that is not what applying `entry` returned
     /// is a caller's bug; the undo then restores nothing it cannot match.
-    pub(crate) fn undo_last(
-        &mut self,
-        entry: &ControlPlaneEntry,
-        outcome: ApplyOutcome,
-    ) -> Result<()> {
+    pub(crate) fn undo_last(&mut self, entry: EntryView<'_>, outcome: ApplyOutcome) -> Result<()> {
         if self.applied_end == 0 {
             return Err(InvalidInput::Index {
                 index: 0,
@@ -230,7 +227,7 @@ impl ControlPlaneCatalog {
         if outcome.is_refusal() {
             self.refused = self.refused.saturating_sub(1);
         }
-        match (EntryView::of(entry), outcome) {
+        match (entry, outcome) {
             (EntryView::Admit(member), ApplyOutcome::Admitted) => {
                 self.members.remove(member);
             }
@@ -573,7 +570,7 @@ mod tests {
                 .map(|(i, entry)| catalog.apply(ControlPlaneIndex(start + i as u64), entry).unwrap())
                 .collect();
             for (entry, outcome) in batch.iter().zip(outcomes.clone()).rev() {
-                catalog.undo_last(entry, outcome).unwrap();
+                catalog.undo_last(EntryView::of(entry), outcome).unwrap();
             }
             prop_assert_eq!(&catalog, &copy);
             prop_assert_eq!(catalog.refused_count(), copy.refused_count());
@@ -592,7 +589,7 @@ mod tests {
     fn undo_last_refuses_an_empty_catalog() {
         let mut catalog = ControlPlaneCatalog::new();
         let entry = transfer("r1", "CN=a", 1);
-        let refused = catalog.undo_last(&entry, ApplyOutcome::LeaderRecorded);
+        let refused = catalog.undo_last(EntryView::of(&entry), ApplyOutcome::LeaderRecorded);
         assert!(
             matches!(
                 refused,

@@ -304,6 +304,27 @@ fn a_failed_sync_leaves_the_catalog_and_the_commit_point_as_they_were() {
         call(&mut node, &batch).unwrap();
         assert_ne!(node.catalog(), &catalog, "{name}");
     }
+    // The shared handle's sync leader applies the entries its sync covers
+    // while the sync runs too: after the sync fails, a reader sees the
+    // catalog as it was, and so does whoever takes the node back.
+    for (name, entries) in [("shared batch", &batch[..]), ("shared single", &batch[..1])] {
+        let disk = SimDisk::new();
+        let node = prepare(&disk);
+        let catalog = node.catalog().clone();
+        let (applied, committed) = (node.applied_end(), node.commit_index());
+        let shared = cpwal::SharedControlPlane::new(node);
+        disk.fail_sync(disk.counters().syncs + 1);
+        let failed = shared.try_append_batch(entries).expect_err(name);
+        assert!(
+            matches!(failed, Error::Io { .. } | Error::Failed { .. }),
+            "{name}: {failed:?}"
+        );
+        assert_eq!(shared.with_catalog(Clone::clone), catalog, "{name}");
+        assert_eq!(shared.commit_index(), committed, "{name}");
+        let node = shared.into_inner().unwrap();
+        assert_eq!(node.catalog(), &catalog, "{name}");
+        assert_eq!(node.applied_end(), applied, "{name}");
+    }
 }
 
 #[test]
@@ -335,6 +356,25 @@ fn a_panic_in_the_sync_leaves_no_entry_applied_ahead_of_the_disk() {
     assert_eq!(next.index, cpwal::ControlPlaneIndex(4));
     let applied = shared.with_catalog(|c| c.applied_end());
     assert_eq!(applied, cpwal::ControlPlaneIndex(5));
+    // The same through the handle's own append: its sync's leader applied
+    // the batch while the sync ran, and the panic left it applied, not
+    // committed. A reader sees the catalog at the commit point; the next
+    // append's sync commits the batch, which is applied again, in order.
+    let before = shared.with_catalog(|c| c.clone());
+    disk.panic_in_next_sync();
+    let writer = shared.clone();
+    let panicked = std::thread::spawn(move || writer.try_append_batch(&batch(10, 3))).join();
+    assert!(panicked.is_err(), "the append panicked");
+    assert_eq!(shared.with_catalog(|c| c.clone()), before);
+    assert_eq!(shared.commit_index(), Some(cpwal::ControlPlaneIndex(4)));
+    let next = shared.try_append(&admit(19)).unwrap();
+    assert_eq!(next.index, cpwal::ControlPlaneIndex(8));
+    let members = shared.with_catalog(|c| c.members().len());
+    assert_eq!(members, 9, "1, 2, 3, 4, 9, 10, 11, 12 and 19");
+    assert_eq!(
+        shared.with_catalog(|c| c.applied_end()),
+        cpwal::ControlPlaneIndex(9)
+    );
 }
 
 #[test]

@@ -21,6 +21,8 @@ mod support;
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use cpwal::{
     ApplyOutcome, ClusterVoterIdentity, ControlPlaneEntry, ControlPlaneIndex, Options,
@@ -126,14 +128,14 @@ enum Interruption {
 
 /// Opens the node in `disk`, arms a fault with `arm`, and runs the
 /// writers (tagged from `first_thread`) until each has made its calls or
-/// failed.
+/// failed, with a [`reader`] of the catalog beside them.
 fn run_writers(
     disk: &SimDisk,
     first_thread: u64,
     seed: u64,
     opening: Opening,
     arm: impl FnOnce(&SimDisk),
-) -> Result<Vec<ThreadRecord>, String> {
+) -> Result<Run, String> {
     if overlaps_syncs(seed) {
         disk.set_sync_delay(std::time::Duration::from_micros(100));
     }
@@ -141,16 +143,58 @@ fn run_writers(
         .map_err(|e| format!("open: {e}"))?;
     arm(disk);
     let shared = SharedControlPlane::new(node);
+    let writing = Arc::new(AtomicBool::new(true));
+    let reader = {
+        let (shared, writing) = (shared.clone(), Arc::clone(&writing));
+        std::thread::spawn(move || reader(shared, &writing))
+    };
     let workers: Vec<_> = (first_thread..first_thread + THREADS)
         .map(|thread| {
             let shared = shared.clone();
             std::thread::spawn(move || writer(shared, thread, seed))
         })
         .collect();
-    Ok(workers
+    let records = workers
         .into_iter()
         .map(|w| w.join().expect("writer thread panicked"))
-        .collect())
+        .collect();
+    writing.store(false, Ordering::SeqCst);
+    let seen = reader.join().expect("reader thread panicked");
+    Ok(Run { records, seen })
+}
+
+/// What one [`run_writers`] did: each writer's record, and how far the
+/// catalog a reader saw reached.
+struct Run {
+    records: Vec<ThreadRecord>,
+    /// The highest `applied_end` a reader saw: every entry below it was
+    /// committed, so durable, and must survive any power cut.
+    seen: u64,
+}
+
+/// Reads the catalog over and over while `writing`, and returns the
+/// highest `applied_end` it saw. The shared handle applies entries while
+/// their sync runs; a reader must never see them before the sync ends.
+fn reader(shared: SharedControlPlane<SoleVoter, SimDisk>, writing: &AtomicBool) -> u64 {
+    let mut seen = 0;
+    while writing.load(Ordering::SeqCst) {
+        seen = seen.max(shared.with_catalog(|c| c.applied_end().0));
+        std::thread::yield_now();
+    }
+    seen
+}
+
+/// Fails unless the log of `served` entries holds everything a reader saw
+/// in the catalog.
+fn check_seen(served: &[ControlPlaneEntry], seen: u64) -> Result<(), String> {
+    if (served.len() as u64) < seen {
+        return Err(format!(
+            "a reader saw the catalog applied to index {} but only {} entries survived: it showed entries not yet durable",
+            seen - 1,
+            served.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Whether seed `seed` overlaps syncs (one in four; see the module docs).
@@ -200,7 +244,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
         _ => Interruption::FailedSync,
     };
     let (operation, sync) = (1 + rng.below(200), 1 + rng.below(60));
-    let mut records = run_writers(&disk, 0, seed, Node::create_with_storage, |disk| {
+    let first = run_writers(&disk, 0, seed, Node::create_with_storage, |disk| {
         let counters = disk.counters();
         match interruption {
             Interruption::PowerCut => {
@@ -212,9 +256,11 @@ fn run_seed(seed: u64) -> Result<(), String> {
             Interruption::FailedSync => disk.fail_sync(counters.syncs + sync),
         }
     })?;
+    let mut records = first.records;
     if let Interruption::PowerCut = interruption {
         disk.crash(rng.next_u64());
-        return reopen_and_check(&disk, &records, &[]).map(drop);
+        let served = reopen_and_check(&disk, &records, &[])?;
+        return check_seen(&served, first.seen);
     }
     // The process dies (if the fault did not stop it, now) and restarts on
     // the same boot: what it serves now must survive the power cut to come.
@@ -222,17 +268,19 @@ fn run_seed(seed: u64) -> Result<(), String> {
     let served = reopen_and_check(&disk, &records, &[])
         .map_err(|e| format!("after the {interruption:?}: {e}"))?;
     let operation = 1 + rng.below(200);
-    records.extend(run_writers(
+    let second = run_writers(
         &disk,
         THREADS,
         seed ^ 0xF00D,
         Node::open_with_storage,
         |disk| disk.cut_power_before_operation(disk.counters().operations + operation),
-    )?);
+    )?;
+    records.extend(second.records);
     disk.crash(rng.next_u64());
-    reopen_and_check(&disk, &records, &served)
+    let served = reopen_and_check(&disk, &records, &served)
+        .map_err(|e| format!("after the {interruption:?}, a restart and a power cut: {e}"))?;
+    check_seen(&served, first.seen.max(second.seen))
         .map_err(|e| format!("after the {interruption:?}, a restart and a power cut: {e}"))
-        .map(drop)
 }
 
 /// Every acknowledged entry once at its index; every other entry is one a

@@ -4,6 +4,7 @@
 
 use std::marker::PhantomData;
 
+mod applied_ahead;
 mod backup;
 mod compaction;
 mod follower;
@@ -40,6 +41,7 @@ use crate::limits::{check_term, end_after, end_plus, next_term};
 use crate::log::latch::Latch;
 use crate::log::{CommitStamp, LogFile, RecoveryReport, SegmentedLog, TailSync, Ticket};
 use crate::node_role::{Replica, Role, SoleVoter};
+use applied_ahead::AppliedAhead;
 use outcome_board::{Claim, OutcomeBoard};
 use unapplied::UnappliedEntries;
 
@@ -137,7 +139,9 @@ pub struct ControlPlaneNode<R: Role, S: Storage = OsStorage> {
     encode_buffer: Vec<u8>,
     /// The role, held by the type only.
     role: PhantomData<R>,
-    /// The committed entries applied in order; `applied_end <= commit_end`.
+    /// The committed entries applied in order; `applied_end <= commit_end`,
+    /// but for the entries in `applied_ahead` and, inside the sole voter's
+    /// `&mut` append, its own (see `append_applying`).
     catalog: ControlPlaneCatalog,
     /// Reused per batch: each entry's term and span in `encode_buffer`.
     entry_spans: Vec<(u64, std::ops::Range<usize>)>,
@@ -151,6 +155,9 @@ pub struct ControlPlaneNode<R: Role, S: Storage = OsStorage> {
     /// Where the entries in `unapplied` are applied, their outcomes wait
     /// for the [`SharedControlPlane`] callers that wrote them.
     outcomes: std::sync::Arc<OutcomeBoard>,
+    /// What a [`SharedControlPlane`]'s sync leader applied while the sync
+    /// runs, not yet committed (empty outside a shared handle).
+    applied_ahead: AppliedAhead,
 }
 
 /// A node that is its cluster's only voter: created as leader of term 1
@@ -342,6 +349,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     pub(super) fn commit_durable(&mut self) {
         if R::OWN_VOTE_IS_MAJORITY {
             self.commit_end = self.commit_end.max(self.log.durable_end());
+            self.post_committed_ahead();
             let _ = self.apply_committed();
         }
     }

@@ -160,6 +160,7 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
             single_outcome: Vec::new(),
             unapplied: UnappliedEntries::default(),
             outcomes: Default::default(),
+            applied_ahead: Default::default(),
         };
         node.lead_if_own_vote_is_majority();
         node.apply_committed_at_open()?;

@@ -10,7 +10,10 @@
 //!   under the engine lock, whatever makes entries durable (the group's
 //!   sync, a rollover inside a write, `with_engine`'s sync) moves the commit
 //!   point to the log's durable end, never to its written end, and the
-//!   catalog applies what became committed, before the lock is released. On
+//!   catalog applies what became committed, before the lock is released.
+//!   The sync's leader applies the entries its sync covers while the disk
+//!   writes them, hidden until they are committed (see
+//!   [`super::applied_ahead`]). On
 //!   a replica the handle only makes entries durable; commit waits for
 //!   [`ReplicaControlPlane::advance_commit`], and entries a leader's
 //!   [`ReplicaControlPlane::append_entries`] truncates (through
@@ -144,7 +147,7 @@ impl<R: Role, S: Storage> SyncOwner for Inner<R, S> {
     type Storage = S;
 
     fn begin_sync(&self, description: SyncDescription) -> Result<TailSync<LogFile<S>>> {
-        self.lock_engine().log.tail_sync_handle(description)
+        self.lock_engine().begin_sync_applying_ahead(description)
     }
 
     fn end_sync(&self, sync: &TailSync<LogFile<S>>) {
@@ -258,9 +261,13 @@ impl<R: Role, S: Storage> SharedControlPlane<R, S> {
 
     /// Runs `f` on the catalog (every committed entry applied in order)
     /// under the engine lock, without syncing: keep `f` short, appends wait
-    /// for it. Clone what must outlive the call.
+    /// for it. Clone what must outlive the call. It never waits for the
+    /// disk: entries a sync in flight covers that were applied ahead of it
+    /// are taken back first, and applied again when the sync ends.
     pub fn with_catalog<T>(&self, f: impl FnOnce(&ControlPlaneCatalog) -> T) -> T {
-        f(self.lock_engine().catalog())
+        let mut engine = self.lock_engine();
+        engine.cancel_applied_ahead();
+        f(engine.catalog())
     }
 
     /// The commit point now: on a sole voter, the last entry known durable.
@@ -280,7 +287,11 @@ impl<R: Role, S: Storage> SharedControlPlane<R, S> {
     /// The engine back, if this is the last handle.
     pub fn into_inner(self) -> std::result::Result<ControlPlaneNode<R, S>, Self> {
         match Arc::try_unwrap(self.inner) {
-            Ok(inner) => Ok(inner.engine.into_inner().unwrap_or_else(|p| p.into_inner())),
+            Ok(inner) => {
+                let mut engine = inner.engine.into_inner().unwrap_or_else(|p| p.into_inner());
+                engine.cancel_applied_ahead();
+                Ok(engine)
+            }
             Err(inner) => Err(Self {
                 inner,
                 last_append_error: self.last_append_error,

@@ -4,6 +4,7 @@
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::catalog::ApplyOutcome;
+use crate::codec::EntryView;
 use crate::consensus::{
     ControlPlaneConsensus, ControlPlaneEntry, ControlPlaneError, ControlPlaneIndex,
     ControlPlaneTerm, DurableVoteState,
@@ -167,7 +168,7 @@ impl<S: Storage> DurableControlPlane<S> {
     /// than entries), the last of them the catalog's last applied entry.
     fn undo_ahead(&mut self, entries: &[ControlPlaneEntry], outcomes: &mut Vec<ApplyOutcome>) {
         for (entry, outcome) in entries.iter().zip(outcomes.drain(..)).rev() {
-            let undone = self.catalog.undo_last(entry, outcome);
+            let undone = self.catalog.undo_last(EntryView::of(entry), outcome);
             debug_assert!(undone.is_ok(), "an applied entry is there to undo");
         }
     }

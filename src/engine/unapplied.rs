@@ -121,14 +121,30 @@ impl UnappliedEntries {
     /// The entry at `index`, taken out of the cache together with every
     /// entry below it; `None` if the cache does not hold it.
     pub(super) fn take(&mut self, index: u64) -> Option<EntryView<'_>> {
+        let position = self.position(index)?;
+        self.next = position + 1;
+        self.start = index + 1;
+        Some(self.view(position))
+    }
+
+    /// The entry at `index`, left in the cache; `None` if the cache does
+    /// not hold it.
+    pub(super) fn peek(&self, index: u64) -> Option<EntryView<'_>> {
+        self.position(index).map(|position| self.view(position))
+    }
+
+    /// Where `held` keeps the entry at `index`, if it does.
+    fn position(&self, index: u64) -> Option<usize> {
         if index < self.start || index - self.start >= self.count() {
             return None;
         }
-        let position = self.next + (index - self.start) as usize;
-        self.next = position + 1;
-        self.start = index + 1;
+        Some(self.next + (index - self.start) as usize)
+    }
+
+    /// The entry `held[position]`, its strings borrowed from the text buffer.
+    fn view(&self, position: usize) -> EntryView<'_> {
         let text = |span: &Range<usize>| &self.text[span.clone()];
-        Some(match &self.held[position] {
+        match &self.held[position] {
             Held::Admit(member) => EntryView::Admit(text(member)),
             Held::Remove(member) => EntryView::Remove(text(member)),
             Held::OwnershipTransition {
@@ -144,7 +160,7 @@ impl UnappliedEntries {
                 term: *term,
                 leader: text(leader),
             },
-        })
+        }
     }
 
     /// Forgets every entry (keeping the buffers' capacity).
@@ -236,6 +252,27 @@ mod tests {
         remember(&mut cache, 21..23);
         cache.clear();
         assert_eq!(taken(&mut cache, 21), None);
+    }
+
+    #[test]
+    fn peek_serves_what_take_would_and_keeps_it() {
+        // Goal: a peeked entry stays in the cache (an entry applied while
+        // its sync runs is taken only once committed, and may be peeked
+        // again to undo it), and peeking disturbs nothing. Method: peek
+        // held, taken and unknown indexes around takes and a later write.
+        let mut cache = UnappliedEntries::default();
+        remember(&mut cache, 3..6);
+        let peeked = |cache: &UnappliedEntries, index| cache.peek(index).map(EntryView::to_entry);
+        assert_eq!(peeked(&cache, 4), Some(entry(4)));
+        assert_eq!(peeked(&cache, 4), Some(entry(4)), "still held");
+        assert_eq!(peeked(&cache, 2), None);
+        assert_eq!(peeked(&cache, 6), None);
+        assert_eq!(taken(&mut cache, 3), Some(entry(3)), "peeking took nothing");
+        assert_eq!(peeked(&cache, 3), None, "taken");
+        remember(&mut cache, 6..7);
+        assert_eq!(peeked(&cache, 5), Some(entry(5)));
+        assert_eq!(peeked(&cache, 6), Some(entry(6)));
+        assert_eq!(taken(&mut cache, 4), Some(entry(4)));
     }
 
     #[test]

@@ -79,7 +79,9 @@ pub trait SyncOwner {
     type Storage: Storage;
 
     /// Under the owner's lock: [`SegmentedLog::tail_sync_handle`] on
-    /// `description`.
+    /// `description`, and whatever the owner does before the sync runs (a
+    /// sole voter's shared handle starts the writeback and applies the
+    /// entries the sync covers, hidden until `end_sync` commits them).
     ///
     /// [`SegmentedLog::tail_sync_handle`]: super::SegmentedLog::tail_sync_handle
     fn begin_sync(&self, description: SyncDescription) -> Result<TailSync<LogFile<Self::Storage>>>;
