@@ -119,15 +119,20 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     }
 
     /// Posts the outcome of each entry applied ahead that the commit point
-    /// has now passed, and takes it out of the cache.
+    /// has now passed, and takes those entries out of the cache.
     pub(super) fn post_committed_ahead(&mut self) {
         if self.applied_ahead.is_empty() {
             return;
         }
         let mut poster = self.outcomes.poster();
+        let mut last_posted = None;
         while let Some((index, outcome)) = self.applied_ahead.pop_committed(self.commit_end) {
-            self.unapplied.take(index);
             poster.post(index, outcome);
+            last_posted = Some(index);
+        }
+        if let Some(index) = last_posted {
+            // Taking an entry takes every one below it too.
+            self.unapplied.take(index);
         }
     }
 
