@@ -19,7 +19,9 @@
 //!   first ([`ControlPlaneNode::cancel_applied_ahead`]); the sync's end then
 //!   applies them after it, as when nothing was applied ahead. A reader
 //!   never waits for the disk: it pays at most the undo of one sync's
-//!   entries, and only while such a sync runs.
+//!   entries, and only while such a sync runs. After a reader took entries
+//!   back, the next [`READER_PAUSE_SYNCS`] syncs apply after the sync, so
+//!   that a node read all the time does not apply every batch twice.
 //! * **A failed sync** (the node stops) or **a panic** in it leaves them
 //!   here: they are written, so a later sync that succeeds makes them
 //!   durable and commits them like any others, and a reader takes them back
@@ -53,7 +55,13 @@ use super::ControlPlaneNode;
 pub(super) struct AppliedAhead {
     start: u64,
     outcomes: VecDeque<ApplyOutcome>,
+    /// How many more syncs apply after the sync, not ahead of it, because a
+    /// reader took entries back.
+    paused_syncs: u32,
 }
+
+/// How many syncs after a reader took entries back apply after the sync.
+pub(super) const READER_PAUSE_SYNCS: u32 = 16;
 
 impl AppliedAhead {
     /// Whether no entry is applied ahead of its sync.
@@ -90,6 +98,10 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
         description: SyncDescription,
     ) -> Result<TailSync<LogFile<S>>> {
         if !R::OWN_VOTE_IS_MAJORITY || self.catalog.applied_end().0 != self.commit_end {
+            return self.log.tail_sync_handle(description);
+        }
+        if self.applied_ahead.paused_syncs > 0 {
+            self.applied_ahead.paused_syncs -= 1;
             return self.log.tail_sync_handle(description);
         }
         self.log.start_sync()?;
@@ -141,6 +153,9 @@ impl<R: Role, S: Storage> ControlPlaneNode<R, S> {
     /// entries applies them again. Called before anything reads the
     /// catalog of a shared node.
     pub(super) fn cancel_applied_ahead(&mut self) {
+        if !self.applied_ahead.is_empty() {
+            self.applied_ahead.paused_syncs = READER_PAUSE_SYNCS;
+        }
         while let Some((index, outcome)) = self.applied_ahead.pop_newest() {
             let undone = match self.unapplied.peek(index) {
                 Some(entry) => self.catalog.undo_last(entry, outcome),
@@ -182,6 +197,8 @@ mod tests {
     use crate::log::SyncDescription;
     use crate::options::Options;
     use crate::DurableControlPlane;
+
+    use super::READER_PAUSE_SYNCS;
 
     fn voter(n: u64) -> ClusterVoterIdentity {
         ClusterVoterIdentity::from_certificate_subject(&format!("CN=node-{n}")).unwrap()
@@ -239,8 +256,9 @@ mod tests {
         // the ones a fresh apply gives. Method: a sole voter with ranges,
         // members and a leader; write a batch of every kind of outcome
         // unsynced; begin a sync; check, take back, compare; begin again
-        // (a second start while ahead applies nothing more); run the sync,
-        // record it; collect the claim.
+        // (the syncs right after a reader took entries back apply nothing
+        // ahead; a second start while ahead applies nothing more); run the
+        // sync, record it; collect the claim.
         let dir = tempfile::tempdir().unwrap();
         let mut node =
             DurableControlPlane::create(dir.path(), voter(1), Options::default()).unwrap();
@@ -272,6 +290,15 @@ mod tests {
         node.cancel_applied_ahead();
         assert_eq!(node.catalog(), &before, "taken back");
         drop(sync);
+        // A reader took entries back: the next syncs apply after the sync.
+        for _ in 0..READER_PAUSE_SYNCS {
+            drop(node.begin_sync_applying_ahead(SyncDescription::Writer));
+            assert_eq!(
+                node.catalog(),
+                &before,
+                "applied ahead right after a reader"
+            );
+        }
 
         let sync = node
             .begin_sync_applying_ahead(SyncDescription::Writer)
