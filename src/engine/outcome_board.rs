@@ -1,19 +1,23 @@
 //! [`OutcomeBoard`]: where a sole voter's [`SharedControlPlane`] hands each
 //! waiting caller what applying its entries did.
 //!
-//! A shared append's entries are applied by whoever records the sync that
-//! made them durable (most often another caller, the sync's leader), under
-//! the engine lock, while their writer waits without it. The applier posts
-//! each outcome here; the writer collects its own once its wait returns.
+//! A shared append's entries are applied by the sync's leader (most often
+//! another caller) while the disk writes them, or by whoever records the
+//! sync that made them durable, under the engine lock, while their writer
+//! waits without it. Each outcome is posted here when the entry is
+//! committed, never before; the writer collects its own once its wait
+//! returns.
 //!
 //! # Protocol
 //! 1. Under the engine lock, right after writing its entries (before
 //!    anything can apply them), a writer [expects](OutcomeBoard::expect)
 //!    their indexes: one pending slot each.
-//! 2. Whoever applies an entry [posts](Poster::post) its outcome;
-//!    an index nobody expects is not kept.
+//! 2. Whoever commits an applied entry [posts](Poster::post) its outcome
+//!    (an entry applied ahead of its sync waits in
+//!    [`super::applied_ahead`] until then); an index nobody expects is not
+//!    kept.
 //! 3. The writer holds a [`Claim`] on its indexes. Once its wait says they
-//!    are durable it [collects](Claim::collect) them. The apply happens in
+//!    are durable it [collects](Claim::collect) them. The posting happens in
 //!    the same critical section that makes the entries durable, so if some
 //!    are still pending, taking the engine lock once waits for that
 //!    section to end; pending after that means the apply failed (the node

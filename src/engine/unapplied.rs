@@ -1,6 +1,8 @@
 //! [`UnappliedEntries`]: the entries a [`SharedControlPlane`] wrote and whose
 //! sync has not yet committed them, kept in memory so the catalog can apply
-//! them after the sync without reading them back from the log.
+//! them (while the sync runs, or after it) without reading them back from
+//! the log. An entry applied while its sync runs stays here until it is
+//! committed, so that a reader can take it back ([`UnappliedEntries::peek`]).
 //!
 //! Reading back costs a checksum, a decode with its allocations and page
 //! faults on the read map for every entry; on the group-commit path it was a
