@@ -24,6 +24,10 @@ mod gated_storage;
 #[path = "support/gated_node.rs"]
 mod gated_node;
 
+#[path = "support/catalog_replay.rs"]
+mod catalog_replay;
+
+use catalog_replay::replay;
 use gated_node::{create_shared, voter, wait_until, Shared};
 
 fn transition(range: u64, owner: u64, epoch: u64) -> ControlPlaneEntry {
@@ -73,19 +77,6 @@ fn random_entry(rng: &mut Rng) -> ControlPlaneEntry {
         3 => remove(rng.below(5)),
         _ => leader(rng.below(30), rng.below(3)),
     }
-}
-
-/// Replays `entries` from an empty catalog: the outcome of each, and the
-/// catalog after each prefix length (index `k` = after `k` entries).
-fn replay(entries: &[ControlPlaneEntry]) -> (Vec<ApplyOutcome>, Vec<ControlPlaneCatalog>) {
-    let mut catalog = ControlPlaneCatalog::new();
-    let mut prefixes = vec![catalog.clone()];
-    let mut outcomes = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        outcomes.push(catalog.apply(ControlPlaneIndex(i as u64), entry).unwrap());
-        prefixes.push(catalog.clone());
-    }
-    (outcomes, prefixes)
 }
 
 fn log_entries<S: Storage>(node: &DurableControlPlane<S>) -> Vec<ControlPlaneEntry> {

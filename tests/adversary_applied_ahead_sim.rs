@@ -18,6 +18,7 @@ use cpwal::{
     ApplyOutcome, ControlPlaneCatalog, ControlPlaneEntry, ControlPlaneIndex, ControlPlaneTerm,
     MembershipChange, Options, OwnershipTransition, SharedControlPlane, SoleVoter,
 };
+use support::catalog_replay::replay;
 use support::sim_disk::{Rng, SimDisk};
 use support::workload::{voter, Node, NODE_SUBJECT};
 
@@ -41,17 +42,6 @@ fn random_entry(rng: &mut Rng) -> ControlPlaneEntry {
             leader: voter(&format!("CN=o{}", rng.below(3))),
         },
     }
-}
-
-fn replay(entries: &[ControlPlaneEntry]) -> (Vec<ApplyOutcome>, Vec<ControlPlaneCatalog>) {
-    let mut catalog = ControlPlaneCatalog::new();
-    let mut prefixes = vec![catalog.clone()];
-    let mut outcomes = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        outcomes.push(catalog.apply(ControlPlaneIndex(i as u64), entry).unwrap());
-        prefixes.push(catalog.clone());
-    }
-    (outcomes, prefixes)
 }
 
 fn entries_of(node: &Node, end: Option<u64>) -> Vec<ControlPlaneEntry> {

@@ -3,6 +3,7 @@
 //! Included by test files with `mod support;`.
 #![allow(dead_code)] // Each test file uses a different part of the support code.
 
+pub mod catalog_replay;
 pub mod crash_driver;
 pub mod fuzz_bodies;
 pub mod long_log;
