@@ -69,7 +69,8 @@ impl AppliedAhead {
         self.outcomes.is_empty()
     }
 
-    /// The outcome of the oldest entry, if its index is below `commit_end`.
+    /// Takes out the oldest entry's index and outcome, if its index is
+    /// below `commit_end`.
     fn pop_committed(&mut self, commit_end: u64) -> Option<(u64, ApplyOutcome)> {
         if self.start >= commit_end {
             return None;
@@ -79,7 +80,7 @@ impl AppliedAhead {
         Some((self.start - 1, outcome))
     }
 
-    /// The outcome of the newest entry.
+    /// Takes out the newest entry's index and outcome.
     fn pop_newest(&mut self) -> Option<(u64, ApplyOutcome)> {
         let outcome = self.outcomes.pop_back()?;
         Some((self.start + self.outcomes.len() as u64, outcome))
