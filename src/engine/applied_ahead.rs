@@ -61,11 +61,11 @@ pub(super) struct AppliedAhead {
 }
 
 /// How many syncs after a reader took entries back apply after the sync.
-pub(super) const READER_PAUSE_SYNCS: u32 = 16;
+const READER_PAUSE_SYNCS: u32 = 16;
 
 impl AppliedAhead {
     /// Whether no entry is applied ahead of its sync.
-    pub(super) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.outcomes.is_empty()
     }
 
